@@ -1,0 +1,5 @@
+//! End-to-end tests: one binary, so the stack is shared and the link step runs once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod compose;
+mod stack;
