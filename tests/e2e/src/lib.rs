@@ -87,6 +87,36 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// Replication-connection settings for `user` over TCP, without TLS.
+    pub fn replication_config(&self, user: &str) -> sluice_postgres::ConnectConfig {
+        let mut config = sluice_postgres::ConnectConfig::new(
+            sluice_postgres::Host::Tcp("127.0.0.1".to_owned()),
+            self.pg_port,
+            user,
+            &self.pg_database,
+        );
+        config.password = Some(user.to_owned());
+        config.sslmode = sluice_postgres::SslMode::Disable;
+        config
+    }
+
+    /// The CA that signed the stack's PostgreSQL server certificate.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.state_dir.join("tls/ca.crt")
+    }
+
+    /// A CA that signed nothing the stack serves.
+    pub fn unrelated_ca_cert(&self) -> PathBuf {
+        self.state_dir.join("tls/other-ca.crt")
+    }
+
+    /// The directory of PostgreSQL's Unix socket.
+    pub fn pg_socket_dir(&self) -> PathBuf {
+        self.state_dir.join("run")
+    }
+}
+
 /// A name no other test of this run or of an earlier run uses: `prefix_<time>_<counter>`.
 pub fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);

@@ -1,0 +1,230 @@
+//! Committed changes in commit order, whatever way the server sent them.
+//!
+//! The walsender sends an ordinary transaction as Begin, changes, Commit; a large one with
+//! `streaming` on as interleaved Stream Start .. Stream Stop blocks and a final Stream Commit
+//! or Stream Abort. [`ChangeStream`] hides the difference: it keeps streamed transactions
+//! aside ([`StreamedTransactions`], bounded memory) and yields every committed transaction as
+//! `Begin`, its messages, `Commit`, in commit order, and nothing of an aborted one.
+
+use sluice_pgoutput::{Decoder, LogicalMessage, Lsn, PgTimestamp, Xid};
+
+use crate::error::Error;
+use crate::stream::{ReplicationStream, StreamEvent};
+use crate::streamed::{Replay, StreamedStats, StreamedTransactions};
+
+/// How many replayed messages pass between checks that a status update is due, so that a
+/// long replay never lets the walsender's timeout run out.
+const REPLAY_STATUS_CHECK: u32 = 4096;
+
+/// One step of the committed change stream.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Change {
+    /// A transaction begins; all its messages follow, then its `Commit`.
+    Begin {
+        xid: Xid,
+        /// The LSN of the commit record.
+        commit_lsn: Lsn,
+        commit_time: PgTimestamp,
+        /// Whether it arrived as a streamed in-progress transaction.
+        streamed: bool,
+    },
+    /// A message of the current transaction (Relation, Type, Insert, Update, Delete, Truncate,
+    /// a transactional logical decoding message, Origin), or a non-transactional logical
+    /// decoding message between transactions.
+    Message(LogicalMessage),
+    /// The current transaction committed; once everything of it is durable downstream, the
+    /// slot may be confirmed up to `end_lsn`.
+    Commit { xid: Xid, end_lsn: Lsn },
+    /// A block of a streamed in-progress transaction begins arriving: nothing to emit yet
+    /// (it is kept until its Stream Commit), but a sign of progress for metrics.
+    StreamBlock { xid: Xid, first_segment: bool },
+    /// The server is alive and has sent everything up to `wal_end`.
+    Keepalive { wal_end: Lsn },
+}
+
+/// Pending end of a replayed streamed transaction.
+#[derive(Debug)]
+struct Replaying {
+    replay: Replay,
+    xid: Xid,
+    end_lsn: Lsn,
+    since_status_check: u32,
+}
+
+/// The committed changes of a replication stream.
+#[derive(Debug)]
+pub struct ChangeStream {
+    stream: ReplicationStream,
+    decoder: Decoder,
+    streamed: StreamedTransactions,
+    replaying: Option<Replaying>,
+    /// The xid of the ordinary transaction being received, for its Commit.
+    current_xid: Xid,
+    aborted_streams: u64,
+}
+
+impl ChangeStream {
+    pub fn new(stream: ReplicationStream, streamed_memory_budget: usize) -> Self {
+        let options = stream.protocol().decoder_options();
+        ChangeStream {
+            stream,
+            decoder: Decoder::new(options),
+            streamed: StreamedTransactions::new(options, streamed_memory_budget),
+            replaying: None,
+            current_xid: 0,
+            aborted_streams: 0,
+        }
+    }
+
+    /// The underlying stream, for LSNs and status updates.
+    pub fn stream(&mut self) -> &mut ReplicationStream {
+        &mut self.stream
+    }
+
+    pub fn streamed_stats(&self) -> StreamedStats {
+        self.streamed.stats()
+    }
+
+    /// How many streamed transactions were aborted and dropped.
+    pub fn aborted_streams(&self) -> u64 {
+        self.aborted_streams
+    }
+
+    /// The next change; `None` when the server ended the stream.
+    pub async fn next(&mut self) -> Result<Option<Change>, Error> {
+        if let Some(change) = self.next_replayed().await? {
+            return Ok(Some(change));
+        }
+        loop {
+            let data = match self.stream.next().await? {
+                None => return Ok(None),
+                Some(StreamEvent::Keepalive(keepalive)) => {
+                    return Ok(Some(Change::Keepalive {
+                        wal_end: keepalive.wal_end(),
+                    }));
+                }
+                Some(StreamEvent::XLogData(xlog)) => xlog.into_data(),
+            };
+            let in_stream = self.decoder.in_stream();
+            let message = self.decoder.decode(data.clone())?;
+            if in_stream {
+                match &message {
+                    LogicalMessage::StreamStop => self.streamed.stop(),
+                    // The origin of a streamed transaction: sluice does not filter by origin.
+                    LogicalMessage::Origin(_) => {}
+                    // Not part of the transaction: due now, whatever becomes of it.
+                    LogicalMessage::Message(m) if !m.transactional() => {
+                        return Ok(Some(Change::Message(message)));
+                    }
+                    other => {
+                        let xid = streamed_xid(other).ok_or_else(|| {
+                            Error::protocol(format!(
+                                "message '{}' without xid inside a stream block",
+                                char::from(other.tag())
+                            ))
+                        })?;
+                        self.streamed.keep(xid, &data)?;
+                    }
+                }
+                continue;
+            }
+            match message {
+                LogicalMessage::Begin(begin) => {
+                    self.current_xid = begin.xid();
+                    return Ok(Some(Change::Begin {
+                        xid: begin.xid(),
+                        commit_lsn: begin.final_lsn(),
+                        commit_time: begin.commit_time(),
+                        streamed: false,
+                    }));
+                }
+                LogicalMessage::Commit(commit) => {
+                    return Ok(Some(Change::Commit {
+                        xid: self.current_xid,
+                        end_lsn: commit.end_lsn(),
+                    }));
+                }
+                LogicalMessage::StreamStart(start) => {
+                    self.streamed.start(start.xid());
+                    return Ok(Some(Change::StreamBlock {
+                        xid: start.xid(),
+                        first_segment: start.first_segment(),
+                    }));
+                }
+                LogicalMessage::StreamAbort(abort) => {
+                    if abort.xid() == abort.subxid() {
+                        self.aborted_streams += 1;
+                    }
+                    self.streamed.abort(abort.xid(), abort.subxid())?;
+                }
+                LogicalMessage::StreamCommit(commit) => {
+                    let replay = self.streamed.commit(&commit)?;
+                    self.replaying = Some(Replaying {
+                        replay,
+                        xid: commit.xid(),
+                        end_lsn: commit.end_lsn(),
+                        since_status_check: 0,
+                    });
+                    return Ok(Some(Change::Begin {
+                        xid: commit.xid(),
+                        commit_lsn: commit.commit_lsn(),
+                        commit_time: commit.commit_time(),
+                        streamed: true,
+                    }));
+                }
+                LogicalMessage::BeginPrepare(_)
+                | LogicalMessage::Prepare(_)
+                | LogicalMessage::CommitPrepared(_)
+                | LogicalMessage::RollbackPrepared(_)
+                | LogicalMessage::StreamPrepare(_) => {
+                    return Err(Error::protocol(
+                        "two-phase messages arrived, but sluice never asks for two_phase",
+                    ));
+                }
+                other => return Ok(Some(Change::Message(other))),
+            }
+        }
+    }
+
+    async fn next_replayed(&mut self) -> Result<Option<Change>, Error> {
+        let Some(replaying) = &mut self.replaying else {
+            return Ok(None);
+        };
+        replaying.since_status_check += 1;
+        if replaying.since_status_check >= REPLAY_STATUS_CHECK {
+            replaying.since_status_check = 0;
+            if self.stream.status_due() {
+                self.stream.send_status(false).await?;
+            }
+        }
+        let Some(replaying) = &mut self.replaying else {
+            return Ok(None);
+        };
+        match replaying.replay.next_message()? {
+            Some(message) => Ok(Some(Change::Message(message))),
+            None => {
+                let change = Change::Commit {
+                    xid: replaying.xid,
+                    end_lsn: replaying.end_lsn,
+                };
+                self.replaying = None;
+                Ok(Some(change))
+            }
+        }
+    }
+}
+
+/// The xid a message inside a stream block carries.
+fn streamed_xid(message: &LogicalMessage) -> Option<Xid> {
+    match message {
+        LogicalMessage::Relation(m) => m.xid(),
+        LogicalMessage::Type(m) => m.xid(),
+        LogicalMessage::Insert(m) => m.xid(),
+        LogicalMessage::Update(m) => m.xid(),
+        LogicalMessage::Delete(m) => m.xid(),
+        LogicalMessage::Truncate(m) => m.xid(),
+        LogicalMessage::Message(m) => m.xid(),
+        _ => None,
+    }
+}

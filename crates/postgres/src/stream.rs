@@ -1,0 +1,199 @@
+//! The replication stream: CopyBoth mode after `START_REPLICATION`.
+//!
+//! Three LSNs are kept apart. `received` is how far the server has sent WAL; `flushed` is
+//! what the caller has made durable (in sluice: acknowledged by the broker) and confirmed
+//! with [`ReplicationStream::confirm`]; PostgreSQL may recycle WAL and advances the slot's
+//! `confirmed_flush_lsn` only up to `flushed`, which is also reported as applied. `flushed`
+//! never moves backwards.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use postgres_protocol::message::backend::Message;
+use postgres_protocol::message::frontend;
+use sluice_pgoutput::{
+    Lsn, PgTimestamp, PrimaryKeepalive, ReplicationMessage, StandbyStatusUpdate, XLogData,
+};
+use tokio::time::Instant;
+
+use crate::connection::{Backend, ReplicationConnection, server_error, take_copy_data};
+use crate::error::Error;
+use crate::options::ProtocolChoice;
+
+/// How often a status update is sent while the stream is otherwise quiet. Well under the
+/// server's `wal_sender_timeout` (60 s by default, 10 s on the local stack), so the walsender
+/// never drops us for silence even when no keepalive asks for a reply.
+pub const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long [`ReplicationStream::finish`] waits for the server to end the copy.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the server sent.
+#[derive(Debug)]
+pub enum StreamEvent {
+    /// WAL data: one pgoutput message.
+    XLogData(XLogData),
+    /// A keepalive. One that asked for a reply has already been answered.
+    Keepalive(PrimaryKeepalive),
+}
+
+/// A replication connection in CopyBoth mode.
+#[derive(Debug)]
+pub struct ReplicationStream {
+    conn: ReplicationConnection,
+    choice: ProtocolChoice,
+    received: Lsn,
+    flushed: Lsn,
+    status_interval: Duration,
+    next_status: Instant,
+    ended: bool,
+}
+
+impl ReplicationStream {
+    pub(crate) fn new(conn: ReplicationConnection, choice: ProtocolChoice, start: Lsn) -> Self {
+        ReplicationStream {
+            conn,
+            choice,
+            received: start,
+            flushed: start,
+            status_interval: DEFAULT_STATUS_INTERVAL,
+            next_status: Instant::now() + DEFAULT_STATUS_INTERVAL,
+            ended: false,
+        }
+    }
+
+    /// The protocol options in force, for the decoder.
+    pub fn protocol(&self) -> ProtocolChoice {
+        self.choice
+    }
+
+    /// Sets how often unprompted status updates go out.
+    pub fn set_status_interval(&mut self, interval: Duration) {
+        self.status_interval = interval;
+        self.next_status = Instant::now() + interval;
+    }
+
+    /// The highest WAL position the server has reported sending.
+    pub fn received(&self) -> Lsn {
+        self.received
+    }
+
+    /// The position confirmed to the server as flushed.
+    pub fn flushed(&self) -> Lsn {
+        self.flushed
+    }
+
+    /// Marks everything up to `lsn` as durable downstream. Goes out with the next status
+    /// update; a smaller LSN than one confirmed before is ignored.
+    pub fn confirm(&mut self, lsn: Lsn) {
+        if lsn > self.flushed {
+            self.flushed = lsn;
+        }
+        debug_assert!(
+            self.flushed <= self.received.max(self.flushed),
+            "flushed never passes what was received"
+        );
+    }
+
+    /// The next message from the server; `None` once the server has ended the stream.
+    /// Answers keepalives that ask for a reply and sends periodic status updates while it
+    /// waits, so the walsender never times out on us.
+    pub async fn next(&mut self) -> Result<Option<StreamEvent>, Error> {
+        if self.ended {
+            return Ok(None);
+        }
+        loop {
+            if let Some(frame) = self.conn.try_frame()? {
+                let Some(data) = self.copy_data(frame)? else {
+                    self.ended = true;
+                    return Ok(None);
+                };
+                return self.handle(data).await.map(Some);
+            }
+            if self.status_due() {
+                self.send_status(false).await?;
+            }
+            tokio::select! {
+                biased;
+                read = self.conn.fill() => read?,
+                () = tokio::time::sleep_until(self.next_status) => self.send_status(false).await?,
+            }
+        }
+    }
+
+    fn copy_data(&mut self, frame: Backend) -> Result<Option<Bytes>, Error> {
+        match take_copy_data(frame) {
+            Ok(data) => Ok(data),
+            Err(Backend::Message(Message::ErrorResponse(body))) => Err(server_error(body.fields())),
+            Err(_) => Err(Error::protocol(
+                "unexpected message in the replication stream",
+            )),
+        }
+    }
+
+    async fn handle(&mut self, data: Bytes) -> Result<StreamEvent, Error> {
+        match ReplicationMessage::decode(data)? {
+            ReplicationMessage::XLogData(xlog) => {
+                self.received = self.received.max(xlog.wal_start());
+                Ok(StreamEvent::XLogData(xlog))
+            }
+            ReplicationMessage::PrimaryKeepalive(keepalive) => {
+                self.received = self.received.max(keepalive.wal_end());
+                if keepalive.reply_requested() {
+                    self.send_status(false).await?;
+                }
+                Ok(StreamEvent::Keepalive(keepalive))
+            }
+            _ => Err(Error::protocol("unknown replication message")),
+        }
+    }
+
+    /// Whether an unprompted status update is due; for callers busy with other work.
+    pub fn status_due(&self) -> bool {
+        Instant::now() >= self.next_status
+    }
+
+    /// Sends a standby status update now: received as written, `flushed` as flushed and
+    /// applied.
+    pub async fn send_status(&mut self, reply_requested: bool) -> Result<(), Error> {
+        let update = StandbyStatusUpdate {
+            written: self.received,
+            flushed: self.flushed,
+            applied: self.flushed,
+            client_time: PgTimestamp::from_system_time(SystemTime::now()),
+            reply_requested,
+        };
+        let mut payload = bytes::BytesMut::with_capacity(34);
+        update.encode(&mut payload);
+        frontend::CopyData::new(&payload[..])
+            .map_err(|e| Error::io(self.conn.target(), e))?
+            .write(self.conn.write_buf());
+        self.conn.flush().await?;
+        self.next_status = Instant::now() + self.status_interval;
+        tracing::trace!(received = %self.received, flushed = %self.flushed, "status update sent");
+        Ok(())
+    }
+
+    /// Ends the stream cleanly: a last status update, CopyDone, then waits for the server to
+    /// finish its side and returns the connection, ready for commands again.
+    pub async fn finish(mut self) -> Result<ReplicationConnection, Error> {
+        self.send_status(false).await?;
+        frontend::copy_done(self.conn.write_buf());
+        self.conn.flush().await?;
+        tokio::time::timeout(FINISH_TIMEOUT, async {
+            loop {
+                match self.conn.read_frame().await? {
+                    Backend::Message(Message::ReadyForQuery(_)) => return Ok(()),
+                    Backend::Message(Message::ErrorResponse(body)) => {
+                        return Err(server_error(body.fields()));
+                    }
+                    // Data still in flight, the server's CopyDone, CommandComplete.
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .map_err(|_| Error::protocol("the server did not end the stream after CopyDone"))??;
+        Ok(self.conn)
+    }
+}
