@@ -98,6 +98,25 @@ pub struct DrainReport {
     pub peak_rss_kib: u64,
 }
 
+/// Runs a drain on a runtime of its own and prints its report as a JSON line.
+pub fn main(args: &DrainArgs) -> std::process::ExitCode {
+    let outcome = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(drain(args)));
+    match outcome {
+        Ok(report) => {
+            println!("{}", serde_json::json!({"event": "done", "report": report}));
+            std::process::ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Drains as `args` says and reports.
 pub async fn drain(args: &DrainArgs) -> anyhow::Result<DrainReport> {
     let mut conn = ReplicationConnection::connect(&args.pg.connect_config()).await?;

@@ -22,6 +22,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let args = match cli.command {
+        Command::Drain(args) => return drain::main(&args),
+        Command::Replication(args) => args,
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -32,17 +36,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(async {
-        match cli.command {
-            Command::Drain(args) => {
-                let report = drain::drain(&args).await?;
-                println!("{}", serde_json::json!({"event": "done", "report": report}));
-                Ok(())
-            }
-            Command::Replication(args) => replication::run(&args).await,
-        }
-    });
-    match outcome {
+    match runtime.block_on(replication::run(&args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

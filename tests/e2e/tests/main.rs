@@ -2,5 +2,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod compose;
+mod large_transactions;
 mod replication;
 mod stack;
