@@ -37,6 +37,8 @@ pub fn stack_env() -> HashMap<String, String> {
 /// Connection settings of the running local stack.
 pub struct Stack {
     pub pg_port: u16,
+    /// The newer PostgreSQL major of `stack up --pg-matrix`.
+    pub pg_matrix_port: u16,
     pub pg_database: String,
     pub kafka_bootstrap: String,
     pub registry_url: String,
@@ -59,6 +61,9 @@ impl Stack {
             });
         Stack {
             pg_port: get("PG_PORT").parse().expect("PG_PORT is a port"),
+            pg_matrix_port: get("PG_MATRIX_PORT")
+                .parse()
+                .expect("PG_MATRIX_PORT is a port"),
             pg_database: get("PG_DATABASE"),
             kafka_bootstrap: format!("127.0.0.1:{}", get("KAFKA_PORT")),
             registry_url: format!("http://127.0.0.1:{}/apis/ccompat/v7", get("REGISTRY_PORT")),
@@ -76,12 +81,19 @@ impl Stack {
 
     /// Connects with tokio-postgres as `user`, driving the connection on a background task.
     pub async fn pg_connect(&self, user: &str) -> tokio_postgres::Client {
-        let (client, connection) =
-            tokio_postgres::connect(&self.pg_config(user), tokio_postgres::NoTls)
-                .await
-                .unwrap_or_else(|err| {
-                    panic!("connecting to PostgreSQL as {user} (is the stack up?): {err}")
-                });
+        self.pg_connect_port(self.pg_port, user).await
+    }
+
+    /// Like [`Stack::pg_connect`], to the server on `port`.
+    pub async fn pg_connect_port(&self, port: u16, user: &str) -> tokio_postgres::Client {
+        let config = self
+            .pg_config(user)
+            .replace(&format!("port={}", self.pg_port), &format!("port={port}"));
+        let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|err| {
+                panic!("connecting to PostgreSQL as {user} (is the stack up?): {err}")
+            });
         tokio::spawn(connection);
         client
     }

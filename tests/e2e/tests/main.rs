@@ -5,3 +5,4 @@ mod compose;
 mod large_transactions;
 mod replication;
 mod stack;
+mod versions;
