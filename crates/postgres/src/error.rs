@@ -155,10 +155,18 @@ impl ServerError {
 
     pub fn kind(&self) -> ServerErrorKind {
         let message = self.message.as_str();
+        // "must be superuser or replication role to start walsender" (up to 15),
+        // "permission denied to start WAL sender" (16+).
+        let about_walsender = {
+            let lower = message.to_ascii_lowercase();
+            lower.contains("replication")
+                || lower.contains("wal sender")
+                || lower.contains("walsender")
+        };
         match self.code.as_str() {
             "28P01" | "28000" => ServerErrorKind::AuthenticationFailed,
             "3D000" => ServerErrorKind::DatabaseMissing,
-            "42501" if message.contains("replication") => ServerErrorKind::NoReplicationPrivilege,
+            "42501" if about_walsender => ServerErrorKind::NoReplicationPrivilege,
             "55000" if message.contains("wal_level") => ServerErrorKind::WalLevelNotLogical,
             "55000" if message.contains("can no longer") || message.contains("invalidated") => {
                 ServerErrorKind::SlotInvalidated
@@ -237,3 +245,102 @@ impl fmt::Display for ServerError {
 }
 
 impl std::error::Error for ServerError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(code: &str, message: &str) -> ServerError {
+        ServerError::new("ERROR".into(), code.into(), message.into(), None, None)
+    }
+
+    #[test]
+    fn server_errors_map_to_what_the_user_must_do() {
+        let cases = [
+            (
+                "28P01",
+                "password authentication failed for user \"x\"",
+                ServerErrorKind::AuthenticationFailed,
+            ),
+            (
+                "3D000",
+                "database \"nope\" does not exist",
+                ServerErrorKind::DatabaseMissing,
+            ),
+            (
+                "42501",
+                "permission denied to start WAL sender: must have REPLICATION",
+                ServerErrorKind::NoReplicationPrivilege,
+            ),
+            (
+                "55000",
+                "logical decoding requires \"wal_level\" >= \"logical\"",
+                ServerErrorKind::WalLevelNotLogical,
+            ),
+            (
+                "55000",
+                "can no longer get changes from replication slot \"s\"",
+                ServerErrorKind::SlotInvalidated,
+            ),
+            (
+                "55006",
+                "replication slot \"s\" is active for PID 42",
+                ServerErrorKind::SlotInUse,
+            ),
+            (
+                "42704",
+                "replication slot \"s\" does not exist",
+                ServerErrorKind::SlotMissing,
+            ),
+            (
+                "42704",
+                "publication \"p\" does not exist",
+                ServerErrorKind::PublicationMissing,
+            ),
+            (
+                "42710",
+                "replication slot \"s\" already exists",
+                ServerErrorKind::SlotExists,
+            ),
+            (
+                "53400",
+                "all replication slots are in use",
+                ServerErrorKind::SlotLimitReached,
+            ),
+            (
+                "57P01",
+                "terminating connection due to administrator command",
+                ServerErrorKind::ServerShuttingDown,
+            ),
+            ("XX000", "something else", ServerErrorKind::Other),
+        ];
+        for (code, message, kind) in cases {
+            let err = error(code, message);
+            assert_eq!(err.kind(), kind, "{code} {message}");
+            assert_eq!(err.remedy().is_some(), kind != ServerErrorKind::Other);
+        }
+        let shown = error(
+            "55000",
+            "logical decoding requires \"wal_level\" >= \"logical\"",
+        )
+        .to_string();
+        assert!(
+            shown.contains("SQLSTATE 55000") && shown.contains("wal_level = logical"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn only_errors_a_retry_can_fix_are_transient() {
+        let busy = Error::Server(Box::new(error(
+            "55006",
+            "replication slot \"s\" is active for PID 1",
+        )));
+        assert!(busy.is_transient());
+        let gone = Error::Server(Box::new(error(
+            "55000",
+            "can no longer get changes from replication slot \"s\"",
+        )));
+        assert!(!gone.is_transient());
+    }
+}

@@ -5,4 +5,5 @@ mod compose;
 mod large_transactions;
 mod replication;
 mod stack;
+mod text_binary;
 mod versions;

@@ -530,3 +530,53 @@ async fn a_scripted_workload_decodes_exactly_in_binary_mode() {
     };
     assert_eq!(lines, expected_script(&t, &binary));
 }
+
+#[tokio::test]
+async fn a_slot_created_with_use_snapshot_sees_exactly_the_rows_before_it() {
+    let stack = Stack::from_env();
+    let sql = stack.pg_connect("sluice").await;
+    let table = unique_name("repl_snap");
+    sql.batch_execute(&format!(
+        "CREATE TABLE {table} (id int PRIMARY KEY); INSERT INTO {table} VALUES (1), (2);"
+    ))
+    .await
+    .unwrap();
+    let mut conn = connect(&stack.replication_config("sluice")).await;
+    conn.simple_query("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .unwrap();
+    let slot = unique_name("repl_snap_slot");
+    let created = conn
+        .create_slot(&slot, true, SnapshotAction::Use)
+        .await
+        .unwrap();
+    assert_eq!(created.snapshot_name, None);
+    sql.batch_execute(&format!("INSERT INTO {table} VALUES (3)"))
+        .await
+        .unwrap();
+    let rows = conn
+        .simple_query(&format!("SELECT count(*) FROM {table}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        rows[0].get(0),
+        Some("2"),
+        "the slot's snapshot predates row 3"
+    );
+    conn.simple_query("COMMIT").await.unwrap();
+}
+
+#[tokio::test]
+async fn finishing_a_stream_returns_a_connection_ready_for_commands() {
+    let stack = Stack::from_env();
+    let (mut stream, _) = start_stream(&stack, vec![own_publication(&stack).await], false).await;
+    let position = stream.received();
+    stream.confirm(position);
+    let mut conn = tokio::time::timeout(WAIT, stream.finish())
+        .await
+        .expect("the server ends the copy")
+        .unwrap();
+    let system = conn.identify_system().await.unwrap();
+    assert!(system.xlog_position >= position);
+    conn.close().await.unwrap();
+}
