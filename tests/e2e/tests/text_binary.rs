@@ -11,9 +11,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use sluice_e2e::{Stack, unique_name};
 use sluice_pgoutput::{ColumnValue, LogicalMessage};
-use sluice_postgres::{
-    Change, ChangeStream, PgOutputOptions, ReplicationConnection, SnapshotAction,
-};
+use sluice_postgres::{Change, ChangeStream, PgOutputOptions, ReplicationConnection};
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 /// Built-in types and values, ordinary and edge, one column each.
@@ -100,7 +98,7 @@ async fn capture(
     binary: bool,
     slot: String,
 ) -> (Vec<Option<Vec<u8>>>, Vec<u32>) {
-    let mut conn = ReplicationConnection::connect(&stack.replication_config("sluice"))
+    let conn = ReplicationConnection::connect(&stack.replication_config("sluice"))
         .await
         .unwrap();
     let mut options = PgOutputOptions::new(vec![publication.to_owned()]);
