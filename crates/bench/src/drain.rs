@@ -180,7 +180,7 @@ pub async fn drain(args: &DrainArgs) -> anyhow::Result<DrainReport> {
     report.spilled_transactions = changes.streamed_stats().spilled_transactions;
     report.changes_per_second = rate(report.changes, report.seconds);
     report.peak_rss_kib = peak_rss_kib();
-    changes.stream().send_status(false).await?;
+    changes.finish().await?.close().await?;
     Ok(report)
 }
 

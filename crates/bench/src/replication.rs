@@ -262,6 +262,26 @@ pub async fn run(args: &ReplicationBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Drops `slot` once the walsender of the drain that used it has let go of it.
+async fn drop_slot_when_released(sql: &tokio_postgres::Client, slot: &str) -> anyhow::Result<()> {
+    for _ in 0..100 {
+        let active: bool = sql
+            .query_one(
+                "SELECT active FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await?
+            .get(0);
+        if !active {
+            sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+                .await?;
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    bail!("slot {slot} is still in use 10 s after its drain ended")
+}
+
 /// Runs `command` under /usr/bin/time: (wall s, user s, system s, max RSS KiB).
 fn time_command(command: &mut Command) -> anyhow::Result<(f64, f64, f64, u64)> {
     let report = tempfile_path("time");

@@ -91,6 +91,11 @@ impl ChangeStream {
         self.aborted_streams
     }
 
+    /// Ends the stream cleanly (see [`ReplicationStream::finish`]).
+    pub async fn finish(self) -> Result<crate::ReplicationConnection, Error> {
+        self.stream.finish().await
+    }
+
     /// The next change; `None` when the server ended the stream.
     pub async fn next(&mut self) -> Result<Option<Change>, Error> {
         if let Some(change) = self.next_replayed().await? {

@@ -11,7 +11,9 @@ use std::time::Duration;
 use bytes::BytesMut;
 use sluice_e2e::{Stack, unique_name};
 use sluice_pgoutput::{ColumnValue, LogicalMessage};
-use sluice_postgres::{Change, ChangeStream, PgOutputOptions, ReplicationConnection};
+use sluice_postgres::{
+    Change, ChangeStream, PgOutputOptions, ReplicationConnection, SnapshotAction,
+};
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 /// Built-in types and values, ordinary and edge, one column each.
@@ -90,17 +92,26 @@ impl ToSql for RawBinary<'_> {
     to_sql_checked!();
 }
 
+/// A replication connection holding a new temporary slot: it goes away with the connection,
+/// whatever becomes of the test.
+async fn connection_with_slot(stack: &Stack) -> (ReplicationConnection, String) {
+    let mut conn = ReplicationConnection::connect(&stack.replication_config("sluice"))
+        .await
+        .unwrap();
+    let slot = unique_name("types");
+    conn.create_slot(&slot, true, SnapshotAction::NoExport)
+        .await
+        .unwrap();
+    (conn, slot)
+}
+
 /// Each column's value (as text or raw binary) and type oid, from one row through one mode.
 async fn capture(
-    stack: &Stack,
+    (conn, slot): (ReplicationConnection, String),
     table: &str,
     publication: &str,
     binary: bool,
-    slot: String,
 ) -> (Vec<Option<Vec<u8>>>, Vec<u32>) {
-    let conn = ReplicationConnection::connect(&stack.replication_config("sluice"))
-        .await
-        .unwrap();
     let mut options = PgOutputOptions::new(vec![publication.to_owned()]);
     options.binary = binary;
     let choice = conn.negotiate(&options);
@@ -167,15 +178,8 @@ async fn text_and_binary_mode_agree_for_every_built_in_type_covered() {
     ))
     .await
     .unwrap();
-    let slots = [unique_name("types_text"), unique_name("types_binary")];
-    for slot in &slots {
-        sql.execute(
-            "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
-            &[slot],
-        )
-        .await
-        .unwrap();
-    }
+    let text_slot = connection_with_slot(&stack).await;
+    let binary_slot = connection_with_slot(&stack).await;
     let values: Vec<&str> = COLUMNS.iter().map(|(_, value)| *value).collect();
     sql.batch_execute(&format!(
         "INSERT INTO {table} VALUES (1, {})",
@@ -184,9 +188,8 @@ async fn text_and_binary_mode_agree_for_every_built_in_type_covered() {
     .await
     .unwrap();
 
-    let [text_slot, binary_slot] = slots.clone();
-    let (text, _) = capture(&stack, &table, &publication, false, text_slot).await;
-    let (binary, oids) = capture(&stack, &table, &publication, true, binary_slot).await;
+    let (text, _) = capture(text_slot, &table, &publication, false).await;
+    let (binary, oids) = capture(binary_slot, &table, &publication, true).await;
     assert_eq!(text.len(), COLUMNS.len() + 1);
     assert_eq!(binary.len(), text.len());
 
@@ -212,10 +215,4 @@ async fn text_and_binary_mode_agree_for_every_built_in_type_covered() {
         }
     }
     assert!(mismatches.is_empty(), "{mismatches:#?}");
-
-    for slot in &slots {
-        sql.execute("SELECT pg_drop_replication_slot($1)", &[slot])
-            .await
-            .unwrap();
-    }
 }
