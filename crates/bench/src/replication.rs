@@ -217,8 +217,7 @@ pub async fn run(args: &ReplicationBenchArgs) -> anyhow::Result<()> {
             measurement.seconds, measurement.changes_per_second
         );
         measurements.push(measurement);
-        sql.execute("SELECT pg_drop_replication_slot($1)", &[slot])
-            .await?;
+        drop_slot_when_released(&sql, slot).await?;
     }
 
     let decoder = decoder_benchmark(args, total_changes).await?;
