@@ -1,0 +1,229 @@
+//! PostgreSQL `numeric` into Avro's decimal: an unscaled integer as big-endian two's
+//! complement bytes, exactly, at any precision.
+
+/// A numeric's value: finite ones are `digits × 10^-scale`, the digits (ASCII) kept by the
+/// caller in a reused buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Numeric {
+    Finite { negative: bool, scale: u32 },
+    NaN,
+    Infinity,
+    NegativeInfinity,
+}
+
+/// PostgreSQL's text form (`-123.4500`, `NaN`, `Infinity`); the digits go to `digits`.
+pub(crate) fn parse_text(text: &str, digits: &mut Vec<u8>) -> Option<Numeric> {
+    match text {
+        "NaN" => return Some(Numeric::NaN),
+        "Infinity" => return Some(Numeric::Infinity),
+        "-Infinity" => return Some(Numeric::NegativeInfinity),
+        _ => {}
+    }
+    digits.clear();
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    if whole.is_empty()
+        || !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    digits.extend_from_slice(whole.as_bytes());
+    digits.extend_from_slice(fraction.as_bytes());
+    Some(Numeric::Finite {
+        negative,
+        scale: u32::try_from(fraction.len()).ok()?,
+    })
+}
+
+const NUMERIC_POS: u16 = 0x0000;
+const NUMERIC_NEG: u16 = 0x4000;
+const NUMERIC_NAN: u16 = 0xC000;
+const NUMERIC_PINF: u16 = 0xD000;
+const NUMERIC_NINF: u16 = 0xF000;
+
+/// PostgreSQL's binary form: ndigits, weight, sign, dscale, then base-10000 digits.
+pub(crate) fn parse_binary(bytes: &[u8], digits: &mut Vec<u8>) -> Option<Numeric> {
+    let header = |i: usize| -> Option<[u8; 2]> { bytes.get(i..i + 2)?.try_into().ok() };
+    let ndigits = usize::try_from(i16::from_be_bytes(header(0)?)).ok()?;
+    let weight = i64::from(i16::from_be_bytes(header(2)?));
+    let sign = u16::from_be_bytes(header(4)?);
+    let dscale = u32::from(u16::from_be_bytes(header(6)?));
+    if bytes.len() != 8 + ndigits * 2 {
+        return None;
+    }
+    let negative = match sign {
+        NUMERIC_POS => false,
+        NUMERIC_NEG => true,
+        NUMERIC_NAN => return Some(Numeric::NaN),
+        NUMERIC_PINF => return Some(Numeric::Infinity),
+        NUMERIC_NINF => return Some(Numeric::NegativeInfinity),
+        _ => return None,
+    };
+    // The base-10000 digit at power `power` of 10000.
+    let group = |power: i64| -> Option<u16> {
+        let index = weight - power;
+        if index < 0 || index >= i64::try_from(ndigits).ok()? {
+            return Some(0);
+        }
+        let at = 8 + usize::try_from(index).ok()? * 2;
+        let value = u16::from_be_bytes(bytes.get(at..at + 2)?.try_into().ok()?);
+        (value < 10_000).then_some(value)
+    };
+    digits.clear();
+    let mut push = |value: u16| {
+        for divisor in [1000, 100, 10, 1] {
+            digits.push(b'0' + u8::try_from(value / divisor % 10).unwrap_or(0));
+        }
+    };
+    for power in (0..=weight.max(0)).rev() {
+        push(group(power)?);
+    }
+    let fraction_groups = (i64::from(dscale) + 3) / 4;
+    for power in 1..=fraction_groups {
+        push(group(-power)?);
+    }
+    // Digits past dscale are zero by construction; drop them.
+    let extra = usize::try_from(fraction_groups * 4 - i64::from(dscale)).ok()?;
+    digits.truncate(digits.len() - extra);
+    Some(Numeric::Finite {
+        negative,
+        scale: dscale,
+    })
+}
+
+/// Appends the unscaled integer `±digits` as minimal big-endian two's complement.
+pub(crate) fn unscaled_bytes(negative: bool, digits: &[u8], out: &mut Vec<u8>) {
+    let significant = {
+        let start = digits
+            .iter()
+            .position(|&d| d != b'0')
+            .unwrap_or(digits.len());
+        &digits[start..]
+    };
+    if significant.len() <= 38 {
+        let mut magnitude: i128 = 0;
+        for &digit in significant {
+            magnitude = magnitude * 10 + i128::from(digit - b'0');
+        }
+        let value = if negative { -magnitude } else { magnitude };
+        let bytes = value.to_be_bytes();
+        out.extend_from_slice(trim_sign_extension(&bytes));
+        return;
+    }
+    // Beyond 38 digits: schoolbook base-256 arithmetic on the magnitude.
+    let mut magnitude: Vec<u8> = vec![0];
+    for &digit in significant {
+        let mut carry = u16::from(digit - b'0');
+        for byte in magnitude.iter_mut().rev() {
+            let value = u16::from(*byte) * 10 + carry;
+            *byte = value.to_le_bytes()[0];
+            carry = value >> 8;
+        }
+        while carry > 0 {
+            magnitude.insert(0, carry.to_le_bytes()[0]);
+            carry >>= 8;
+        }
+    }
+    // Room for the sign bit.
+    magnitude.insert(0, 0);
+    if negative {
+        for byte in magnitude.iter_mut() {
+            *byte = !*byte;
+        }
+        for byte in magnitude.iter_mut().rev() {
+            let (sum, overflow) = byte.overflowing_add(1);
+            *byte = sum;
+            if !overflow {
+                break;
+            }
+        }
+    }
+    out.extend_from_slice(trim_sign_extension(&magnitude));
+}
+
+/// Drops leading bytes that only repeat the sign, keeping at least one.
+fn trim_sign_extension(bytes: &[u8]) -> &[u8] {
+    let mut start = 0;
+    while start + 1 < bytes.len() {
+        let (this, next) = (bytes[start], bytes[start + 1]);
+        let redundant = (this == 0x00 && next & 0x80 == 0) || (this == 0xff && next & 0x80 != 0);
+        if !redundant {
+            break;
+        }
+        start += 1;
+    }
+    &bytes[start..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unscaled(text: &str) -> (Vec<u8>, u32) {
+        let mut digits = Vec::new();
+        let Some(Numeric::Finite { negative, scale }) = parse_text(text, &mut digits) else {
+            panic!("{text}")
+        };
+        let mut out = Vec::new();
+        unscaled_bytes(negative, &digits, &mut out);
+        (out, scale)
+    }
+
+    #[test]
+    fn text_numerics_become_twos_complement() {
+        assert_eq!(unscaled("0"), (vec![0], 0));
+        assert_eq!(unscaled("1.5"), (vec![15], 1));
+        assert_eq!(unscaled("-1.5"), (vec![0xf1], 1));
+        assert_eq!(unscaled("128"), (vec![0, 128], 0));
+        assert_eq!(unscaled("-128"), (vec![0x80], 0));
+        assert_eq!(unscaled("-129"), (vec![0xff, 0x7f], 0));
+        // 12,345,000 = 0xBC5EA8: its top bit is set, so a 0 byte keeps it positive.
+        assert_eq!(unscaled("1234.5000"), (vec![0, 0xbc, 0x5e, 0xa8], 4));
+    }
+
+    #[test]
+    fn long_numerics_match_the_fast_path_where_both_apply() {
+        // 2^130 has 40 digits: the slow path.
+        let big = "1361129467683753853853498429727072845824";
+        let (bytes, _) = unscaled(big);
+        let mut expected = vec![0u8; 17];
+        expected[0] = 4;
+        assert_eq!(bytes, expected);
+        let (negative, _) = unscaled(&format!("-{big}"));
+        assert_eq!(negative[0], 0xfc);
+        assert!(negative[1..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn binary_numerics_give_the_same_digits_as_text() {
+        // 1.5: ndigits 2, weight 0, positive, dscale 1, digits [1, 5000].
+        let one_and_a_half = [0, 2, 0, 0, 0, 0, 0, 1, 0, 1, 0x13, 0x88];
+        let mut digits = Vec::new();
+        assert_eq!(
+            parse_binary(&one_and_a_half, &mut digits),
+            Some(Numeric::Finite {
+                negative: false,
+                scale: 1
+            })
+        );
+        assert_eq!(
+            std::str::from_utf8(&digits)
+                .unwrap()
+                .trim_start_matches('0'),
+            "15"
+        );
+        // 0.0001: ndigits 1, weight -1, dscale 4, digits [1].
+        let tiny = [0, 1, 0xff, 0xff, 0, 0, 0, 4, 0, 1];
+        assert!(parse_binary(&tiny, &mut digits).is_some());
+        assert_eq!(std::str::from_utf8(&digits).unwrap(), "00000001");
+        let nan = [0, 0, 0, 0, 0xc0, 0, 0, 0];
+        assert_eq!(parse_binary(&nan, &mut digits), Some(Numeric::NaN));
+        assert_eq!(parse_binary(&nan[..7], &mut digits), None);
+    }
+}

@@ -1,0 +1,15 @@
+//! Avro for sluice: schemas derived from PostgreSQL tables in the shape Debezium's PostgreSQL
+//! connector gives them, values encoded straight from PostgreSQL's text or binary form
+//! (no generic value tree), the Confluent wire format, and the schema registry.
+
+mod column;
+mod decimal;
+mod table;
+mod temporal;
+mod writer;
+
+pub use column::{ColumnKind, Raw, Scratch, ValueError};
+pub use table::{
+    ColumnSpec, EncodeError, Op, Row, SOURCE_VERSION, SnapshotMarker, Source, TableCodec,
+    TableSpec, avro_name,
+};

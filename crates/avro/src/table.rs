@@ -1,0 +1,548 @@
+//! A table's Avro schemas (key, and value in Debezium's envelope) and the encoder that writes
+//! its events straight into a reused buffer in the Confluent wire format.
+
+use serde_json::{Value, json};
+
+use crate::column::{ColumnKind, Raw, Scratch, ValueError};
+use crate::writer;
+
+/// The `source.version` sluice reports.
+pub const SOURCE_VERSION: &str = concat!("sluice-", env!("CARGO_PKG_VERSION"));
+
+/// A column as the catalog describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnSpec {
+    pub name: String,
+    pub type_oid: u32,
+    pub type_modifier: i32,
+    pub nullable: bool,
+    /// Part of the primary key (or replica identity index).
+    pub is_key: bool,
+}
+
+/// A captured table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    pub schema: String,
+    pub name: String,
+    pub columns: Vec<ColumnSpec>,
+}
+
+/// Access to one row's column values, by column position.
+pub trait Row {
+    fn value(&self, column: usize) -> Raw<'_>;
+}
+
+/// Debezium's snapshot marker in `source.snapshot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotMarker {
+    /// A streamed change.
+    False,
+    /// A snapshot row.
+    True,
+    /// The last row of the snapshot.
+    Last,
+}
+
+impl SnapshotMarker {
+    fn as_str(self) -> &'static str {
+        match self {
+            SnapshotMarker::False => "false",
+            SnapshotMarker::True => "true",
+            SnapshotMarker::Last => "last",
+        }
+    }
+}
+
+/// The `source` block of an event.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// The logical server name: sluice's topic prefix.
+    pub name: &'a str,
+    pub db: &'a str,
+    /// Commit time of the change's transaction, microseconds since 1970.
+    pub commit_time_us: i64,
+    pub snapshot: SnapshotMarker,
+    pub tx_id: Option<u32>,
+    pub lsn: Option<u64>,
+}
+
+/// The event kinds of Debezium's envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Create,
+    Update,
+    Delete,
+    Read,
+}
+
+impl Op {
+    fn as_str(self) -> &'static str {
+        match self {
+            Op::Create => "c",
+            Op::Update => "u",
+            Op::Delete => "d",
+            Op::Read => "r",
+        }
+    }
+}
+
+/// An error encoding one event: which column, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{table}.{column}: {source}")]
+pub struct EncodeError {
+    pub table: String,
+    pub column: String,
+    #[source]
+    pub source: ValueError,
+}
+
+#[derive(Debug, Clone)]
+struct Column {
+    name: String,
+    kind: ColumnKind,
+    nullable: bool,
+}
+
+/// Schemas and encoders of one table.
+#[derive(Debug, Clone)]
+pub struct TableCodec {
+    qualified: String,
+    schema: String,
+    table: String,
+    columns: Vec<Column>,
+    key_columns: Vec<usize>,
+    key_schema: String,
+    value_schema: String,
+}
+
+impl TableCodec {
+    /// The codec of `spec` for events on `topic` (`<prefix>.<schema>.<table>`).
+    pub fn new(topic: &str, spec: &TableSpec) -> Self {
+        let namespace = avro_name(topic);
+        let columns: Vec<Column> = spec
+            .columns
+            .iter()
+            .map(|c| Column {
+                name: c.name.clone(),
+                kind: ColumnKind::of(c.type_oid, c.type_modifier),
+                nullable: c.nullable,
+            })
+            .collect();
+        let key_columns: Vec<usize> = spec
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_key)
+            .map(|(i, _)| i)
+            .collect();
+
+        let mut defined = Vec::new();
+        let key_fields: Vec<Value> = key_columns
+            .iter()
+            .map(|&i| field(&columns[i], false, &mut defined))
+            .collect();
+        let key_schema = json!({
+            "type": "record",
+            "name": "Key",
+            "namespace": namespace,
+            "fields": key_fields,
+            "connect.name": format!("{namespace}.Key"),
+        });
+
+        let mut defined = Vec::new();
+        let value_fields: Vec<Value> = columns
+            .iter()
+            .map(|c| field(c, c.nullable, &mut defined))
+            .collect();
+        let row = json!({
+            "type": "record",
+            "name": "Value",
+            "fields": value_fields,
+            "connect.name": format!("{namespace}.Value"),
+        });
+        let optional_long = || json!(["null", "long"]);
+        let value_schema = json!({
+            "type": "record",
+            "name": "Envelope",
+            "namespace": namespace,
+            "fields": [
+                {"name": "before", "type": ["null", row], "default": null},
+                {"name": "after", "type": ["null", "Value"], "default": null},
+                {"name": "source", "type": source_schema()},
+                {"name": "transaction", "type": ["null", transaction_schema()], "default": null},
+                {"name": "op", "type": "string"},
+                {"name": "ts_ms", "type": optional_long(), "default": null},
+                {"name": "ts_us", "type": optional_long(), "default": null},
+                {"name": "ts_ns", "type": optional_long(), "default": null},
+            ],
+            "connect.version": 2,
+            "connect.name": format!("{namespace}.Envelope"),
+        });
+        TableCodec {
+            qualified: format!("{}.{}", spec.schema, spec.name),
+            schema: spec.schema.clone(),
+            table: spec.name.clone(),
+            columns,
+            key_columns,
+            key_schema: key_schema.to_string(),
+            value_schema: value_schema.to_string(),
+        }
+    }
+
+    pub fn key_schema(&self) -> &str {
+        &self.key_schema
+    }
+
+    pub fn value_schema(&self) -> &str {
+        &self.value_schema
+    }
+
+    /// How each column is read: binary where the encoder knows the type's binary form.
+    pub fn column_kinds(&self) -> impl Iterator<Item = ColumnKind> + '_ {
+        self.columns.iter().map(|c| c.kind)
+    }
+
+    pub fn has_key(&self) -> bool {
+        !self.key_columns.is_empty()
+    }
+
+    /// Appends the key of `row` in the Confluent wire format with schema `schema_id`.
+    pub fn encode_key(
+        &self,
+        schema_id: u32,
+        row: &dyn Row,
+        out: &mut Vec<u8>,
+        scratch: &mut Scratch,
+    ) -> Result<(), EncodeError> {
+        confluent_header(out, schema_id);
+        for &i in &self.key_columns {
+            self.encode_column(i, row.value(i), false, out, scratch)?;
+        }
+        Ok(())
+    }
+
+    /// Appends an event value in Debezium's envelope, in the Confluent wire format.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_envelope(
+        &self,
+        schema_id: u32,
+        op: Op,
+        before: Option<&dyn Row>,
+        after: Option<&dyn Row>,
+        source: &Source<'_>,
+        now_us: i64,
+        out: &mut Vec<u8>,
+        scratch: &mut Scratch,
+    ) -> Result<(), EncodeError> {
+        confluent_header(out, schema_id);
+        for row in [before, after] {
+            match row {
+                None => writer::union_index(out, 0),
+                Some(row) => {
+                    writer::union_index(out, 1);
+                    for (i, column) in self.columns.iter().enumerate() {
+                        self.encode_column(i, row.value(i), column.nullable, out, scratch)?;
+                    }
+                }
+            }
+        }
+        // source
+        writer::string(out, SOURCE_VERSION);
+        writer::string(out, "postgresql");
+        writer::string(out, source.name);
+        writer::long(out, source.commit_time_us.div_euclid(1000));
+        writer::union_index(out, 0);
+        writer::string(out, source.snapshot.as_str());
+        writer::string(out, source.db);
+        writer::union_index(out, 0); // sequence
+        writer::union_index(out, 1);
+        writer::long(out, source.commit_time_us);
+        writer::union_index(out, 1);
+        writer::long(out, source.commit_time_us.saturating_mul(1000));
+        writer::string(out, &self.schema);
+        writer::string(out, &self.table);
+        optional_long(out, source.tx_id.map(i64::from));
+        optional_long(out, source.lsn.and_then(|lsn| i64::try_from(lsn).ok()));
+        writer::union_index(out, 0); // xmin
+        // transaction
+        writer::union_index(out, 0);
+        writer::string(out, op.as_str());
+        optional_long(out, Some(now_us.div_euclid(1000)));
+        optional_long(out, Some(now_us));
+        optional_long(out, Some(now_us.saturating_mul(1000)));
+        Ok(())
+    }
+
+    fn encode_column(
+        &self,
+        index: usize,
+        raw: Raw<'_>,
+        nullable: bool,
+        out: &mut Vec<u8>,
+        scratch: &mut Scratch,
+    ) -> Result<(), EncodeError> {
+        let column = &self.columns[index];
+        let result = match (raw, nullable) {
+            (Raw::Null, true) => {
+                writer::union_index(out, 0);
+                Ok(())
+            }
+            (Raw::Null, false) => Err(ValueError::Unrepresentable("NULL in a NOT NULL column")),
+            (raw, true) => {
+                writer::union_index(out, 1);
+                column.kind.encode(raw, out, scratch)
+            }
+            (raw, false) => column.kind.encode(raw, out, scratch),
+        };
+        result.map_err(|source| EncodeError {
+            table: self.qualified.clone(),
+            column: column.name.clone(),
+            source,
+        })
+    }
+}
+
+fn confluent_header(out: &mut Vec<u8>, schema_id: u32) {
+    out.push(0);
+    out.extend_from_slice(&schema_id.to_be_bytes());
+}
+
+fn optional_long(out: &mut Vec<u8>, value: Option<i64>) {
+    match value {
+        None => writer::union_index(out, 0),
+        Some(value) => {
+            writer::union_index(out, 1);
+            writer::long(out, value);
+        }
+    }
+}
+
+fn field(column: &Column, nullable: bool, defined: &mut Vec<&'static str>) -> Value {
+    let schema = column.kind.schema(defined);
+    if nullable {
+        json!({"name": avro_name(&column.name), "type": ["null", schema], "default": null})
+    } else {
+        json!({"name": avro_name(&column.name), "type": schema})
+    }
+}
+
+fn source_schema() -> Value {
+    let optional_long = || json!(["null", "long"]);
+    json!({
+        "type": "record",
+        "name": "Source",
+        "namespace": "io.debezium.connector.postgresql",
+        "fields": [
+            {"name": "version", "type": "string"},
+            {"name": "connector", "type": "string"},
+            {"name": "name", "type": "string"},
+            {"name": "ts_ms", "type": "long"},
+            {"name": "snapshot", "type": [{
+                "type": "string",
+                "connect.version": 1,
+                "connect.parameters": {"allowed": "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental"},
+                "connect.default": "false",
+                "connect.name": "io.debezium.data.Enum",
+            }, "null"], "default": "false"},
+            {"name": "db", "type": "string"},
+            {"name": "sequence", "type": ["null", "string"], "default": null},
+            {"name": "ts_us", "type": optional_long(), "default": null},
+            {"name": "ts_ns", "type": optional_long(), "default": null},
+            {"name": "schema", "type": "string"},
+            {"name": "table", "type": "string"},
+            {"name": "txId", "type": optional_long(), "default": null},
+            {"name": "lsn", "type": optional_long(), "default": null},
+            {"name": "xmin", "type": optional_long(), "default": null},
+        ],
+        "connect.version": 1,
+        "connect.name": "io.debezium.connector.postgresql.Source",
+    })
+}
+
+fn transaction_schema() -> Value {
+    json!({
+        "type": "record",
+        "name": "block",
+        "namespace": "event",
+        "fields": [
+            {"name": "id", "type": "string"},
+            {"name": "total_order", "type": "long"},
+            {"name": "data_collection_order", "type": "long"},
+        ],
+        "connect.version": 1,
+        "connect.name": "event.block",
+    })
+}
+
+/// A name Avro accepts: letters, digits and `_` (dots kept as namespace separators), not
+/// starting with a digit; anything else becomes `_`, as Debezium does.
+pub fn avro_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for (i, part) in name.split('.').enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        for (j, c) in part.chars().enumerate() {
+            let valid = c.is_ascii_alphanumeric() || c == '_';
+            if j == 0 && c.is_ascii_digit() {
+                out.push('_');
+            }
+            out.push(if valid { c } else { '_' });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use apache_avro::types::Value as Avro;
+    use apache_avro::Schema;
+    use apache_avro::reader::datum::GenericDatumReader;
+
+    use super::*;
+
+    struct TextRow(Vec<Option<&'static str>>);
+
+    impl Row for TextRow {
+        fn value(&self, column: usize) -> Raw<'_> {
+            match self.0[column] {
+                None => Raw::Null,
+                Some(text) => Raw::Text(text.as_bytes()),
+            }
+        }
+    }
+
+    fn spec() -> TableSpec {
+        let column = |name: &str, type_oid, type_modifier, nullable, is_key| ColumnSpec {
+            name: name.to_owned(),
+            type_oid,
+            type_modifier,
+            nullable,
+            is_key,
+        };
+        TableSpec {
+            schema: "public".into(),
+            name: "orders".into(),
+            columns: vec![
+                column("id", 20, -1, false, true),
+                column("amount", 1700, (10 << 16 | 2) + 4, true, false),
+                column("note", 25, -1, true, false),
+                column("placed", 1184, -1, true, false),
+                column("ratio", 1700, -1, true, false),
+            ],
+        }
+    }
+
+    fn read(schema: &Schema, mut datum: &[u8]) -> Avro {
+        GenericDatumReader::builder(schema)
+            .build()
+            .unwrap()
+            .read_value(&mut datum)
+            .unwrap()
+    }
+
+    fn field<'a>(record: &'a Avro, name: &str) -> &'a Avro {
+        let Avro::Record(fields) = record else {
+            panic!("{record:?}")
+        };
+        &fields.iter().find(|(n, _)| n == name).unwrap().1
+    }
+
+    #[test]
+    fn events_decode_with_their_own_schemas() {
+        let codec = TableCodec::new("shop.public.orders", &spec());
+        let key_schema = Schema::parse_str(codec.key_schema()).unwrap();
+        let value_schema = Schema::parse_str(codec.value_schema()).unwrap();
+        let row = TextRow(vec![
+            Some("42"),
+            Some("-12.50"),
+            None,
+            Some("2024-02-29 12:00:00.25+01"),
+            Some("3.14159"),
+        ]);
+        let mut scratch = Scratch::default();
+
+        let mut key = Vec::new();
+        codec.encode_key(7, &row, &mut key, &mut scratch).unwrap();
+        assert_eq!(&key[..5], &[0, 0, 0, 0, 7]);
+        let decoded = read(&key_schema, &key[5..]);
+        assert_eq!(field(&decoded, "id"), &Avro::Long(42));
+
+        let mut value = Vec::new();
+        let source = Source {
+            name: "shop",
+            db: "sluice",
+            commit_time_us: 1_700_000_000_123_456,
+            snapshot: SnapshotMarker::False,
+            tx_id: Some(777),
+            lsn: Some(0x16_B374_D848),
+        };
+        codec
+            .encode_envelope(
+                8,
+                Op::Create,
+                None,
+                Some(&row),
+                &source,
+                1,
+                &mut value,
+                &mut scratch,
+            )
+            .unwrap();
+        let event = read(&value_schema, &value[5..]);
+        assert_eq!(field(&event, "op"), &Avro::String("c".into()));
+        assert_eq!(
+            field(&event, "before"),
+            &Avro::Union(0, Box::new(Avro::Null))
+        );
+        let Avro::Union(1, after) = field(&event, "after") else {
+            panic!()
+        };
+        let amount = field(after, "amount");
+        assert_eq!(
+            amount,
+            &Avro::Union(
+                1,
+                Box::new(Avro::Decimal((-1250i32).to_be_bytes()[2..].to_vec().into()))
+            )
+        );
+        assert_eq!(field(after, "note"), &Avro::Union(0, Box::new(Avro::Null)));
+        assert_eq!(
+            field(after, "placed"),
+            &Avro::Union(1, Box::new(Avro::String("2024-02-29T11:00:00.25Z".into())))
+        );
+        let Avro::Union(1, ratio) = field(after, "ratio") else {
+            panic!()
+        };
+        assert_eq!(field(ratio, "scale"), &Avro::Int(5));
+        assert_eq!(
+            field(ratio, "value"),
+            &Avro::Bytes(314_159i32.to_be_bytes()[1..].to_vec())
+        );
+        let source = field(&event, "source");
+        assert_eq!(field(source, "table"), &Avro::String("orders".into()));
+        assert_eq!(field(source, "ts_ms"), &Avro::Long(1_700_000_000_123));
+        assert_eq!(
+            field(source, "txId"),
+            &Avro::Union(1, Box::new(Avro::Long(777)))
+        );
+    }
+
+    #[test]
+    fn a_null_in_a_not_null_column_names_the_column() {
+        let codec = TableCodec::new("shop.public.orders", &spec());
+        let row = TextRow(vec![None, None, None, None, None]);
+        let err = codec
+            .encode_key(1, &row, &mut Vec::new(), &mut Scratch::default())
+            .unwrap_err();
+        assert_eq!(err.column, "id");
+        assert_eq!(err.table, "public.orders");
+    }
+
+    #[test]
+    fn names_become_valid_avro_names() {
+        assert_eq!(avro_name("shop.public.orders"), "shop.public.orders");
+        assert_eq!(avro_name("my-db.1st table"), "my_db._1st_table");
+    }
+}
