@@ -4,11 +4,13 @@
 
 mod column;
 mod decimal;
+mod registry;
 mod table;
 mod temporal;
 mod writer;
 
 pub use column::{ColumnKind, Raw, Scratch, ValueError};
+pub use registry::{Registry, RegistryConfig, RegistryError, RegistryStats};
 pub use table::{
     ColumnSpec, EncodeError, Op, Row, SOURCE_VERSION, SnapshotMarker, Source, TableCodec,
     TableSpec, avro_name,

@@ -396,9 +396,9 @@ pub fn avro_name(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use apache_avro::types::Value as Avro;
     use apache_avro::Schema;
     use apache_avro::reader::datum::GenericDatumReader;
+    use apache_avro::types::Value as Avro;
 
     use super::*;
 

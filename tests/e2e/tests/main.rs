@@ -3,6 +3,7 @@
 
 mod compose;
 mod large_transactions;
+mod registry;
 mod replication;
 mod stack;
 mod text_binary;

@@ -1,0 +1,153 @@
+//! The schema registry, through its Confluent-compatible API: schemas registered once per
+//! subject and cached, so producing an event never waits on the registry.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use schema_registry_converter::async_impl::schema_registry::{SrSettings, post_schema};
+use schema_registry_converter::error::SRCError;
+use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
+
+/// How to reach the registry.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistryConfig {
+    /// The Confluent-compatible base URL, e.g. `http://127.0.0.1:8081/apis/ccompat/v7`.
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for RegistryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryConfig")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// What went wrong with the registry, split by what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The registry refused a new version as incompatible with the subject's rule.
+    #[error(
+        "the schema registry refused the new schema of subject {subject} as incompatible ({detail}); \
+         either relax the subject's compatibility (PUT {url}/config/{subject}), or write the table \
+         to a new topic (another topic_prefix)"
+    )]
+    Incompatible {
+        url: String,
+        subject: String,
+        detail: String,
+    },
+    /// The registry could not be reached or answered with a server error: retry later.
+    #[error(
+        "the schema registry at {url} is unavailable ({detail}); sluice retries until it answers"
+    )]
+    Unavailable { url: String, detail: String },
+    /// Anything else the registry refused (authentication, a malformed schema).
+    #[error(
+        "the schema registry at {url} refused subject {subject}: {detail}; check registry.url and its credentials"
+    )]
+    Rejected {
+        url: String,
+        subject: String,
+        detail: String,
+    },
+}
+
+impl RegistryError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, RegistryError::Unavailable { .. })
+    }
+}
+
+/// Registry calls made, and how many a cache answered, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RegistryStats {
+    pub calls: u64,
+    pub cache_hits: u64,
+}
+
+/// A registry client with a cache of the ids of registered schemas.
+#[derive(Debug)]
+pub struct Registry {
+    url: String,
+    settings: SrSettings,
+    ids: HashMap<String, (String, u32)>,
+    stats: RegistryStats,
+}
+
+impl Registry {
+    pub fn new(config: &RegistryConfig) -> Result<Self, RegistryError> {
+        let mut builder = SrSettings::new_builder(config.url.clone());
+        builder.set_timeout(config.timeout);
+        if let Some(username) = &config.username {
+            builder.set_basic_authorization(username, config.password.as_deref());
+        }
+        let settings = builder.build().map_err(|err| RegistryError::Rejected {
+            url: config.url.clone(),
+            subject: String::new(),
+            detail: err.error,
+        })?;
+        Ok(Registry {
+            url: config.url.clone(),
+            settings,
+            ids: HashMap::new(),
+            stats: RegistryStats::default(),
+        })
+    }
+
+    pub fn stats(&self) -> RegistryStats {
+        self.stats
+    }
+
+    /// The id of `schema` under `subject`, registering it if the registry lacks it.
+    pub async fn register(&mut self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
+        if let Some((known, id)) = self.ids.get(subject)
+            && known == schema
+        {
+            self.stats.cache_hits += 1;
+            return Ok(*id);
+        }
+        self.stats.calls += 1;
+        let supplied = SuppliedSchema::new(None, SchemaType::Avro, schema.to_owned());
+        let registered = post_schema(&self.settings, subject.to_owned(), supplied)
+            .await
+            .map_err(|err| self.classify(subject, &err))?;
+        self.ids
+            .insert(subject.to_owned(), (schema.to_owned(), registered.id));
+        Ok(registered.id)
+    }
+
+    fn classify(&self, subject: &str, err: &SRCError) -> RegistryError {
+        let detail = match &err.cause {
+            Some(cause) => format!("{}: {cause}", err.error),
+            None => err.error.clone(),
+        };
+        let url = self.url.clone();
+        let subject = subject.to_owned();
+        if detail.contains("409") || detail.contains("ncompatible") {
+            RegistryError::Incompatible {
+                url,
+                subject,
+                detail,
+            }
+        } else if err.retriable
+            || detail.contains("error sending request")
+            || detail.contains("status 5")
+            || detail.contains("onnect")
+        {
+            RegistryError::Unavailable { url, detail }
+        } else {
+            RegistryError::Rejected {
+                url,
+                subject,
+                detail,
+            }
+        }
+    }
+}
