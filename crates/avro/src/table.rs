@@ -28,9 +28,10 @@ pub struct TableSpec {
     pub columns: Vec<ColumnSpec>,
 }
 
-/// Access to one row's column values, by column position.
+/// One row's column values, in column order: encoders walk them once, front to back, so a
+/// row never has to be gathered into a vector first.
 pub trait Row {
-    fn value(&self, column: usize) -> Raw<'_>;
+    fn values(&self) -> impl Iterator<Item = Raw<'_>>;
 }
 
 /// Debezium's snapshot marker in `source.snapshot`.
@@ -211,15 +212,33 @@ impl TableCodec {
     pub fn encode_key(
         &self,
         schema_id: u32,
-        row: &dyn Row,
+        row: &impl Row,
         out: &mut Vec<u8>,
         scratch: &mut Scratch,
     ) -> Result<(), EncodeError> {
         confluent_header(out, schema_id);
-        for &i in &self.key_columns {
-            self.encode_column(i, row.value(i), false, out, scratch)?;
+        let mut keys = self.key_columns.iter().peekable();
+        for (i, raw) in row.values().enumerate() {
+            if keys.peek() == Some(&&i) {
+                keys.next();
+                self.encode_column(i, raw, false, out, scratch)?;
+            }
         }
-        Ok(())
+        match keys.next() {
+            None => Ok(()),
+            Some(&missing) => Err(self.short_row(missing)),
+        }
+    }
+
+    fn short_row(&self, index: usize) -> EncodeError {
+        EncodeError {
+            table: self.qualified.clone(),
+            column: self
+                .columns
+                .get(index)
+                .map_or_else(String::new, |c| c.name.clone()),
+            source: ValueError::Unrepresentable("a row with fewer columns than the table"),
+        }
     }
 
     /// Appends an event value in Debezium's envelope, in the Confluent wire format.
@@ -228,24 +247,21 @@ impl TableCodec {
         &self,
         schema_id: u32,
         op: Op,
-        before: Option<&dyn Row>,
-        after: Option<&dyn Row>,
+        before: Option<&impl Row>,
+        after: Option<&impl Row>,
         source: &Source<'_>,
         now_us: i64,
         out: &mut Vec<u8>,
         scratch: &mut Scratch,
     ) -> Result<(), EncodeError> {
         confluent_header(out, schema_id);
-        for row in [before, after] {
-            match row {
-                None => writer::union_index(out, 0),
-                Some(row) => {
-                    writer::union_index(out, 1);
-                    for (i, column) in self.columns.iter().enumerate() {
-                        self.encode_column(i, row.value(i), column.nullable, out, scratch)?;
-                    }
-                }
-            }
+        match before {
+            None => writer::union_index(out, 0),
+            Some(row) => self.encode_row(row, out, scratch)?,
+        }
+        match after {
+            None => writer::union_index(out, 0),
+            Some(row) => self.encode_row(row, out, scratch)?,
         }
         // source
         writer::string(out, SOURCE_VERSION);
@@ -271,6 +287,25 @@ impl TableCodec {
         optional_long(out, Some(now_us.div_euclid(1000)));
         optional_long(out, Some(now_us));
         optional_long(out, Some(now_us.saturating_mul(1000)));
+        Ok(())
+    }
+
+    /// The `Value` branch of a row union.
+    fn encode_row(
+        &self,
+        row: &impl Row,
+        out: &mut Vec<u8>,
+        scratch: &mut Scratch,
+    ) -> Result<(), EncodeError> {
+        writer::union_index(out, 1);
+        let mut count = 0;
+        for (i, raw) in row.values().enumerate().take(self.columns.len()) {
+            self.encode_column(i, raw, self.columns[i].nullable, out, scratch)?;
+            count += 1;
+        }
+        if count < self.columns.len() {
+            return Err(self.short_row(count));
+        }
         Ok(())
     }
 
@@ -405,11 +440,11 @@ mod tests {
     struct TextRow(Vec<Option<&'static str>>);
 
     impl Row for TextRow {
-        fn value(&self, column: usize) -> Raw<'_> {
-            match self.0[column] {
+        fn values(&self) -> impl Iterator<Item = Raw<'_>> {
+            self.0.iter().map(|value| match value {
                 None => Raw::Null,
                 Some(text) => Raw::Text(text.as_bytes()),
-            }
+            })
         }
     }
 
@@ -482,7 +517,7 @@ mod tests {
             .encode_envelope(
                 8,
                 Op::Create,
-                None,
+                None::<&TextRow>,
                 Some(&row),
                 &source,
                 1,
