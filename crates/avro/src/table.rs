@@ -204,6 +204,11 @@ impl TableCodec {
         self.columns.iter().map(|c| c.kind)
     }
 
+    /// Positions of the key columns, in column order.
+    pub fn key_columns(&self) -> &[usize] {
+        &self.key_columns
+    }
+
     pub fn has_key(&self) -> bool {
         !self.key_columns.is_empty()
     }

@@ -3,6 +3,7 @@
 
 mod compose;
 mod large_transactions;
+mod pipeline;
 mod registry;
 mod replication;
 mod stack;

@@ -1,0 +1,239 @@
+//! Startup checks: is Kafka there, and do the topics exist.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::metadata::Metadata;
+use rdkafka::producer::Producer as _;
+
+use crate::config::{TracingContext, client_config};
+use crate::error::KafkaError;
+use crate::producer::Producer;
+
+/// Bound on each admin round trip and on waiting for new topics to get leaders: long enough
+/// for a busy controller, short enough that a stuck startup says so.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the metadata says about one topic.
+enum TopicState {
+    Missing,
+    Exists {
+        partitions: usize,
+        /// Every partition has a leader, so producing to it works right away.
+        ready: bool,
+    },
+}
+
+impl Producer {
+    /// Creates the topics that do not exist yet, with the configured partitions and replication
+    /// factor, and waits until their partitions have leaders. Existing topics are left alone; a
+    /// topic another process creates meanwhile counts as existing.
+    pub async fn ensure_topics(&self, topics: &[String]) -> Result<(), KafkaError> {
+        if topics.is_empty() {
+            return Ok(());
+        }
+        let admin =
+            AdminClient::from_config_and_context(&client_config(&self.config), TracingContext)
+                .map_err(|source| KafkaError::Create {
+                    client: "admin client",
+                    source,
+                })?;
+        let admin = Arc::new(admin);
+
+        let mut missing: Vec<&str> = Vec::new();
+        for topic in topics {
+            if missing.contains(&topic.as_str()) {
+                continue;
+            }
+            match self.describe(&admin, topic).await? {
+                TopicState::Missing => missing.push(topic),
+                TopicState::Exists { partitions, .. } => {
+                    if i32::try_from(partitions).ok() != Some(self.config.partitions) {
+                        tracing::info!(
+                            target: "sluice_kafka",
+                            topic = %topic,
+                            partitions,
+                            configured = self.config.partitions,
+                            "topic exists with another partition count; keeping it"
+                        );
+                    }
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+
+        let new_topics: Vec<NewTopic<'_>> = missing
+            .iter()
+            .map(|topic| {
+                let replication = TopicReplication::Fixed(self.config.replication_factor);
+                NewTopic::new(topic, self.config.partitions, replication)
+            })
+            .collect();
+        let options = AdminOptions::new()
+            .request_timeout(Some(ADMIN_TIMEOUT))
+            .operation_timeout(Some(ADMIN_TIMEOUT));
+        let results = admin
+            .create_topics(&new_topics, &options)
+            .await
+            .map_err(|source| KafkaError::Topic {
+                topic: missing.join(", "),
+                code: source.rdkafka_error_code(),
+                message: format!("creating the topic failed: {source}"),
+            })?;
+        for result in results {
+            match result {
+                Ok(topic) => tracing::info!(
+                    target: "sluice_kafka",
+                    topic = %topic,
+                    partitions = self.config.partitions,
+                    replication_factor = self.config.replication_factor,
+                    "created topic"
+                ),
+                // Another sluice (or an operator) won the race: the topic is there, as wanted.
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => return Err(self.creation_error(topic, code)),
+            }
+        }
+        self.wait_until_ready(&admin, &missing).await
+    }
+
+    /// Fetches cluster metadata once: fails, naming the bootstrap servers and what to check,
+    /// when no broker answers within `timeout`.
+    pub async fn check_reachable(&self, timeout: Duration) -> Result<(), KafkaError> {
+        let producer = self.inner.clone();
+        let metadata =
+            tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout))
+                .await
+                .map_err(|join| KafkaError::Cancelled(join.to_string()))?;
+        let unreachable = |reason: String| KafkaError::Unreachable {
+            bootstrap_servers: self.config.bootstrap_servers.clone(),
+            timeout,
+            reason,
+        };
+        let metadata = metadata.map_err(|error| unreachable(error.to_string()))?;
+        if metadata.brokers().is_empty() {
+            return Err(unreachable("the cluster reported no brokers".to_owned()));
+        }
+        tracing::debug!(
+            target: "sluice_kafka",
+            brokers = metadata.brokers().len(),
+            "Kafka is reachable"
+        );
+        Ok(())
+    }
+
+    async fn describe(
+        &self,
+        admin: &Arc<AdminClient<TracingContext>>,
+        topic: &str,
+    ) -> Result<TopicState, KafkaError> {
+        let metadata = self.fetch_topic_metadata(admin, topic).await?;
+        let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
+            return Ok(TopicState::Missing);
+        };
+        match found.error().map(RDKafkaErrorCode::from) {
+            None | Some(RDKafkaErrorCode::LeaderNotAvailable) => Ok(TopicState::Exists {
+                partitions: found.partitions().len(),
+                ready: !found.partitions().is_empty()
+                    && found
+                        .partitions()
+                        .iter()
+                        .all(|p| p.error().is_none() && p.leader() >= 0),
+            }),
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
+                Ok(TopicState::Missing)
+            }
+            Some(
+                code @ (RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed),
+            ) => Err(KafkaError::TopicAuthorization {
+                topic: topic.to_owned(),
+                code,
+            }),
+            Some(code) => Err(KafkaError::Topic {
+                topic: topic.to_owned(),
+                code: Some(code),
+                message: format!("describing the topic failed: {code}"),
+            }),
+        }
+    }
+
+    async fn fetch_topic_metadata(
+        &self,
+        admin: &Arc<AdminClient<TracingContext>>,
+        topic: &str,
+    ) -> Result<Metadata, KafkaError> {
+        let admin = Arc::clone(admin);
+        let name = topic.to_owned();
+        // fetch_metadata blocks until the broker answers.
+        let metadata = tokio::task::spawn_blocking(move || {
+            admin.inner().fetch_metadata(Some(&name), ADMIN_TIMEOUT)
+        })
+        .await
+        .map_err(|join| KafkaError::Cancelled(join.to_string()))?;
+        metadata.map_err(|error| KafkaError::Unreachable {
+            bootstrap_servers: self.config.bootstrap_servers.clone(),
+            timeout: ADMIN_TIMEOUT,
+            reason: format!("describing topic `{topic}`: {error}"),
+        })
+    }
+
+    fn creation_error(&self, topic: String, code: RDKafkaErrorCode) -> KafkaError {
+        let message = match code {
+            RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed => {
+                return KafkaError::TopicAuthorization { topic, code };
+            }
+            RDKafkaErrorCode::InvalidReplicationFactor => format!(
+                "creating the topic failed: {code}; replication factor {} needs at least that \
+                 many brokers (set kafka.replication_factor)",
+                self.config.replication_factor
+            ),
+            RDKafkaErrorCode::PolicyViolation => format!(
+                "creating the topic failed: {code}; the broker's create.topic.policy refused \
+                 {} partitions / replication factor {}: create the topic beforehand",
+                self.config.partitions, self.config.replication_factor
+            ),
+            _ => format!("creating the topic failed: {code}"),
+        };
+        KafkaError::Topic {
+            topic,
+            code: Some(code),
+            message,
+        }
+    }
+
+    /// Topic creation returns before every broker knows the topic; wait until the metadata shows
+    /// all partitions with a leader, so the first events do not wait on librdkafka's retries.
+    async fn wait_until_ready(
+        &self,
+        admin: &Arc<AdminClient<TracingContext>>,
+        topics: &[&str],
+    ) -> Result<(), KafkaError> {
+        let deadline = Instant::now() + ADMIN_TIMEOUT;
+        for topic in topics {
+            loop {
+                if let TopicState::Exists { ready: true, .. } = self.describe(admin, topic).await? {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(KafkaError::Topic {
+                        topic: (*topic).to_owned(),
+                        code: None,
+                        message: format!(
+                            "created, but its partitions still have no leader after \
+                             {ADMIN_TIMEOUT:?}"
+                        ),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
+    }
+}

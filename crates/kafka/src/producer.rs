@@ -1,0 +1,225 @@
+//! The producer: messages in with a ticket, delivery reports out on a channel.
+
+use std::fmt;
+use std::time::Duration;
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::producer::{BaseRecord, Producer as _, ProducerContext, ThreadedProducer};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use crate::config::{KafkaConfig, forward_log, producer_config, report_error};
+use crate::error::{DeliveryError, KafkaError, SendError};
+
+/// Where a message was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Delivered {
+    /// The partition librdkafka's murmur2 partitioner chose (Java-compatible).
+    pub partition: i32,
+    /// The message's offset in that partition.
+    pub offset: i64,
+}
+
+/// The outcome of one [`Producer::send`], reported once per accepted message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The ticket given to `send`.
+    pub ticket: u64,
+    /// Written (acknowledged by all in-sync replicas), or failed for good.
+    pub result: Result<Delivered, DeliveryError>,
+}
+
+/// Runs on librdkafka's polling thread: turns each delivery report into a [`Delivery`].
+pub(crate) struct DeliveryContext {
+    deliveries: UnboundedSender<Delivery>,
+}
+
+impl ClientContext for DeliveryContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        forward_log(level, fac, log_message);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        report_error(&error, reason);
+    }
+}
+
+impl ProducerContext for DeliveryContext {
+    // The ticket itself travels as librdkafka's opaque pointer: no box per message.
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, delivery_result: &DeliveryResult<'_>, delivery_opaque: usize) {
+        // Lossless: the opaque was made from a u64 on a 64-bit target (see lib.rs).
+        let ticket = u64::try_from(delivery_opaque).unwrap_or(u64::MAX);
+        let result = match delivery_result {
+            Ok(message) => Ok(Delivered {
+                partition: message.partition(),
+                offset: message.offset(),
+            }),
+            Err((error, message)) => Err(DeliveryError {
+                code: error.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail),
+                topic: message.topic().to_owned(),
+            }),
+        };
+        if self.deliveries.send(Delivery { ticket, result }).is_err() {
+            // The pipeline stopped listening (shutting down); nothing is confirmed from here on.
+            tracing::trace!(target: "sluice_kafka", ticket, "delivery report dropped");
+        }
+    }
+}
+
+/// An idempotent, acks=all Kafka producer whose delivery reports carry caller-chosen tickets.
+///
+/// Dropping it purges what librdkafka still holds (those messages are reported as failed, if
+/// the receiver still listens); call [`Producer::flush`] first for a clean stop.
+pub struct Producer {
+    pub(crate) inner: ThreadedProducer<DeliveryContext>,
+    pub(crate) config: KafkaConfig,
+}
+
+impl fmt::Debug for Producer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("bootstrap_servers", &self.config.bootstrap_servers)
+            .field("in_flight", &self.in_flight())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Producer {
+    /// Builds the producer (acks=all, enable.idempotence=true, murmur2_random partitioner,
+    /// infinite message timeout, then the passthrough properties). Connecting happens in the
+    /// background; use [`Producer::check_reachable`] to fail fast.
+    ///
+    /// The receiver yields one [`Delivery`] per message `send` accepted.
+    pub fn new(
+        config: &KafkaConfig,
+    ) -> Result<(Producer, UnboundedReceiver<Delivery>), KafkaError> {
+        let conf = producer_config(config)?;
+        let (deliveries, receiver) = unbounded_channel();
+        let inner =
+            ThreadedProducer::from_config_and_context(&conf, DeliveryContext { deliveries })
+                .map_err(|source| KafkaError::Create {
+                    client: "producer",
+                    source,
+                })?;
+        let producer = Producer {
+            inner,
+            config: config.clone(),
+        };
+        Ok((producer, receiver))
+    }
+
+    /// The configuration this producer was built from.
+    pub fn config(&self) -> &KafkaConfig {
+        &self.config
+    }
+
+    /// Enqueues one message; never blocks. librdkafka copies key and payload, and the ticket
+    /// comes back in the message's [`Delivery`].
+    ///
+    /// [`SendError::QueueFull`] is back-pressure: wait for deliveries and send again. Any other
+    /// error means this message can never be sent.
+    pub fn send(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        ticket: u64,
+    ) -> Result<(), SendError> {
+        let opaque = usize::try_from(ticket).map_err(|_| SendError::TicketOutOfRange(ticket))?;
+        let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, opaque);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        if let Some(payload) = payload {
+            record = record.payload(payload);
+        }
+        self.inner
+            .send(record)
+            .map_err(|(error, _record)| match error {
+                rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
+                    SendError::QueueFull
+                }
+                rdkafka::error::KafkaError::Nul(_) => SendError::InvalidTopicName(topic.to_owned()),
+                other => SendError::Rejected {
+                    topic: topic.to_owned(),
+                    code: other.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail),
+                },
+            })
+    }
+
+    /// Messages librdkafka holds: queued, in flight, or reported in a batch whose handling has
+    /// not finished (so it may briefly trail the reports already received).
+    pub fn in_flight(&self) -> i32 {
+        self.inner.in_flight_count()
+    }
+
+    /// Waits (blocking the calling thread) until every message is delivered or failed and
+    /// reported, or the timeout passes.
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.inner
+            .flush(timeout)
+            .map_err(|source| KafkaError::Flush {
+                in_flight: self.in_flight(),
+                timeout,
+                source,
+            })
+    }
+
+    /// The idempotent producer's fatal error, once it has hit one: it then fails every message
+    /// and must be rebuilt (sluice restarts from the last confirmed position).
+    pub fn fatal_error(&self) -> Option<(RDKafkaErrorCode, String)> {
+        self.inner.client().fatal_error()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shareable_across_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Producer>();
+        send_sync::<Delivery>();
+        send_sync::<crate::AckTracker>();
+        send_sync::<KafkaError>();
+        send_sync::<SendError>();
+    }
+
+    #[test]
+    fn unknown_property_is_refused_at_creation() {
+        let mut config = KafkaConfig::default();
+        config
+            .properties
+            .insert("no.such.property".to_owned(), "1".to_owned());
+        let error = Producer::new(&config).unwrap_err().to_string();
+        assert!(error.contains("no.such.property"), "{error}");
+    }
+
+    #[test]
+    fn every_compression_is_built_in() {
+        for compression in crate::config::COMPRESSIONS {
+            let config = KafkaConfig {
+                compression: compression.to_owned(),
+                ..KafkaConfig::default()
+            };
+            if let Err(error) = Producer::new(&config) {
+                panic!("compression {compression}: {error}");
+            }
+        }
+    }
+
+    #[test]
+    fn nul_in_topic_name_is_typed() {
+        let (producer, _deliveries) = Producer::new(&KafkaConfig::default()).unwrap();
+        assert_eq!(
+            producer.send("bad\0topic", None, Some(b"x"), 1),
+            Err(SendError::InvalidTopicName("bad\0topic".to_owned()))
+        );
+        assert_eq!(producer.in_flight(), 0);
+    }
+}

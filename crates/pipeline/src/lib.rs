@@ -1,0 +1,11 @@
+//! sluice's pipeline: configuration, the choice of tables, publication and slot, a consistent
+//! snapshot, then the stream, every event Avro-encoded and produced to Kafka, and the slot
+//! confirmed only after the broker acknowledged everything up to it.
+
+pub mod catalog;
+pub mod config;
+mod copy;
+mod error;
+pub mod run;
+
+pub use error::PipelineError;

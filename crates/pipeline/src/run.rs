@@ -1,0 +1,936 @@
+//! The pipeline: tables chosen, publication and slot set up, a consistent snapshot, then the
+//! stream, every event Avro-encoded and produced to Kafka, and the slot confirmed only up to
+//! the end of the newest transaction all of whose events (and all before it) the broker
+//! acknowledged.
+//!
+//! ```text
+//!  CREATE_REPLICATION_SLOT .. EXPORT_SNAPSHOT ──▶ consistent point C, snapshot S
+//!        │                                         │
+//!        │ (idle until the copiers imported S)     ▼
+//!        │                        COPY every table in S ─▶ op r events ─▶ Kafka (all acked)
+//!        ▼
+//!  START_REPLICATION from C ─▶ changes committed after C ─▶ op c/u/d events ─▶ Kafka
+//!                                                               │ acks, in any order
+//!  standby status update (flushed) ◀── AckTracker (in commit order) ◀┘
+//! ```
+//!
+//! Nothing committed after C is in the snapshot and nothing committed before C is streamed,
+//! so every row reaches Kafka exactly as of one point, then every change after it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sluice_avro::{
+    ColumnSpec, Op, Raw, Registry, RegistryConfig, Row, Scratch, SnapshotMarker, Source,
+    TableCodec, TableSpec,
+};
+use sluice_kafka::{AckTracker, Delivery, KafkaConfig, Producer, SendError};
+use sluice_pgoutput::{ColumnValue, LogicalMessage, Lsn, OldTuple, Relation, Tuple};
+use sluice_postgres::{
+    Change, ChangeStream, ConnectConfig, PgOutputOptions, ReplicationConnection, SnapshotAction,
+};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_postgres::Client;
+
+use crate::catalog::{self, CapturedTable, quote_ident, quote_literal};
+use crate::copy::CopyReader;
+use crate::error::PipelineError;
+
+/// What the pipeline needs to know, resolved from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub postgres: ConnectConfig,
+    /// libpq-style connection string for ordinary (catalog, COPY) connections.
+    pub postgres_conninfo: String,
+    pub slot: String,
+    pub publication: String,
+    pub create_publication: bool,
+    pub binary: bool,
+    pub streamed_memory_bytes: usize,
+    pub status_interval: Duration,
+    /// Which tables are captured.
+    pub tables: crate::config::TablesSection,
+    pub snapshot: bool,
+    pub snapshot_parallelism: usize,
+    pub kafka: KafkaConfig,
+    pub topic_prefix: String,
+    pub registry: RegistryConfig,
+    pub tombstones: bool,
+    pub drain_timeout: Duration,
+}
+
+/// A captured table's encoder and registered schema ids.
+#[derive(Debug, Clone)]
+struct TableOut {
+    topic: String,
+    codec: TableCodec,
+    key_id: u32,
+    value_id: u32,
+    /// (name, type, modifier) of each column, to notice a changed Relation.
+    shape: Vec<(String, u32, i32)>,
+}
+
+/// Runs until `shutdown` resolves (then drains and exits cleanly) or a fatal error.
+pub async fn run(
+    settings: Settings,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), PipelineError> {
+    let sql = connect_sql(&settings.postgres_conninfo).await?;
+    let tables = choose_tables(&sql, &settings).await?;
+    ensure_publication(&sql, &settings, &tables).await?;
+
+    let (producer, mut deliveries) = Producer::new(&settings.kafka)?;
+    let producer = Arc::new(producer);
+    let mut registry = Registry::new(&settings.registry)?;
+    let mut outs: HashMap<u32, TableOut> = HashMap::new();
+    let topics: Vec<String> = tables.iter().map(|t| topic_of(&settings, t)).collect();
+    producer.ensure_topics(&topics).await?;
+    for (table, topic) in tables.iter().zip(topics) {
+        let out = table_out(&mut registry, topic, &table.spec).await?;
+        outs.insert(table.oid, out);
+    }
+
+    let mut conn = ReplicationConnection::connect(&settings.postgres).await?;
+    let slot_exists = slot_exists(&sql, &settings.slot).await?;
+    let start = if slot_exists {
+        tracing::info!(slot = %settings.slot, "reusing the replication slot; streaming from its confirmed position");
+        Lsn::ZERO
+    } else {
+        let created = conn
+            .create_slot(&settings.slot, false, SnapshotAction::Export)
+            .await?;
+        tracing::info!(slot = %settings.slot, consistent_point = %created.consistent_point, "created the replication slot");
+        if settings.snapshot {
+            let snapshot_name = created.snapshot_name.clone().ok_or_else(|| {
+                PipelineError::Internal("the slot exported no snapshot".to_owned())
+            })?;
+            let result = snapshot(
+                &settings,
+                &snapshot_name,
+                &tables,
+                &outs,
+                &producer,
+                &mut deliveries,
+            )
+            .await;
+            if let Err(err) = result {
+                // The snapshot is not complete: a restart must not find this slot and skip it.
+                let _ = conn.drop_slot(&settings.slot, false).await;
+                return Err(err);
+            }
+        }
+        created.consistent_point
+    };
+
+    let mut options = PgOutputOptions::new(vec![settings.publication.clone()]);
+    options.binary = settings.binary;
+    let choice = conn.negotiate(&options);
+    let mut stream = conn
+        .start_replication(&settings.slot, start, &options, choice)
+        .await?;
+    stream.set_status_interval(settings.status_interval);
+    let changes = ChangeStream::new(stream, settings.streamed_memory_bytes);
+    stream_changes(
+        &settings,
+        changes,
+        &mut registry,
+        &mut outs,
+        &producer,
+        &mut deliveries,
+        shutdown,
+    )
+    .await
+}
+
+async fn connect_sql(conninfo: &str) -> Result<Client, PipelineError> {
+    let (client, connection) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| PipelineError::Postgres(format!("connecting: {e}")))?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::warn!(error = %err, "a PostgreSQL connection ended");
+        }
+    });
+    Ok(client)
+}
+
+fn topic_of(settings: &Settings, table: &CapturedTable) -> String {
+    format!(
+        "{}.{}.{}",
+        settings.topic_prefix, table.spec.schema, table.spec.name
+    )
+}
+
+async fn choose_tables(
+    sql: &Client,
+    settings: &Settings,
+) -> Result<Vec<CapturedTable>, PipelineError> {
+    let mut chosen = Vec::new();
+    for (oid, schema, name, identity) in catalog::list_tables(sql).await? {
+        if !settings.tables.selects(&schema, &name) {
+            continue;
+        }
+        let mut table = catalog::describe(sql, oid, &schema, &name, identity).await?;
+        catalog::check_capturable(&table, settings.tables.allow_keyless)?;
+        // Only key columns are declared non-null: a delete's or key update's old row carries
+        // nothing but the key under REPLICA IDENTITY DEFAULT.
+        for column in &mut table.spec.columns {
+            column.nullable = column.nullable || !column.is_key;
+        }
+        chosen.push(table);
+    }
+    if chosen.is_empty() {
+        return Err(catalog::CatalogError::NothingSelected {
+            include: settings
+                .tables
+                .include
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        }
+        .into());
+    }
+    Ok(chosen)
+}
+
+async fn ensure_publication(
+    sql: &Client,
+    settings: &Settings,
+    tables: &[CapturedTable],
+) -> Result<(), PipelineError> {
+    let query = |e: tokio_postgres::Error| PipelineError::Postgres(e.to_string());
+    let exists = sql
+        .query_opt(
+            "SELECT 1 FROM pg_publication WHERE pubname = $1",
+            &[&settings.publication],
+        )
+        .await
+        .map_err(query)?
+        .is_some();
+    let names: Vec<String> = tables.iter().map(CapturedTable::quoted).collect();
+    if !exists {
+        if !settings.create_publication {
+            return Err(PipelineError::Setup(format!(
+                "publication {} does not exist and replication.create_publication is false: create it \
+                 (CREATE PUBLICATION {} FOR TABLE {}) or let sluice create it",
+                settings.publication,
+                quote_ident(&settings.publication),
+                names.join(", ")
+            )));
+        }
+        sql.batch_execute(&format!(
+            "CREATE PUBLICATION {} FOR TABLE {}",
+            quote_ident(&settings.publication),
+            names.join(", ")
+        ))
+        .await
+        .map_err(|e| {
+            PipelineError::Setup(format!(
+                "creating publication {} failed ({e}): the user must own the tables, or create the \
+                 publication beforehand",
+                settings.publication
+            ))
+        })?;
+        tracing::info!(publication = %settings.publication, tables = tables.len(), "created the publication");
+        return Ok(());
+    }
+    let published: Vec<(String, String)> = sql
+        .query(
+            "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
+            &[&settings.publication],
+        )
+        .await
+        .map_err(query)?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let missing: Vec<&CapturedTable> = tables
+        .iter()
+        .filter(|t| !published.contains(&(t.spec.schema.clone(), t.spec.name.clone())))
+        .collect();
+    if missing.is_empty() {
+        tracing::info!(publication = %settings.publication, "reusing the publication");
+        return Ok(());
+    }
+    let missing_names: Vec<String> = missing.iter().map(|t| t.quoted()).collect();
+    sql.batch_execute(&format!(
+        "ALTER PUBLICATION {} ADD TABLE {}",
+        quote_ident(&settings.publication),
+        missing_names.join(", ")
+    ))
+    .await
+    .map_err(|e| {
+        PipelineError::Setup(format!(
+            "adding {} to publication {} failed ({e}): add them by hand or let the user own the publication",
+            missing_names.join(", "),
+            settings.publication
+        ))
+    })?;
+    tracing::info!(publication = %settings.publication, added = %missing_names.join(", "), "reusing the publication, with tables added");
+    Ok(())
+}
+
+async fn slot_exists(sql: &Client, slot: &str) -> Result<bool, PipelineError> {
+    let row = sql
+        .query_opt(
+            "SELECT plugin::text FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()",
+            &[&slot],
+        )
+        .await
+        .map_err(|e| PipelineError::Postgres(e.to_string()))?;
+    match row {
+        None => Ok(false),
+        Some(row) => {
+            let plugin: String = row.get(0);
+            if plugin == "pgoutput" {
+                Ok(true)
+            } else {
+                Err(PipelineError::Setup(format!(
+                    "replication slot {slot} uses the {plugin} plugin, not pgoutput: choose another \
+                     replication.slot or drop that slot"
+                )))
+            }
+        }
+    }
+}
+
+async fn table_out(
+    registry: &mut Registry,
+    topic: String,
+    spec: &TableSpec,
+) -> Result<TableOut, PipelineError> {
+    let codec = TableCodec::new(&topic, spec);
+    let key_id = register(registry, &format!("{topic}-key"), codec.key_schema()).await?;
+    let value_id = register(registry, &format!("{topic}-value"), codec.value_schema()).await?;
+    Ok(TableOut {
+        topic,
+        codec,
+        key_id,
+        value_id,
+        shape: spec
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.type_oid, c.type_modifier))
+            .collect(),
+    })
+}
+
+/// Registers a schema, waiting out an unavailable registry: nothing is produced, and so
+/// nothing confirmed, until it answers.
+async fn register(
+    registry: &mut Registry,
+    subject: &str,
+    schema: &str,
+) -> Result<u32, PipelineError> {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match registry.register(subject, schema).await {
+            Ok(id) => return Ok(id),
+            Err(err) if err.is_transient() => {
+                tracing::warn!(error = %err, retry_in = ?delay, "registry unavailable");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The ticket of snapshot events: they are not part of any transaction; the snapshot is
+/// complete once the producer has nothing left in flight.
+const SNAPSHOT_TICKET: u64 = u64::MAX;
+
+/// Copies every table inside the exported snapshot and produces an `r` event per row; returns
+/// when the broker has acknowledged them all.
+async fn snapshot(
+    settings: &Settings,
+    snapshot_name: &str,
+    tables: &[CapturedTable],
+    outs: &HashMap<u32, TableOut>,
+    producer: &Arc<Producer>,
+    deliveries: &mut UnboundedReceiver<Delivery>,
+) -> Result<(), PipelineError> {
+    let parallelism = settings
+        .snapshot_parallelism
+        .max(1)
+        .min(tables.len().max(1));
+    let queue = Arc::new(std::sync::Mutex::new(
+        tables.iter().map(|t| t.oid).collect::<Vec<_>>(),
+    ));
+    let mut copiers = tokio::task::JoinSet::new();
+    for _ in 0..parallelism {
+        let client = connect_sql(&settings.postgres_conninfo).await?;
+        client
+            .batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
+                quote_literal(snapshot_name)
+            ))
+            .await
+            .map_err(|e| PipelineError::Postgres(format!("importing the slot's snapshot: {e}")))?;
+        let queue = Arc::clone(&queue);
+        let outs = outs.clone();
+        let producer = Arc::clone(producer);
+        let tables: HashMap<u32, CapturedTable> =
+            tables.iter().map(|t| (t.oid, t.clone())).collect();
+        let settings = settings.clone();
+        copiers.spawn(async move {
+            loop {
+                let next = queue
+                    .lock()
+                    .map_err(|_| PipelineError::Internal("queue".into()))?
+                    .pop();
+                let Some(oid) = next else { break };
+                copy_table(&settings, &client, &tables[&oid], &outs[&oid], &producer).await?;
+            }
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(|e| PipelineError::Postgres(e.to_string()))?;
+            Ok::<(), PipelineError>(())
+        });
+    }
+    while let Some(done) = copiers.join_next().await {
+        done.map_err(|e| PipelineError::Internal(e.to_string()))??;
+    }
+    producer.flush(Duration::from_secs(3600))?;
+    while let Ok(delivery) = deliveries.try_recv() {
+        delivery.result.map_err(PipelineError::Delivery)?;
+    }
+    tracing::info!(tables = tables.len(), "snapshot complete and acknowledged");
+    Ok(())
+}
+
+async fn copy_table(
+    settings: &Settings,
+    client: &Client,
+    table: &CapturedTable,
+    out: &TableOut,
+    producer: &Producer,
+) -> Result<(), PipelineError> {
+    use futures_util::StreamExt as _;
+    let columns: Vec<String> = table
+        .spec
+        .columns
+        .iter()
+        .zip(out.codec.column_kinds())
+        .map(|(c, kind)| {
+            if kind.reads_binary() {
+                quote_ident(&c.name)
+            } else {
+                format!("{}::text", quote_ident(&c.name))
+            }
+        })
+        .collect();
+    let copy = format!(
+        "COPY (SELECT {} FROM ONLY {}) TO STDOUT (FORMAT binary)",
+        columns.join(", "),
+        table.quoted()
+    );
+    let stream = client
+        .copy_out(&copy)
+        .await
+        .map_err(|e| PipelineError::Postgres(format!("COPY {}: {e}", table.qualified())))?;
+    futures_util::pin_mut!(stream);
+    let mut reader = CopyReader::new();
+    let mut key = Vec::new();
+    let mut value = Vec::new();
+    let mut scratch = Scratch::default();
+    let source = Source {
+        name: &settings.topic_prefix,
+        db: &settings.postgres.dbname,
+        commit_time_us: now_us(),
+        snapshot: SnapshotMarker::True,
+        tx_id: None,
+        lsn: None,
+    };
+    let mut rows = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| PipelineError::Postgres(format!("COPY {}: {e}", table.qualified())))?;
+        reader.push(&chunk);
+        // A full producer queue stops the row loop; the row is offered again after a pause.
+        loop {
+            let outcome = reader
+                .rows(|row| {
+                    key.clear();
+                    value.clear();
+                    out.codec
+                        .encode_key(out.key_id, row, &mut key, &mut scratch)?;
+                    out.codec.encode_envelope(
+                        out.value_id,
+                        Op::Read,
+                        None::<&crate::copy::CopyRow<'_>>,
+                        Some(row),
+                        &source,
+                        now_us(),
+                        &mut value,
+                        &mut scratch,
+                    )?;
+                    producer.send(&out.topic, Some(&key), Some(&value), SNAPSHOT_TICKET)?;
+                    rows += 1;
+                    Ok::<(), PipelineError>(())
+                })
+                .map_err(|e| PipelineError::Postgres(format!("COPY {}: {e}", table.qualified())))?;
+            match outcome {
+                Ok(()) => break,
+                Err(PipelineError::QueueFull) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    if !reader.finished() {
+        return Err(PipelineError::Postgres(format!(
+            "COPY {} ended before its end marker",
+            table.qualified()
+        )));
+    }
+    tracing::info!(table = %table.qualified(), rows, "table copied");
+    Ok(())
+}
+
+/// A pgoutput tuple as an encoder row. An unchanged TOASTed value is not in the tuple; it is
+/// given as null here (the exact-data work marks it explicitly).
+struct TupleRow<'a>(&'a Tuple);
+
+impl Row for TupleRow<'_> {
+    fn values(&self) -> impl Iterator<Item = Raw<'_>> {
+        self.0.iter().map(|value| match value {
+            ColumnValue::Text(text) => Raw::Text(text),
+            ColumnValue::Binary(bytes) => Raw::Binary(bytes),
+            _ => Raw::Null,
+        })
+    }
+}
+
+/// Per-transaction context of the stream.
+struct Current {
+    ticket: u64,
+    xid: u32,
+    commit_time_us: i64,
+    commit_lsn: Lsn,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stream_changes(
+    settings: &Settings,
+    mut changes: ChangeStream,
+    registry: &mut Registry,
+    outs: &mut HashMap<u32, TableOut>,
+    producer: &Producer,
+    deliveries: &mut UnboundedReceiver<Delivery>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), PipelineError> {
+    let mut tracker = AckTracker::new();
+    let mut current: Option<Current> = None;
+    let mut key = Vec::new();
+    let mut value = Vec::new();
+    let mut scratch = Scratch::default();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            // 1. Shutdown: stop taking changes, then drain below.
+            () = &mut shutdown => break,
+            // 2. Acknowledgements before intake, so memory stays bounded.
+            Some(delivery) = deliveries.recv() => {
+                acknowledge(&mut tracker, &mut changes, delivery)?;
+            }
+            // 3. Intake.
+            change = changes.next() => {
+                let Some(change) = change? else {
+                    return Err(PipelineError::Postgres("the server ended the replication stream".into()));
+                };
+                match change {
+                    Change::Begin { xid, commit_lsn, commit_time, .. } => {
+                        current = Some(Current {
+                            // The end LSN comes with the Commit; it is set at seal.
+                            ticket: tracker.begin(commit_lsn.0),
+                            xid,
+                            commit_time_us: commit_time.to_unix_micros(),
+                            commit_lsn,
+                        });
+                    }
+                    Change::Commit { end_lsn, .. } => {
+                        if let Some(done) = current.take()
+                            && let Some(confirmed) = tracker.seal_at(done.ticket, end_lsn.0)
+                        {
+                            changes.stream().confirm(Lsn(confirmed));
+                        }
+                    }
+                    // Nothing in flight or open: everything the server sent is durable.
+                    Change::Keepalive { wal_end }
+                        if current.is_none() && tracker.open_transactions() == 0 =>
+                    {
+                        changes.stream().confirm(wal_end);
+                    }
+                    Change::Message(LogicalMessage::Relation(relation)) => {
+                        on_relation(registry, outs, &relation, settings).await?;
+                    }
+                    Change::Message(message) => {
+                        let Some(now) = current.as_ref() else { continue };
+                        let source = Source {
+                            name: &settings.topic_prefix,
+                            db: &settings.postgres.dbname,
+                            commit_time_us: now.commit_time_us,
+                            snapshot: SnapshotMarker::False,
+                            tx_id: Some(now.xid),
+                            lsn: Some(now.commit_lsn.0),
+                        };
+                        let mut emitter = Emitter {
+                            producer,
+                            deliveries,
+                            tracker: &mut tracker,
+                            key: &mut key,
+                            value: &mut value,
+                            scratch: &mut scratch,
+                        };
+                        produce_change(settings, &message, outs, &source, &mut emitter, now.ticket, &mut changes).await?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    drain(settings, &mut tracker, &mut changes, deliveries).await?;
+    changes.finish().await?.close().await?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+fn acknowledge(
+    tracker: &mut AckTracker,
+    changes: &mut ChangeStream,
+    delivery: Delivery,
+) -> Result<(), PipelineError> {
+    delivery.result.map_err(PipelineError::Delivery)?;
+    if delivery.ticket != SNAPSHOT_TICKET
+        && let Some(confirmed) = tracker.acknowledged(delivery.ticket)
+    {
+        changes.stream().confirm(Lsn(confirmed));
+    }
+    Ok(())
+}
+
+/// Waits for the deliveries of everything produced, up to the drain timeout, confirming as
+/// they come.
+async fn drain(
+    settings: &Settings,
+    tracker: &mut AckTracker,
+    changes: &mut ChangeStream,
+    deliveries: &mut UnboundedReceiver<Delivery>,
+) -> Result<(), PipelineError> {
+    let deadline = tokio::time::Instant::now() + settings.drain_timeout;
+    while tracker.in_flight() > 0 {
+        match tokio::time::timeout_at(deadline, deliveries.recv()).await {
+            Ok(Some(delivery)) => acknowledge(tracker, changes, delivery)?,
+            Ok(None) => break,
+            Err(_) => {
+                tracing::warn!(
+                    in_flight = tracker.in_flight(),
+                    "drain timeout: unacknowledged events will be sent again after restart"
+                );
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn on_relation(
+    registry: &mut Registry,
+    outs: &mut HashMap<u32, TableOut>,
+    relation: &Relation,
+    settings: &Settings,
+) -> Result<(), PipelineError> {
+    let shape: Vec<(String, u32, i32)> = relation
+        .columns()
+        .iter()
+        .map(|c| (c.name().to_owned(), c.type_oid(), c.type_modifier()))
+        .collect();
+    if outs
+        .get(&relation.relation_id())
+        .is_some_and(|out| out.shape == shape)
+    {
+        return Ok(());
+    }
+    let spec = TableSpec {
+        schema: relation.namespace().to_owned(),
+        name: relation.name().to_owned(),
+        columns: relation
+            .columns()
+            .iter()
+            .map(|c| ColumnSpec {
+                name: c.name().to_owned(),
+                type_oid: c.type_oid(),
+                type_modifier: c.type_modifier(),
+                nullable: !c.is_key(),
+                is_key: c.is_key(),
+            })
+            .collect(),
+    };
+    let topic = format!("{}.{}.{}", settings.topic_prefix, spec.schema, spec.name);
+    let out = table_out(registry, topic, &spec).await?;
+    tracing::info!(table = %format!("{}.{}", spec.schema, spec.name), "table shape changed; new schema versions registered");
+    outs.insert(relation.relation_id(), out);
+    Ok(())
+}
+
+/// Where one change's events go, and the buffers they are encoded into.
+struct Emitter<'a> {
+    producer: &'a Producer,
+    deliveries: &'a mut UnboundedReceiver<Delivery>,
+    tracker: &'a mut AckTracker,
+    key: &'a mut Vec<u8>,
+    value: &'a mut Vec<u8>,
+    scratch: &'a mut Scratch,
+}
+
+/// What every event of one row change shares.
+struct EventContext<'a> {
+    out: &'a TableOut,
+    source: &'a Source<'a>,
+    ticket: u64,
+    tombstones: bool,
+}
+
+impl Emitter<'_> {
+    async fn create(
+        &mut self,
+        event: &EventContext<'_>,
+        new: &Tuple,
+        changes: &mut ChangeStream,
+    ) -> Result<(), PipelineError> {
+        self.emit(event, Op::Create, None, Some(new), new, false, changes)
+            .await
+    }
+
+    /// A delete, followed by a tombstone where configured.
+    async fn delete(
+        &mut self,
+        event: &EventContext<'_>,
+        old: &Tuple,
+        changes: &mut ChangeStream,
+    ) -> Result<(), PipelineError> {
+        self.emit(
+            event,
+            Op::Delete,
+            Some(old),
+            None,
+            old,
+            event.tombstones,
+            changes,
+        )
+        .await
+    }
+
+    /// Encodes one event (and its tombstone, when asked) and produces it.
+    #[allow(clippy::too_many_arguments)]
+    async fn emit(
+        &mut self,
+        event: &EventContext<'_>,
+        op: Op,
+        before: Option<&Tuple>,
+        after: Option<&Tuple>,
+        key_of: &Tuple,
+        tombstone: bool,
+        changes: &mut ChangeStream,
+    ) -> Result<(), PipelineError> {
+        let out = event.out;
+        self.key.clear();
+        self.value.clear();
+        out.codec
+            .encode_key(out.key_id, &TupleRow(key_of), self.key, self.scratch)?;
+        out.codec.encode_envelope(
+            out.value_id,
+            op,
+            before.map(TupleRow).as_ref(),
+            after.map(TupleRow).as_ref(),
+            event.source,
+            now_us(),
+            self.value,
+            self.scratch,
+        )?;
+        let (key, value) = (self.key.as_slice(), self.value.as_slice());
+        let ticket = event.ticket;
+        send_waiting(
+            self.producer,
+            &out.topic,
+            Some(key),
+            Some(value),
+            ticket,
+            self.deliveries,
+            self.tracker,
+            changes,
+        )
+        .await?;
+        if tombstone {
+            send_waiting(
+                self.producer,
+                &out.topic,
+                Some(key),
+                None,
+                ticket,
+                self.deliveries,
+                self.tracker,
+                changes,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Produces the events of one row change.
+async fn produce_change(
+    settings: &Settings,
+    message: &LogicalMessage,
+    outs: &HashMap<u32, TableOut>,
+    source: &Source<'_>,
+    emitter: &mut Emitter<'_>,
+    ticket: u64,
+    changes: &mut ChangeStream,
+) -> Result<(), PipelineError> {
+    let relation = match message {
+        LogicalMessage::Insert(m) => m.relation_id(),
+        LogicalMessage::Update(m) => m.relation_id(),
+        LogicalMessage::Delete(m) => m.relation_id(),
+        _ => return Ok(()),
+    };
+    let out = outs.get(&relation).ok_or_else(|| {
+        PipelineError::Internal(format!(
+            "a change of relation {relation} before its Relation message"
+        ))
+    })?;
+    let event = EventContext {
+        out,
+        source,
+        ticket,
+        tombstones: settings.tombstones,
+    };
+    match message {
+        LogicalMessage::Insert(m) => emitter.create(&event, m.new_tuple(), changes).await,
+        LogicalMessage::Update(m) => {
+            let new = m.new_tuple();
+            match m.old_tuple() {
+                // A primary-key change: a delete of the old key, then a create of the new.
+                Some(kind) if key_changed(out, kind, new) => {
+                    emitter.delete(&event, kind.tuple(), changes).await?;
+                    emitter.create(&event, new, changes).await
+                }
+                old => {
+                    let before = old.map(OldTuple::tuple);
+                    emitter
+                        .emit(&event, Op::Update, before, Some(new), new, false, changes)
+                        .await
+                }
+            }
+        }
+        LogicalMessage::Delete(m) => emitter.delete(&event, m.old_tuple().tuple(), changes).await,
+        _ => Ok(()),
+    }
+}
+
+/// pgoutput sends an old key (`K`) only when a key column changed; with REPLICA IDENTITY FULL
+/// it always sends the old row (`O`), so there the key columns are compared.
+fn key_changed(out: &TableOut, old: &OldTuple, new: &Tuple) -> bool {
+    match old {
+        OldTuple::Key(_) => true,
+        other => {
+            let old = other.tuple();
+            out.codec
+                .key_columns()
+                .iter()
+                .any(|&i| old.get(i) != new.get(i))
+        }
+    }
+}
+
+/// Produces, handling deliveries while the producer's queue is full.
+#[allow(clippy::too_many_arguments)]
+async fn send_waiting(
+    producer: &Producer,
+    topic: &str,
+    key: Option<&[u8]>,
+    payload: Option<&[u8]>,
+    ticket: u64,
+    deliveries: &mut UnboundedReceiver<Delivery>,
+    tracker: &mut AckTracker,
+    changes: &mut ChangeStream,
+) -> Result<(), PipelineError> {
+    // Counted before it is sent: its delivery may be handled in the loop below.
+    tracker.sent(ticket);
+    loop {
+        match producer.send(topic, key, payload, ticket) {
+            Ok(()) => return Ok(()),
+            Err(SendError::QueueFull) => {
+                if let Some(delivery) = deliveries.recv().await {
+                    acknowledge(tracker, changes, delivery)?;
+                }
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+impl Settings {
+    /// The pipeline's settings from a loaded configuration.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let pg = &config.postgres;
+        let mut conninfo = format!(
+            "host={} port={} dbname={} user={} application_name=sluice connect_timeout={}",
+            conninfo_value(&pg.host),
+            pg.port,
+            conninfo_value(&pg.database),
+            conninfo_value(&pg.user),
+            pg.connect_timeout.as_secs().max(1),
+        );
+        if let Some(password) = &pg.password {
+            conninfo.push_str(&format!(" password={}", conninfo_value(password.expose())));
+        }
+        let kafka = KafkaConfig {
+            bootstrap_servers: config.kafka.bootstrap_servers.clone(),
+            compression: config.kafka.compression.as_str().to_owned(),
+            partitions: config.kafka.partitions,
+            replication_factor: config.kafka.replication_factor,
+            properties: config
+                .kafka
+                .producer
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        };
+        Settings {
+            postgres: pg.connect_config(),
+            postgres_conninfo: conninfo,
+            slot: config.replication.slot.clone(),
+            publication: config.replication.publication.clone(),
+            create_publication: config.replication.create_publication,
+            binary: config.replication.binary,
+            streamed_memory_bytes: config.replication.streamed_memory_bytes(),
+            status_interval: config.replication.status_interval,
+            tables: config.tables.clone(),
+            snapshot: config.snapshot.mode == crate::config::SnapshotMode::Initial,
+            snapshot_parallelism: config.snapshot.parallelism,
+            kafka,
+            topic_prefix: config.kafka.topic_prefix.clone(),
+            registry: config.registry.client_config(Duration::from_secs(10)),
+            tombstones: config.events.tombstones,
+            drain_timeout: config.shutdown.drain_timeout,
+        }
+    }
+}
+
+/// A libpq connection-string value, quoted.
+fn conninfo_value(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
