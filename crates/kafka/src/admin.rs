@@ -32,6 +32,18 @@ impl Producer {
     /// factor, and waits until their partitions have leaders. Existing topics are left alone; a
     /// topic another process creates meanwhile counts as existing.
     pub async fn ensure_topics(&self, topics: &[String]) -> Result<(), KafkaError> {
+        self.ensure_topics_with(topics, self.config.partitions, &[])
+            .await
+    }
+
+    /// Like [`Producer::ensure_topics`], with the partition count and topic configs given
+    /// (e.g. a one-partition compacted topic for sluice's own state).
+    pub async fn ensure_topics_with(
+        &self,
+        topics: &[String],
+        partitions: i32,
+        configs: &[(&str, &str)],
+    ) -> Result<(), KafkaError> {
         if topics.is_empty() {
             return Ok(());
         }
@@ -50,13 +62,15 @@ impl Producer {
             }
             match self.describe(&admin, topic).await? {
                 TopicState::Missing => missing.push(topic),
-                TopicState::Exists { partitions, .. } => {
-                    if i32::try_from(partitions).ok() != Some(self.config.partitions) {
+                TopicState::Exists {
+                    partitions: found, ..
+                } => {
+                    if i32::try_from(found).ok() != Some(partitions) {
                         tracing::info!(
                             target: "sluice_kafka",
                             topic = %topic,
-                            partitions,
-                            configured = self.config.partitions,
+                            partitions = found,
+                            configured = partitions,
                             "topic exists with another partition count; keeping it"
                         );
                     }
@@ -71,7 +85,10 @@ impl Producer {
             .iter()
             .map(|topic| {
                 let replication = TopicReplication::Fixed(self.config.replication_factor);
-                NewTopic::new(topic, self.config.partitions, replication)
+                configs.iter().fold(
+                    NewTopic::new(topic, partitions, replication),
+                    |new, (key, value)| new.set(key, value),
+                )
             })
             .collect();
         let options = AdminOptions::new()
@@ -90,7 +107,7 @@ impl Producer {
                 Ok(topic) => tracing::info!(
                     target: "sluice_kafka",
                     topic = %topic,
-                    partitions = self.config.partitions,
+                    partitions,
                     replication_factor = self.config.replication_factor,
                     "created topic"
                 ),

@@ -204,6 +204,9 @@ impl ClientContext for TracingContext {
     }
 }
 
+// Reading sluice's state topic back needs a consumer; default rebalance handling serves.
+impl rdkafka::consumer::ConsumerContext for TracingContext {}
+
 pub(crate) fn forward_log(level: RDKafkaLogLevel, facility: &str, message: &str) {
     match level {
         RDKafkaLogLevel::Emerg

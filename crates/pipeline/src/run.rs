@@ -17,7 +17,7 @@
 //! Nothing committed after C is in the snapshot and nothing committed before C is streamed,
 //! so every row reaches Kafka exactly as of one point, then every change after it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -36,6 +36,7 @@ use tokio_postgres::Client;
 use crate::catalog::{self, CapturedTable, quote_ident, quote_literal};
 use crate::copy::CopyReader;
 use crate::error::PipelineError;
+use crate::state::{self, SnapshotPhase};
 
 /// What the pipeline needs to know, resolved from the configuration.
 #[derive(Debug, Clone)]
@@ -92,33 +93,60 @@ pub async fn run(
     }
 
     let mut conn = ReplicationConnection::connect(&settings.postgres).await?;
+    let state_topic = state::state_topic(&settings.topic_prefix);
+    let phase = state::read_phase(&producer, &settings.kafka, &state_topic, &settings.slot).await?;
     let slot_exists = slot_exists(&sql, &settings.slot).await?;
-    let start = if slot_exists {
+    let snapshot_done = phase == Some(SnapshotPhase::Complete);
+    let start = if slot_exists && (snapshot_done || !settings.snapshot) {
         tracing::info!(slot = %settings.slot, "reusing the replication slot; streaming from its confirmed position");
         Lsn::ZERO
     } else {
+        if slot_exists {
+            // A snapshot began from this slot and never completed: its rows may be partial and
+            // its snapshot point is gone. Start again from a new slot and snapshot point.
+            tracing::warn!(slot = %settings.slot, "the previous snapshot did not complete; taking a new one");
+            conn.drop_slot(&settings.slot, true).await?;
+        }
         let created = conn
             .create_slot(&settings.slot, false, SnapshotAction::Export)
             .await?;
-        tracing::info!(slot = %settings.slot, consistent_point = %created.consistent_point, "created the replication slot");
+        let point = created.consistent_point.to_string();
+        tracing::info!(slot = %settings.slot, consistent_point = %point, "created the replication slot");
         if settings.snapshot {
             let snapshot_name = created.snapshot_name.clone().ok_or_else(|| {
                 PipelineError::Internal("the slot exported no snapshot".to_owned())
             })?;
-            let result = snapshot(
+            state::write_phase(
+                &producer,
+                &mut deliveries,
+                &state_topic,
+                &settings.slot,
+                SnapshotPhase::Started,
+                &point,
+            )
+            .await?;
+            // Rows an earlier snapshot sent may have been deleted since: the new snapshot
+            // sends tombstones for keys its topic holds that no longer exist.
+            let reconcile = phase.is_some();
+            snapshot(
                 &settings,
                 &snapshot_name,
                 &tables,
                 &outs,
                 &producer,
                 &mut deliveries,
+                reconcile,
             )
-            .await;
-            if let Err(err) = result {
-                // The snapshot is not complete: a restart must not find this slot and skip it.
-                let _ = conn.drop_slot(&settings.slot, false).await;
-                return Err(err);
-            }
+            .await?;
+            state::write_phase(
+                &producer,
+                &mut deliveries,
+                &state_topic,
+                &settings.slot,
+                SnapshotPhase::Complete,
+                &point,
+            )
+            .await?;
         }
         created.consistent_point
     };
@@ -357,7 +385,16 @@ async fn snapshot(
     outs: &HashMap<u32, TableOut>,
     producer: &Arc<Producer>,
     deliveries: &mut UnboundedReceiver<Delivery>,
+    reconcile: bool,
 ) -> Result<(), PipelineError> {
+    let mut live_keys: HashMap<u32, HashSet<Vec<u8>>> = HashMap::new();
+    if reconcile {
+        for table in tables {
+            let keys = live_keys_of(&settings.kafka, &outs[&table.oid].topic).await?;
+            live_keys.insert(table.oid, keys);
+        }
+    }
+    let live_keys = Arc::new(std::sync::Mutex::new(live_keys));
     let parallelism = settings
         .snapshot_parallelism
         .max(1)
@@ -381,6 +418,7 @@ async fn snapshot(
         let tables: HashMap<u32, CapturedTable> =
             tables.iter().map(|t| (t.oid, t.clone())).collect();
         let settings = settings.clone();
+        let live_keys = Arc::clone(&live_keys);
         copiers.spawn(async move {
             loop {
                 let next = queue
@@ -388,7 +426,19 @@ async fn snapshot(
                     .map_err(|_| PipelineError::Internal("queue".into()))?
                     .pop();
                 let Some(oid) = next else { break };
-                copy_table(&settings, &client, &tables[&oid], &outs[&oid], &producer).await?;
+                let stale = live_keys
+                    .lock()
+                    .map_err(|_| PipelineError::Internal("live keys".into()))?
+                    .remove(&oid);
+                copy_table(
+                    &settings,
+                    &client,
+                    &tables[&oid],
+                    &outs[&oid],
+                    &producer,
+                    stale,
+                )
+                .await?;
             }
             client
                 .batch_execute("COMMIT")
@@ -400,7 +450,7 @@ async fn snapshot(
     while let Some(done) = copiers.join_next().await {
         done.map_err(|e| PipelineError::Internal(e.to_string()))??;
     }
-    producer.flush(Duration::from_secs(3600))?;
+    state::flush(producer).await?;
     while let Ok(delivery) = deliveries.try_recv() {
         delivery.result.map_err(PipelineError::Delivery)?;
     }
@@ -414,6 +464,7 @@ async fn copy_table(
     table: &CapturedTable,
     out: &TableOut,
     producer: &Producer,
+    mut stale: Option<HashSet<Vec<u8>>>,
 ) -> Result<(), PipelineError> {
     use futures_util::StreamExt as _;
     let columns: Vec<String> = table
@@ -475,6 +526,9 @@ async fn copy_table(
                         &mut scratch,
                     )?;
                     producer.send(&out.topic, Some(&key), Some(&value), SNAPSHOT_TICKET)?;
+                    if let Some(stale) = stale.as_mut() {
+                        stale.remove(key_body(&key));
+                    }
                     rows += 1;
                     Ok::<(), PipelineError>(())
                 })
@@ -495,6 +549,26 @@ async fn copy_table(
         )));
     }
     tracing::info!(table = %table.qualified(), rows, "table copied");
+    if let Some(stale) = stale {
+        let deleted = stale.len();
+        for body in stale {
+            // The key schema may have another id now; the body is what identifies the row.
+            let mut key = Vec::with_capacity(5 + body.len());
+            key.push(0);
+            key.extend_from_slice(&out.key_id.to_be_bytes());
+            key.extend_from_slice(&body);
+            loop {
+                match producer.send(&out.topic, Some(&key), None, SNAPSHOT_TICKET) {
+                    Ok(()) => break,
+                    Err(SendError::QueueFull) => tokio::time::sleep(Duration::from_millis(5)).await,
+                    Err(err) => return Err(err.into()),
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(table = %table.qualified(), deleted, "tombstones sent for rows gone since an earlier snapshot");
+        }
+    }
     Ok(())
 }
 
@@ -614,6 +688,7 @@ fn acknowledge(
 ) -> Result<(), PipelineError> {
     delivery.result.map_err(PipelineError::Delivery)?;
     if delivery.ticket != SNAPSHOT_TICKET
+        && delivery.ticket != state::STATE_TICKET
         && let Some(confirmed) = tracker.acknowledged(delivery.ticket)
     {
         changes.stream().confirm(Lsn(confirmed));
@@ -853,6 +928,27 @@ fn key_changed(out: &TableOut, old: &OldTuple, new: &Tuple) -> bool {
                 .any(|&i| old.get(i) != new.get(i))
         }
     }
+}
+
+/// The Avro body of a Confluent-framed key: what identifies a row whatever the schema id.
+fn key_body(key: &[u8]) -> &[u8] {
+    key.get(5..).unwrap_or_default()
+}
+
+/// The keys a table's topic holds a live row for: the last record per key is not a
+/// tombstone.
+async fn live_keys_of(kafka: &KafkaConfig, topic: &str) -> Result<HashSet<Vec<u8>>, PipelineError> {
+    let mut live = HashSet::new();
+    for (key, value) in state::read_topic(kafka, topic).await? {
+        let Some(key) = key else { continue };
+        let body = key_body(&key).to_vec();
+        if value.is_some() {
+            live.insert(body);
+        } else {
+            live.remove(&body);
+        }
+    }
+    Ok(live)
 }
 
 /// Produces, handling deliveries while the producer's queue is full.

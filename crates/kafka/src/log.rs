@@ -1,0 +1,92 @@
+//! Reading a topic back from the beginning to its current end: sluice's own state, and the
+//! keys a table's topic holds.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use crate::config::{KafkaConfig, TracingContext, client_config};
+use crate::error::KafkaError;
+
+/// One record read back: key and value (`None` for a tombstone).
+pub type Record = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Every record of `topic`, partition by partition, up to the end it had when reading began.
+/// Blocking: call it from `spawn_blocking`.
+pub fn read_to_end(
+    config: &KafkaConfig,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<Record>, KafkaError> {
+    let mut client = client_config(config);
+    client
+        .set("group.id", "sluice-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    let consumer: BaseConsumer<TracingContext> =
+        BaseConsumer::from_config_and_context(&client, TracingContext).map_err(|source| {
+            KafkaError::Create {
+                client: "consumer",
+                source,
+            }
+        })?;
+    let unreachable = |reason: String| KafkaError::Unreachable {
+        bootstrap_servers: config.bootstrap_servers.clone(),
+        timeout,
+        reason,
+    };
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| unreachable(format!("reading topic `{topic}`: {e}")))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut ends = Vec::new();
+    let mut assignment = TopicPartitionList::new();
+    for partition in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, timeout)
+            .map_err(|e| unreachable(format!("reading topic `{topic}`: {e}")))?;
+        if high > low {
+            ends.push((partition, high));
+            assignment
+                .add_partition_offset(topic, partition, Offset::Beginning)
+                .map_err(|e| unreachable(e.to_string()))?;
+        }
+    }
+    let mut records = Vec::new();
+    if ends.is_empty() {
+        return Ok(records);
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|e| unreachable(e.to_string()))?;
+    let deadline = Instant::now() + timeout;
+    let mut remaining = ends.len();
+    while remaining > 0 {
+        if Instant::now() > deadline {
+            return Err(unreachable(format!(
+                "reading topic `{topic}` to its end took longer than {timeout:?}"
+            )));
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message.map_err(|e| unreachable(format!("reading topic `{topic}`: {e}")))?;
+        records.push((
+            message.key().map(<[u8]>::to_vec),
+            message.payload().map(<[u8]>::to_vec),
+        ));
+        if let Some((_, end)) = ends.iter().find(|(p, _)| *p == message.partition())
+            && message.offset() + 1 == *end
+        {
+            remaining -= 1;
+        }
+    }
+    Ok(records)
+}
