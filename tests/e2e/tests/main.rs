@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod compose;
+mod crash;
 mod large_transactions;
 mod pipeline;
 mod registry;
