@@ -88,7 +88,7 @@ pub async fn run(
     let topics: Vec<String> = tables.iter().map(|t| topic_of(&settings, t)).collect();
     producer.ensure_topics(&topics).await?;
     for (table, topic) in tables.iter().zip(topics) {
-        let out = table_out(&mut registry, topic, &table.spec).await?;
+        let out = table_out(&mut registry, topic, &table.spec, None).await?;
         outs.insert(table.oid, out);
     }
 
@@ -327,10 +327,19 @@ async fn table_out(
     registry: &mut Registry,
     topic: String,
     spec: &TableSpec,
+    mut stream: Option<&mut ChangeStream>,
 ) -> Result<TableOut, PipelineError> {
     let codec = TableCodec::new(&topic, spec);
-    let key_id = register(registry, &format!("{topic}-key"), codec.key_schema()).await?;
-    let value_id = register(registry, &format!("{topic}-value"), codec.value_schema()).await?;
+    let key_subject = format!("{topic}-key");
+    let key_id = register(
+        registry,
+        &key_subject,
+        codec.key_schema(),
+        stream.as_deref_mut(),
+    )
+    .await?;
+    let value_subject = format!("{topic}-value");
+    let value_id = register(registry, &value_subject, codec.value_schema(), stream).await?;
     Ok(TableOut {
         topic,
         codec,
@@ -345,11 +354,13 @@ async fn table_out(
 }
 
 /// Registers a schema, waiting out an unavailable registry: nothing is produced, and so
-/// nothing confirmed, until it answers.
+/// nothing confirmed, until it answers. While it waits, the replication stream (if one is
+/// open) keeps getting status updates, so the walsender does not time it out.
 async fn register(
     registry: &mut Registry,
     subject: &str,
     schema: &str,
+    mut stream: Option<&mut ChangeStream>,
 ) -> Result<u32, PipelineError> {
     let mut delay = Duration::from_millis(200);
     loop {
@@ -357,12 +368,33 @@ async fn register(
             Ok(id) => return Ok(id),
             Err(err) if err.is_transient() => {
                 tracing::warn!(error = %err, retry_in = ?delay, "registry unavailable");
-                tokio::time::sleep(delay).await;
+                let until = tokio::time::Instant::now() + delay;
+                while tokio::time::Instant::now() < until {
+                    if let Some(changes) = stream.as_deref_mut() {
+                        keep_alive(changes).await?;
+                    }
+                    tokio::time::sleep_until(
+                        until.min(tokio::time::Instant::now() + KEEP_ALIVE_WHILE_WAITING),
+                    )
+                    .await;
+                }
                 delay = (delay * 2).min(Duration::from_secs(10));
             }
             Err(err) => return Err(err.into()),
         }
     }
+}
+
+/// How often a waiting pipeline (registry away, broker queue full) checks that the stream
+/// gets its status update.
+const KEEP_ALIVE_WHILE_WAITING: Duration = Duration::from_millis(500);
+
+/// Sends the stream's status update if one is due.
+async fn keep_alive(changes: &mut ChangeStream) -> Result<(), PipelineError> {
+    if changes.stream().status_due() {
+        changes.stream().send_status(false).await?;
+    }
+    Ok(())
 }
 
 fn now_us() -> i64 {
@@ -648,7 +680,7 @@ async fn stream_changes(
                         changes.stream().confirm(wal_end);
                     }
                     Change::Message(LogicalMessage::Relation(relation)) => {
-                        on_relation(registry, outs, &relation, settings).await?;
+                        on_relation(registry, outs, &relation, settings, &mut changes).await?;
                     }
                     Change::Message(message) => {
                         let Some(now) = current.as_ref() else { continue };
@@ -726,6 +758,7 @@ async fn on_relation(
     outs: &mut HashMap<u32, TableOut>,
     relation: &Relation,
     settings: &Settings,
+    changes: &mut ChangeStream,
 ) -> Result<(), PipelineError> {
     let shape: Vec<(String, u32, i32)> = relation
         .columns()
@@ -754,7 +787,7 @@ async fn on_relation(
             .collect(),
     };
     let topic = format!("{}.{}.{}", settings.topic_prefix, spec.schema, spec.name);
-    let out = table_out(registry, topic, &spec).await?;
+    let out = table_out(registry, topic, &spec, Some(changes)).await?;
     tracing::info!(table = %format!("{}.{}", spec.schema, spec.name), "table shape changed; new schema versions registered");
     outs.insert(relation.relation_id(), out);
     Ok(())
@@ -968,9 +1001,16 @@ async fn send_waiting(
     loop {
         match producer.send(topic, key, payload, ticket) {
             Ok(()) => return Ok(()),
+            // The broker is behind or away: take deliveries as they come, and keep the
+            // replication stream alive meanwhile.
             Err(SendError::QueueFull) => {
-                if let Some(delivery) = deliveries.recv().await {
-                    acknowledge(tracker, changes, delivery)?;
+                tokio::select! {
+                    delivery = deliveries.recv() => {
+                        if let Some(delivery) = delivery {
+                            acknowledge(tracker, changes, delivery)?;
+                        }
+                    }
+                    () = tokio::time::sleep(KEEP_ALIVE_WHILE_WAITING) => keep_alive(changes).await?,
                 }
             }
             Err(err) => return Err(err.into()),

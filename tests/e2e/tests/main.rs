@@ -8,5 +8,6 @@ mod pipeline;
 mod registry;
 mod replication;
 mod stack;
+mod tail;
 mod text_binary;
 mod versions;

@@ -1,0 +1,218 @@
+//! Running `sluice run` as a process and reading its topics back through the registry.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_debug_implementations
+)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use apache_avro::types::Value;
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use schema_registry_converter::async_impl::avro::AvroDecoder;
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+
+use crate::{Stack, unique_name};
+
+/// One event as read back: its topic, key fields, op, before and after fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub topic: String,
+    pub key: BTreeMap<String, Value>,
+    pub op: Option<String>,
+    pub before: Option<BTreeMap<String, Value>>,
+    pub after: Option<BTreeMap<String, Value>>,
+    pub snapshot: Option<String>,
+}
+
+fn fields(value: &Value) -> BTreeMap<String, Value> {
+    match value {
+        Value::Record(fields) => fields
+            .iter()
+            .map(|(name, value)| (name.clone(), unwrap_union(value).clone()))
+            .collect(),
+        other => panic!("not a record: {other:?}"),
+    }
+}
+
+fn unwrap_union(value: &Value) -> &Value {
+    match value {
+        Value::Union(_, inner) => inner,
+        other => other,
+    }
+}
+
+fn optional_record(value: &Value) -> Option<BTreeMap<String, Value>> {
+    match unwrap_union(value) {
+        Value::Null => None,
+        record => Some(fields(record)),
+    }
+}
+
+/// Reads `count` events from `topics`, decoding keys and values through the registry.
+pub async fn read_events(stack: &Stack, topics: &[String], count: usize) -> Vec<Event> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &stack.kafka_bootstrap)
+        .set("group.id", unique_name("pipeline_reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics).unwrap();
+    let decoder = AvroDecoder::new(SrSettings::new(stack.registry_url.clone()));
+    let mut events = Vec::new();
+    while events.len() < count {
+        let message = match tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "only {} of {count} events arrived: {events:#?}",
+                    events.len()
+                )
+            }) {
+            Ok(message) => message,
+            // The topics appear once sluice has created them.
+            Err(rdkafka::error::KafkaError::MessageConsumption(
+                rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
+            )) => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            Err(err) => panic!("consuming: {err}"),
+        };
+        let key = decoder.decode(message.key()).await.unwrap();
+        let key = fields(&key.value);
+        let event = match message.payload() {
+            None => Event {
+                topic: message.topic().to_owned(),
+                key,
+                op: None,
+                before: None,
+                after: None,
+                snapshot: None,
+            },
+            Some(payload) => {
+                let value = decoder.decode(Some(payload)).await.unwrap();
+                let value = fields(&value.value);
+                let Value::String(op) = &value["op"] else {
+                    panic!("op: {value:?}")
+                };
+                let source = fields(&value["source"]);
+                let Value::String(snapshot) = &source["snapshot"] else {
+                    panic!()
+                };
+                Event {
+                    topic: message.topic().to_owned(),
+                    key,
+                    op: Some(op.clone()),
+                    before: optional_record(&value["before"]),
+                    after: optional_record(&value["after"]),
+                    snapshot: Some(snapshot.clone()),
+                }
+            }
+        };
+        events.push(event);
+    }
+    events
+}
+
+pub struct Sluice {
+    child: Child,
+}
+
+impl Sluice {
+    /// Whether the process still runs.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Starts `binary run --config config` (tests pass `env!("CARGO_BIN_EXE_sluice-cli")`).
+    pub fn start(binary: &str, config: &Path) -> Sluice {
+        let child = Command::new(binary)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("SLUICE_LOG", "info")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("sluice starts");
+        Sluice { child }
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sluice did not stop within 60 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// A configuration file for the local stack capturing every table of `schema`.
+pub fn write_config(
+    stack: &Stack,
+    prefix: &str,
+    slot: &str,
+    publication: &str,
+    schema: &str,
+) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("{prefix}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[postgres]
+host = "127.0.0.1"
+port = {port}
+database = "{db}"
+user = "sluice"
+password = "sluice"
+sslmode = "disable"
+
+[replication]
+slot = "{slot}"
+publication = "{publication}"
+
+[tables]
+include = ["{schema}.*"]
+
+[kafka]
+bootstrap_servers = "{bootstrap}"
+topic_prefix = "{prefix}"
+partitions = 2
+
+[registry]
+url = "{registry}"
+
+[metrics]
+enabled = false
+"#,
+            port = stack.pg_port,
+            db = stack.pg_database,
+            bootstrap = stack.kafka_bootstrap,
+            registry = stack.registry_url,
+        ),
+    )
+    .unwrap();
+    path
+}
