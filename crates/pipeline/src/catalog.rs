@@ -68,7 +68,7 @@ pub async fn list_tables(
             &[],
         )
         .await
-        .map_err(|e| CatalogError::Query(e.to_string()))?;
+        .map_err(|e| CatalogError::Query(query_error(&e)))?;
     Ok(rows
         .iter()
         .map(|row| {
@@ -107,7 +107,7 @@ pub async fn describe(
             &[&oid, &replica_identity.to_string()],
         )
         .await
-        .map_err(|e| CatalogError::Query(e.to_string()))?;
+        .map_err(|e| CatalogError::Query(query_error(&e)))?;
     let columns = rows
         .iter()
         .map(|row| ColumnSpec {
@@ -136,6 +136,13 @@ pub fn check_capturable(table: &CapturedTable, allow_keyless: bool) -> Result<()
         Ok(())
     } else {
         Err(CatalogError::NoKey(table.qualified()))
+    }
+}
+
+fn query_error(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => err.to_string(),
     }
 }
 

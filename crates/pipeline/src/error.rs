@@ -30,6 +30,28 @@ pub enum PipelineError {
     Internal(String),
 }
 
+/// A tokio-postgres error, in words that say what failed and (for server errors the
+/// replication layer knows) how to fix it.
+pub(crate) fn pg(context: &str, err: &tokio_postgres::Error) -> PipelineError {
+    if let Some(db) = err.as_db_error() {
+        let server = sluice_postgres::ServerError::new(
+            db.severity().to_owned(),
+            db.code().code().to_owned(),
+            db.message().to_owned(),
+            db.detail().map(str::to_owned),
+            db.hint().map(str::to_owned),
+        );
+        return PipelineError::Postgres(format!("{context}: {server}"));
+    }
+    let mut text = format!("{context}: {err}");
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    PipelineError::Postgres(text)
+}
+
 impl From<SendError> for PipelineError {
     fn from(err: SendError) -> Self {
         match err {

@@ -35,7 +35,7 @@ use tokio_postgres::Client;
 
 use crate::catalog::{self, CapturedTable, quote_ident, quote_literal};
 use crate::copy::CopyReader;
-use crate::error::PipelineError;
+use crate::error::{PipelineError, pg};
 use crate::state::{self, SnapshotPhase};
 
 /// What the pipeline needs to know, resolved from the configuration.
@@ -174,7 +174,7 @@ pub async fn run(
 async fn connect_sql(conninfo: &str) -> Result<Client, PipelineError> {
     let (client, connection) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls)
         .await
-        .map_err(|e| PipelineError::Postgres(format!("connecting: {e}")))?;
+        .map_err(|e| pg("connecting to PostgreSQL", &e))?;
     tokio::spawn(async move {
         if let Err(err) = connection.await {
             tracing::warn!(error = %err, "a PostgreSQL connection ended");
@@ -227,7 +227,7 @@ async fn ensure_publication(
     settings: &Settings,
     tables: &[CapturedTable],
 ) -> Result<(), PipelineError> {
-    let query = |e: tokio_postgres::Error| PipelineError::Postgres(e.to_string());
+    let query = |e: tokio_postgres::Error| pg("reading the publication", &e);
     let exists = sql
         .query_opt(
             "SELECT 1 FROM pg_publication WHERE pubname = $1",
@@ -306,7 +306,7 @@ async fn slot_exists(sql: &Client, slot: &str) -> Result<bool, PipelineError> {
             &[&slot],
         )
         .await
-        .map_err(|e| PipelineError::Postgres(e.to_string()))?;
+        .map_err(|e| pg("reading pg_replication_slots", &e))?;
     match row {
         None => Ok(false),
         Some(row) => {
@@ -443,7 +443,7 @@ async fn snapshot(
                 quote_literal(snapshot_name)
             ))
             .await
-            .map_err(|e| PipelineError::Postgres(format!("importing the slot's snapshot: {e}")))?;
+            .map_err(|e| pg("importing the slot's snapshot", &e))?;
         let queue = Arc::clone(&queue);
         let outs = outs.clone();
         let producer = Arc::clone(producer);
@@ -475,7 +475,7 @@ async fn snapshot(
             client
                 .batch_execute("COMMIT")
                 .await
-                .map_err(|e| PipelineError::Postgres(e.to_string()))?;
+                .map_err(|e| pg("ending the snapshot transaction", &e))?;
             Ok::<(), PipelineError>(())
         });
     }
@@ -520,7 +520,7 @@ async fn copy_table(
     let stream = client
         .copy_out(&copy)
         .await
-        .map_err(|e| PipelineError::Postgres(format!("COPY {}: {e}", table.qualified())))?;
+        .map_err(|e| pg(&format!("COPY {}", table.qualified()), &e))?;
     futures_util::pin_mut!(stream);
     let mut reader = CopyReader::new();
     let mut key = Vec::new();
@@ -536,8 +536,7 @@ async fn copy_table(
     };
     let mut rows = 0u64;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| PipelineError::Postgres(format!("COPY {}: {e}", table.qualified())))?;
+        let chunk = chunk.map_err(|e| pg(&format!("COPY {}", table.qualified()), &e))?;
         reader.push(&chunk);
         // A full producer queue stops the row loop; the row is offered again after a pause.
         loop {

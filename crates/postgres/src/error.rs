@@ -116,7 +116,8 @@ pub enum ServerErrorKind {
 }
 
 impl ServerError {
-    pub(crate) fn new(
+    /// A server error from its fields, e.g. those an ordinary (tokio-postgres) connection got.
+    pub fn new(
         severity: String,
         code: String,
         message: String,

@@ -140,3 +140,84 @@ async fn snapshot_then_stream_arrive_in_kafka_exactly_once_each_and_in_key_order
         .await
         .unwrap();
 }
+
+/// Runs `sluice run` to its end on a configuration that cannot work; returns its exit code and
+/// what it printed on stderr.
+fn run_to_failure(config: &std::path::Path) -> (Option<i32>, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sluice-cli"))
+        .args(["run", "--config"])
+        .arg(config)
+        .env("SLUICE_LOG", "error")
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_table_without_a_primary_key_is_refused_with_both_fixes_and_nothing_is_created() {
+    let stack = Stack::from_env();
+    let sql = stack.pg_connect("sluice").await;
+    let schema = unique_name("keyless");
+    let (prefix, slot, publication) = (
+        unique_name("keyless"),
+        unique_name("keyless_slot"),
+        unique_name("keyless_pub"),
+    );
+    sql.batch_execute(&format!(
+        "CREATE SCHEMA {schema}; CREATE TABLE {schema}.events (at timestamptz, what text);"
+    ))
+    .await
+    .unwrap();
+    let config = write_config(&stack, &prefix, &slot, &publication, &schema);
+    let (code, stderr) = run_to_failure(&config);
+    assert_eq!(code, Some(1), "{stderr}");
+    for needle in [
+        format!("{schema}.events"),
+        "ADD PRIMARY KEY".to_owned(),
+        "REPLICA IDENTITY FULL".to_owned(),
+        "allow_keyless".to_owned(),
+    ] {
+        assert!(stderr.contains(&needle), "{needle:?} in {stderr}");
+    }
+    let slots: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(slots, 0, "no slot is left pinning WAL");
+}
+
+#[tokio::test]
+async fn patterns_that_match_no_table_and_a_wrong_password_name_what_to_fix() {
+    let stack = Stack::from_env();
+    let config = write_config(
+        &stack,
+        &unique_name("none"),
+        &unique_name("none_slot"),
+        &unique_name("none_pub"),
+        "no_such_schema",
+    );
+    let (code, stderr) = run_to_failure(&config);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no_such_schema.*") && stderr.contains("tables.include"),
+        "{stderr}"
+    );
+
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("password = \"sluice\"", "password = \"wrong\"");
+    std::fs::write(&config, text).unwrap();
+    let (code, stderr) = run_to_failure(&config);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("password") && stderr.contains("sluice"),
+        "{stderr}"
+    );
+}
