@@ -29,6 +29,7 @@ use sluice_kafka::{AckTracker, Delivery, KafkaConfig, Producer, SendError};
 use sluice_pgoutput::{ColumnValue, LogicalMessage, Lsn, OldTuple, Relation, Tuple};
 use sluice_postgres::{
     Change, ChangeStream, ConnectConfig, PgOutputOptions, ReplicationConnection, SnapshotAction,
+    SslMode,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_postgres::Client;
@@ -77,7 +78,7 @@ pub async fn run(
     settings: Settings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), PipelineError> {
-    let sql = connect_sql(&settings.postgres_conninfo).await?;
+    let sql = connect_sql(&settings).await?;
     let tables = choose_tables(&sql, &settings).await?;
     ensure_publication(&sql, &settings, &tables).await?;
 
@@ -171,8 +172,10 @@ pub async fn run(
     .await
 }
 
-async fn connect_sql(conninfo: &str) -> Result<Client, PipelineError> {
-    let (client, connection) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls)
+/// An ordinary connection (catalog, COPY) with the same TLS rules as the replication one.
+async fn connect_sql(settings: &Settings) -> Result<Client, PipelineError> {
+    let tls = sql_tls(&settings.postgres)?;
+    let (client, connection) = tokio_postgres::connect(&settings.postgres_conninfo, tls)
         .await
         .map_err(|e| pg("connecting to PostgreSQL", &e))?;
     tokio::spawn(async move {
@@ -181,6 +184,48 @@ async fn connect_sql(conninfo: &str) -> Result<Client, PipelineError> {
         }
     });
     Ok(client)
+}
+
+/// libpq's sslmode semantics on native-tls: verify-ca checks the chain only, verify-full the
+/// chain and the host name, require and prefer encrypt without checking.
+fn sql_tls(
+    postgres: &ConnectConfig,
+) -> Result<postgres_native_tls::MakeTlsConnector, PipelineError> {
+    let mut builder = native_tls::TlsConnector::builder();
+    match postgres.sslmode {
+        SslMode::Disable | SslMode::Prefer | SslMode::Require => {
+            builder
+                .danger_accept_invalid_certs(true)
+                .danger_accept_invalid_hostnames(true);
+        }
+        SslMode::VerifyCa => {
+            builder.danger_accept_invalid_hostnames(true);
+        }
+        SslMode::VerifyFull => {}
+    }
+    if matches!(postgres.sslmode, SslMode::VerifyCa | SslMode::VerifyFull) {
+        let path = postgres.ssl_root_cert.as_ref().ok_or_else(|| {
+            PipelineError::Setup(
+                "sslmode verify-ca and verify-full need postgres.sslrootcert".into(),
+            )
+        })?;
+        let pem = std::fs::read(path).map_err(|e| {
+            PipelineError::Setup(format!(
+                "reading postgres.sslrootcert {}: {e}",
+                path.display()
+            ))
+        })?;
+        let ca = native_tls::Certificate::from_pem(&pem).map_err(|e| {
+            PipelineError::Setup(format!("postgres.sslrootcert {}: {e}", path.display()))
+        })?;
+        builder
+            .disable_built_in_roots(true)
+            .add_root_certificate(ca);
+    }
+    let connector = builder
+        .build()
+        .map_err(|e| PipelineError::Setup(format!("setting up TLS: {e}")))?;
+    Ok(postgres_native_tls::MakeTlsConnector::new(connector))
 }
 
 fn topic_of(settings: &Settings, table: &CapturedTable) -> String {
@@ -436,7 +481,7 @@ async fn snapshot(
     ));
     let mut copiers = tokio::task::JoinSet::new();
     for _ in 0..parallelism {
-        let client = connect_sql(&settings.postgres_conninfo).await?;
+        let client = connect_sql(settings).await?;
         client
             .batch_execute(&format!(
                 "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
@@ -1032,6 +1077,12 @@ impl Settings {
         if let Some(password) = &pg.password {
             conninfo.push_str(&format!(" password={}", conninfo_value(password.expose())));
         }
+        // tokio-postgres knows disable, prefer and require; verification is the connector's.
+        conninfo.push_str(match pg.sslmode {
+            SslMode::Disable => " sslmode=disable",
+            SslMode::Prefer => " sslmode=prefer",
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => " sslmode=require",
+        });
         let kafka = KafkaConfig {
             bootstrap_servers: config.kafka.bootstrap_servers.clone(),
             compression: config.kafka.compression.as_str().to_owned(),
