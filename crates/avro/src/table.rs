@@ -115,6 +115,7 @@ pub struct TableCodec {
     key_columns: Vec<usize>,
     key_schema: String,
     value_schema: String,
+    row_schema: String,
 }
 
 impl TableCodec {
@@ -162,6 +163,8 @@ impl TableCodec {
             "fields": value_fields,
             "connect.name": format!("{namespace}.Value"),
         });
+        let mut row_schema = row.clone();
+        row_schema["namespace"] = json!(namespace);
         let optional_long = || json!(["null", "long"]);
         let value_schema = json!({
             "type": "record",
@@ -188,6 +191,7 @@ impl TableCodec {
             key_columns,
             key_schema: key_schema.to_string(),
             value_schema: value_schema.to_string(),
+            row_schema: row_schema.to_string(),
         }
     }
 
@@ -197,6 +201,23 @@ impl TableCodec {
 
     pub fn value_schema(&self) -> &str {
         &self.value_schema
+    }
+
+    /// The schema of a bare row: the value of upsert-mode events.
+    pub fn row_schema(&self) -> &str {
+        &self.row_schema
+    }
+
+    /// Appends a bare row (upsert mode's value) in the Confluent wire format.
+    pub fn encode_row_value(
+        &self,
+        schema_id: u32,
+        row: &impl Row,
+        out: &mut Vec<u8>,
+        scratch: &mut Scratch,
+    ) -> Result<(), EncodeError> {
+        confluent_header(out, schema_id);
+        self.encode_row_fields(row, out, scratch)
     }
 
     /// How each column is read: binary where the encoder knows the type's binary form.
@@ -303,6 +324,15 @@ impl TableCodec {
         scratch: &mut Scratch,
     ) -> Result<(), EncodeError> {
         writer::union_index(out, 1);
+        self.encode_row_fields(row, out, scratch)
+    }
+
+    fn encode_row_fields(
+        &self,
+        row: &impl Row,
+        out: &mut Vec<u8>,
+        scratch: &mut Scratch,
+    ) -> Result<(), EncodeError> {
         let mut count = 0;
         for (i, raw) in row.values().enumerate().take(self.columns.len()) {
             self.encode_column(i, raw, self.columns[i].nullable, out, scratch)?;
@@ -566,6 +596,23 @@ mod tests {
         assert_eq!(
             field(source, "txId"),
             &Avro::Union(1, Box::new(Avro::Long(777)))
+        );
+    }
+
+    #[test]
+    fn upsert_rows_decode_with_the_row_schema() {
+        let codec = TableCodec::new("shop.public.orders", &spec());
+        let schema = Schema::parse_str(codec.row_schema()).unwrap();
+        let row = TextRow(vec![Some("1"), None, Some("n"), None, None]);
+        let mut value = Vec::new();
+        codec
+            .encode_row_value(3, &row, &mut value, &mut Scratch::default())
+            .unwrap();
+        let decoded = read(&schema, &value[5..]);
+        assert_eq!(field(&decoded, "id"), &Avro::Long(1));
+        assert_eq!(
+            field(&decoded, "note"),
+            &Avro::Union(1, Box::new(Avro::String("n".into())))
         );
     }
 

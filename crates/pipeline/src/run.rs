@@ -59,6 +59,8 @@ pub struct Settings {
     pub topic_prefix: String,
     pub registry: RegistryConfig,
     pub tombstones: bool,
+    /// Upsert mode: the value is the bare row, a delete is a tombstone only.
+    pub upsert: bool,
     pub drain_timeout: Duration,
 }
 
@@ -69,8 +71,41 @@ struct TableOut {
     codec: TableCodec,
     key_id: u32,
     value_id: u32,
+    upsert: bool,
     /// (name, type, modifier) of each column, to notice a changed Relation.
     shape: Vec<(String, u32, i32)>,
+}
+
+impl TableOut {
+    /// Appends an event's value: the Debezium envelope, or in upsert mode the bare row.
+    /// Returns false when the event has no value: an upsert-mode delete is only a tombstone.
+    fn encode_value<R: Row>(
+        &self,
+        op: Op,
+        before: Option<&R>,
+        after: Option<&R>,
+        source: &Source<'_>,
+        out: &mut Vec<u8>,
+        scratch: &mut Scratch,
+    ) -> Result<bool, PipelineError> {
+        if self.upsert {
+            let Some(row) = after else { return Ok(false) };
+            self.codec
+                .encode_row_value(self.value_id, row, out, scratch)?;
+        } else {
+            self.codec.encode_envelope(
+                self.value_id,
+                op,
+                before,
+                after,
+                source,
+                now_us(),
+                out,
+                scratch,
+            )?;
+        }
+        Ok(true)
+    }
 }
 
 /// Runs until `shutdown` resolves (then drains and exits cleanly) or a fatal error.
@@ -89,7 +124,7 @@ pub async fn run(
     let topics: Vec<String> = tables.iter().map(|t| topic_of(&settings, t)).collect();
     producer.ensure_topics(&topics).await?;
     for (table, topic) in tables.iter().zip(topics) {
-        let out = table_out(&mut registry, topic, &table.spec, None).await?;
+        let out = table_out(&mut registry, topic, &table.spec, settings.upsert, None).await?;
         outs.insert(table.oid, out);
     }
 
@@ -372,6 +407,7 @@ async fn table_out(
     registry: &mut Registry,
     topic: String,
     spec: &TableSpec,
+    upsert: bool,
     mut stream: Option<&mut ChangeStream>,
 ) -> Result<TableOut, PipelineError> {
     let codec = TableCodec::new(&topic, spec);
@@ -384,12 +420,18 @@ async fn table_out(
     )
     .await?;
     let value_subject = format!("{topic}-value");
-    let value_id = register(registry, &value_subject, codec.value_schema(), stream).await?;
+    let value_schema = if upsert {
+        codec.row_schema()
+    } else {
+        codec.value_schema()
+    };
+    let value_id = register(registry, &value_subject, value_schema, stream).await?;
     Ok(TableOut {
         topic,
         codec,
         key_id,
         value_id,
+        upsert,
         shape: spec
             .columns
             .iter()
@@ -591,13 +633,11 @@ async fn copy_table(
                     value.clear();
                     out.codec
                         .encode_key(out.key_id, row, &mut key, &mut scratch)?;
-                    out.codec.encode_envelope(
-                        out.value_id,
+                    out.encode_value(
                         Op::Read,
                         None::<&crate::copy::CopyRow<'_>>,
                         Some(row),
                         &source,
-                        now_us(),
                         &mut value,
                         &mut scratch,
                     )?;
@@ -831,7 +871,7 @@ async fn on_relation(
             .collect(),
     };
     let topic = format!("{}.{}.{}", settings.topic_prefix, spec.schema, spec.name);
-    let out = table_out(registry, topic, &spec, Some(changes)).await?;
+    let out = table_out(registry, topic, &spec, settings.upsert, Some(changes)).await?;
     tracing::info!(table = %format!("{}.{}", spec.schema, spec.name), "table shape changed; new schema versions registered");
     outs.insert(relation.relation_id(), out);
     Ok(())
@@ -902,13 +942,11 @@ impl Emitter<'_> {
         self.value.clear();
         out.codec
             .encode_key(out.key_id, &TupleRow(key_of), self.key, self.scratch)?;
-        out.codec.encode_envelope(
-            out.value_id,
+        let has_value = out.encode_value(
             op,
             before.map(TupleRow).as_ref(),
             after.map(TupleRow).as_ref(),
             event.source,
-            now_us(),
             self.value,
             self.scratch,
         )?;
@@ -918,14 +956,15 @@ impl Emitter<'_> {
             self.producer,
             &out.topic,
             Some(key),
-            Some(value),
+            has_value.then_some(value),
             ticket,
             self.deliveries,
             self.tracker,
             changes,
         )
         .await?;
-        if tombstone {
+        // In upsert mode the delete itself was the tombstone.
+        if tombstone && has_value {
             send_waiting(
                 self.producer,
                 &out.topic,
@@ -1111,6 +1150,7 @@ impl Settings {
             topic_prefix: config.kafka.topic_prefix.clone(),
             registry: config.registry.client_config(Duration::from_secs(10)),
             tombstones: config.events.tombstones,
+            upsert: config.events.mode == crate::config::EventsMode::Upsert,
             drain_timeout: config.shutdown.drain_timeout,
         }
     }

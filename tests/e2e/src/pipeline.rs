@@ -54,8 +54,16 @@ fn optional_record(value: &Value) -> Option<BTreeMap<String, Value>> {
     }
 }
 
-/// Reads `count` events from `topics`, decoding keys and values through the registry.
-pub async fn read_events(stack: &Stack, topics: &[String], count: usize) -> Vec<Event> {
+/// One record read back: topic, decoded key fields, decoded value fields (`None`: tombstone).
+pub type Record = (
+    String,
+    BTreeMap<String, Value>,
+    Option<BTreeMap<String, Value>>,
+);
+
+/// Reads `count` records from `topics`, decoding keys and values through the registry by the
+/// schema id each message carries, as a stock Confluent Avro deserializer does.
+pub async fn read_records(stack: &Stack, topics: &[String], count: usize) -> Vec<Record> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &stack.kafka_bootstrap)
         .set("group.id", unique_name("pipeline_reader"))
@@ -66,14 +74,14 @@ pub async fn read_events(stack: &Stack, topics: &[String], count: usize) -> Vec<
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).unwrap();
     let decoder = AvroDecoder::new(SrSettings::new(stack.registry_url.clone()));
-    let mut events = Vec::new();
-    while events.len() < count {
+    let mut records = Vec::new();
+    while records.len() < count {
         let message = match tokio::time::timeout(Duration::from_secs(60), consumer.recv())
             .await
             .unwrap_or_else(|_| {
                 panic!(
-                    "only {} of {count} events arrived: {events:#?}",
-                    events.len()
+                    "only {} of {count} records arrived: {records:#?}",
+                    records.len()
                 )
             }) {
             Ok(message) => message,
@@ -87,28 +95,39 @@ pub async fn read_events(stack: &Stack, topics: &[String], count: usize) -> Vec<
             Err(err) => panic!("consuming: {err}"),
         };
         let key = decoder.decode(message.key()).await.unwrap();
-        let key = fields(&key.value);
-        let event = match message.payload() {
+        let value = match message.payload() {
+            None => None,
+            Some(payload) => Some(fields(&decoder.decode(Some(payload)).await.unwrap().value)),
+        };
+        records.push((message.topic().to_owned(), fields(&key.value), value));
+    }
+    records
+}
+
+/// Reads `count` Debezium-envelope events from `topics`.
+pub async fn read_events(stack: &Stack, topics: &[String], count: usize) -> Vec<Event> {
+    read_records(stack, topics, count)
+        .await
+        .into_iter()
+        .map(|(topic, key, value)| match value {
             None => Event {
-                topic: message.topic().to_owned(),
+                topic,
                 key,
                 op: None,
                 before: None,
                 after: None,
                 snapshot: None,
             },
-            Some(payload) => {
-                let value = decoder.decode(Some(payload)).await.unwrap();
-                let value = fields(&value.value);
+            Some(value) => {
                 let Value::String(op) = &value["op"] else {
                     panic!("op: {value:?}")
                 };
                 let source = fields(&value["source"]);
                 let Value::String(snapshot) = &source["snapshot"] else {
-                    panic!()
+                    panic!("source.snapshot: {source:?}")
                 };
                 Event {
-                    topic: message.topic().to_owned(),
+                    topic,
                     key,
                     op: Some(op.clone()),
                     before: optional_record(&value["before"]),
@@ -116,10 +135,8 @@ pub async fn read_events(stack: &Stack, topics: &[String], count: usize) -> Vec<
                     snapshot: Some(snapshot.clone()),
                 }
             }
-        };
-        events.push(event);
-    }
-    events
+        })
+        .collect()
 }
 
 pub struct Sluice {
@@ -137,7 +154,7 @@ impl Sluice {
         let child = Command::new(binary)
             .args(["run", "--config"])
             .arg(config)
-            .env("SLUICE_LOG", "info")
+            .env("SLUICE_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
             .expect("sluice starts");

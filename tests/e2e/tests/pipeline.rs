@@ -3,7 +3,7 @@
 //! fetches each schema from the registry by the id in the message.
 
 use apache_avro::types::Value;
-use sluice_e2e::pipeline::{Event, Sluice, read_events, write_config};
+use sluice_e2e::pipeline::{Event, Sluice, read_events, read_records, write_config};
 use sluice_e2e::{Stack, unique_name};
 
 fn long(value: i64) -> Value {
@@ -276,4 +276,50 @@ async fn every_postgresql_connection_verifies_the_servers_certificate_when_asked
         stderr.to_lowercase().contains("certificate") || stderr.contains("TLS"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upsert_mode_sends_bare_rows_and_tombstones_for_deletes() {
+    let stack = Stack::from_env();
+    let sql = stack.pg_connect("sluice").await;
+    let schema = unique_name("upsert");
+    let prefix = unique_name("upsert");
+    let slot = unique_name("upsert_slot");
+    sql.batch_execute(&format!(
+        "CREATE SCHEMA {schema};
+         CREATE TABLE {schema}.kv (k text PRIMARY KEY, v int);
+         INSERT INTO {schema}.kv VALUES ('a', 1);"
+    ))
+    .await
+    .unwrap();
+    let config = write_config(&stack, &prefix, &slot, &unique_name("upsert_pub"), &schema);
+    let text = std::fs::read_to_string(&config).unwrap() + "\n[events]\nmode = \"upsert\"\n";
+    std::fs::write(&config, text).unwrap();
+    let sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
+    let topics = [format!("{prefix}.{schema}.kv")];
+    read_records(&stack, &topics, 1).await;
+    sql.batch_execute(&format!(
+        "UPDATE {schema}.kv SET v = 2 WHERE k = 'a'; DELETE FROM {schema}.kv WHERE k = 'a';"
+    ))
+    .await
+    .unwrap();
+    let records = read_records(&stack, &topics, 3).await;
+    let values: Vec<Option<Value>> = records
+        .iter()
+        .map(|(_, key, value)| {
+            assert_eq!(key["k"], Value::String("a".into()));
+            value.as_ref().map(|row| {
+                assert!(
+                    !row.contains_key("op"),
+                    "a bare row, not an envelope: {row:?}"
+                );
+                row["v"].clone()
+            })
+        })
+        .collect();
+    assert_eq!(values, [Some(Value::Int(1)), Some(Value::Int(2)), None]);
+    assert!(sluice.stop().success());
+    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await
+        .unwrap();
 }
