@@ -55,6 +55,9 @@ pub struct Settings {
     pub tables: crate::config::TablesSection,
     pub snapshot: bool,
     pub snapshot_parallelism: usize,
+    /// Tables estimated to hold more rows are copied in pieces of about this many rows (by
+    /// ctid page ranges), by several connections at once.
+    pub snapshot_chunk_rows: u64,
     pub kafka: KafkaConfig,
     pub topic_prefix: String,
     pub registry: RegistryConfig,
@@ -506,21 +509,27 @@ async fn snapshot(
     deliveries: &mut UnboundedReceiver<Delivery>,
     reconcile: bool,
 ) -> Result<(), PipelineError> {
-    let mut live_keys: HashMap<u32, HashSet<Vec<u8>>> = HashMap::new();
-    if reconcile {
-        for table in tables {
-            let keys = live_keys_of(&settings.kafka, &outs[&table.oid].topic).await?;
-            live_keys.insert(table.oid, keys);
-        }
+    let sql = connect_sql(settings).await?;
+    let mut pieces = Vec::new();
+    for table in tables {
+        pieces.extend(
+            split_table(
+                &sql,
+                table,
+                settings.snapshot_chunk_rows,
+                settings.snapshot_parallelism,
+            )
+            .await?,
+        );
     }
-    let live_keys = Arc::new(std::sync::Mutex::new(live_keys));
+    // Largest first would be better for balance; catalog order keeps output predictable.
+    pieces.reverse();
     let parallelism = settings
         .snapshot_parallelism
         .max(1)
-        .min(tables.len().max(1));
-    let queue = Arc::new(std::sync::Mutex::new(
-        tables.iter().map(|t| t.oid).collect::<Vec<_>>(),
-    ));
+        .min(pieces.len().max(1));
+    let queue = Arc::new(std::sync::Mutex::new(pieces));
+    let produced: Arc<std::sync::Mutex<HashMap<u32, HashSet<Vec<u8>>>>> = Arc::default();
     let mut copiers = tokio::task::JoinSet::new();
     for _ in 0..parallelism {
         let client = connect_sql(settings).await?;
@@ -537,27 +546,33 @@ async fn snapshot(
         let tables: HashMap<u32, CapturedTable> =
             tables.iter().map(|t| (t.oid, t.clone())).collect();
         let settings = settings.clone();
-        let live_keys = Arc::clone(&live_keys);
+        let produced = Arc::clone(&produced);
         copiers.spawn(async move {
             loop {
                 let next = queue
                     .lock()
                     .map_err(|_| PipelineError::Internal("queue".into()))?
                     .pop();
-                let Some(oid) = next else { break };
-                let stale = live_keys
-                    .lock()
-                    .map_err(|_| PipelineError::Internal("live keys".into()))?
-                    .remove(&oid);
-                copy_table(
+                let Some(piece) = next else { break };
+                let oid = piece.oid;
+                let keys = copy_piece(
                     &settings,
                     &client,
                     &tables[&oid],
                     &outs[&oid],
                     &producer,
-                    stale,
+                    &piece,
+                    reconcile,
                 )
                 .await?;
+                if reconcile {
+                    produced
+                        .lock()
+                        .map_err(|_| PipelineError::Internal("produced keys".into()))?
+                        .entry(oid)
+                        .or_default()
+                        .extend(keys);
+                }
             }
             client
                 .batch_execute("COMMIT")
@@ -569,6 +584,28 @@ async fn snapshot(
     while let Some(done) = copiers.join_next().await {
         done.map_err(|e| PipelineError::Internal(e.to_string()))??;
     }
+    if reconcile {
+        // Rows an earlier, unfinished snapshot sent may be gone now: a tombstone for every key
+        // a table's topic holds that this snapshot did not send.
+        let mut produced = std::mem::take(
+            &mut *produced
+                .lock()
+                .map_err(|_| PipelineError::Internal("produced keys".into()))?,
+        );
+        for table in tables {
+            let out = &outs[&table.oid];
+            let sent = produced.remove(&table.oid).unwrap_or_default();
+            let stale: Vec<Vec<u8>> = live_keys_of(&settings.kafka, &out.topic)
+                .await?
+                .into_iter()
+                .filter(|key| !sent.contains(key))
+                .collect();
+            send_tombstones(producer, out, &stale).await?;
+            if !stale.is_empty() {
+                tracing::info!(table = %table.qualified(), deleted = stale.len(), "tombstones sent for rows gone since an earlier snapshot");
+            }
+        }
+    }
     state::flush(producer).await?;
     while let Ok(delivery) = deliveries.try_recv() {
         delivery.result.map_err(PipelineError::Delivery)?;
@@ -577,14 +614,110 @@ async fn snapshot(
     Ok(())
 }
 
-async fn copy_table(
+/// A part of a table to copy: all of it, or the rows on a range of heap pages.
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    oid: u32,
+    /// First page, and the page after the last (`None`: to the end).
+    pages: Option<(u64, Option<u64>)>,
+}
+
+/// Splits a table estimated to hold more than `chunk_rows` rows into page ranges.
+async fn split_table(
+    sql: &Client,
+    table: &CapturedTable,
+    chunk_rows: u64,
+    parallelism: usize,
+) -> Result<Vec<Piece>, PipelineError> {
+    let whole = vec![Piece {
+        oid: table.oid,
+        pages: None,
+    }];
+    if parallelism < 2 || chunk_rows == 0 {
+        return Ok(whole);
+    }
+    let row = sql
+        .query_one(
+            "SELECT pg_relation_size(c.oid) / current_setting('block_size')::bigint,
+                    c.reltuples::float8
+               FROM pg_class c WHERE c.oid = $1",
+            &[&table.oid],
+        )
+        .await
+        .map_err(|e| pg(&format!("sizing {}", table.qualified()), &e))?;
+    let pages = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+    let estimated_rows: f64 = row.get(1);
+    let Some(pieces) = piece_count(estimated_rows, chunk_rows) else {
+        return Ok(whole);
+    };
+    let step = pages.div_ceil(pieces).max(1);
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < pages {
+        let end = start + step;
+        // The last piece is open-ended: it also covers pages the estimate missed.
+        let end = (end < pages).then_some(end);
+        out.push(Piece {
+            oid: table.oid,
+            pages: Some((start, end)),
+        });
+        match end {
+            Some(end) => start = end,
+            None => break,
+        }
+    }
+    Ok(if out.is_empty() { whole } else { out })
+}
+
+/// How many pieces `estimated_rows` (pg_class.reltuples: -1 when never analyzed) makes.
+fn piece_count(estimated_rows: f64, chunk_rows: u64) -> Option<u64> {
+    if !estimated_rows.is_finite() || estimated_rows <= 0.0 {
+        return None;
+    }
+    // Estimates are far below 2^53, where the conversion is exact enough to split by.
+    #[allow(
+        clippy::as_conversions,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let rows = estimated_rows as u64;
+    (rows > chunk_rows).then(|| rows.div_ceil(chunk_rows))
+}
+
+/// Tombstones for `keys` (Avro key bodies) on a table's topic.
+async fn send_tombstones(
+    producer: &Producer,
+    out: &TableOut,
+    keys: &[Vec<u8>],
+) -> Result<(), PipelineError> {
+    for body in keys {
+        // The key schema may have another id now; the body is what identifies the row.
+        let mut key = Vec::with_capacity(5 + body.len());
+        key.push(0);
+        key.extend_from_slice(&out.key_id.to_be_bytes());
+        key.extend_from_slice(body);
+        loop {
+            match producer.send(&out.topic, Some(&key), None, SNAPSHOT_TICKET) {
+                Ok(()) => break,
+                Err(SendError::QueueFull) => tokio::time::sleep(Duration::from_millis(5)).await,
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Copies one piece of a table, producing an `r` event per row; returns the key bodies sent
+/// when `collect_keys`.
+async fn copy_piece(
     settings: &Settings,
     client: &Client,
     table: &CapturedTable,
     out: &TableOut,
     producer: &Producer,
-    mut stale: Option<HashSet<Vec<u8>>>,
-) -> Result<(), PipelineError> {
+    piece: &Piece,
+    collect_keys: bool,
+) -> Result<HashSet<Vec<u8>>, PipelineError> {
     use futures_util::StreamExt as _;
     let columns: Vec<String> = table
         .spec
@@ -599,11 +732,20 @@ async fn copy_table(
             }
         })
         .collect();
+    // Page ranges use TID range scans (PostgreSQL 14+): each piece reads only its pages.
+    let range = match piece.pages {
+        None => String::new(),
+        Some((start, None)) => format!(" WHERE ctid >= '({start},0)'::tid"),
+        Some((start, Some(end))) => {
+            format!(" WHERE ctid >= '({start},0)'::tid AND ctid < '({end},0)'::tid")
+        }
+    };
     let copy = format!(
-        "COPY (SELECT {} FROM ONLY {}) TO STDOUT (FORMAT binary)",
+        "COPY (SELECT {} FROM ONLY {}{range}) TO STDOUT (FORMAT binary)",
         columns.join(", "),
         table.quoted()
     );
+    let mut sent_keys = HashSet::new();
     let stream = client
         .copy_out(&copy)
         .await
@@ -642,8 +784,8 @@ async fn copy_table(
                         &mut scratch,
                     )?;
                     producer.send(&out.topic, Some(&key), Some(&value), SNAPSHOT_TICKET)?;
-                    if let Some(stale) = stale.as_mut() {
-                        stale.remove(key_body(&key));
+                    if collect_keys {
+                        sent_keys.insert(key_body(&key).to_vec());
                     }
                     rows += 1;
                     Ok::<(), PipelineError>(())
@@ -664,28 +806,8 @@ async fn copy_table(
             table.qualified()
         )));
     }
-    tracing::info!(table = %table.qualified(), rows, "table copied");
-    if let Some(stale) = stale {
-        let deleted = stale.len();
-        for body in stale {
-            // The key schema may have another id now; the body is what identifies the row.
-            let mut key = Vec::with_capacity(5 + body.len());
-            key.push(0);
-            key.extend_from_slice(&out.key_id.to_be_bytes());
-            key.extend_from_slice(&body);
-            loop {
-                match producer.send(&out.topic, Some(&key), None, SNAPSHOT_TICKET) {
-                    Ok(()) => break,
-                    Err(SendError::QueueFull) => tokio::time::sleep(Duration::from_millis(5)).await,
-                    Err(err) => return Err(err.into()),
-                }
-            }
-        }
-        if deleted > 0 {
-            tracing::info!(table = %table.qualified(), deleted, "tombstones sent for rows gone since an earlier snapshot");
-        }
-    }
-    Ok(())
+    tracing::info!(table = %table.qualified(), pages = ?piece.pages, rows, "table copied");
+    Ok(sent_keys)
 }
 
 /// A pgoutput tuple as an encoder row. An unchanged TOASTed value is not in the tuple; it is
@@ -1146,6 +1268,7 @@ impl Settings {
             tables: config.tables.clone(),
             snapshot: config.snapshot.mode == crate::config::SnapshotMode::Initial,
             snapshot_parallelism: config.snapshot.parallelism,
+            snapshot_chunk_rows: config.snapshot.chunk_rows,
             kafka,
             topic_prefix: config.kafka.topic_prefix.clone(),
             registry: config.registry.client_config(Duration::from_secs(10)),
@@ -1159,4 +1282,19 @@ impl Settings {
 /// A libpq connection-string value, quoted.
 fn conninfo_value(value: &str) -> String {
     format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_split_by_their_row_estimate() {
+        assert_eq!(piece_count(-1.0, 1000), None, "never analyzed: one piece");
+        assert_eq!(piece_count(0.0, 1000), None);
+        assert_eq!(piece_count(1000.0, 1000), None);
+        assert_eq!(piece_count(1001.0, 1000), Some(2));
+        assert_eq!(piece_count(10_000_000.0, 100_000), Some(100));
+        assert_eq!(piece_count(f64::NAN, 1000), None);
+    }
 }

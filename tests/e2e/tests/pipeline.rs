@@ -323,3 +323,41 @@ async fn upsert_mode_sends_bare_rows_and_tombstones_for_deletes() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_table_is_copied_in_page_ranges_every_row_exactly_once() {
+    const ROWS: i64 = 20_000;
+    let stack = Stack::from_env();
+    let sql = stack.pg_connect("sluice").await;
+    let schema = unique_name("chunks");
+    let (prefix, slot) = (unique_name("chunks"), unique_name("chunks_slot"));
+    sql.batch_execute(&format!(
+        "CREATE SCHEMA {schema};
+         CREATE TABLE {schema}.big (id bigint PRIMARY KEY, pad text);
+         INSERT INTO {schema}.big SELECT g, repeat('x', 200) FROM generate_series(1, {ROWS}) g;
+         ANALYZE {schema}.big;"
+    ))
+    .await
+    .unwrap();
+    let config = write_config(&stack, &prefix, &slot, &unique_name("chunks_pub"), &schema);
+    let text = std::fs::read_to_string(&config).unwrap()
+        + "\n[snapshot]\nparallelism = 2\nchunk_rows = 3000\n";
+    std::fs::write(&config, text).unwrap();
+    let sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
+    let records = read_records(&stack, &[format!("{prefix}.{schema}.big")], 20_000).await;
+    let mut ids: Vec<i64> = records
+        .iter()
+        .map(|(_, key, _)| match key["id"] {
+            Value::Long(id) => id,
+            ref other => panic!("{other:?}"),
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 20_000, "every row once");
+    assert_eq!((ids[0], ids[ids.len() - 1]), (1, ROWS));
+    assert!(sluice.stop().success());
+    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await
+        .unwrap();
+}
