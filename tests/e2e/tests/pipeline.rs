@@ -2,6 +2,8 @@
 //! inserts, updates and deletes, read back from Kafka with a stock Avro deserializer that
 //! fetches each schema from the registry by the id in the message.
 
+use std::time::{Duration, Instant};
+
 use apache_avro::types::Value;
 use sluice_e2e::pipeline::{Event, Sluice, read_events, read_records, write_config};
 use sluice_e2e::{Stack, unique_name};
@@ -356,6 +358,73 @@ async fn a_large_table_is_copied_in_page_ranges_every_row_exactly_once() {
     ids.dedup();
     assert_eq!(ids.len(), 20_000, "every row once");
     assert_eq!((ids[0], ids[ids.len() - 1]), (1, ROWS));
+    assert!(sluice.stop().success());
+    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_capture_still_advances_the_slot_past_other_tables_writes() {
+    let stack = Stack::from_env();
+    let sql = stack.pg_connect("sluice").await;
+    let schema = unique_name("idle");
+    let (prefix, slot) = (unique_name("idle"), unique_name("idle_slot"));
+    sql.batch_execute(&format!(
+        "CREATE SCHEMA {schema};
+         CREATE TABLE {schema}.quiet (id int PRIMARY KEY);
+         CREATE TABLE public.{schema}_busy (id int PRIMARY KEY, pad text);"
+    ))
+    .await
+    .unwrap();
+    let config = write_config(&stack, &prefix, &slot, &unique_name("idle_pub"), &schema);
+    let sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
+    // Wait until the slot exists and streaming began.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let active = sql
+            .query_opt(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
+                &[&slot],
+            )
+            .await
+            .unwrap();
+        if active.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "sluice started streaming");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Writes only to a table outside the publication.
+    sql.batch_execute(&format!(
+        "INSERT INTO public.{schema}_busy SELECT g, repeat('x', 500) FROM generate_series(1, 5000) g;"
+    ))
+    .await
+    .unwrap();
+    let written: String = sql
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let passed: bool = sql
+            .query_one(
+                "SELECT confirmed_flush_lsn >= $2::text::pg_lsn FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot, &written],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if passed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "keepalives advanced the idle slot past {written}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     assert!(sluice.stop().success());
     sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
         .await
