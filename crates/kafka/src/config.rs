@@ -232,7 +232,9 @@ pub(crate) fn report_error(error: &rdkafka::error::KafkaError, reason: &str) {
     if fatal {
         tracing::error!(target: "sluice_kafka", code = ?code, "Kafka client error: {reason}");
     } else {
-        tracing::warn!(target: "sluice_kafka", code = ?code, "Kafka client error: {reason}");
+        // librdkafka logs transient errors (a broker down, a refused connection) itself, at
+        // its own level; repeating them here would double every line of an outage.
+        tracing::debug!(target: "sluice_kafka", code = ?code, "Kafka client error: {reason}");
     }
 }
 
