@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use sluice_pipeline::config;
 use sluice_pipeline::run::{Settings, run};
 
+mod tail;
+
 /// Streams every committed change of chosen PostgreSQL tables to Kafka as Avro events.
 #[derive(Debug, Parser)]
 #[command(name = "sluice", version, about, long_about = None)]
@@ -29,6 +31,8 @@ enum Command {
         #[arg(long, short, env = "SLUICE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Print a captured table's events from Kafka as JSON, one document a line.
+    Tail(tail::TailArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -43,6 +47,7 @@ pub fn main() -> ExitCode {
     init_tracing(cli.log_format);
     match cli.command {
         Command::Run { config } => run_command(config),
+        Command::Tail(args) => tail::main(args),
     }
 }
 
