@@ -7,6 +7,8 @@ mod decimal;
 mod registry;
 mod table;
 mod temporal;
+
+pub use temporal::civil_from_days;
 mod writer;
 
 pub use column::{ColumnKind, Raw, Scratch, ValueError};

@@ -61,16 +61,9 @@ fn run_command(path: Option<PathBuf>) -> ExitCode {
     };
     tracing::info!(config = %config.redacted_summary(), "starting");
     let settings = Settings::from_config(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(2) {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("error: starting the runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(run(settings, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
@@ -80,6 +73,18 @@ fn run_command(path: Option<PathBuf>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A multi-threaded runtime, or the exit code after saying why there is none.
+fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .map_err(|err| {
+            eprintln!("error: starting the runtime: {err}");
+            ExitCode::FAILURE
+        })
 }
 
 /// Resolves on SIGINT or SIGTERM.

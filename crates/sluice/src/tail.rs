@@ -68,16 +68,9 @@ pub(crate) fn main(args: TailArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::runtime(1) {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("error: starting the runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(tail(&config, args.config.as_deref(), &args)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -633,21 +626,7 @@ fn decimal_string(unscaled: &[u8], scale: i64) -> String {
 
 /// The proleptic Gregorian date `days` after 1970-01-01, as `YYYY-MM-DD`.
 fn iso_date(days: i64) -> String {
-    // Counted in 400-year eras from 0000-03-01, so that the leap day ends each year.
-    let shifted = days + 719_468;
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = sluice_avro::civil_from_days(days);
     if year < 0 {
         format!("-{:04}-{month:02}-{day:02}", -year)
     } else {
