@@ -430,3 +430,69 @@ async fn an_idle_capture_still_advances_the_slot_past_other_tables_writes() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_too_large_for_the_servers_memory_arrives_whole_and_once() {
+    // 300,000 rows of ~120 bytes outgrow logical_decoding_work_mem (64 MB): the walsender
+    // streams the transaction before it commits, and sluice keeps it until it does.
+    const ROWS: usize = 300_000;
+    let stack = Stack::from_env();
+    let sql = stack.pg_connect("sluice").await;
+    let schema = unique_name("bigtx");
+    let (prefix, slot) = (unique_name("bigtx"), unique_name("bigtx_slot"));
+    sql.batch_execute(&format!(
+        "CREATE SCHEMA {schema}; CREATE TABLE {schema}.t (id int PRIMARY KEY, pad text);"
+    ))
+    .await
+    .unwrap();
+    let config = write_config(&stack, &prefix, &slot, &unique_name("bigtx_pub"), &schema);
+    let sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sql
+        .query_opt(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
+            &[&slot],
+        )
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "sluice started streaming");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    sql.batch_execute(&format!(
+        "INSERT INTO {schema}.t SELECT g, repeat('x', 120) FROM generate_series(1, {ROWS}) g"
+    ))
+    .await
+    .unwrap();
+    let records = read_records(&stack, &[format!("{prefix}.{schema}.t")], ROWS).await;
+    let streamed: i64 = sql
+        .query_one(
+            "SELECT stream_txns FROM pg_stat_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let mut ids: Vec<i32> = records
+        .iter()
+        .map(|(_, key, value)| {
+            assert_eq!(value.as_ref().unwrap()["op"], Value::String("c".into()));
+            match key["id"] {
+                Value::Int(id) => id,
+                ref other => panic!("{other:?}"),
+            }
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), ROWS, "every row once");
+    assert!(
+        streamed >= 1,
+        "the transaction was streamed by the server ({streamed} streamed)"
+    );
+    assert!(sluice.stop().success());
+    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await
+        .unwrap();
+}
