@@ -7,6 +7,6 @@ pub mod config;
 mod copy;
 mod error;
 pub mod run;
-mod state;
+pub mod state;
 
 pub use error::PipelineError;

@@ -211,7 +211,7 @@ pub async fn run(
 }
 
 /// An ordinary connection (catalog, COPY) with the same TLS rules as the replication one.
-async fn connect_sql(settings: &Settings) -> Result<Client, PipelineError> {
+pub async fn connect_sql(settings: &Settings) -> Result<Client, PipelineError> {
     let tls = sql_tls(&settings.postgres)?;
     let (client, connection) = tokio_postgres::connect(&settings.postgres_conninfo, tls)
         .await

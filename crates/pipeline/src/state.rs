@@ -14,7 +14,7 @@ use crate::error::PipelineError;
 /// How far a slot's snapshot got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum SnapshotPhase {
+pub enum SnapshotPhase {
     /// Begun; if this is the latest word, it never finished.
     Started,
     /// Every row was acknowledged by the broker.
@@ -33,7 +33,7 @@ pub(crate) const STATE_TICKET: u64 = u64::MAX - 1;
 
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub(crate) fn state_topic(topic_prefix: &str) -> String {
+pub fn state_topic(topic_prefix: &str) -> String {
     format!("{topic_prefix}._sluice_state")
 }
 
@@ -47,6 +47,16 @@ pub(crate) async fn read_phase(
     producer
         .ensure_topics_with(&[topic.to_owned()], 1, &[("cleanup.policy", "compact")])
         .await?;
+    recorded_phase(config, topic, slot).await
+}
+
+/// The latest phase recorded for `slot` in the state topic `topic`, reading only (a missing
+/// topic reads as empty): for `sluice status`.
+pub async fn recorded_phase(
+    config: &KafkaConfig,
+    topic: &str,
+    slot: &str,
+) -> Result<Option<SnapshotPhase>, PipelineError> {
     let records = read_topic(config, topic).await?;
     Ok(records
         .iter()
