@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod config;
 mod copy;
 mod error;
+pub mod metrics;
 pub mod run;
 pub mod state;
 

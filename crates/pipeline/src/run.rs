@@ -37,7 +37,9 @@ use tokio_postgres::Client;
 use crate::catalog::{self, CapturedTable, quote_ident, quote_literal};
 use crate::copy::CopyReader;
 use crate::error::{PipelineError, pg};
+use crate::metrics::{self, TableMetrics};
 use crate::state::{self, SnapshotPhase};
+use std::sync::atomic::Ordering::Relaxed;
 
 /// What the pipeline needs to know, resolved from the configuration.
 #[derive(Debug, Clone)]
@@ -65,6 +67,8 @@ pub struct Settings {
     /// Upsert mode: the value is the bare row, a delete is a tombstone only.
     pub upsert: bool,
     pub drain_timeout: Duration,
+    /// Where `/metrics`, `/health` and `/ready` are served, if anywhere.
+    pub metrics_bind: Option<std::net::SocketAddr>,
 }
 
 /// A captured table's encoder and registered schema ids.
@@ -75,6 +79,7 @@ struct TableOut {
     key_id: u32,
     value_id: u32,
     upsert: bool,
+    metrics: Arc<TableMetrics>,
     /// (name, type, modifier) of each column, to notice a changed Relation.
     shape: Vec<(String, u32, i32)>,
 }
@@ -116,6 +121,9 @@ pub async fn run(
     settings: Settings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), PipelineError> {
+    if let Some(bind) = settings.metrics_bind {
+        metrics::serve(bind).await?;
+    }
     let sql = connect_sql(&settings).await?;
     let tables = choose_tables(&sql, &settings).await?;
     ensure_publication(&sql, &settings, &tables).await?;
@@ -435,6 +443,7 @@ async fn table_out(
         key_id,
         value_id,
         upsert,
+        metrics: metrics::global().table(&format!("{}.{}", spec.schema, spec.name)),
         shape: spec
             .columns
             .iter()
@@ -454,7 +463,13 @@ async fn register(
 ) -> Result<u32, PipelineError> {
     let mut delay = Duration::from_millis(200);
     loop {
-        match registry.register(subject, schema).await {
+        let result = registry.register(subject, schema).await;
+        let stats = registry.stats();
+        metrics::global().registry_calls.store(stats.calls, Relaxed);
+        metrics::global()
+            .registry_cache_hits
+            .store(stats.cache_hits, Relaxed);
+        match result {
             Ok(id) => return Ok(id),
             Err(err) if err.is_transient() => {
                 tracing::warn!(error = %err, retry_in = ?delay, "registry unavailable");
@@ -647,6 +662,12 @@ async fn split_table(
         .map_err(|e| pg(&format!("sizing {}", table.qualified()), &e))?;
     let pages = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
     let estimated_rows: f64 = row.get(1);
+    if let Some(rows) = rows_estimate(estimated_rows) {
+        metrics::global()
+            .table(&table.qualified())
+            .snapshot_rows_estimate
+            .store(rows, Relaxed);
+    }
     let Some(pieces) = piece_count(estimated_rows, chunk_rows) else {
         return Ok(whole);
     };
@@ -671,17 +692,22 @@ async fn split_table(
 
 /// How many pieces `estimated_rows` (pg_class.reltuples: -1 when never analyzed) makes.
 fn piece_count(estimated_rows: f64, chunk_rows: u64) -> Option<u64> {
+    let rows = rows_estimate(estimated_rows)?;
+    (rows > chunk_rows).then(|| rows.div_ceil(chunk_rows))
+}
+
+/// pg_class.reltuples as a count, when there is an estimate.
+fn rows_estimate(estimated_rows: f64) -> Option<u64> {
     if !estimated_rows.is_finite() || estimated_rows <= 0.0 {
         return None;
     }
-    // Estimates are far below 2^53, where the conversion is exact enough to split by.
+    // Estimates are far below 2^53, where the conversion is exact enough.
     #[allow(
         clippy::as_conversions,
         clippy::cast_possible_truncation,
         clippy::cast_sign_loss
     )]
-    let rows = estimated_rows as u64;
-    (rows > chunk_rows).then(|| rows.div_ceil(chunk_rows))
+    Some(estimated_rows as u64)
 }
 
 /// Tombstones for `keys` (Avro key bodies) on a table's topic.
@@ -788,6 +814,11 @@ async fn copy_piece(
                         sent_keys.insert(key_body(&key).to_vec());
                     }
                     rows += 1;
+                    out.metrics.read.fetch_add(1, Relaxed);
+                    out.metrics.snapshot_rows.fetch_add(1, Relaxed);
+                    out.metrics
+                        .bytes
+                        .fetch_add(u64::try_from(key.len() + value.len()).unwrap_or(0), Relaxed);
                     Ok::<(), PipelineError>(())
                 })
                 .map_err(|e| PipelineError::Postgres(format!("COPY {}: {e}", table.qualified())))?;
@@ -847,6 +878,7 @@ async fn stream_changes(
     let mut key = Vec::new();
     let mut value = Vec::new();
     let mut scratch = Scratch::default();
+    metrics::global().streaming.store(true, Relaxed);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -864,6 +896,9 @@ async fn stream_changes(
                 };
                 match change {
                     Change::Begin { xid, commit_lsn, commit_time, .. } => {
+                        let m = metrics::global();
+                        m.last_commit_us.store(commit_time.to_unix_micros(), Relaxed);
+                        m.lag_us.store(now_us() - commit_time.to_unix_micros(), Relaxed);
                         current = Some(Current {
                             // The end LSN comes with the Commit; it is set at seal.
                             ticket: tracker.begin(commit_lsn.0),
@@ -876,14 +911,20 @@ async fn stream_changes(
                         if let Some(done) = current.take()
                             && let Some(confirmed) = tracker.seal_at(done.ticket, end_lsn.0)
                         {
-                            changes.stream().confirm(Lsn(confirmed));
+                            confirm(&mut changes, Lsn(confirmed));
                         }
+                        let streamed = changes.streamed_stats();
+                        let m = metrics::global();
+                        m.streamed_open.store(u64::try_from(streamed.open_transactions).unwrap_or(u64::MAX), Relaxed);
+                        m.streamed_memory_bytes.store(u64::try_from(streamed.memory_bytes).unwrap_or(u64::MAX), Relaxed);
+                        m.streamed_spilled.store(streamed.spilled_transactions, Relaxed);
+                        m.in_flight.store(tracker.in_flight(), Relaxed);
                     }
                     // Nothing in flight or open: everything the server sent is durable.
                     Change::Keepalive { wal_end }
                         if current.is_none() && tracker.open_transactions() == 0 =>
                     {
-                        changes.stream().confirm(wal_end);
+                        confirm(&mut changes, wal_end);
                     }
                     Change::Message(LogicalMessage::Relation(relation)) => {
                         on_relation(registry, outs, &relation, settings, &mut changes).await?;
@@ -924,14 +965,29 @@ fn acknowledge(
     changes: &mut ChangeStream,
     delivery: Delivery,
 ) -> Result<(), PipelineError> {
-    delivery.result.map_err(PipelineError::Delivery)?;
+    if let Err(err) = delivery.result {
+        metrics::global().produce_errors.fetch_add(1, Relaxed);
+        return Err(PipelineError::Delivery(err));
+    }
     if delivery.ticket != SNAPSHOT_TICKET
         && delivery.ticket != state::STATE_TICKET
         && let Some(confirmed) = tracker.acknowledged(delivery.ticket)
     {
-        changes.stream().confirm(Lsn(confirmed));
+        confirm(changes, Lsn(confirmed));
     }
+    metrics::global()
+        .in_flight
+        .store(tracker.in_flight(), Relaxed);
     Ok(())
+}
+
+/// Confirms `lsn` to the server (with the next status update) and reports it.
+fn confirm(changes: &mut ChangeStream, lsn: Lsn) {
+    let stream = changes.stream();
+    stream.confirm(lsn);
+    let metrics = metrics::global();
+    metrics.confirmed_lsn.store(stream.flushed().0, Relaxed);
+    metrics.received_lsn.store(stream.received().0, Relaxed);
 }
 
 /// Waits for the deliveries of everything produced, up to the drain timeout, confirming as
@@ -1074,6 +1130,17 @@ impl Emitter<'_> {
         )?;
         let (key, value) = (self.key.as_slice(), self.value.as_slice());
         let ticket = event.ticket;
+        let counter = match op {
+            Op::Create => &out.metrics.created,
+            Op::Update => &out.metrics.updated,
+            Op::Delete => &out.metrics.deleted,
+            Op::Read => &out.metrics.read,
+        };
+        counter.fetch_add(1, Relaxed);
+        let bytes = key.len() + if has_value { value.len() } else { 0 };
+        out.metrics
+            .bytes
+            .fetch_add(u64::try_from(bytes).unwrap_or(0), Relaxed);
         send_waiting(
             self.producer,
             &out.topic,
@@ -1087,6 +1154,7 @@ impl Emitter<'_> {
         .await?;
         // In upsert mode the delete itself was the tombstone.
         if tombstone && has_value {
+            out.metrics.tombstones.fetch_add(1, Relaxed);
             send_waiting(
                 self.producer,
                 &out.topic,
@@ -1209,6 +1277,7 @@ async fn send_waiting(
             // The broker is behind or away: take deliveries as they come, and keep the
             // replication stream alive meanwhile.
             Err(SendError::QueueFull) => {
+                metrics::global().produce_retries.fetch_add(1, Relaxed);
                 tokio::select! {
                     delivery = deliveries.recv() => {
                         if let Some(delivery) = delivery {
@@ -1275,6 +1344,7 @@ impl Settings {
             tombstones: config.events.tombstones,
             upsert: config.events.mode == crate::config::EventsMode::Upsert,
             drain_timeout: config.shutdown.drain_timeout,
+            metrics_bind: config.metrics.enabled.then_some(config.metrics.bind),
         }
     }
 }

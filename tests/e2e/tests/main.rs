@@ -4,6 +4,7 @@
 mod compose;
 mod crash;
 mod large_transactions;
+mod metrics;
 mod pipeline;
 mod registry;
 mod replication;
