@@ -232,6 +232,13 @@ pub struct ReplicationSection {
     pub status_interval: Duration,
     #[serde(default = "default_streamed_memory_mib")]
     pub streamed_memory_mib: u32,
+    /// Emit a `pg_logical_emit_message` this often, so the slot moves even when nothing in
+    /// this database writes WAL; unset: no heartbeat.
+    #[serde(default, with = "humantime_serde")]
+    pub heartbeat_interval: Option<Duration>,
+    /// Warn when the slot holds back more WAL than this, in MiB.
+    #[serde(default = "default_retained_wal_warn_mib")]
+    pub retained_wal_warn_mib: u64,
 }
 
 impl ReplicationSection {
@@ -250,6 +257,8 @@ impl Default for ReplicationSection {
             binary: false,
             status_interval: default_status_interval(),
             streamed_memory_mib: default_streamed_memory_mib(),
+            heartbeat_interval: None,
+            retained_wal_warn_mib: default_retained_wal_warn_mib(),
         }
     }
 }
@@ -950,6 +959,8 @@ const SCHEMA: &[KeySpec] = &[
     opt("replication", "binary", Typed, check::<bool>),
     opt("replication", "status_interval", Text, check_duration),
     opt("replication", "streamed_memory_mib", Typed, check::<u32>),
+    opt("replication", "heartbeat_interval", Text, check_duration),
+    opt("replication", "retained_wal_warn_mib", Typed, check::<u64>),
     opt("tables", "include", Typed, check::<Vec<TablePattern>>),
     opt("tables", "exclude", Typed, check::<Vec<TablePattern>>),
     opt("tables", "allow_keyless", Typed, check::<bool>),
@@ -1602,6 +1613,10 @@ fn default_status_interval() -> Duration {
     Duration::from_secs(1)
 }
 
+fn default_retained_wal_warn_mib() -> u64 {
+    1024
+}
+
 fn default_streamed_memory_mib() -> u32 {
     64
 }
@@ -1709,6 +1724,7 @@ mod tests {
         assert!(!config.replication.binary);
         assert_eq!(config.replication.status_interval, Duration::from_secs(1));
         assert_eq!(config.replication.streamed_memory_mib, 64);
+        assert_eq!(config.replication.heartbeat_interval, None);
         assert_eq!(config.replication.streamed_memory_bytes(), 64 << 20);
         assert_eq!(config.tables.include, vec!["public.*".parse().unwrap()]);
         assert!(config.tables.exclude.is_empty());
@@ -1769,6 +1785,8 @@ mod tests {
         binary = true
         status_interval = "250ms"
         streamed_memory_mib = 128
+        heartbeat_interval = "30s"
+        retained_wal_warn_mib = 2048
 
         [tables]
         include = ["public.*", "sales.order*"]
@@ -1838,6 +1856,8 @@ mod tests {
         assert!(rep.binary);
         assert_eq!(rep.status_interval, Duration::from_millis(250));
         assert_eq!(rep.streamed_memory_mib, 128);
+        assert_eq!(rep.heartbeat_interval, Some(Duration::from_secs(30)));
+        assert_eq!(rep.retained_wal_warn_mib, 2048);
 
         assert_eq!(config.tables.include.len(), 2);
         assert_eq!(config.tables.exclude[0].to_string(), "public.tmp_*");

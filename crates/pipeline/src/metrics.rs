@@ -51,6 +51,8 @@ pub struct Metrics {
     pub lag_us: AtomicI64,
     pub streamed_memory_bytes: AtomicU64,
     pub streamed_spilled: AtomicU64,
+    /// WAL the slot holds back (measured every minute).
+    pub retained_wal_bytes: AtomicU64,
     pub streamed_open: AtomicU64,
     /// Set once the replication stream runs: the snapshot (if any) is done.
     pub streaming: AtomicBool,
@@ -141,7 +143,13 @@ impl Metrics {
         }
         let received = load(&self.received_lsn);
         let confirmed = load(&self.confirmed_lsn);
-        let gauges: [(&str, &str, &str, String); 13] = [
+        let gauges: [(&str, &str, &str, String); 14] = [
+            (
+                "sluice_slot_retained_wal_bytes",
+                "gauge",
+                "WAL the replication slot holds back (measured every minute).",
+                load(&self.retained_wal_bytes).to_string(),
+            ),
             (
                 "sluice_in_flight_events",
                 "gauge",

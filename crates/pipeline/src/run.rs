@@ -67,6 +67,10 @@ pub struct Settings {
     /// Upsert mode: the value is the bare row, a delete is a tombstone only.
     pub upsert: bool,
     pub drain_timeout: Duration,
+    /// How often to emit a heartbeat message, if at all.
+    pub heartbeat_interval: Option<Duration>,
+    /// Warn when the slot retains more WAL than this many bytes.
+    pub retained_wal_warn_bytes: u64,
     /// Where `/metrics`, `/health` and `/ready` are served, if anywhere.
     pub metrics_bind: Option<std::net::SocketAddr>,
 }
@@ -208,6 +212,7 @@ pub async fn run(
     let changes = ChangeStream::new(stream, settings.streamed_memory_bytes);
     stream_changes(
         &settings,
+        &sql,
         changes,
         &mut registry,
         &mut outs,
@@ -234,7 +239,7 @@ pub async fn connect_sql(settings: &Settings) -> Result<Client, PipelineError> {
 
 /// libpq's sslmode semantics on native-tls: verify-ca checks the chain only, verify-full the
 /// chain and the host name, require and prefer encrypt without checking.
-fn sql_tls(
+pub fn sql_tls(
     postgres: &ConnectConfig,
 ) -> Result<postgres_native_tls::MakeTlsConnector, PipelineError> {
     let mut builder = native_tls::TlsConnector::builder();
@@ -274,14 +279,14 @@ fn sql_tls(
     Ok(postgres_native_tls::MakeTlsConnector::new(connector))
 }
 
-fn topic_of(settings: &Settings, table: &CapturedTable) -> String {
+pub fn topic_of(settings: &Settings, table: &CapturedTable) -> String {
     format!(
         "{}.{}.{}",
         settings.topic_prefix, table.spec.schema, table.spec.name
     )
 }
 
-async fn choose_tables(
+pub async fn choose_tables(
     sql: &Client,
     settings: &Settings,
 ) -> Result<Vec<CapturedTable>, PipelineError> {
@@ -866,6 +871,7 @@ struct Current {
 #[allow(clippy::too_many_arguments)]
 async fn stream_changes(
     settings: &Settings,
+    sql: &Client,
     mut changes: ChangeStream,
     registry: &mut Registry,
     outs: &mut HashMap<u32, TableOut>,
@@ -879,12 +885,17 @@ async fn stream_changes(
     let mut value = Vec::new();
     let mut scratch = Scratch::default();
     metrics::global().streaming.store(true, Relaxed);
+    let mut heartbeat = settings.heartbeat_interval.map(tokio::time::interval);
+    let mut retention = tokio::time::interval(RETENTION_CHECK);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             biased;
             // 1. Shutdown: stop taking changes, then drain below.
             () = &mut shutdown => break,
+            // Housekeeping, rare: a heartbeat message, the slot's retained WAL.
+            () = tick(&mut heartbeat) => emit_heartbeat(sql).await,
+            _ = retention.tick() => check_retention(sql, settings).await,
             // 2. Acknowledgements before intake, so memory stays bounded.
             Some(delivery) = deliveries.recv() => {
                 acknowledge(&mut tracker, &mut changes, delivery)?;
@@ -958,6 +969,59 @@ async fn stream_changes(
     changes.finish().await?.close().await?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// How often the slot's retained WAL is measured.
+const RETENTION_CHECK: Duration = Duration::from_secs(60);
+
+/// The next tick of an optional interval; never, without one.
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// A non-transactional logical decoding message: WAL in this database that the walsender
+/// decodes, so its keepalives (and with them the confirmed position) move on.
+async fn emit_heartbeat(sql: &Client) {
+    if let Err(err) = sql
+        .execute(
+            "SELECT pg_logical_emit_message(false, 'sluice-heartbeat', '')",
+            &[],
+        )
+        .await
+    {
+        tracing::warn!(error = %err, "heartbeat failed");
+    }
+}
+
+/// Measures the WAL the slot holds back and warns past the configured threshold.
+async fn check_retention(sql: &Client, settings: &Settings) {
+    let retained = sql
+        .query_opt(
+            "SELECT (pg_current_wal_lsn() - restart_lsn)::bigint FROM pg_replication_slots
+              WHERE slot_name = $1",
+            &[&settings.slot],
+        )
+        .await;
+    let Ok(Some(row)) = retained else { return };
+    let Some(bytes) = row
+        .get::<_, Option<i64>>(0)
+        .and_then(|b| u64::try_from(b).ok())
+    else {
+        return;
+    };
+    metrics::global().retained_wal_bytes.store(bytes, Relaxed);
+    if bytes > settings.retained_wal_warn_bytes {
+        tracing::warn!(
+            slot = %settings.slot,
+            retained_mib = bytes / (1024 * 1024),
+            "the slot holds back more WAL than replication.retained_wal_warn_mib: is the broker keeping up?"
+        );
+    }
 }
 
 fn acknowledge(
@@ -1345,6 +1409,11 @@ impl Settings {
             upsert: config.events.mode == crate::config::EventsMode::Upsert,
             drain_timeout: config.shutdown.drain_timeout,
             metrics_bind: config.metrics.enabled.then_some(config.metrics.bind),
+            heartbeat_interval: config.replication.heartbeat_interval,
+            retained_wal_warn_bytes: config
+                .replication
+                .retained_wal_warn_mib
+                .saturating_mul(1024 * 1024),
         }
     }
 }

@@ -496,3 +496,70 @@ async fn a_transaction_too_large_for_the_servers_memory_arrives_whole_and_once()
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_heartbeat_message_is_emitted_at_the_configured_interval() {
+    let stack = Stack::from_env();
+    let sql = stack.pg_connect("sluice").await;
+    let schema = unique_name("heartbeat");
+    let (prefix, slot) = (unique_name("heartbeat"), unique_name("heartbeat_slot"));
+    sql.batch_execute(&format!(
+        "CREATE SCHEMA {schema}; CREATE TABLE {schema}.t (id int PRIMARY KEY);"
+    ))
+    .await
+    .unwrap();
+    // A slot of the test's own, to see the messages sluice writes into the WAL.
+    let witness = unique_name("heartbeat_witness");
+    sql.execute(
+        "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
+        &[&witness],
+    )
+    .await
+    .unwrap();
+    let config = write_config(
+        &stack,
+        &prefix,
+        &slot,
+        &unique_name("heartbeat_pub"),
+        &schema,
+    );
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[replication]\n",
+        "[replication]\nheartbeat_interval = \"500ms\"\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let heartbeats = loop {
+        let changes = sql
+            .query(
+                "SELECT data FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL,
+                     'proto_version', '1', 'publication_names', $2, 'messages', 'true')",
+                &[&witness, &witness],
+            )
+            .await
+            .unwrap();
+        let count = changes
+            .iter()
+            .filter(|row| {
+                let data: Vec<u8> = row.get(0);
+                data.windows(16).any(|w| w == b"sluice-heartbeat")
+            })
+            .count();
+        if count >= 2 {
+            break count;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "heartbeats were emitted ({count} seen)"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(heartbeats >= 2);
+    assert!(sluice.stop().success());
+    for name in [&slot, &witness] {
+        sql.execute("SELECT pg_drop_replication_slot($1)", &[name])
+            .await
+            .unwrap();
+    }
+}
