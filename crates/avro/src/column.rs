@@ -87,6 +87,20 @@ impl ColumnKind {
         }
     }
 
+    /// Whether an unchanged TOASTed value of this kind is sent as [`UNCHANGED_PLACEHOLDER`]
+    /// (string and bytes kinds; Avro strings and bytes encode alike). Other kinds send null.
+    pub fn has_unchanged_placeholder(self) -> bool {
+        matches!(
+            self,
+            ColumnKind::String
+                | ColumnKind::Text
+                | ColumnKind::Json
+                | ColumnKind::Jsonb
+                | ColumnKind::Uuid
+                | ColumnKind::Bytes
+        )
+    }
+
     /// Whether values of this kind can be read in PostgreSQL's binary form; the others are
     /// asked for as text (`column::text` in a COPY).
     pub fn reads_binary(self) -> bool {
@@ -169,12 +183,18 @@ fn numeric_kind(type_modifier: i32) -> ColumnKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Raw<'a> {
     Null,
+    /// An unchanged TOASTed value the server did not send (pgoutput's `u`).
+    Unchanged,
     /// PostgreSQL's text output.
     Text(&'a [u8]),
     /// PostgreSQL's binary send format (text for [`ColumnKind::Text`] columns, which are
     /// always read as text).
     Binary(&'a [u8]),
 }
+
+/// What an unchanged TOASTed text or bytes value is sent as, the value Debezium uses, so
+/// consumers written for Debezium recognise it. The event also lists such columns by name.
+pub const UNCHANGED_PLACEHOLDER: &str = "__debezium_unavailable_value";
 
 /// Why a value could not be encoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -212,6 +232,13 @@ impl ColumnKind {
     ) -> Result<(), ValueError> {
         match raw {
             Raw::Null => Err(ValueError::Unrepresentable("NULL")),
+            Raw::Unchanged => {
+                if !self.has_unchanged_placeholder() {
+                    return Err(ValueError::Unrepresentable("an unchanged TOASTed value"));
+                }
+                writer::bytes(out, UNCHANGED_PLACEHOLDER.as_bytes());
+                Ok(())
+            }
             Raw::Text(text) => self.encode_text(text, out, scratch),
             Raw::Binary(bytes) => self.encode_binary(bytes, out, scratch),
         }

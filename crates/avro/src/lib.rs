@@ -11,7 +11,7 @@ mod temporal;
 pub use temporal::civil_from_days;
 mod writer;
 
-pub use column::{ColumnKind, Raw, Scratch, ValueError};
+pub use column::{ColumnKind, Raw, Scratch, UNCHANGED_PLACEHOLDER, ValueError};
 pub use registry::{Registry, RegistryConfig, RegistryError, RegistryStats};
 pub use table::{
     ColumnSpec, EncodeError, Op, Row, SOURCE_VERSION, SnapshotMarker, Source, TableCodec,

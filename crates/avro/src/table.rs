@@ -179,6 +179,9 @@ impl TableCodec {
                 {"name": "ts_ms", "type": optional_long(), "default": null},
                 {"name": "ts_us", "type": optional_long(), "default": null},
                 {"name": "ts_ns", "type": optional_long(), "default": null},
+                // sluice's own: the columns whose TOASTed value was unchanged and not sent
+                // (Debezium consumers ignore it; the value itself is a placeholder or null).
+                {"name": "unchanged_toast", "type": ["null", {"type": "array", "items": "string"}], "default": null},
             ],
             "connect.version": 2,
             "connect.name": format!("{namespace}.Envelope"),
@@ -313,7 +316,32 @@ impl TableCodec {
         optional_long(out, Some(now_us.div_euclid(1000)));
         optional_long(out, Some(now_us));
         optional_long(out, Some(now_us.saturating_mul(1000)));
+        self.encode_unchanged(after, out);
         Ok(())
+    }
+
+    /// The names of the columns of `after` whose TOASTed value was not sent, as an optional
+    /// array (null when there are none, the usual case).
+    fn encode_unchanged(&self, after: Option<&impl Row>, out: &mut Vec<u8>) {
+        let unchanged = || {
+            after.into_iter().flat_map(|row| {
+                row.values()
+                    .zip(&self.columns)
+                    .filter(|(raw, _)| matches!(raw, Raw::Unchanged))
+                    .map(|(_, column)| column.name.as_str())
+            })
+        };
+        let count = unchanged().count();
+        if count == 0 {
+            writer::union_index(out, 0);
+            return;
+        }
+        writer::union_index(out, 1);
+        writer::long(out, i64::try_from(count).unwrap_or(i64::MAX));
+        for name in unchanged() {
+            writer::string(out, name);
+        }
+        writer::long(out, 0);
     }
 
     /// The `Value` branch of a row union.
@@ -359,6 +387,16 @@ impl TableCodec {
                 Ok(())
             }
             (Raw::Null, false) => Err(ValueError::Unrepresentable("NULL in a NOT NULL column")),
+            // An unchanged value with no placeholder form: null, and named in unchanged_toast.
+            (Raw::Unchanged, true)
+                if column
+                    .kind
+                    .encode(Raw::Unchanged, &mut Vec::new(), scratch)
+                    .is_err() =>
+            {
+                writer::union_index(out, 0);
+                Ok(())
+            }
             (raw, true) => {
                 writer::union_index(out, 1);
                 column.kind.encode(raw, out, scratch)

@@ -846,16 +846,38 @@ async fn copy_piece(
     Ok(sent_keys)
 }
 
-/// A pgoutput tuple as an encoder row. An unchanged TOASTed value is not in the tuple; it is
-/// given as null here (the exact-data work marks it explicitly).
-struct TupleRow<'a>(&'a Tuple);
+/// A pgoutput tuple as an encoder row. An unchanged TOASTed value (`u`) is taken from
+/// `old` when the server sent the whole old row (REPLICA IDENTITY FULL); otherwise it stays
+/// unchanged, and the encoder marks it (placeholder or null, and `unchanged_toast`).
+struct TupleRow<'a> {
+    tuple: &'a Tuple,
+    old: Option<&'a Tuple>,
+}
+
+impl<'a> TupleRow<'a> {
+    fn of(tuple: &'a Tuple) -> Self {
+        TupleRow { tuple, old: None }
+    }
+}
+
+fn raw_of<'a>(value: ColumnValue<'a>) -> Raw<'a> {
+    match value {
+        ColumnValue::Text(text) => Raw::Text(text),
+        ColumnValue::Binary(bytes) => Raw::Binary(bytes),
+        ColumnValue::UnchangedToast => Raw::Unchanged,
+        _ => Raw::Null,
+    }
+}
 
 impl Row for TupleRow<'_> {
     fn values(&self) -> impl Iterator<Item = Raw<'_>> {
-        self.0.iter().map(|value| match value {
-            ColumnValue::Text(text) => Raw::Text(text),
-            ColumnValue::Binary(bytes) => Raw::Binary(bytes),
-            _ => Raw::Null,
+        let mut old = self.old.map(Tuple::iter);
+        self.tuple.iter().map(move |value| {
+            let previous = old.as_mut().and_then(Iterator::next);
+            match (value, previous) {
+                (ColumnValue::UnchangedToast, Some(previous)) => raw_of(previous),
+                (value, _) => raw_of(value),
+            }
         })
     }
 }
@@ -1144,8 +1166,16 @@ impl Emitter<'_> {
         new: &Tuple,
         changes: &mut ChangeStream,
     ) -> Result<(), PipelineError> {
-        self.emit(event, Op::Create, None, Some(new), new, false, changes)
-            .await
+        self.emit(
+            event,
+            Op::Create,
+            None,
+            Some(TupleRow::of(new)),
+            new,
+            false,
+            changes,
+        )
+        .await
     }
 
     /// A delete, followed by a tombstone where configured.
@@ -1174,7 +1204,7 @@ impl Emitter<'_> {
         event: &EventContext<'_>,
         op: Op,
         before: Option<&Tuple>,
-        after: Option<&Tuple>,
+        after: Option<TupleRow<'_>>,
         key_of: &Tuple,
         tombstone: bool,
         changes: &mut ChangeStream,
@@ -1183,11 +1213,11 @@ impl Emitter<'_> {
         self.key.clear();
         self.value.clear();
         out.codec
-            .encode_key(out.key_id, &TupleRow(key_of), self.key, self.scratch)?;
+            .encode_key(out.key_id, &TupleRow::of(key_of), self.key, self.scratch)?;
         let has_value = out.encode_value(
             op,
-            before.map(TupleRow).as_ref(),
-            after.map(TupleRow).as_ref(),
+            before.map(TupleRow::of).as_ref(),
+            after.as_ref(),
             event.source,
             self.value,
             self.scratch,
@@ -1274,8 +1304,14 @@ async fn produce_change(
                 }
                 old => {
                     let before = old.map(OldTuple::tuple);
+                    // With the whole old row at hand, unchanged TOASTed values are filled in.
+                    let full = old.filter(|o| matches!(o, OldTuple::Full(_)));
+                    let after = TupleRow {
+                        tuple: new,
+                        old: full.map(OldTuple::tuple),
+                    };
                     emitter
-                        .emit(&event, Op::Update, before, Some(new), new, false, changes)
+                        .emit(&event, Op::Update, before, Some(after), new, false, changes)
                         .await
                 }
             }
