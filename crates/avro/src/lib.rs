@@ -14,6 +14,6 @@ mod writer;
 pub use column::{ColumnKind, Raw, Scratch, UNCHANGED_PLACEHOLDER, ValueError};
 pub use registry::{Registry, RegistryConfig, RegistryError, RegistryStats};
 pub use table::{
-    ColumnSpec, EncodeError, Op, Row, SOURCE_VERSION, SnapshotMarker, Source, TableCodec,
-    TableSpec, avro_name,
+    ColumnSpec, EncodeError, MessageCodec, Op, Row, SOURCE_VERSION, SnapshotMarker, Source,
+    TableCodec, TableSpec, avro_name,
 };

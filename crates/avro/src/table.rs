@@ -75,6 +75,8 @@ pub enum Op {
     Update,
     Delete,
     Read,
+    /// A TRUNCATE of the table: no key, no rows.
+    Truncate,
 }
 
 impl Op {
@@ -84,6 +86,7 @@ impl Op {
             Op::Update => "u",
             Op::Delete => "d",
             Op::Read => "r",
+            Op::Truncate => "t",
         }
     }
 }
@@ -292,24 +295,7 @@ impl TableCodec {
             None => writer::union_index(out, 0),
             Some(row) => self.encode_row(row, out, scratch)?,
         }
-        // source
-        writer::string(out, SOURCE_VERSION);
-        writer::string(out, "postgresql");
-        writer::string(out, source.name);
-        writer::long(out, source.commit_time_us.div_euclid(1000));
-        writer::union_index(out, 0);
-        writer::string(out, source.snapshot.as_str());
-        writer::string(out, source.db);
-        writer::union_index(out, 0); // sequence
-        writer::union_index(out, 1);
-        writer::long(out, source.commit_time_us);
-        writer::union_index(out, 1);
-        writer::long(out, source.commit_time_us.saturating_mul(1000));
-        writer::string(out, &self.schema);
-        writer::string(out, &self.table);
-        optional_long(out, source.tx_id.map(i64::from));
-        optional_long(out, source.lsn.and_then(|lsn| i64::try_from(lsn).ok()));
-        writer::union_index(out, 0); // xmin
+        encode_source(out, source, &self.schema, &self.table);
         // transaction
         writer::union_index(out, 0);
         writer::string(out, op.as_str());
@@ -409,6 +395,27 @@ impl TableCodec {
             source,
         })
     }
+}
+
+/// The `source` record.
+fn encode_source(out: &mut Vec<u8>, source: &Source<'_>, schema: &str, table: &str) {
+    writer::string(out, SOURCE_VERSION);
+    writer::string(out, "postgresql");
+    writer::string(out, source.name);
+    writer::long(out, source.commit_time_us.div_euclid(1000));
+    writer::union_index(out, 0);
+    writer::string(out, source.snapshot.as_str());
+    writer::string(out, source.db);
+    writer::union_index(out, 0); // sequence
+    writer::union_index(out, 1);
+    writer::long(out, source.commit_time_us);
+    writer::union_index(out, 1);
+    writer::long(out, source.commit_time_us.saturating_mul(1000));
+    writer::string(out, schema);
+    writer::string(out, table);
+    optional_long(out, source.tx_id.map(i64::from));
+    optional_long(out, source.lsn.and_then(|lsn| i64::try_from(lsn).ok()));
+    writer::union_index(out, 0); // xmin
 }
 
 fn confluent_header(out: &mut Vec<u8>, schema_id: u32) {
@@ -666,8 +673,111 @@ mod tests {
     }
 
     #[test]
+    fn messages_decode_with_their_schemas() {
+        let codec = MessageCodec::new("shop.message");
+        let value_schema = Schema::parse_str(codec.value_schema()).unwrap();
+        let key_schema = Schema::parse_str(codec.key_schema()).unwrap();
+        let source = Source {
+            name: "shop",
+            db: "sluice",
+            commit_time_us: 0,
+            snapshot: SnapshotMarker::False,
+            tx_id: None,
+            lsn: Some(42),
+        };
+        let mut key = Vec::new();
+        codec.encode_key(1, "audit", &mut key);
+        assert_eq!(
+            field(&read(&key_schema, &key[5..]), "prefix"),
+            &Avro::String("audit".into())
+        );
+        let mut value = Vec::new();
+        codec.encode_value(2, "audit", b"\x00hi", &source, "", 7_000, &mut value);
+        let decoded = read(&value_schema, &value[5..]);
+        assert_eq!(field(&decoded, "op"), &Avro::String("m".into()));
+        let message = field(&decoded, "message");
+        assert_eq!(field(message, "content"), &Avro::Bytes(b"\x00hi".to_vec()));
+    }
+
+    #[test]
     fn names_become_valid_avro_names() {
         assert_eq!(avro_name("shop.public.orders"), "shop.public.orders");
         assert_eq!(avro_name("my-db.1st table"), "my_db._1st_table");
+    }
+}
+
+/// Logical decoding messages (`pg_logical_emit_message`) as events on the messages topic: key
+/// `{prefix}`, value `{op: "m", source, message: {prefix, content}}`, as Debezium shapes them.
+#[derive(Debug, Clone)]
+pub struct MessageCodec {
+    key_schema: String,
+    value_schema: String,
+}
+
+impl MessageCodec {
+    /// The codec of messages on `topic` (`<prefix>.message`).
+    pub fn new(topic: &str) -> Self {
+        let namespace = avro_name(topic);
+        let key_schema = json!({
+            "type": "record",
+            "name": "Key",
+            "namespace": namespace,
+            "fields": [{"name": "prefix", "type": "string"}],
+        });
+        let optional_long = || json!(["null", "long"]);
+        let value_schema = json!({
+            "type": "record",
+            "name": "Envelope",
+            "namespace": namespace,
+            "fields": [
+                {"name": "op", "type": "string"},
+                {"name": "ts_ms", "type": optional_long(), "default": null},
+                {"name": "source", "type": source_schema()},
+                {"name": "message", "type": {
+                    "type": "record",
+                    "name": "Message",
+                    "fields": [
+                        {"name": "prefix", "type": "string"},
+                        {"name": "content", "type": "bytes"},
+                    ],
+                }},
+            ],
+        });
+        MessageCodec {
+            key_schema: key_schema.to_string(),
+            value_schema: value_schema.to_string(),
+        }
+    }
+
+    pub fn key_schema(&self) -> &str {
+        &self.key_schema
+    }
+
+    pub fn value_schema(&self) -> &str {
+        &self.value_schema
+    }
+
+    pub fn encode_key(&self, schema_id: u32, prefix: &str, out: &mut Vec<u8>) {
+        confluent_header(out, schema_id);
+        writer::string(out, prefix);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_value(
+        &self,
+        schema_id: u32,
+        prefix: &str,
+        content: &[u8],
+        source: &Source<'_>,
+        schema: &str,
+        now_us: i64,
+        out: &mut Vec<u8>,
+    ) {
+        confluent_header(out, schema_id);
+        writer::string(out, "m");
+        optional_long(out, Some(now_us.div_euclid(1000)));
+        encode_source(out, source, schema, "");
+        writer::string(out, prefix);
+        writer::bytes(out, content);
     }
 }

@@ -673,6 +673,13 @@ pub struct EventsSection {
     pub tombstones: bool,
     #[serde(default)]
     pub key_change: KeyChange,
+    /// A TRUNCATE becomes an event (op `t`, no key) on each truncated table's topic.
+    #[serde(default = "default_true")]
+    pub truncate: bool,
+    /// Logical decoding messages (`pg_logical_emit_message`) whose prefix starts with one of
+    /// these go to the `<topic_prefix>.message` topic; empty: none.
+    #[serde(default)]
+    pub message_prefixes: Vec<String>,
 }
 
 impl Default for EventsSection {
@@ -681,6 +688,8 @@ impl Default for EventsSection {
             mode: EventsMode::default(),
             tombstones: true,
             key_change: KeyChange::default(),
+            truncate: true,
+            message_prefixes: Vec::new(),
         }
     }
 }
@@ -981,6 +990,8 @@ const SCHEMA: &[KeySpec] = &[
     opt("events", "mode", Text, check::<EventsMode>),
     opt("events", "tombstones", Typed, check::<bool>),
     opt("events", "key_change", Text, check::<KeyChange>),
+    opt("events", "truncate", Typed, check::<bool>),
+    opt("events", "message_prefixes", Typed, check::<Vec<String>>),
     opt("shutdown", "drain_timeout", Text, check_duration),
     opt("metrics", "bind", Text, check::<SocketAddr>),
     opt("metrics", "enabled", Typed, check::<bool>),
@@ -1821,6 +1832,8 @@ mod tests {
         mode = "upsert"
         tombstones = false
         key_change = "delete_create"
+        truncate = false
+        message_prefixes = ["audit", "app."]
 
         [shutdown]
         drain_timeout = "1m"

@@ -22,6 +22,7 @@ pub struct TableMetrics {
     pub deleted: AtomicU64,
     pub read: AtomicU64,
     pub tombstones: AtomicU64,
+    pub truncated: AtomicU64,
     pub bytes: AtomicU64,
     /// Snapshot rows copied, and the catalog's estimate of the table's rows.
     pub snapshot_rows: AtomicU64,
@@ -93,7 +94,8 @@ impl Metrics {
                 ("u", &m.updated),
                 ("d", &m.deleted),
                 ("r", &m.read),
-                ("t", &m.tombstones),
+                ("t", &m.truncated),
+                ("tombstone", &m.tombstones),
             ] {
                 let _ = writeln!(
                     out,

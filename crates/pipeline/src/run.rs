@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sluice_avro::{
-    ColumnSpec, Op, Raw, Registry, RegistryConfig, Row, Scratch, SnapshotMarker, Source,
-    TableCodec, TableSpec,
+    ColumnSpec, MessageCodec, Op, Raw, Registry, RegistryConfig, Row, Scratch, SnapshotMarker,
+    Source, TableCodec, TableSpec,
 };
 use sluice_kafka::{AckTracker, Delivery, KafkaConfig, Producer, SendError};
 use sluice_pgoutput::{ColumnValue, LogicalMessage, Lsn, OldTuple, Relation, Tuple};
@@ -66,6 +66,10 @@ pub struct Settings {
     pub tombstones: bool,
     /// Upsert mode: the value is the bare row, a delete is a tombstone only.
     pub upsert: bool,
+    /// TRUNCATE becomes an event per table.
+    pub truncate: bool,
+    /// Prefixes of the logical decoding messages sent to the messages topic.
+    pub message_prefixes: Vec<String>,
     pub drain_timeout: Duration,
     /// How often to emit a heartbeat message, if at all.
     pub heartbeat_interval: Option<Duration>,
@@ -73,6 +77,15 @@ pub struct Settings {
     pub retained_wal_warn_bytes: u64,
     /// Where `/metrics`, `/health` and `/ready` are served, if anywhere.
     pub metrics_bind: Option<std::net::SocketAddr>,
+}
+
+/// The messages topic's encoder and registered schema ids.
+#[derive(Debug)]
+struct MessagesOut {
+    topic: String,
+    codec: MessageCodec,
+    key_id: u32,
+    value_id: u32,
 }
 
 /// A captured table's encoder and registered schema ids.
@@ -142,6 +155,34 @@ pub async fn run(
         let out = table_out(&mut registry, topic, &table.spec, settings.upsert, None).await?;
         outs.insert(table.oid, out);
     }
+
+    let messages = if settings.message_prefixes.is_empty() {
+        None
+    } else {
+        let topic = format!("{}.message", settings.topic_prefix);
+        producer.ensure_topics(std::slice::from_ref(&topic)).await?;
+        let codec = MessageCodec::new(&topic);
+        let key_id = register(
+            &mut registry,
+            &format!("{topic}-key"),
+            codec.key_schema(),
+            None,
+        )
+        .await?;
+        let value_id = register(
+            &mut registry,
+            &format!("{topic}-value"),
+            codec.value_schema(),
+            None,
+        )
+        .await?;
+        Some(MessagesOut {
+            topic,
+            codec,
+            key_id,
+            value_id,
+        })
+    };
 
     let mut conn = ReplicationConnection::connect(&settings.postgres).await?;
     let state_topic = state::state_topic(&settings.topic_prefix);
@@ -213,6 +254,7 @@ pub async fn run(
     stream_changes(
         &settings,
         &sql,
+        messages.as_ref(),
         changes,
         &mut registry,
         &mut outs,
@@ -894,6 +936,7 @@ struct Current {
 async fn stream_changes(
     settings: &Settings,
     sql: &Client,
+    messages: Option<&MessagesOut>,
     mut changes: ChangeStream,
     registry: &mut Registry,
     outs: &mut HashMap<u32, TableOut>,
@@ -961,6 +1004,37 @@ async fn stream_changes(
                     }
                     Change::Message(LogicalMessage::Relation(relation)) => {
                         on_relation(registry, outs, &relation, settings, &mut changes).await?;
+                    }
+                    Change::Message(LogicalMessage::Message(message)) => {
+                        let Some(out) = messages.filter(|_| {
+                            settings.message_prefixes.iter().any(|p| message.prefix().starts_with(p.as_str()))
+                        }) else {
+                            continue;
+                        };
+                        // A transactional message belongs to its transaction; another one
+                        // stands alone, confirmed at its own position once delivered.
+                        let (ticket, alone) = match current.as_ref() {
+                            Some(now) if message.transactional() => (now.ticket, false),
+                            _ => (tracker.begin(message.lsn().0), true),
+                        };
+                        let source = Source {
+                            name: &settings.topic_prefix,
+                            db: &settings.postgres.dbname,
+                            commit_time_us: current.as_ref().map_or_else(now_us, |now| now.commit_time_us),
+                            snapshot: SnapshotMarker::False,
+                            tx_id: current.as_ref().map(|now| now.xid),
+                            lsn: Some(message.lsn().0),
+                        };
+                        key.clear();
+                        value.clear();
+                        out.codec.encode_key(out.key_id, message.prefix(), &mut key);
+                        out.codec.encode_value(out.value_id, message.prefix(), message.content(), &source, "", now_us(), &mut value);
+                        send_waiting(producer, &out.topic, Some(&key), Some(&value), ticket, deliveries, &mut tracker, &mut changes).await?;
+                        if alone
+                            && let Some(confirmed) = tracker.seal_at(ticket, message.lsn().0)
+                        {
+                            confirm(&mut changes, Lsn(confirmed));
+                        }
                     }
                     Change::Message(message) => {
                         let Some(now) = current.as_ref() else { continue };
@@ -1229,6 +1303,7 @@ impl Emitter<'_> {
             Op::Update => &out.metrics.updated,
             Op::Delete => &out.metrics.deleted,
             Op::Read => &out.metrics.read,
+            Op::Truncate => &out.metrics.truncated,
         };
         counter.fetch_add(1, Relaxed);
         let bytes = key.len() + if has_value { value.len() } else { 0 };
@@ -1279,6 +1354,18 @@ async fn produce_change(
         LogicalMessage::Insert(m) => m.relation_id(),
         LogicalMessage::Update(m) => m.relation_id(),
         LogicalMessage::Delete(m) => m.relation_id(),
+        LogicalMessage::Truncate(m) => {
+            return produce_truncate(
+                settings,
+                m.relation_ids(),
+                outs,
+                source,
+                emitter,
+                ticket,
+                changes,
+            )
+            .await;
+        }
         _ => return Ok(()),
     };
     let out = outs.get(&relation).ok_or_else(|| {
@@ -1319,6 +1406,51 @@ async fn produce_change(
         LogicalMessage::Delete(m) => emitter.delete(&event, m.old_tuple().tuple(), changes).await,
         _ => Ok(()),
     }
+}
+
+/// A TRUNCATE: one event (op `t`, no key, no rows) on each truncated table's topic.
+async fn produce_truncate(
+    settings: &Settings,
+    relations: &[u32],
+    outs: &HashMap<u32, TableOut>,
+    source: &Source<'_>,
+    emitter: &mut Emitter<'_>,
+    ticket: u64,
+    changes: &mut ChangeStream,
+) -> Result<(), PipelineError> {
+    // Upsert mode has no event for it: there is no row to tombstone.
+    if !settings.truncate || settings.upsert {
+        return Ok(());
+    }
+    for relation in relations {
+        let Some(out) = outs.get(relation) else {
+            continue;
+        };
+        emitter.value.clear();
+        out.codec.encode_envelope(
+            out.value_id,
+            Op::Truncate,
+            None::<&TupleRow<'_>>,
+            None::<&TupleRow<'_>>,
+            source,
+            now_us(),
+            emitter.value,
+            emitter.scratch,
+        )?;
+        out.metrics.truncated.fetch_add(1, Relaxed);
+        send_waiting(
+            emitter.producer,
+            &out.topic,
+            None,
+            Some(emitter.value.as_slice()),
+            ticket,
+            emitter.deliveries,
+            emitter.tracker,
+            changes,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// pgoutput sends an old key (`K`) only when a key column changed; with REPLICA IDENTITY FULL
@@ -1443,6 +1575,8 @@ impl Settings {
             registry: config.registry.client_config(Duration::from_secs(10)),
             tombstones: config.events.tombstones,
             upsert: config.events.mode == crate::config::EventsMode::Upsert,
+            truncate: config.events.truncate,
+            message_prefixes: config.events.message_prefixes.clone(),
             drain_timeout: config.shutdown.drain_timeout,
             metrics_bind: config.metrics.enabled.then_some(config.metrics.bind),
             heartbeat_interval: config.replication.heartbeat_interval,
