@@ -278,11 +278,19 @@ pub async fn serve(bind: SocketAddr) -> Result<(), PipelineError> {
                 continue;
             };
             tokio::spawn(async move {
-                let mut request = [0u8; 1024];
-                let Ok(read) = socket.read(&mut request).await else {
-                    return;
-                };
-                let line = String::from_utf8_lossy(request.get(..read).unwrap_or_default());
+                // Read the whole request head (clients may send it in pieces): answering
+                // before it is all read would reset the connection.
+                let mut request = Vec::with_capacity(512);
+                let mut chunk = [0u8; 512];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 8192 {
+                    match socket.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(read) => {
+                            request.extend_from_slice(chunk.get(..read).unwrap_or_default())
+                        }
+                    }
+                }
+                let line = String::from_utf8_lossy(&request);
                 let path = line.split_whitespace().nth(1).unwrap_or("/");
                 let (status, body) = match path {
                     "/metrics" => ("200 OK", metrics.render()),

@@ -94,12 +94,16 @@ pub async fn read_records(stack: &Stack, topics: &[String], count: usize) -> Vec
             }
             Err(err) => panic!("consuming: {err}"),
         };
-        let key = decoder.decode(message.key()).await.unwrap();
+        // A truncate event has no key.
+        let key = match message.key() {
+            None => BTreeMap::new(),
+            Some(key) => fields(&decoder.decode(Some(key)).await.unwrap().value),
+        };
         let value = match message.payload() {
             None => None,
             Some(payload) => Some(fields(&decoder.decode(Some(payload)).await.unwrap().value)),
         };
-        records.push((message.topic().to_owned(), fields(&key.value), value));
+        records.push((message.topic().to_owned(), key, value));
     }
     records
 }

@@ -11,7 +11,8 @@ use sluice_e2e::{Stack, unique_name};
 /// `GET path` on 127.0.0.1:`port`: the status code and body.
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut socket = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(socket, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    socket.write_all(request.as_bytes()).ok()?;
     let mut response = String::new();
     socket.read_to_string(&mut response).ok()?;
     let status = response.split_whitespace().nth(1)?.parse().ok()?;
@@ -101,7 +102,7 @@ async fn the_metrics_endpoint_reports_events_lsns_and_readiness() {
     };
     assert_eq!(sample(&after, &series("d")), Some(1.0), "{after}");
     assert_eq!(
-        sample(&after, &series("t")),
+        sample(&after, &series("tombstone")),
         Some(1.0),
         "a tombstone after the delete"
     );
