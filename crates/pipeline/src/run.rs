@@ -1003,7 +1003,7 @@ async fn stream_changes(
                         confirm(&mut changes, wal_end);
                     }
                     Change::Message(LogicalMessage::Relation(relation)) => {
-                        on_relation(registry, outs, &relation, settings, &mut changes).await?;
+                        on_relation(registry, outs, &relation, settings, producer, &mut changes).await?;
                     }
                     Change::Message(LogicalMessage::Message(message)) => {
                         let Some(out) = messages.filter(|_| {
@@ -1180,6 +1180,7 @@ async fn on_relation(
     outs: &mut HashMap<u32, TableOut>,
     relation: &Relation,
     settings: &Settings,
+    producer: &Producer,
     changes: &mut ChangeStream,
 ) -> Result<(), PipelineError> {
     let shape: Vec<(String, u32, i32)> = relation
@@ -1209,8 +1210,18 @@ async fn on_relation(
             .collect(),
     };
     let topic = format!("{}.{}.{}", settings.topic_prefix, spec.schema, spec.name);
+    let new_table = !outs.contains_key(&relation.relation_id());
+    if new_table {
+        // A table added to the publication while sluice runs: its topic may not exist yet.
+        producer.ensure_topics(std::slice::from_ref(&topic)).await?;
+    }
     let out = table_out(registry, topic, &spec, settings.upsert, Some(changes)).await?;
-    tracing::info!(table = %format!("{}.{}", spec.schema, spec.name), "table shape changed; new schema versions registered");
+    let table = format!("{}.{}", spec.schema, spec.name);
+    if new_table {
+        tracing::info!(%table, "a table joined the publication; capturing it from here on");
+    } else {
+        tracing::info!(%table, "table shape changed; new schema versions registered");
+    }
     outs.insert(relation.relation_id(), out);
     Ok(())
 }

@@ -725,3 +725,103 @@ async fn truncates_become_events_and_chosen_messages_go_to_the_messages_topic() 
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schema_changes_register_new_versions_and_every_event_decodes_with_its_own() {
+    let stack = Stack::from_env();
+    let sql = stack.pg_connect("sluice").await;
+    let schema = unique_name("evolve");
+    let (prefix, slot, publication) = (
+        unique_name("evolve"),
+        unique_name("evolve_slot"),
+        unique_name("evolve_pub"),
+    );
+    sql.batch_execute(&format!(
+        "CREATE SCHEMA {schema};
+         CREATE TABLE {schema}.t (id int PRIMARY KEY, a int, b text);
+         INSERT INTO {schema}.t VALUES (1, 1, 'one');"
+    ))
+    .await
+    .unwrap();
+    let config = write_config(&stack, &prefix, &slot, &publication, &schema);
+    let sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
+    let topic = format!("{prefix}.{schema}.t");
+    read_records(&stack, std::slice::from_ref(&topic), 1).await;
+    for step in [
+        format!(
+            "ALTER TABLE {schema}.t ADD COLUMN c int DEFAULT 5; INSERT INTO {schema}.t (id, a, b) VALUES (2, 2, 'two')"
+        ),
+        format!("ALTER TABLE {schema}.t DROP COLUMN b; INSERT INTO {schema}.t VALUES (3, 3, 3)"),
+        format!(
+            "ALTER TABLE {schema}.t RENAME COLUMN a TO a2; INSERT INTO {schema}.t VALUES (4, 4, 4)"
+        ),
+        format!(
+            "ALTER TABLE {schema}.t ALTER COLUMN a2 TYPE bigint; INSERT INTO {schema}.t VALUES (5, 5, 5)"
+        ),
+        format!(
+            "ALTER TABLE {schema}.t ALTER COLUMN c SET NOT NULL; INSERT INTO {schema}.t VALUES (6, 6, 6)"
+        ),
+        // A table that joins the publication while sluice runs.
+        format!(
+            "CREATE TABLE {schema}.u (id int PRIMARY KEY); ALTER PUBLICATION {publication} ADD TABLE {schema}.u; INSERT INTO {schema}.u VALUES (7)"
+        ),
+    ] {
+        sql.batch_execute(&step).await.unwrap();
+    }
+    let records = read_records(&stack, std::slice::from_ref(&topic), 6).await;
+    let after = |id: i32| -> std::collections::BTreeMap<String, Value> {
+        let (_, _, value) = records
+            .iter()
+            .find(|(_, key, _)| key["id"] == Value::Int(id))
+            .unwrap_or_else(|| panic!("row {id} arrived"));
+        // read_records unwraps the envelope's unions; the row's own fields are unions too.
+        let Value::Record(fields) = &value.as_ref().unwrap()["after"] else {
+            panic!("{value:?}")
+        };
+        fields
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Value::Union(_, inner) => inner.as_ref().clone(),
+                    other => other.clone(),
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    };
+    assert_eq!(after(2)["c"], Value::Int(5), "the new column's default");
+    assert!(!after(3).contains_key("b"), "the dropped column is gone");
+    assert_eq!(after(4)["a2"], Value::Int(4), "the renamed column");
+    assert_eq!(after(5)["a2"], Value::Long(5), "the widened column");
+    assert_eq!(after(6)["c"], Value::Int(6));
+    assert_eq!(
+        after(1)["b"],
+        Value::String("one".into()),
+        "old events decode with their own schema"
+    );
+    let joined = read_records(&stack, &[format!("{prefix}.{schema}.u")], 1).await;
+    assert_eq!(
+        joined[0].1["id"],
+        Value::Int(7),
+        "the joined table is captured"
+    );
+    let versions: serde_json::Value = serde_json::from_str(
+        &std::process::Command::new("curl")
+            .args([
+                "-fsS",
+                &format!("{}/subjects/{topic}-value/versions", stack.registry_url),
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        versions.as_array().unwrap().len() >= 5,
+        "a version per shape: {versions}"
+    );
+    assert!(sluice.stop().success());
+    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await
+        .unwrap();
+}
