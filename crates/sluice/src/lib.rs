@@ -10,7 +10,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use sluice_pipeline::config;
 use sluice_pipeline::run::{Settings, run};
 
+mod check;
+mod status;
 mod tail;
+mod teardown;
 
 /// Streams every committed change of chosen PostgreSQL tables to Kafka as Avro events.
 #[derive(Debug, Parser)]
@@ -33,6 +36,12 @@ enum Command {
     },
     /// Print a captured table's events from Kafka as JSON, one document a line.
     Tail(tail::TailArgs),
+    /// Check PostgreSQL, Kafka and the registry before running: one line per item, with the fix.
+    Check(check::CheckArgs),
+    /// Where capture stands: confirmed position, WAL retained, lag, snapshot state.
+    Status(status::StatusArgs),
+    /// Drop the replication slot and publication sluice created.
+    Teardown(teardown::TeardownArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -48,6 +57,9 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run { config } => run_command(config),
         Command::Tail(args) => tail::main(args),
+        Command::Check(args) => check::main(&args),
+        Command::Status(args) => status::main(&args),
+        Command::Teardown(args) => teardown::main(&args),
     }
 }
 

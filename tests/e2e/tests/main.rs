@@ -1,6 +1,7 @@
 //! End-to-end tests: one binary, so the stack is shared and the link step runs once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod check;
 mod compose;
 mod crash;
 mod large_transactions;
@@ -9,6 +10,7 @@ mod pipeline;
 mod registry;
 mod replication;
 mod stack;
+mod status;
 mod tail;
 mod text_binary;
 mod versions;
