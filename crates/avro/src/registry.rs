@@ -77,6 +77,9 @@ pub struct RegistryStats {
 pub struct Registry {
     url: String,
     settings: SrSettings,
+    http: reqwest::Client,
+    username: Option<String>,
+    password: Option<String>,
     ids: HashMap<String, (String, u32)>,
     stats: RegistryStats,
 }
@@ -93,9 +96,20 @@ impl Registry {
             subject: String::new(),
             detail: err.error,
         })?;
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(|err| RegistryError::Rejected {
+                url: config.url.clone(),
+                subject: String::new(),
+                detail: err.to_string(),
+            })?;
         Ok(Registry {
             url: config.url.clone(),
             settings,
+            http,
+            username: config.username.clone(),
+            password: config.password.clone(),
             ids: HashMap::new(),
             stats: RegistryStats::default(),
         })
@@ -121,6 +135,45 @@ impl Registry {
         self.ids
             .insert(subject.to_owned(), (schema.to_owned(), registered.id));
         Ok(registered.id)
+    }
+
+    /// Sets `subject`'s compatibility rule (`BACKWARD`, `FULL`, ...), as
+    /// `PUT /config/{subject}` does.
+    pub async fn set_compatibility(&self, subject: &str, level: &str) -> Result<(), RegistryError> {
+        let mut request = self
+            .http
+            .put(format!(
+                "{}/config/{subject}",
+                self.url.trim_end_matches('/')
+            ))
+            .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+            .body(format!(r#"{{"compatibility":"{level}"}}"#));
+        if let Some(username) = &self.username {
+            request = request.basic_auth(username, self.password.as_deref());
+        }
+        let unavailable = |detail: String| RegistryError::Unavailable {
+            url: self.url.clone(),
+            detail,
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else if status.is_server_error() {
+            Err(unavailable(format!("HTTP {status}")))
+        } else {
+            Err(RegistryError::Rejected {
+                url: self.url.clone(),
+                subject: subject.to_owned(),
+                detail: format!(
+                    "setting compatibility {level}: HTTP {status} {}",
+                    response.text().await.unwrap_or_default()
+                ),
+            })
+        }
     }
 
     fn classify(&self, subject: &str, err: &SRCError) -> RegistryError {

@@ -68,6 +68,8 @@ pub struct Settings {
     pub upsert: bool,
     /// TRUNCATE becomes an event per table.
     pub truncate: bool,
+    /// The compatibility rule sluice sets on each subject it registers, if any.
+    pub compatibility: Option<String>,
     /// Prefixes of the logical decoding messages sent to the messages topic.
     pub message_prefixes: Vec<String>,
     pub drain_timeout: Duration,
@@ -152,7 +154,7 @@ pub async fn run(
     let topics: Vec<String> = tables.iter().map(|t| topic_of(&settings, t)).collect();
     producer.ensure_topics(&topics).await?;
     for (table, topic) in tables.iter().zip(topics) {
-        let out = table_out(&mut registry, topic, &table.spec, settings.upsert, None).await?;
+        let out = table_out(&mut registry, topic, &table.spec, &settings, None).await?;
         outs.insert(table.oid, out);
     }
 
@@ -465,9 +467,10 @@ async fn table_out(
     registry: &mut Registry,
     topic: String,
     spec: &TableSpec,
-    upsert: bool,
+    settings: &Settings,
     mut stream: Option<&mut ChangeStream>,
 ) -> Result<TableOut, PipelineError> {
+    let upsert = settings.upsert;
     let codec = TableCodec::new(&topic, spec);
     let key_subject = format!("{topic}-key");
     let key_id = register(
@@ -484,6 +487,11 @@ async fn table_out(
         codec.value_schema()
     };
     let value_id = register(registry, &value_subject, value_schema, stream).await?;
+    if let Some(level) = &settings.compatibility {
+        for subject in [&key_subject, &value_subject] {
+            registry.set_compatibility(subject, level).await?;
+        }
+    }
     Ok(TableOut {
         topic,
         codec,
@@ -1215,7 +1223,7 @@ async fn on_relation(
         // A table added to the publication while sluice runs: its topic may not exist yet.
         producer.ensure_topics(std::slice::from_ref(&topic)).await?;
     }
-    let out = table_out(registry, topic, &spec, settings.upsert, Some(changes)).await?;
+    let out = table_out(registry, topic, &spec, settings, Some(changes)).await?;
     let table = format!("{}.{}", spec.schema, spec.name);
     if new_table {
         tracing::info!(%table, "a table joined the publication; capturing it from here on");
@@ -1587,6 +1595,10 @@ impl Settings {
             tombstones: config.events.tombstones,
             upsert: config.events.mode == crate::config::EventsMode::Upsert,
             truncate: config.events.truncate,
+            compatibility: config
+                .registry
+                .compatibility
+                .map(|level| level.as_str().to_owned()),
             message_prefixes: config.events.message_prefixes.clone(),
             drain_timeout: config.shutdown.drain_timeout,
             metrics_bind: config.metrics.enabled.then_some(config.metrics.bind),

@@ -55,3 +55,21 @@ async fn an_unreachable_registry_is_a_transient_error_naming_it() {
     assert!(err.is_transient(), "{err:?}");
     assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
 }
+
+#[tokio::test]
+async fn a_subjects_compatibility_rule_is_set() {
+    let stack = Stack::from_env();
+    let mut registry = Registry::new(&config(&stack.registry_url)).unwrap();
+    let subject = format!("{}-value", unique_name("registry_rule"));
+    registry
+        .register(&subject, &record(r#"{"name":"id","type":"long"}"#))
+        .await
+        .unwrap();
+    registry.set_compatibility(&subject, "FULL").await.unwrap();
+    let output = std::process::Command::new("curl")
+        .args(["-fsS", &format!("{}/config/{subject}", stack.registry_url)])
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&output.stdout);
+    assert!(answer.contains("FULL"), "{answer}");
+}
