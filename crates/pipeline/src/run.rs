@@ -272,7 +272,15 @@ pub async fn connect_sql(settings: &Settings) -> Result<Client, PipelineError> {
     let tls = sql_tls(&settings.postgres)?;
     let (client, connection) = tokio_postgres::connect(&settings.postgres_conninfo, tls)
         .await
-        .map_err(|e| pg("connecting to PostgreSQL", &e))?;
+        .map_err(|e| {
+            let target = settings.postgres.target();
+            let hint = if e.as_db_error().is_none() {
+                " (check postgres.host and postgres.port, and that PostgreSQL listens there)"
+            } else {
+                ""
+            };
+            pg(&format!("connecting to PostgreSQL at {target}{hint}"), &e)
+        })?;
     tokio::spawn(async move {
         if let Err(err) = connection.await {
             tracing::warn!(error = %err, "a PostgreSQL connection ended");
@@ -507,9 +515,14 @@ async fn table_out(
     })
 }
 
+/// How long an unreachable registry is waited for at startup, before any stream is open:
+/// most likely the URL is wrong, and the operator should hear so.
+const STARTUP_REGISTRY_WAIT: Duration = Duration::from_secs(20);
+
 /// Registers a schema, waiting out an unavailable registry: nothing is produced, and so
 /// nothing confirmed, until it answers. While it waits, the replication stream (if one is
-/// open) keeps getting status updates, so the walsender does not time it out.
+/// open) keeps getting status updates, so the walsender does not time it out. Without a
+/// stream (at startup) the wait is bounded.
 async fn register(
     registry: &mut Registry,
     subject: &str,
@@ -517,6 +530,7 @@ async fn register(
     mut stream: Option<&mut ChangeStream>,
 ) -> Result<u32, PipelineError> {
     let mut delay = Duration::from_millis(200);
+    let started = tokio::time::Instant::now();
     loop {
         let result = registry.register(subject, schema).await;
         let stats = registry.stats();
@@ -526,6 +540,9 @@ async fn register(
             .store(stats.cache_hits, Relaxed);
         match result {
             Ok(id) => return Ok(id),
+            Err(err) if stream.is_none() && started.elapsed() >= STARTUP_REGISTRY_WAIT => {
+                return Err(err.into());
+            }
             Err(err) if err.is_transient() => {
                 tracing::warn!(error = %err, retry_in = ?delay, "registry unavailable");
                 let until = tokio::time::Instant::now() + delay;

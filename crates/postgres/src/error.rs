@@ -211,7 +211,7 @@ impl ServerError {
                 "the slot lost WAL it needed (max_slot_wal_keep_size) and can't resume: drop the slot and let sluice take a new snapshot"
             }
             ServerErrorKind::PublicationMissing => {
-                "the publication does not exist: let sluice create it, or CREATE PUBLICATION for the captured tables"
+                "the publication does not exist: let sluice create it, or CREATE PUBLICATION for the captured tables; if it was dropped while the slot was in use, the changes written meanwhile can't be decoded with a new one: drop the slot (sluice teardown) and let sluice take a new snapshot"
             }
             ServerErrorKind::SlotLimitReached => {
                 "all replication slots are in use: raise max_replication_slots, or drop unused slots"

@@ -1,0 +1,263 @@
+//! Bad input and broken surroundings: sluice exits non-zero with a message that names the
+//! thing and the fix, and never confirms a change it did not deliver.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sluice_e2e::pipeline::{Sluice, read_records, write_config};
+use sluice_e2e::{Stack, unique_name};
+
+/// Runs `sluice run` until it exits (at most `limit`); returns its exit code and stderr.
+fn run_until_exit(config: &Path, limit: Duration) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice-cli"))
+        .args(["run", "--config"])
+        .arg(config)
+        .env("SLUICE_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            return (status.code(), stderr);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("sluice did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A config for a fresh schema with one keyed table, edited by `edit`.
+async fn config_with(
+    stack: &Stack,
+    edit: impl Fn(String) -> String,
+) -> (std::path::PathBuf, String, String) {
+    let sql = stack.pg_connect("sluice").await;
+    let schema = unique_name("errors");
+    sql.batch_execute(&format!(
+        "CREATE SCHEMA {schema}; CREATE TABLE {schema}.t (id int PRIMARY KEY);"
+    ))
+    .await
+    .unwrap();
+    let slot = unique_name("errors_slot");
+    let config = write_config(
+        stack,
+        &unique_name("errors"),
+        &slot,
+        &unique_name("errors_pub"),
+        &schema,
+    );
+    let text = edit(std::fs::read_to_string(&config).unwrap());
+    std::fs::write(&config, text).unwrap();
+    (config, schema, slot)
+}
+
+fn assert_names(stderr: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle:?} in:\n{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_host_and_a_missing_database_are_named() {
+    let stack = Stack::from_env();
+    let (config, _, _) = config_with(&stack, |c| {
+        c.replace(&format!("port = {}", stack.pg_port), "port = 1")
+    })
+    .await;
+    let (code, stderr) = run_until_exit(&config, Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_names(&stderr, &["connecting to PostgreSQL", "127.0.0.1"]);
+
+    let (config, _, _) = config_with(&stack, |c| {
+        c.replace("database = \"sluice\"", "database = \"no_such_db\"")
+    })
+    .await;
+    let (code, stderr) = run_until_exit(&config, Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_names(
+        &stderr,
+        &["no_such_db", "does not exist", "create the database"],
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_broker_or_registry_at_startup_is_named_and_fatal() {
+    let stack = Stack::from_env();
+    let (config, _, _) =
+        config_with(&stack, |c| c.replace(&stack.kafka_bootstrap, "127.0.0.1:1")).await;
+    let (code, stderr) = run_until_exit(&config, Duration::from_secs(120));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_names(&stderr, &["127.0.0.1:1", "bootstrap_servers"]);
+
+    let (config, _, _) = config_with(&stack, |c| {
+        c.replace(&stack.registry_url, "http://127.0.0.1:1/apis/ccompat/v7")
+    })
+    .await;
+    let (code, stderr) = run_until_exit(&config, Duration::from_secs(120));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_names(&stderr, &["schema registry", "127.0.0.1:1"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slot_another_sluice_holds_is_refused_with_the_fix() {
+    let stack = Stack::from_env();
+    let (config, schema, slot) = config_with(&stack, |c| c).await;
+    let first = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
+    let sql = stack.pg_connect("sluice").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sql
+        .query_opt(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
+            &[&slot],
+        )
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "the first sluice streams");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, stderr) = run_until_exit(&config, Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_names(
+        &stderr,
+        &[
+            &slot,
+            "active for PID",
+            "another process is streaming from this slot",
+        ],
+    );
+    assert!(first.stop().success());
+    let _ = schema;
+    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publication_dropped_while_running_stops_sluice_without_confirming_past_it() {
+    let stack = Stack::from_env();
+    let (config, schema, slot) = config_with(&stack, |c| c).await;
+    let sql = stack.pg_connect("sluice").await;
+    let mut sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sql
+        .query_opt(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
+            &[&slot],
+        )
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "sluice streams");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let publication: String = sql
+        .query_one(
+            "SELECT pubname::text FROM pg_publication_tables WHERE schemaname = $1",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    sql.batch_execute(&format!(
+        "DROP PUBLICATION {publication}; INSERT INTO {schema}.t VALUES (1);"
+    ))
+    .await
+    .unwrap();
+    let after_insert: String = sql
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sluice.running() {
+        assert!(
+            Instant::now() < deadline,
+            "sluice stops when its publication is gone"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let confirmed_before_insert: bool = sql
+        .query_one(
+            "SELECT confirmed_flush_lsn < $2::text::pg_lsn FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot, &after_insert],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        confirmed_before_insert,
+        "the slot was not confirmed past the undelivered insert"
+    );
+    let (code, stderr) = run_until_exit(&config, Duration::from_secs(60));
+    // On restart the publication is created again: the change then arrives.
+    let _ = (code, stderr);
+    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await
+        .ok();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schema_change_the_registry_rejects_stops_sluice_naming_subject_and_choices() {
+    let stack = Stack::from_env();
+    let (config, schema, slot) = config_with(&stack, |c| c).await;
+    let sql = stack.pg_connect("sluice").await;
+    sql.batch_execute(&format!(
+        "ALTER TABLE {schema}.t ADD COLUMN v text; INSERT INTO {schema}.t VALUES (1, 'x');"
+    ))
+    .await
+    .unwrap();
+    let prefix = std::fs::read_to_string(&config)
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("topic_prefix = \"")
+                .map(|p| p.trim_end_matches('"').to_owned())
+        })
+        .unwrap();
+    let mut sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
+    read_records(&stack, &[format!("{prefix}.{schema}.t")], 1).await;
+    // A text column becoming an integer: BACKWARD compatibility refuses the new schema.
+    sql.batch_execute(&format!(
+        "ALTER TABLE {schema}.t ALTER COLUMN v TYPE int USING 0; INSERT INTO {schema}.t VALUES (2, 2);"
+    ))
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sluice.running() {
+        assert!(
+            Instant::now() < deadline,
+            "sluice stops on a rejected schema"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, stderr) = run_until_exit(&config, Duration::from_secs(60));
+    assert_eq!(code, Some(1), "a restart meets the same refusal: {stderr}");
+    assert_names(
+        &stderr,
+        &[
+            &format!("{prefix}.{schema}.t-value"),
+            "incompatible",
+            "compatibility",
+            "topic_prefix",
+        ],
+    );
+    let records = read_records(&stack, &[format!("{prefix}.{schema}.t")], 1).await;
+    assert_eq!(
+        records.len(),
+        1,
+        "nothing of the refused version was produced"
+    );
+    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await
+        .unwrap();
+}
