@@ -7,6 +7,7 @@ pub mod config;
 mod copy;
 mod error;
 pub mod metrics;
+mod progress;
 pub mod run;
 pub mod state;
 

@@ -615,6 +615,8 @@ async fn snapshot(
         .snapshot_parallelism
         .max(1)
         .min(pieces.len().max(1));
+    let names: Vec<String> = tables.iter().map(CapturedTable::qualified).collect();
+    let progress = tokio::spawn(report_progress(names));
     let queue = Arc::new(std::sync::Mutex::new(pieces));
     let produced: Arc<std::sync::Mutex<HashMap<u32, HashSet<Vec<u8>>>>> = Arc::default();
     let mut copiers = tokio::task::JoinSet::new();
@@ -668,9 +670,15 @@ async fn snapshot(
             Ok::<(), PipelineError>(())
         });
     }
-    while let Some(done) = copiers.join_next().await {
-        done.map_err(|e| PipelineError::Internal(e.to_string()))??;
+    let copied = async {
+        while let Some(done) = copiers.join_next().await {
+            done.map_err(|e| PipelineError::Internal(e.to_string()))??;
+        }
+        Ok::<(), PipelineError>(())
     }
+    .await;
+    progress.abort();
+    copied?;
     if reconcile {
         // Rows an earlier, unfinished snapshot sent may be gone now: a tombstone for every key
         // a table's topic holds that this snapshot did not send.
@@ -699,6 +707,64 @@ async fn snapshot(
     }
     tracing::info!(tables = tables.len(), "snapshot complete and acknowledged");
     Ok(())
+}
+
+/// Snapshot progress: every 10 s a log line per unfinished table (rows, estimate, rate, ETA),
+/// and on a terminal a line of the overall figures refreshed every second.
+async fn report_progress(tables: Vec<String>) {
+    use std::io::{IsTerminal as _, Write as _};
+    let terminal = std::io::stderr().is_terminal();
+    let started = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut seconds = 0u64;
+    loop {
+        tick.tick().await;
+        seconds += 1;
+        let elapsed = started.elapsed().as_secs_f64().max(0.001);
+        let figures: Vec<(String, u64, u64)> = tables
+            .iter()
+            .map(|name| {
+                let m = metrics::global().table(name);
+                (
+                    name.clone(),
+                    m.snapshot_rows.load(Relaxed),
+                    m.snapshot_rows_estimate.load(Relaxed),
+                )
+            })
+            .collect();
+        let done: u64 = figures.iter().map(|(_, rows, _)| rows).sum();
+        let total: u64 = figures
+            .iter()
+            .map(|(_, rows, estimate)| (*estimate).max(*rows))
+            .sum();
+        let rate = crate::progress::rate(done, elapsed);
+        if terminal {
+            let line = crate::progress::line("snapshot", done, total, rate);
+            let mut stderr = std::io::stderr().lock();
+            let _ = write!(stderr, "\r{line}\x1b[K");
+            let _ = stderr.flush();
+        } else if seconds.is_multiple_of(10) {
+            for (table, rows, estimate) in
+                figures.iter().filter(|(_, rows, estimate)| rows < estimate)
+            {
+                let table_rate = crate::progress::rate(*rows, elapsed);
+                tracing::info!(
+                    %table,
+                    rows,
+                    estimated_rows = estimate,
+                    rows_per_second = table_rate,
+                    eta_seconds = crate::progress::eta(*rows, *estimate, table_rate),
+                    "snapshot progress"
+                );
+            }
+            tracing::info!(
+                rows = done,
+                estimated_rows = total,
+                rows_per_second = rate,
+                "snapshot progress, all tables"
+            );
+        }
+    }
 }
 
 /// A part of a table to copy: all of it, or the rows on a range of heap pages.
