@@ -822,3 +822,134 @@ async fn schema_changes_register_new_versions_and_every_event_decodes_with_its_o
         .await
         .unwrap();
 }
+
+/// The `before` and `after` rows of each event, as field maps (None: no row).
+type Rows = (
+    Option<std::collections::BTreeMap<String, Value>>,
+    Option<std::collections::BTreeMap<String, Value>>,
+);
+
+fn rows_of(value: &std::collections::BTreeMap<String, Value>) -> Rows {
+    let row = |name: &str| match &value[name] {
+        Value::Record(fields) => Some(
+            fields
+                .iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Value::Union(_, inner) => inner.as_ref().clone(),
+                        other => other.clone(),
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        _ => None,
+    };
+    (row("before"), row("after"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_replica_identity_gives_the_before_it_allows() {
+    let stack = Stack::from_env();
+    let sql = stack.pg_connect("sluice").await;
+    let schema = unique_name("identity");
+    let (prefix, slot) = (unique_name("identity"), unique_name("identity_slot"));
+    sql.batch_execute(&format!(
+        "CREATE SCHEMA {schema};
+         CREATE TABLE {schema}.by_default (id int PRIMARY KEY, v text);
+         CREATE TABLE {schema}.by_full (id int PRIMARY KEY, v text);
+         ALTER TABLE {schema}.by_full REPLICA IDENTITY FULL;
+         CREATE TABLE {schema}.by_index (code text NOT NULL, v text);
+         CREATE UNIQUE INDEX ON {schema}.by_index (code);
+         ALTER TABLE {schema}.by_index REPLICA IDENTITY USING INDEX by_index_code_idx;
+         INSERT INTO {schema}.by_default VALUES (1, 'a');
+         INSERT INTO {schema}.by_full VALUES (1, 'a');
+         INSERT INTO {schema}.by_index VALUES ('k', 'a');"
+    ))
+    .await
+    .unwrap();
+    let config = write_config(
+        &stack,
+        &prefix,
+        &slot,
+        &unique_name("identity_pub"),
+        &schema,
+    );
+    let sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
+    let topic = |table: &str| format!("{prefix}.{schema}.{table}");
+    read_records(
+        &stack,
+        &[topic("by_default"), topic("by_full"), topic("by_index")],
+        3,
+    )
+    .await;
+    sql.batch_execute(&format!(
+        "UPDATE {schema}.by_default SET v = 'b'; DELETE FROM {schema}.by_default;
+         UPDATE {schema}.by_full SET v = 'b'; DELETE FROM {schema}.by_full;
+         UPDATE {schema}.by_index SET v = 'b'; DELETE FROM {schema}.by_index;"
+    ))
+    .await
+    .unwrap();
+    for (table, update_before, delete_before) in [
+        // DEFAULT: no old row on an update that keeps the key; the key alone on a delete.
+        (
+            "by_default",
+            None,
+            Some(vec![("id", Value::Int(1)), ("v", Value::Null)]),
+        ),
+        // FULL: the whole old row each time.
+        (
+            "by_full",
+            Some(vec![
+                ("id", Value::Int(1)),
+                ("v", Value::String("a".into())),
+            ]),
+            Some(vec![
+                ("id", Value::Int(1)),
+                ("v", Value::String("b".into())),
+            ]),
+        ),
+        // USING INDEX: the index's columns are the key.
+        (
+            "by_index",
+            None,
+            Some(vec![
+                ("code", Value::String("k".into())),
+                ("v", Value::Null),
+            ]),
+        ),
+    ] {
+        // Snapshot row, update, delete, tombstone.
+        let records = read_records(&stack, &[topic(table)], 4).await;
+        let values: Vec<_> = records.iter().filter_map(|(_, _, v)| v.as_ref()).collect();
+        let by_op = |op: &str| {
+            values
+                .iter()
+                .find(|v| v["op"] == Value::String(op.into()))
+                .map(|v| rows_of(v))
+                .unwrap_or_else(|| panic!("{table}: an {op} event"))
+        };
+        let expect = |fields: Option<Vec<(&str, Value)>>| {
+            fields.map(|f| f.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+        };
+        assert_eq!(
+            by_op("u").0,
+            expect(update_before),
+            "{table}: update's before"
+        );
+        assert_eq!(
+            by_op("d").0,
+            expect(delete_before),
+            "{table}: delete's before"
+        );
+        assert_eq!(
+            records[0].1.len(),
+            1,
+            "{table}: the key has the identity's columns"
+        );
+    }
+    assert!(sluice.stop().success());
+    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await
+        .unwrap();
+}
