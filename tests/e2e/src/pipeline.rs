@@ -189,6 +189,26 @@ impl Drop for Sluice {
     }
 }
 
+/// Waits (30 s at most) until `slot` is active: sluice has started streaming from it.
+pub async fn wait_until_streaming(sql: &tokio_postgres::Client, slot: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sql
+        .query_opt(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
+            &[&slot],
+        )
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "sluice started streaming from {slot}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A configuration file for the local stack capturing every table of `schema`.
 pub fn write_config(
     stack: &Stack,

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sluice_e2e::pipeline::{Sluice, read_records, write_config};
+use sluice_e2e::pipeline::{Sluice, read_records, wait_until_streaming, write_config};
 use sluice_e2e::{Stack, unique_name};
 
 /// Runs `sluice run` until it exits (at most `limit`); returns its exit code and stderr.
@@ -111,19 +111,7 @@ async fn a_slot_another_sluice_holds_is_refused_with_the_fix() {
     let (config, schema, slot) = config_with(&stack, |c| c).await;
     let first = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
     let sql = stack.pg_connect("sluice").await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while sql
-        .query_opt(
-            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
-            &[&slot],
-        )
-        .await
-        .unwrap()
-        .is_none()
-    {
-        assert!(Instant::now() < deadline, "the first sluice streams");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until_streaming(&sql, &slot).await;
     let (code, stderr) = run_until_exit(&config, Duration::from_secs(60));
     assert_eq!(code, Some(1), "{stderr}");
     assert_names(
@@ -147,19 +135,7 @@ async fn a_publication_dropped_while_running_stops_sluice_without_confirming_pas
     let (config, schema, slot) = config_with(&stack, |c| c).await;
     let sql = stack.pg_connect("sluice").await;
     let mut sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while sql
-        .query_opt(
-            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
-            &[&slot],
-        )
-        .await
-        .unwrap()
-        .is_none()
-    {
-        assert!(Instant::now() < deadline, "sluice streams");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until_streaming(&sql, &slot).await;
     let publication: String = sql
         .query_one(
             "SELECT pubname::text FROM pg_publication_tables WHERE schemaname = $1",

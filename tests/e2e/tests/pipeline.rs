@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant};
 
 use apache_avro::types::Value;
-use sluice_e2e::pipeline::{Event, Sluice, read_events, read_records, write_config};
+use sluice_e2e::pipeline::{
+    Event, Sluice, read_events, read_records, wait_until_streaming, write_config,
+};
 use sluice_e2e::{Stack, unique_name};
 
 fn long(value: i64) -> Value {
@@ -379,22 +381,7 @@ async fn an_idle_capture_still_advances_the_slot_past_other_tables_writes() {
     .unwrap();
     let config = write_config(&stack, &prefix, &slot, &unique_name("idle_pub"), &schema);
     let sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
-    // Wait until the slot exists and streaming began.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let active = sql
-            .query_opt(
-                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
-                &[&slot],
-            )
-            .await
-            .unwrap();
-        if active.is_some() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "sluice started streaming");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until_streaming(&sql, &slot).await;
     // Writes only to a table outside the publication.
     sql.batch_execute(&format!(
         "INSERT INTO public.{schema}_busy SELECT g, repeat('x', 500) FROM generate_series(1, 5000) g;"
@@ -447,19 +434,7 @@ async fn a_transaction_too_large_for_the_servers_memory_arrives_whole_and_once()
     .unwrap();
     let config = write_config(&stack, &prefix, &slot, &unique_name("bigtx_pub"), &schema);
     let sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while sql
-        .query_opt(
-            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
-            &[&slot],
-        )
-        .await
-        .unwrap()
-        .is_none()
-    {
-        assert!(Instant::now() < deadline, "sluice started streaming");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until_streaming(&sql, &slot).await;
     sql.batch_execute(&format!(
         "INSERT INTO {schema}.t SELECT g, repeat('x', 120) FROM generate_series(1, {ROWS}) g"
     ))
@@ -579,19 +554,7 @@ async fn an_unchanged_toasted_value_is_marked_never_a_silent_null_and_filled_in_
     let topics = [format!("{prefix}.{schema}.docs")];
     // Wait for streaming (the topic exists once the snapshot, empty here, is done).
     read_records(&stack, &topics, 0).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while sql
-        .query_opt(
-            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
-            &[&slot],
-        )
-        .await
-        .unwrap()
-        .is_none()
-    {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until_streaming(&sql, &slot).await;
     // ~22 kB of hex: stored out of line, so an update that leaves it alone does not send it.
     sql.batch_execute(&format!(
         "INSERT INTO {schema}.docs SELECT 1, 0, string_agg(md5(g::text), '') FROM generate_series(1, 700) g;
