@@ -289,46 +289,13 @@ pub async fn connect_sql(settings: &Settings) -> Result<Client, PipelineError> {
     Ok(client)
 }
 
-/// libpq's sslmode semantics on native-tls: verify-ca checks the chain only, verify-full the
-/// chain and the host name, require and prefer encrypt without checking.
+/// The TLS of ordinary connections, with the same rules as the replication connection's.
 pub fn sql_tls(
     postgres: &ConnectConfig,
 ) -> Result<postgres_native_tls::MakeTlsConnector, PipelineError> {
-    let mut builder = native_tls::TlsConnector::builder();
-    match postgres.sslmode {
-        SslMode::Disable | SslMode::Prefer | SslMode::Require => {
-            builder
-                .danger_accept_invalid_certs(true)
-                .danger_accept_invalid_hostnames(true);
-        }
-        SslMode::VerifyCa => {
-            builder.danger_accept_invalid_hostnames(true);
-        }
-        SslMode::VerifyFull => {}
-    }
-    if matches!(postgres.sslmode, SslMode::VerifyCa | SslMode::VerifyFull) {
-        let path = postgres.ssl_root_cert.as_ref().ok_or_else(|| {
-            PipelineError::Setup(
-                "sslmode verify-ca and verify-full need postgres.sslrootcert".into(),
-            )
-        })?;
-        let pem = std::fs::read(path).map_err(|e| {
-            PipelineError::Setup(format!(
-                "reading postgres.sslrootcert {}: {e}",
-                path.display()
-            ))
-        })?;
-        let ca = native_tls::Certificate::from_pem(&pem).map_err(|e| {
-            PipelineError::Setup(format!("postgres.sslrootcert {}: {e}", path.display()))
-        })?;
-        builder
-            .disable_built_in_roots(true)
-            .add_root_certificate(ca);
-    }
-    let connector = builder
-        .build()
-        .map_err(|e| PipelineError::Setup(format!("setting up TLS: {e}")))?;
-    Ok(postgres_native_tls::MakeTlsConnector::new(connector))
+    Ok(postgres_native_tls::MakeTlsConnector::new(
+        postgres.tls_connector()?,
+    ))
 }
 
 pub fn topic_of(settings: &Settings, table: &CapturedTable) -> String {

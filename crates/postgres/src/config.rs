@@ -4,6 +4,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::error::Error;
+
 /// How TLS is used, with libpq's meaning of each mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SslMode {
@@ -84,6 +86,50 @@ impl ConnectConfig {
             Host::Tcp(host) => format!("{host}:{}", self.port),
             Host::UnixSocketDir(dir) => format!("{}/.s.PGSQL.{}", dir.display(), self.port),
         }
+    }
+}
+
+impl ConnectConfig {
+    /// A TLS connector with libpq's sslmode semantics: verify-ca checks the certificate chain
+    /// against `ssl_root_cert` only, verify-full also the host name, require and prefer
+    /// encrypt without checking. Shared by the replication connection and ordinary ones.
+    pub fn tls_connector(&self) -> Result<native_tls::TlsConnector, Error> {
+        let mut builder = native_tls::TlsConnector::builder();
+        match self.sslmode {
+            SslMode::Disable | SslMode::Prefer | SslMode::Require => {
+                builder
+                    .danger_accept_invalid_certs(true)
+                    .danger_accept_invalid_hostnames(true);
+            }
+            SslMode::VerifyCa => {
+                builder.danger_accept_invalid_hostnames(true);
+            }
+            SslMode::VerifyFull => {}
+        }
+        if matches!(self.sslmode, SslMode::VerifyCa | SslMode::VerifyFull) {
+            let path = self
+                .ssl_root_cert
+                .as_ref()
+                .ok_or_else(|| Error::CaCertificate {
+                    path: "(none)".to_owned(),
+                    reason: "verify-ca and verify-full need ssl_root_cert".to_owned(),
+                })?;
+            let unreadable = |reason: String| Error::CaCertificate {
+                path: path.display().to_string(),
+                reason,
+            };
+            let pem = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
+            let ca =
+                native_tls::Certificate::from_pem(&pem).map_err(|e| unreadable(e.to_string()))?;
+            // Trust only the configured CA, as libpq does with sslrootcert.
+            builder
+                .disable_built_in_roots(true)
+                .add_root_certificate(ca);
+        }
+        builder.build().map_err(|source| Error::Tls {
+            target: self.target(),
+            source,
+        })
     }
 }
 

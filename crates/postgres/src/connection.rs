@@ -572,43 +572,7 @@ async fn negotiate_tls(
             )));
         }
     }
-    let mut builder = native_tls::TlsConnector::builder();
-    match config.sslmode {
-        SslMode::Disable | SslMode::Prefer | SslMode::Require => {
-            builder
-                .danger_accept_invalid_certs(true)
-                .danger_accept_invalid_hostnames(true);
-        }
-        SslMode::VerifyCa => {
-            builder.danger_accept_invalid_hostnames(true);
-        }
-        SslMode::VerifyFull => {}
-    }
-    if matches!(config.sslmode, SslMode::VerifyCa | SslMode::VerifyFull) {
-        let path = config
-            .ssl_root_cert
-            .as_ref()
-            .ok_or_else(|| Error::CaCertificate {
-                path: "(none)".to_owned(),
-                reason: "verify-ca and verify-full need ssl_root_cert".to_owned(),
-            })?;
-        let pem = std::fs::read(path).map_err(|e| Error::CaCertificate {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        let ca = native_tls::Certificate::from_pem(&pem).map_err(|e| Error::CaCertificate {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        // Trust only the configured CA, as libpq does with sslrootcert.
-        builder
-            .disable_built_in_roots(true)
-            .add_root_certificate(ca);
-    }
-    let connector = builder.build().map_err(|source| Error::Tls {
-        target: target.clone(),
-        source,
-    })?;
+    let connector = config.tls_connector()?;
     let tls = tokio_native_tls::TlsConnector::from(connector)
         .connect(host, tcp)
         .await
