@@ -6,7 +6,7 @@ use crate::error::{DecodeError, DecodeErrorKind, Layer};
 use crate::messages::{
     Begin, BeginPrepare, Commit, CommitPrepared, Delete, Insert, LogicalDecodingMessage, Origin,
     Prepare, Relation, RelationColumn, ReplicaIdentity, RollbackPrepared, StreamAbort,
-    StreamCommit, StreamPrepare, StreamStart, Truncate, TypeMessage, Update,
+    StreamCommit, StreamStart, Truncate, TypeMessage, Update,
 };
 use crate::reader::Reader;
 use crate::tuple::OldTuple;
@@ -75,7 +75,7 @@ pub enum LogicalMessage {
     /// 'r'
     RollbackPrepared(RollbackPrepared),
     /// 'p'
-    StreamPrepare(StreamPrepare),
+    StreamPrepare(Prepare),
 }
 
 impl LogicalMessage {
@@ -275,14 +275,7 @@ impl Decoder {
                 xid: r.u32()?,
                 gid: r.name()?,
             }),
-            b'P' => LogicalMessage::Prepare(Prepare {
-                flags: r.u8()?,
-                prepare_lsn: r.lsn()?,
-                end_lsn: r.lsn()?,
-                prepare_time: r.timestamp()?,
-                xid: r.u32()?,
-                gid: r.name()?,
-            }),
+            b'P' => LogicalMessage::Prepare(prepare(r)?),
             b'K' => LogicalMessage::CommitPrepared(CommitPrepared {
                 flags: r.u8()?,
                 commit_lsn: r.lsn()?,
@@ -300,14 +293,7 @@ impl Decoder {
                 xid: r.u32()?,
                 gid: r.name()?,
             }),
-            b'p' => LogicalMessage::StreamPrepare(StreamPrepare {
-                flags: r.u8()?,
-                prepare_lsn: r.lsn()?,
-                end_lsn: r.lsn()?,
-                prepare_time: r.timestamp()?,
-                xid: r.u32()?,
-                gid: r.name()?,
-            }),
+            b'p' => LogicalMessage::StreamPrepare(prepare(r)?),
             other => return Err(r.error(0, DecodeErrorKind::UnknownTag(other))),
         })
     }
@@ -412,4 +398,16 @@ fn expect_byte(r: &mut Reader, wanted: u8, expected: &'static str) -> Result<(),
         found if found == wanted => Ok(()),
         found => Err(r.error(at, DecodeErrorKind::UnexpectedByte { expected, found })),
     }
+}
+
+/// Prepare ('P') and Stream Prepare ('p') share one layout.
+fn prepare(r: &mut Reader) -> Result<Prepare, DecodeError> {
+    Ok(Prepare {
+        flags: r.u8()?,
+        prepare_lsn: r.lsn()?,
+        end_lsn: r.lsn()?,
+        prepare_time: r.timestamp()?,
+        xid: r.u32()?,
+        gid: r.name()?,
+    })
 }

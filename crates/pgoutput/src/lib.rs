@@ -37,7 +37,7 @@ pub use error::{DecodeError, DecodeErrorKind};
 pub use messages::{
     Begin, BeginPrepare, Commit, CommitPrepared, Delete, Insert, LogicalDecodingMessage, Origin,
     Prepare, Relation, RelationColumn, ReplicaIdentity, RollbackPrepared, StreamAbort,
-    StreamCommit, StreamPrepare, StreamStart, Truncate, TypeMessage, Update,
+    StreamCommit, StreamStart, Truncate, TypeMessage, Update,
 };
 pub use tuple::{ColumnValue, Columns, OldTuple, Tuple};
 pub use types::{Lsn, Oid, ParseLsnError, PgTimestamp, Xid};

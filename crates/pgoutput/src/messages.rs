@@ -536,7 +536,8 @@ impl BeginPrepare {
     }
 }
 
-/// 'P': the end of a prepared transaction's changes.
+/// 'P': the end of a prepared transaction's changes; also 'p', the same fields for a
+/// streamed transaction prepared for two-phase commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prepare {
     pub(crate) flags: u8,
@@ -661,49 +662,6 @@ impl RollbackPrepared {
     }
 
     /// The transaction's id.
-    pub fn xid(&self) -> Xid {
-        self.xid
-    }
-
-    /// The global transaction identifier.
-    pub fn gid(&self) -> &str {
-        self.gid.as_str()
-    }
-}
-
-/// 'p': a streamed transaction was prepared for two-phase commit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamPrepare {
-    pub(crate) flags: u8,
-    pub(crate) prepare_lsn: Lsn,
-    pub(crate) end_lsn: Lsn,
-    pub(crate) prepare_time: PgTimestamp,
-    pub(crate) xid: Xid,
-    pub(crate) gid: Name,
-}
-
-impl StreamPrepare {
-    /// Flags byte; PostgreSQL defines none yet and sends 0.
-    pub fn flags(&self) -> u8 {
-        self.flags
-    }
-
-    /// LSN of the PREPARE TRANSACTION record.
-    pub fn prepare_lsn(&self) -> Lsn {
-        self.prepare_lsn
-    }
-
-    /// LSN just past the PREPARE TRANSACTION record.
-    pub fn end_lsn(&self) -> Lsn {
-        self.end_lsn
-    }
-
-    /// When the transaction was prepared.
-    pub fn prepare_time(&self) -> PgTimestamp {
-        self.prepare_time
-    }
-
-    /// The streamed transaction.
     pub fn xid(&self) -> Xid {
         self.xid
     }
