@@ -189,6 +189,15 @@ impl Drop for Sluice {
     }
 }
 
+/// Stops `sluice` (it must exit 0) and drops the slot it streamed from.
+pub async fn stop_and_drop_slot(sluice: Sluice, sql: &tokio_postgres::Client, slot: &str) {
+    let status = sluice.stop();
+    assert!(status.success(), "sluice exits 0 on SIGTERM: {status:?}");
+    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await
+        .unwrap();
+}
+
 /// Waits (30 s at most) until `slot` is active: sluice has started streaming from it.
 pub async fn wait_until_streaming(sql: &tokio_postgres::Client, slot: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use sluice_e2e::pipeline::{Sluice, read_records, write_config};
+use sluice_e2e::pipeline::{Sluice, read_records, stop_and_drop_slot, write_config};
 use sluice_e2e::{Stack, unique_name};
 
 /// `GET path` on 127.0.0.1:`port`: the status code and body.
@@ -116,8 +116,5 @@ async fn the_metrics_endpoint_reports_events_lsns_and_readiness() {
     );
     assert_eq!(sample(&after, "sluice_streaming"), Some(1.0));
 
-    assert!(sluice.stop().success());
-    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
-        .await
-        .unwrap();
+    stop_and_drop_slot(sluice, &sql, &slot).await;
 }

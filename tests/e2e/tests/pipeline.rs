@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use apache_avro::types::Value;
 use sluice_e2e::pipeline::{
-    Event, Sluice, read_events, read_records, wait_until_streaming, write_config,
+    Event, Sluice, read_events, read_records, stop_and_drop_slot, wait_until_streaming,
+    write_config,
 };
 use sluice_e2e::{Stack, unique_name};
 
@@ -322,10 +323,7 @@ async fn upsert_mode_sends_bare_rows_and_tombstones_for_deletes() {
         })
         .collect();
     assert_eq!(values, [Some(Value::Int(1)), Some(Value::Int(2)), None]);
-    assert!(sluice.stop().success());
-    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
-        .await
-        .unwrap();
+    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -360,10 +358,7 @@ async fn a_large_table_is_copied_in_page_ranges_every_row_exactly_once() {
     ids.dedup();
     assert_eq!(ids.len(), 20_000, "every row once");
     assert_eq!((ids[0], ids[ids.len() - 1]), (1, ROWS));
-    assert!(sluice.stop().success());
-    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
-        .await
-        .unwrap();
+    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -412,10 +407,7 @@ async fn an_idle_capture_still_advances_the_slot_past_other_tables_writes() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert!(sluice.stop().success());
-    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
-        .await
-        .unwrap();
+    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -466,10 +458,7 @@ async fn a_transaction_too_large_for_the_servers_memory_arrives_whole_and_once()
         streamed >= 1,
         "the transaction was streamed by the server ({streamed} streamed)"
     );
-    assert!(sluice.stop().success());
-    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
-        .await
-        .unwrap();
+    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -609,10 +598,7 @@ async fn an_unchanged_toasted_value_is_marked_never_a_silent_null_and_filled_in_
         "filled in from the old row"
     );
     assert_eq!(unchanged, Value::Null);
-    assert!(sluice.stop().success());
-    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
-        .await
-        .unwrap();
+    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -680,10 +666,7 @@ async fn truncates_become_events_and_chosen_messages_go_to_the_messages_topic() 
             Value::Bytes(b"on its own".to_vec())
         ]
     );
-    assert!(sluice.stop().success());
-    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
-        .await
-        .unwrap();
+    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -780,10 +763,7 @@ async fn schema_changes_register_new_versions_and_every_event_decodes_with_its_o
         versions.as_array().unwrap().len() >= 5,
         "a version per shape: {versions}"
     );
-    assert!(sluice.stop().success());
-    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
-        .await
-        .unwrap();
+    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
 
 /// The `before` and `after` rows of each event, as field maps (None: no row).
@@ -911,8 +891,5 @@ async fn each_replica_identity_gives_the_before_it_allows() {
             "{table}: the key has the identity's columns"
         );
     }
-    assert!(sluice.stop().success());
-    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
-        .await
-        .unwrap();
+    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
