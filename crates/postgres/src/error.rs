@@ -169,7 +169,13 @@ impl ServerError {
             "3D000" => ServerErrorKind::DatabaseMissing,
             "42501" if about_walsender => ServerErrorKind::NoReplicationPrivilege,
             "55000" if message.contains("wal_level") => ServerErrorKind::WalLevelNotLogical,
-            "55000" if message.contains("can no longer") || message.contains("invalidated") => {
+            // "can no longer get changes from replication slot" (16+); up to 15 the message is
+            // "cannot read from logical replication slot" and the detail says "invalidated".
+            "55000"
+                if message.contains("can no longer")
+                    || message.contains("invalidated")
+                    || self.detail().is_some_and(|d| d.contains("invalidated")) =>
+            {
                 ServerErrorKind::SlotInvalidated
             }
             "55006" => ServerErrorKind::SlotInUse,
@@ -329,6 +335,21 @@ mod tests {
             shown.contains("SQLSTATE 55000") && shown.contains("wal_level = logical"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn an_invalidated_slot_is_recognised_by_the_detail_up_to_postgres_15() {
+        let err = ServerError::new(
+            "ERROR".into(),
+            "55000".into(),
+            "cannot read from logical replication slot \"s\"".into(),
+            Some(
+                "This slot has been invalidated because it exceeded the maximum reserved size."
+                    .into(),
+            ),
+            None,
+        );
+        assert_eq!(err.kind(), ServerErrorKind::SlotInvalidated);
     }
 
     #[test]

@@ -141,3 +141,35 @@ pub fn unique_name(prefix: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{prefix}_{millis}_{n}")
 }
+
+/// A throwaway PostgreSQL 15 cluster with the stack's users and some settings of its own (from
+/// `deploy/local/stack scratch-up`), for setups the shared server must not have. Removed when
+/// dropped.
+pub struct ScratchPg {
+    name: String,
+    pub port: u16,
+}
+
+impl ScratchPg {
+    /// Starts cluster `name` on `port` with `settings` (`key=value`) added to its configuration.
+    pub fn up(name: &str, port: u16, settings: &[&str]) -> ScratchPg {
+        let status = std::process::Command::new(repo_root().join("deploy/local/stack"))
+            .args(["scratch-up", name, &port.to_string()])
+            .args(settings)
+            .status()
+            .expect("deploy/local/stack runs");
+        assert!(status.success(), "stack scratch-up {name} failed");
+        ScratchPg {
+            name: name.to_owned(),
+            port,
+        }
+    }
+}
+
+impl Drop for ScratchPg {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(repo_root().join("deploy/local/stack"))
+            .args(["scratch-down", &self.name])
+            .status();
+    }
+}

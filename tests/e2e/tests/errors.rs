@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sluice_e2e::pipeline::{Sluice, read_records, wait_until_streaming, write_config};
-use sluice_e2e::{Stack, unique_name};
+use sluice_e2e::{ScratchPg, Stack, unique_name};
 
 /// Runs `sluice run` until it exits (at most `limit`); returns its exit code and stderr.
 fn run_until_exit(config: &Path, limit: Duration) -> (Option<i32>, String) {
@@ -236,4 +236,120 @@ async fn a_schema_change_the_registry_rejects_stops_sluice_naming_subject_and_ch
     sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
         .await
         .unwrap();
+}
+
+/// A config like [`write_config`]'s for tables in `public` of the server on `port`.
+fn scratch_config(stack: &Stack, port: u16, slot: &str) -> std::path::PathBuf {
+    let config = write_config(
+        stack,
+        &unique_name("scratch"),
+        slot,
+        "scratch_pub",
+        "public",
+    );
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            &format!("port = {}", stack.pg_port),
+            &format!("port = {port}"),
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Runs `sluice check` (human output); returns its exit code and the lines that failed.
+fn check_failures(config: &Path) -> (Option<i32>, Vec<String>) {
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice-cli"))
+        .args(["check", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    let failed = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.contains("FAIL"))
+        .map(str::to_owned)
+        .collect();
+    (output.status.code(), failed)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_without_logical_wal_level_is_named_by_run_and_check() {
+    let stack = Stack::from_env();
+    let scratch = ScratchPg::up("errors_wal_replica", 15440, &["wal_level=replica"]);
+    let sql = stack.pg_connect_port(scratch.port, "sluice").await;
+    sql.batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let config = scratch_config(&stack, scratch.port, "walrep_slot");
+
+    let (code, stderr) = run_until_exit(&config, Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_names(&stderr, &["wal_level", "logical", "restart PostgreSQL"]);
+
+    let (code, failed) = check_failures(&config);
+    assert_eq!(code, Some(2), "{failed:?}");
+    assert!(
+        failed
+            .iter()
+            .any(|line| line.contains("wal_level") && line.contains("replica")),
+        "{failed:?}"
+    );
+    let slots: i64 = sql
+        .query_one("SELECT count(*) FROM pg_replication_slots", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(slots, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invalidated_slot_is_named_with_the_way_back() {
+    let stack = Stack::from_env();
+    // A slot may hold back at most 1 MB of WAL: a little writing while sluice is away loses it.
+    let scratch = ScratchPg::up("errors_invalidated", 15441, &["max_slot_wal_keep_size=1"]);
+    let sql = stack.pg_connect_port(scratch.port, "sluice").await;
+    sql.batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let slot = unique_name("lost_slot");
+    let config = scratch_config(&stack, scratch.port, &slot);
+    let sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
+    wait_until_streaming(&sql, &slot).await;
+    assert!(sluice.stop().success());
+
+    let admin = stack.pg_connect_port(scratch.port, "postgres").await;
+    for round in 0..3 {
+        admin
+            .batch_execute(&format!(
+                "INSERT INTO t SELECT {round} * 100000 + generate_series(1, 100000);
+                 SELECT pg_switch_wal();"
+            ))
+            .await
+            .unwrap();
+    }
+    admin.batch_execute("CHECKPOINT").await.unwrap();
+    let status: Option<String> = admin
+        .query_one(
+            "SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(status.as_deref(), Some("lost"));
+
+    let (code, stderr) = run_until_exit(&config, Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_names(&stderr, &[&slot, "invalidated", "drop the slot"]);
+
+    let (code, failed) = check_failures(&config);
+    assert_eq!(code, Some(2), "{failed:?}");
+    assert!(
+        failed
+            .iter()
+            .any(|line| line.contains(&slot) && line.contains("invalidated")),
+        "{failed:?}"
+    );
 }
