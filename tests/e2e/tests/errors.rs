@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sluice_e2e::pipeline::{Sluice, read_records, wait_until_streaming, write_config};
-use sluice_e2e::{ScratchPg, Stack, unique_name};
+use sluice_e2e::{ScratchPg, Stack, stack_env, unique_name};
 
 /// Runs `sluice run` until it exits (at most `limit`); returns its exit code and stderr.
 fn run_until_exit(config: &Path, limit: Duration) -> (Option<i32>, String) {
@@ -352,4 +352,57 @@ async fn an_invalidated_slot_is_named_with_the_way_back() {
             .any(|line| line.contains(&slot) && line.contains("invalidated")),
         "{failed:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_principal_without_topic_rights_is_refused_naming_the_topic_and_the_acls() {
+    let stack = Stack::from_env();
+    // The stack's SASL listener enforces ACLs; `sluice_denied` has none.
+    let sasl = format!("127.0.0.1:{}", stack_env()["KAFKA_SASL_PORT"]);
+    let (config, schema, slot) = config_with(&stack, |c| {
+        c.replace(&stack.kafka_bootstrap, &sasl).replace(
+            "[registry]",
+            "[kafka.producer]
+\"security.protocol\" = \"sasl_plaintext\"
+\"sasl.mechanism\" = \"PLAIN\"
+\"sasl.username\" = \"sluice_denied\"
+\"sasl.password\" = \"sluice_denied\"
+
+[registry]",
+        )
+    })
+    .await;
+    let sql = stack.pg_connect("sluice").await;
+    sql.batch_execute(&format!("INSERT INTO {schema}.t VALUES (1)"))
+        .await
+        .unwrap();
+
+    let (code, stderr) = run_until_exit(&config, Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_names(
+        &stderr,
+        &[
+            "not authorized",
+            &format!("{schema}.t`"),
+            "DESCRIBE and WRITE",
+        ],
+    );
+    let (code, failed) = check_failures(&config);
+    assert_eq!(code, Some(2), "{failed:?}");
+    assert!(
+        failed
+            .iter()
+            .any(|line| line.contains(&format!("{schema}.t")) && line.contains("authorization")),
+        "{failed:?}"
+    );
+    // Refused before a slot existed: the next start snapshots the row; nothing was skipped.
+    let slots: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(slots, 0);
 }
