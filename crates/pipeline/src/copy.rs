@@ -19,6 +19,8 @@ pub(crate) struct CopyReader {
     finished: bool,
     /// Field positions in the current row, reused from row to row.
     fields: Vec<Option<(usize, usize)>>,
+    /// The columns selected as `::text`: their binary COPY form is their text.
+    text_columns: Vec<bool>,
 }
 
 /// One row of a binary COPY.
@@ -26,20 +28,36 @@ pub(crate) struct CopyReader {
 pub(crate) struct CopyRow<'a> {
     data: &'a [u8],
     fields: &'a [Option<(usize, usize)>],
+    text_columns: &'a [bool],
 }
 
 impl Row for CopyRow<'_> {
     fn values(&self) -> impl Iterator<Item = Raw<'_>> {
-        self.fields.iter().map(|field| match field {
-            None => Raw::Null,
-            Some((start, end)) => Raw::Binary(self.data.get(*start..*end).unwrap_or_default()),
-        })
+        self.fields
+            .iter()
+            .enumerate()
+            .map(|(i, field)| match field {
+                None => Raw::Null,
+                Some((start, end)) => {
+                    let bytes = self.data.get(*start..*end).unwrap_or_default();
+                    if self.text_columns.get(i) == Some(&true) {
+                        Raw::Text(bytes)
+                    } else {
+                        Raw::Binary(bytes)
+                    }
+                }
+            })
     }
 }
 
 impl CopyReader {
-    pub(crate) fn new() -> Self {
-        CopyReader::default()
+    /// A reader whose rows give the columns marked in `text_columns` (those selected as
+    /// `::text`, whose binary COPY form is their text) as text.
+    pub(crate) fn with_text_columns(text_columns: Vec<bool>) -> Self {
+        CopyReader {
+            text_columns,
+            ..CopyReader::default()
+        }
     }
 
     /// Adds a chunk of the COPY stream.
@@ -116,6 +134,7 @@ impl CopyReader {
             let row = CopyRow {
                 data: &data[..at],
                 fields: &self.fields,
+                text_columns: &self.text_columns,
             };
             if let Err(err) = each(&row) {
                 self.buffer.advance(consumed);
@@ -166,7 +185,7 @@ mod tests {
             &[Some(b"\0\0\0\x02"), Some(b"xy")],
         ]);
         for chunk_size in 1..data.len() {
-            let mut reader = CopyReader::new();
+            let mut reader = CopyReader::default();
             let mut seen: Vec<Vec<Option<Vec<u8>>>> = Vec::new();
             for chunk in data.chunks(chunk_size) {
                 reader.push(&Bytes::copy_from_slice(chunk));
@@ -198,14 +217,32 @@ mod tests {
     }
 
     #[test]
+    fn columns_read_as_text_come_out_as_text() {
+        let data = stream(&[&[Some(b"\0\0\0\x01"), Some(b"(1,2)"), None]]);
+        let mut reader = CopyReader::with_text_columns(vec![false, true, true]);
+        reader.push(&Bytes::from(data));
+        reader
+            .rows(|row| {
+                let values: Vec<Raw<'_>> = row.values().collect();
+                assert_eq!(
+                    values,
+                    [Raw::Binary(b"\0\0\0\x01"), Raw::Text(b"(1,2)"), Raw::Null]
+                );
+                Ok::<(), ()>(())
+            })
+            .unwrap()
+            .unwrap();
+    }
+
+    #[test]
     fn garbage_is_an_error_not_a_panic() {
-        let mut reader = CopyReader::new();
+        let mut reader = CopyReader::default();
         reader.push(&Bytes::from_static(b"NOTCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0"));
         assert!(reader.rows(|_| Ok::<(), ()>(())).is_err());
         let mut data = stream(&[]);
         data.truncate(data.len() - 2);
         data.extend_from_slice(&[0, 1, 0x80, 0, 0, 0]);
-        let mut reader = CopyReader::new();
+        let mut reader = CopyReader::default();
         reader.push(&Bytes::from(data));
         assert!(reader.rows(|_| Ok::<(), ()>(())).is_err());
     }

@@ -882,7 +882,12 @@ async fn copy_piece(
         .await
         .map_err(|e| pg(&format!("COPY {}", table.qualified()), &e))?;
     futures_util::pin_mut!(stream);
-    let mut reader = CopyReader::new();
+    let mut reader = CopyReader::with_text_columns(
+        out.codec
+            .column_kinds()
+            .map(|k| !k.reads_binary())
+            .collect(),
+    );
     let mut key = Vec::new();
     let mut value = Vec::new();
     let mut scratch = Scratch::default();
