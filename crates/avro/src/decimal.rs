@@ -97,6 +97,57 @@ pub(crate) fn parse_binary(bytes: &[u8], digits: &mut Vec<u8>) -> Option<Numeric
     })
 }
 
+/// PostgreSQL's own text form of a numeric (`numeric_out`): `-`, the integer digits without
+/// leading zeros (at least one), and exactly `scale` fractional digits, trailing zeros kept;
+/// `NaN`, `Infinity`, `-Infinity`. `digits` are the ones [`parse_text`] or [`parse_binary`]
+/// left.
+pub(crate) fn format_text(out: &mut String, numeric: Numeric, digits: &[u8]) {
+    let (negative, scale) = match numeric {
+        Numeric::Finite { negative, scale } => (negative, scale),
+        Numeric::NaN => return out.push_str("NaN"),
+        Numeric::Infinity => return out.push_str("Infinity"),
+        Numeric::NegativeInfinity => return out.push_str("-Infinity"),
+    };
+    let scale = usize::try_from(scale)
+        .unwrap_or(usize::MAX)
+        .min(digits.len());
+    let (whole, fraction) = digits.split_at(digits.len() - scale);
+    let start = whole.iter().position(|&d| d != b'0').unwrap_or(whole.len());
+    if negative {
+        out.push('-');
+    }
+    match &whole[start..] {
+        [] => out.push('0'),
+        significant => out.extend(significant.iter().map(|&d| char::from(d))),
+    }
+    if !fraction.is_empty() {
+        out.push('.');
+        out.extend(fraction.iter().map(|&d| char::from(d)));
+    }
+}
+
+/// A `money` value as PostgreSQL prints it in the database's `lc_monetary` (`$1,234.56`,
+/// `-$1,234.56`, `($1.00)`, `1.234,56 €`): every digit is one of the minor-unit integer,
+/// whatever separators and symbols surround them; `-` or `(` makes it negative.
+pub(crate) fn parse_money(text: &str) -> Option<i64> {
+    let mut magnitude: i128 = 0;
+    let mut any = false;
+    for byte in text.bytes().filter(u8::is_ascii_digit) {
+        magnitude = magnitude
+            .checked_mul(10)?
+            .checked_add(i128::from(byte - b'0'))?;
+        any = true;
+    }
+    let negative = text.bytes().any(|b| b == b'-' || b == b'(');
+    let value = if negative { -magnitude } else { magnitude };
+    any.then(|| i64::try_from(value).ok()).flatten()
+}
+
+/// Appends `value` as minimal big-endian two's complement: an Avro decimal's unscaled bytes.
+pub(crate) fn unscaled_i64(value: i64, out: &mut Vec<u8>) {
+    out.extend_from_slice(trim_sign_extension(&value.to_be_bytes()));
+}
+
 /// Appends the unscaled integer `±digits` as minimal big-endian two's complement.
 pub(crate) fn unscaled_bytes(negative: bool, digits: &[u8], out: &mut Vec<u8>) {
     let significant = {

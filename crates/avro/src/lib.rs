@@ -2,18 +2,27 @@
 //! connector gives them, values encoded straight from PostgreSQL's text or binary form
 //! (no generic value tree), the Confluent wire format, and the schema registry.
 
+mod array;
 mod column;
 mod decimal;
+mod formats;
+mod network;
+#[cfg(test)]
+mod pairs;
+#[cfg(test)]
+mod properties;
 mod registry;
 mod table;
 mod temporal;
-
-pub use temporal::civil_from_days;
+mod types;
+mod wire;
 mod writer;
 
-pub use column::{ColumnKind, Raw, Scratch, UNCHANGED_PLACEHOLDER, ValueError};
+pub use column::{ColumnKind, Raw, ScalarKind, Scratch, UNCHANGED_PLACEHOLDER, ValueError};
 pub use registry::{Registry, RegistryConfig, RegistryError, RegistryStats};
 pub use table::{
     ColumnSpec, EncodeError, MessageCodec, Op, Row, SOURCE_VERSION, SnapshotMarker, Source,
     TableCodec, TableSpec, avro_name,
 };
+pub use temporal::civil_from_days;
+pub use types::{ElementType, NumericMode, TypeInfo, TypeOptions};

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::column::{ColumnKind, Raw, Scratch, ValueError};
+use crate::types::{TypeInfo, TypeOptions};
 use crate::writer;
 
 /// The `source.version` sluice reports.
@@ -18,6 +19,8 @@ pub struct ColumnSpec {
     pub nullable: bool,
     /// Part of the primary key (or replica identity index).
     pub is_key: bool,
+    /// What the catalog says of the type beyond its OID; the default for built-in types.
+    pub type_info: TypeInfo,
 }
 
 /// A captured table.
@@ -106,6 +109,8 @@ struct Column {
     name: String,
     kind: ColumnKind,
     nullable: bool,
+    /// The domain the schema names, if the column's type (or its element type) is one.
+    domain: Option<String>,
 }
 
 /// Schemas and encoders of one table.
@@ -122,16 +127,23 @@ pub struct TableCodec {
 }
 
 impl TableCodec {
-    /// The codec of `spec` for events on `topic` (`<prefix>.<schema>.<table>`).
+    /// The codec of `spec` for events on `topic` (`<prefix>.<schema>.<table>`), with the
+    /// default [`TypeOptions`].
     pub fn new(topic: &str, spec: &TableSpec) -> Self {
+        Self::with_options(topic, spec, &TypeOptions::default())
+    }
+
+    /// The codec of `spec` for events on `topic`, types carried as `options` say.
+    pub fn with_options(topic: &str, spec: &TableSpec, options: &TypeOptions) -> Self {
         let namespace = avro_name(topic);
         let columns: Vec<Column> = spec
             .columns
             .iter()
             .map(|c| Column {
                 name: c.name.clone(),
-                kind: ColumnKind::of(c.type_oid, c.type_modifier),
+                kind: ColumnKind::of(c.type_oid, c.type_modifier, &c.type_info, options),
                 nullable: c.nullable,
+                domain: domain_name(&c.type_info),
             })
             .collect();
         let key_columns: Vec<usize> = spec
@@ -145,7 +157,7 @@ impl TableCodec {
         let mut defined = Vec::new();
         let key_fields: Vec<Value> = key_columns
             .iter()
-            .map(|&i| field(&columns[i], false, &mut defined))
+            .map(|&i| field(&columns[i], &spec.columns[i].type_info, false, &mut defined))
             .collect();
         let key_schema = json!({
             "type": "record",
@@ -158,7 +170,8 @@ impl TableCodec {
         let mut defined = Vec::new();
         let value_fields: Vec<Value> = columns
             .iter()
-            .map(|c| field(c, c.nullable, &mut defined))
+            .zip(&spec.columns)
+            .map(|(c, spec)| field(c, &spec.type_info, c.nullable, &mut defined))
             .collect();
         let row = json!({
             "type": "record",
@@ -433,13 +446,33 @@ fn optional_long(out: &mut Vec<u8>, value: Option<i64>) {
     }
 }
 
-fn field(column: &Column, nullable: bool, defined: &mut Vec<&'static str>) -> Value {
-    let schema = column.kind.schema(defined);
-    if nullable {
+/// The field of `column`. A domain is named by the field's `sluice.domain` property (a
+/// field property, not the type's, as a named type referred to a second time cannot carry
+/// one): `posint`, or `posint[]` for an array of a domain.
+fn field(
+    column: &Column,
+    info: &TypeInfo,
+    nullable: bool,
+    defined: &mut Vec<&'static str>,
+) -> Value {
+    let schema = column.kind.schema(info, defined);
+    let mut field = if nullable {
         json!({"name": avro_name(&column.name), "type": ["null", schema], "default": null})
     } else {
         json!({"name": avro_name(&column.name), "type": schema})
+    };
+    if let Some(domain) = &column.domain {
+        field["sluice.domain"] = json!(domain);
     }
+    field
+}
+
+/// The domain a column's field names: its own type's, or its element type's with `[]`.
+fn domain_name(info: &TypeInfo) -> Option<String> {
+    info.domain.clone().or_else(|| {
+        let element = info.element.as_ref()?;
+        Some(format!("{}[]", element.info.domain.as_ref()?))
+    })
 }
 
 fn source_schema() -> Value {
@@ -535,6 +568,7 @@ mod tests {
             type_modifier,
             nullable,
             is_key,
+            type_info: TypeInfo::default(),
         };
         TableSpec {
             schema: "public".into(),
@@ -697,6 +731,104 @@ mod tests {
         assert_eq!(field(&decoded, "op"), &Avro::String("m".into()));
         let message = field(&decoded, "message");
         assert_eq!(field(message, "content"), &Avro::Bytes(b"\x00hi".to_vec()));
+    }
+
+    #[test]
+    fn enums_domains_and_extension_types_shape_the_schema() {
+        let named = |name: &str, typtype| TypeInfo {
+            name: name.into(),
+            typtype,
+            ..TypeInfo::default()
+        };
+        let mood = TypeInfo {
+            enum_labels: vec!["sad".into(), "ok".into()],
+            ..named("mood", 'e')
+        };
+        let posint = TypeInfo {
+            domain: Some("posint".into()),
+            ..named("int4", 'b')
+        };
+        let column = |name: &str, type_oid, type_info| ColumnSpec {
+            name: name.to_owned(),
+            type_oid,
+            type_modifier: -1,
+            nullable: true,
+            is_key: false,
+            type_info,
+        };
+        let posints = TypeInfo {
+            element: Some(Box::new(crate::ElementType {
+                type_oid: 23,
+                info: posint.clone(),
+            })),
+            ..named("_posint", 'b')
+        };
+        let spec = TableSpec {
+            schema: "public".into(),
+            name: "things".into(),
+            columns: vec![
+                ColumnSpec {
+                    is_key: true,
+                    nullable: false,
+                    ..column("id", 23, posint)
+                },
+                column("feeling", 16_390, mood),
+                column("tags", 16_391, named("hstore", 'b')),
+                column("counts", 16_392, posints),
+                column("price", 1700, TypeInfo::default()),
+                column("spot", 600, TypeInfo::default()),
+            ],
+        };
+        let options = TypeOptions {
+            numeric: crate::NumericMode::String,
+            money_scale: 2,
+        };
+        let codec = TableCodec::with_options("shop.public.things", &spec, &options);
+        let value: Value = serde_json::from_str(codec.row_schema()).unwrap();
+        let fields = value["fields"].as_array().unwrap();
+        assert_eq!(fields[0]["sluice.domain"], "posint");
+        assert_eq!(fields[0]["type"], "int");
+        assert_eq!(
+            fields[1]["type"][1]["connect.name"],
+            "io.debezium.data.Enum"
+        );
+        assert_eq!(
+            fields[1]["type"][1]["connect.parameters"]["allowed"],
+            "sad,ok"
+        );
+        assert_eq!(fields[2]["type"][1]["type"], "map");
+        assert_eq!(fields[3]["sluice.domain"], "posint[]");
+        assert_eq!(fields[3]["type"][1]["items"], json!(["null", "int"]));
+        assert_eq!(fields[4]["type"][1], "string");
+        let binary: Vec<bool> = codec.column_kinds().map(ColumnKind::reads_binary).collect();
+        assert_eq!(binary, [true, true, true, true, true, false]);
+
+        let schema = Schema::parse_str(codec.row_schema()).unwrap();
+        let row = TextRow(vec![
+            Some("7"),
+            Some("ok"),
+            Some(r#""a"=>"1", "b"=>NULL"#),
+            Some("{1,NULL}"),
+            Some("NaN"),
+            Some("(1,2)"),
+        ]);
+        let mut out = Vec::new();
+        codec
+            .encode_row_value(1, &row, &mut out, &mut Scratch::default())
+            .unwrap();
+        let decoded = read(&schema, &out[5..]);
+        assert_eq!(field(&decoded, "id"), &Avro::Int(7));
+        let some = |v| Avro::Union(1, Box::new(v));
+        assert_eq!(field(&decoded, "feeling"), &some(Avro::String("ok".into())));
+        assert_eq!(
+            field(&decoded, "counts"),
+            &some(Avro::Array(vec![
+                some(Avro::Int(1)),
+                Avro::Union(0, Box::new(Avro::Null))
+            ]))
+        );
+        assert_eq!(field(&decoded, "price"), &some(Avro::String("NaN".into())));
+        assert_eq!(field(&decoded, "spot"), &some(Avro::String("(1,2)".into())));
     }
 
     #[test]

@@ -1,14 +1,23 @@
 //! Dates and times between PostgreSQL's forms and Debezium's.
 //!
 //! PostgreSQL counts days and microseconds from 2000-01-01; Debezium's `Date`, `MicroTimestamp`
-//! and `ZonedTimestamp` count from 1970-01-01 or print ISO-8601 in UTC. Text forms are
-//! PostgreSQL's ISO output (`DateStyle` ISO, which pgoutput's walsender uses).
+//! and `ZonedTimestamp` count from 1970-01-01 or print ISO-8601 in UTC. `time` is
+//! microseconds since midnight (`MicroTime`), `timetz` an ISO time keeping its offset
+//! (`ZonedTime`), `interval` an ISO-8601 duration (`Interval`). Text forms are PostgreSQL's
+//! ISO output (`DateStyle` ISO, which pgoutput's walsender uses) and `IntervalStyle`
+//! `postgres`, the default.
+
+use crate::formats::decimal;
 
 /// Days from 1970-01-01 to 2000-01-01.
 pub(crate) const PG_EPOCH_DAYS: i64 = 10_957;
 /// Microseconds from 1970-01-01 to 2000-01-01.
 pub(crate) const PG_EPOCH_MICROS: i64 = PG_EPOCH_DAYS * MICROS_PER_DAY;
-const MICROS_PER_DAY: i64 = 86_400_000_000;
+pub(crate) const MICROS_PER_DAY: i64 = 86_400_000_000;
+const MICROS_PER_HOUR: i64 = 3_600_000_000;
+const MICROS_PER_MINUTE: i64 = 60_000_000;
+/// The largest UTC offset PostgreSQL accepts: 15:59:59.
+const MAX_OFFSET_SECONDS: i32 = (15 * 60 + 59) * 60 + 59;
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (astronomical year numbering:
 /// 1 BC is year 0).
@@ -61,18 +70,20 @@ fn parse_ymd(text: &str, bc: bool) -> Option<i64> {
     Some(days_from_civil(year, month, day))
 }
 
-/// A timestamp without time zone as PostgreSQL prints it, in microseconds since 1970.
-pub(crate) fn parse_timestamp(text: &str) -> Option<i64> {
+/// A timestamp without time zone as PostgreSQL prints it, in microseconds since 1970. Wider
+/// than `i64`: PostgreSQL's last timestamps (from 294247-01-10) are past `i64::MAX`
+/// microseconds since 1970, though not since 2000.
+pub(crate) fn parse_timestamp(text: &str) -> Option<i128> {
     let (text, bc) = strip_bc(text);
     let (date, time) = text.split_once(' ')?;
     let days = parse_ymd(date, bc)?;
     let micros = parse_time_of_day(time)?;
-    days.checked_mul(MICROS_PER_DAY)?.checked_add(micros)
+    Some(i128::from(days) * i128::from(MICROS_PER_DAY) + i128::from(micros))
 }
 
 /// A timestamp with time zone as PostgreSQL prints it (`2024-01-31 12:34:56.5+05:30`), in
-/// microseconds since 1970 UTC.
-pub(crate) fn parse_timestamptz(text: &str) -> Option<i64> {
+/// microseconds since 1970 UTC (wider than `i64`, as [`parse_timestamp`]).
+pub(crate) fn parse_timestamptz(text: &str) -> Option<i128> {
     let (text, bc) = strip_bc(text);
     let (date, time) = text.split_once(' ')?;
     let days = parse_ymd(date, bc)?;
@@ -80,9 +91,15 @@ pub(crate) fn parse_timestamptz(text: &str) -> Option<i64> {
     let (clock, offset) = time.split_at(sign_at);
     let micros = parse_time_of_day(clock)?;
     let offset_seconds = parse_offset(offset)?;
-    days.checked_mul(MICROS_PER_DAY)?
-        .checked_add(micros)?
-        .checked_sub(offset_seconds * 1_000_000)
+    Some(
+        i128::from(days) * i128::from(MICROS_PER_DAY) + i128::from(micros)
+            - i128::from(offset_seconds) * 1_000_000,
+    )
+}
+
+/// PostgreSQL's microseconds since 2000 as microseconds since 1970.
+pub(crate) fn since_1970(pg_micros: i64) -> i128 {
+    i128::from(pg_micros) + i128::from(PG_EPOCH_MICROS)
 }
 
 fn strip_bc(text: &str) -> (&str, bool) {
@@ -95,23 +112,28 @@ fn strip_bc(text: &str) -> (&str, bool) {
 /// `HH:MM:SS[.ffffff]` in microseconds; 24:00:00 is allowed, as PostgreSQL allows it.
 fn parse_time_of_day(text: &str) -> Option<i64> {
     let mut parts = text.splitn(3, ':');
-    let hours: i64 = parts.next()?.parse().ok()?;
-    let minutes: i64 = parts.next()?.parse().ok()?;
+    let hours = decimal::<i64>(parts.next()?)?;
+    let minutes = decimal::<i64>(parts.next()?)?;
     let seconds = parts.next()?;
     let (whole, fraction) = seconds.split_once('.').unwrap_or((seconds, ""));
-    let whole: i64 = whole.parse().ok()?;
-    if fraction.len() > 6 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let fraction: i64 = if fraction.is_empty() {
-        0
-    } else {
-        format!("{fraction:0<6}").parse().ok()?
-    };
+    let whole = decimal::<i64>(whole)?;
     if hours > 24 || minutes > 59 || whole > 60 {
         return None;
     }
-    Some(((hours * 60 + minutes) * 60 + whole) * 1_000_000 + fraction)
+    Some(((hours * 60 + minutes) * 60 + whole) * 1_000_000 + parse_fraction(fraction)?)
+}
+
+/// Up to six fractional digits of a second, in microseconds (`"5"` is 500000).
+fn parse_fraction(digits: &str) -> Option<i64> {
+    if digits.len() > 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut micros = 0;
+    for position in 0..6 {
+        let digit = digits.as_bytes().get(position).map_or(0, |d| d - b'0');
+        micros = micros * 10 + i64::from(digit);
+    }
+    Some(micros)
 }
 
 /// `+05`, `-03:30`, `+05:53:28` in seconds east of UTC.
@@ -124,22 +146,189 @@ fn parse_offset(text: &str) -> Option<i64> {
     let mut seconds = 0;
     let mut unit = 3600;
     for part in rest.split(':') {
-        if unit == 0 {
+        if unit == 0 || part.len() > 2 {
             return None;
         }
-        seconds += part.parse::<i64>().ok()? * unit;
+        seconds += decimal::<i64>(part)? * unit;
         unit /= 60;
     }
     Some(sign * seconds)
 }
 
+/// A `time` as PostgreSQL prints it (`HH:MM:SS[.ffffff]`, up to `24:00:00`), in
+/// microseconds since midnight.
+pub(crate) fn parse_time(text: &str) -> Option<i64> {
+    parse_time_of_day(text).filter(|micros| valid_time(*micros))
+}
+
+/// Whether `micros` since midnight is a `time` value: `00:00:00` to `24:00:00` inclusive.
+pub(crate) fn valid_time(micros: i64) -> bool {
+    (0..=MICROS_PER_DAY).contains(&micros)
+}
+
+/// A `timetz` as PostgreSQL prints it (`12:34:56.789+05:30`, `24:00:00-15:59`,
+/// `10:15:30-03:30:15`): microseconds since midnight and the offset in seconds east of UTC.
+pub(crate) fn parse_timetz(text: &str) -> Option<(i64, i32)> {
+    let sign_at = text.rfind(['+', '-'])?;
+    let (clock, offset) = text.split_at(sign_at);
+    let offset = i32::try_from(parse_offset(offset)?).ok()?;
+    Some((parse_time(clock)?, offset)).filter(|_| offset.abs() <= MAX_OFFSET_SECONDS)
+}
+
+/// A `timetz`'s binary form: microseconds since midnight and the zone in seconds *west* of
+/// UTC, as PostgreSQL keeps it; returns the offset east of UTC, as printed.
+pub(crate) fn timetz_of_binary(micros: i64, zone_west: i32) -> Option<(i64, i32)> {
+    let offset = zone_west.checked_neg()?;
+    (valid_time(micros) && offset.abs() <= MAX_OFFSET_SECONDS).then_some((micros, offset))
+}
+
+/// Debezium's `ZonedTime` form, keeping the offset the value was written with:
+/// `10:15:30.123456+05:30`, `00:00:00Z`, `10:15:30-03:30:15`. The fraction drops trailing
+/// zeros and a zero offset is `Z`, as Java's `ISO_OFFSET_TIME` prints them.
+pub(crate) fn format_zoned_time(out: &mut String, micros: i64, offset_east: i32) {
+    use std::fmt::Write as _;
+    format_time_of_day(out, micros);
+    if offset_east == 0 {
+        out.push('Z');
+        return;
+    }
+    let sign = if offset_east < 0 { '-' } else { '+' };
+    let offset = offset_east.unsigned_abs();
+    let _ = write!(out, "{sign}{:02}:{:02}", offset / 3600, offset / 60 % 60);
+    if !offset.is_multiple_of(60) {
+        let _ = write!(out, ":{:02}", offset % 60);
+    }
+}
+
+/// An `interval` as PostgreSQL keeps it: three fields never converted into one another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Interval {
+    pub(crate) months: i32,
+    pub(crate) days: i32,
+    pub(crate) micros: i64,
+}
+
+impl Interval {
+    /// PostgreSQL 17's `infinity` and `-infinity`: every field at its extreme.
+    const INFINITY: Interval = Interval {
+        months: i32::MAX,
+        days: i32::MAX,
+        micros: i64::MAX,
+    };
+    const NEG_INFINITY: Interval = Interval {
+        months: i32::MIN,
+        days: i32::MIN,
+        micros: i64::MIN,
+    };
+}
+
+/// An `interval` in `IntervalStyle` `postgres` output (the default, and what the walsender
+/// uses): `1 year 2 mons -3 days +04:05:06.78`, `-00:00:01.5`, `178000000 years`,
+/// `00:00:00`, and PostgreSQL 17's `infinity` / `-infinity`.
+pub(crate) fn parse_interval(text: &str) -> Option<Interval> {
+    match text {
+        "infinity" => return Some(Interval::INFINITY),
+        "-infinity" => return Some(Interval::NEG_INFINITY),
+        _ => {}
+    }
+    let (mut months, mut days, mut micros) = (0i64, 0i64, None);
+    let mut tokens = text.split(' ');
+    while let Some(token) = tokens.next() {
+        if token.contains(':') {
+            if micros.is_some() {
+                return None;
+            }
+            micros = Some(parse_interval_time(token)?);
+            continue;
+        }
+        let (negative, digits) = split_sign(token);
+        let magnitude = decimal::<i64>(digits)?;
+        let value = if negative { -magnitude } else { magnitude };
+        match tokens.next()? {
+            "year" | "years" => months = months.checked_add(value.checked_mul(12)?)?,
+            "mon" | "mons" => months = months.checked_add(value)?,
+            "day" | "days" => days = days.checked_add(value)?,
+            _ => return None,
+        }
+    }
+    if text.is_empty() {
+        return None;
+    }
+    Some(Interval {
+        months: i32::try_from(months).ok()?,
+        days: i32::try_from(days).ok()?,
+        micros: micros.unwrap_or(0),
+    })
+}
+
+fn split_sign(token: &str) -> (bool, &str) {
+    match token.as_bytes().first() {
+        Some(b'-') => (true, &token[1..]),
+        Some(b'+') => (false, &token[1..]),
+        _ => (false, token),
+    }
+}
+
+/// `[+-]H:MM:SS[.ffffff]`, hours unbounded (up to 2562047788), in microseconds.
+fn parse_interval_time(token: &str) -> Option<i64> {
+    let (negative, clock) = split_sign(token);
+    let mut parts = clock.splitn(3, ':');
+    let hours = i128::from(decimal::<i64>(parts.next()?)?);
+    let minutes = i128::from(decimal::<i64>(parts.next()?)?);
+    let seconds = parts.next()?;
+    let (whole, fraction) = seconds.split_once('.').unwrap_or((seconds, ""));
+    let whole = i128::from(decimal::<i64>(whole)?);
+    if minutes > 59 || whole > 59 {
+        return None;
+    }
+    let magnitude =
+        ((hours * 60 + minutes) * 60 + whole) * 1_000_000 + i128::from(parse_fraction(fraction)?);
+    i64::try_from(if negative { -magnitude } else { magnitude }).ok()
+}
+
+/// Debezium's `Interval` form, ISO-8601 with every component present and signed on its own:
+/// `P1Y2M3DT4H5M6.78S`, `P0Y0M-1DT2H3M0S`, zero as `P0Y0M0DT0H0M0S`. Months become years and
+/// months, microseconds hours, minutes and seconds (fixed ratios); months, days and time
+/// are never converted into one another, as their lengths vary. Seconds drop trailing
+/// fractional zeros. PostgreSQL 17's infinities are `infinity` and `-infinity`.
+pub(crate) fn format_interval(out: &mut String, interval: Interval) {
+    use std::fmt::Write as _;
+    match interval {
+        Interval::INFINITY => return out.push_str("infinity"),
+        Interval::NEG_INFINITY => return out.push_str("-infinity"),
+        _ => {}
+    }
+    let Interval {
+        months,
+        days,
+        micros,
+    } = interval;
+    let seconds = micros % MICROS_PER_MINUTE;
+    let _ = write!(
+        out,
+        "P{}Y{}M{days}DT{}H{}M{}{}",
+        months / 12,
+        months % 12,
+        micros / MICROS_PER_HOUR,
+        micros / MICROS_PER_MINUTE % 60,
+        if seconds < 0 { "-" } else { "" },
+        seconds.unsigned_abs() / 1_000_000,
+    );
+    push_fraction(
+        out,
+        i64::try_from(seconds.unsigned_abs() % 1_000_000).unwrap_or(0),
+    );
+    out.push('S');
+}
+
 /// Debezium's `ZonedTimestamp` form of microseconds since 1970 UTC:
 /// `2024-01-31T12:34:56.123456Z`, the fraction without trailing zeros, years past 9999 with
 /// a `+` and years before 1 (astronomical) with a `-`, as Java's ISO formatter prints them.
-pub(crate) fn format_zoned_timestamp(out: &mut String, micros: i64) {
+pub(crate) fn format_zoned_timestamp(out: &mut String, micros: i128) {
     use std::fmt::Write as _;
-    let days = micros.div_euclid(MICROS_PER_DAY);
-    let in_day = micros.rem_euclid(MICROS_PER_DAY);
+    let day = i128::from(MICROS_PER_DAY);
+    let days = i64::try_from(micros.div_euclid(day)).unwrap_or(i64::MAX);
+    let in_day = i64::try_from(micros.rem_euclid(day)).unwrap_or(0);
     let (year, month, day) = civil_from_days(days);
     if year > 9999 {
         let _ = write!(out, "+{year}");
@@ -148,20 +337,40 @@ pub(crate) fn format_zoned_timestamp(out: &mut String, micros: i64) {
     } else {
         let _ = write!(out, "{year:04}");
     }
-    let seconds = in_day / 1_000_000;
-    let fraction = in_day % 1_000_000;
+    let _ = write!(out, "-{month:02}-{day:02}T");
+    format_time_of_day(out, in_day);
+    out.push('Z');
+}
+
+/// `HH:MM:SS` and, when not zero, a fraction without trailing zeros (`.5`, `.000001`), as
+/// both PostgreSQL and Java's ISO formatter print a time of day. `micros` is in `0..=24h`.
+fn format_time_of_day(out: &mut String, micros: i64) {
+    use std::fmt::Write as _;
+    let seconds = micros / 1_000_000;
     let _ = write!(
         out,
-        "-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        "{:02}:{:02}:{:02}",
         seconds / 3600,
         seconds / 60 % 60,
         seconds % 60
     );
-    if fraction != 0 {
-        let digits = format!("{fraction:06}");
-        let _ = write!(out, ".{}", digits.trim_end_matches('0'));
+    push_fraction(out, micros % 1_000_000);
+}
+
+/// `.ffffff` without trailing zeros, or nothing for 0; `micros` is in `0..1_000_000`.
+fn push_fraction(out: &mut String, micros: i64) {
+    if micros == 0 {
+        return;
     }
-    out.push('Z');
+    out.push('.');
+    let mut divisor = 100_000;
+    let mut rest = micros;
+    while rest != 0 && divisor != 0 {
+        let digit = u8::try_from(rest / divisor).unwrap_or(0);
+        out.push(char::from(b'0' + digit));
+        rest %= divisor;
+        divisor /= 10;
+    }
 }
 
 #[cfg(test)]
@@ -186,16 +395,19 @@ mod tests {
         assert_eq!(parse_date("2024-13-01"), None);
         assert_eq!(
             parse_timestamp("2000-01-01 00:00:00.5"),
-            Some(PG_EPOCH_MICROS + 500_000)
+            Some(i128::from(PG_EPOCH_MICROS + 500_000))
         );
-        assert_eq!(parse_timestamp("1970-01-01 24:00:00"), Some(MICROS_PER_DAY));
+        assert_eq!(
+            parse_timestamp("1970-01-01 24:00:00"),
+            Some(i128::from(MICROS_PER_DAY))
+        );
         assert_eq!(
             parse_timestamptz("2000-01-01 05:30:00+05:30"),
-            Some(PG_EPOCH_MICROS)
+            Some(i128::from(PG_EPOCH_MICROS))
         );
         assert_eq!(
             parse_timestamptz("1999-12-31 23:00:00-01"),
-            Some(PG_EPOCH_MICROS)
+            Some(i128::from(PG_EPOCH_MICROS))
         );
         assert_eq!(parse_timestamptz("2000-01-01 00:00:00"), None);
     }
@@ -209,7 +421,7 @@ mod tests {
         ];
         for (micros, expected) in cases {
             let mut out = String::new();
-            format_zoned_timestamp(&mut out, micros);
+            format_zoned_timestamp(&mut out, i128::from(micros));
             assert_eq!(out, expected);
         }
     }

@@ -116,6 +116,7 @@ pub async fn describe(
             type_modifier: row.get(2),
             nullable: row.get(3),
             is_key: row.get(4),
+            type_info: Default::default(),
         })
         .collect();
     Ok(CapturedTable {

@@ -213,6 +213,7 @@ async fn a_ready_setup_passes_with_only_the_expected_warnings() {
                     type_modifier: -1,
                     nullable: false,
                     is_key: true,
+                    type_info: Default::default(),
                 },
                 ColumnSpec {
                     name: "note".to_owned(),
@@ -220,6 +221,7 @@ async fn a_ready_setup_passes_with_only_the_expected_warnings() {
                     type_modifier: -1,
                     nullable: true,
                     is_key: false,
+                    type_info: Default::default(),
                 },
             ],
         },

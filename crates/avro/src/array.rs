@@ -1,0 +1,322 @@
+//! Containers: arrays (Avro arrays of nullable elements) and `hstore` (an Avro map of
+//! nullable strings), from PostgreSQL's text output or binary send form.
+//!
+//! Avro writes a container as a block (`count`, then the items) and a closing 0. The binary
+//! forms give the count first; the text forms are parsed into a reused buffer of items,
+//! counted, then copied, so both forms give the same bytes.
+
+use crate::column::{ColumnKind, Raw, ScalarKind, Scratch, ValueError};
+use crate::wire::Wire;
+use crate::writer;
+
+/// PostgreSQL's limit on an array's dimensions (`MAXDIM`).
+const MAX_DIMENSIONS: i32 = 6;
+
+/// Appends `count` items already encoded in `items` as one Avro block and the closing 0.
+fn write_block(out: &mut Vec<u8>, count: usize, items: &[u8]) {
+    if count > 0 {
+        writer::long(out, i64::try_from(count).unwrap_or(i64::MAX));
+        out.extend_from_slice(items);
+    }
+    writer::long(out, 0);
+}
+
+/// One element, or NULL, as a union branch of `["null", element]`.
+fn write_element(
+    element: ScalarKind,
+    value: Option<Raw<'_>>,
+    out: &mut Vec<u8>,
+    scratch: &mut Scratch,
+) -> Result<(), ValueError> {
+    match value {
+        None => {
+            writer::union_index(out, 0);
+            Ok(())
+        }
+        Some(raw) => {
+            writer::union_index(out, 1);
+            element.encode(raw, out, scratch)
+        }
+    }
+}
+
+/// An array literal as `array_out` prints it (`{1,2,NULL}`, `{{1,2},{3,4}}`,
+/// `[0:1]={1,2}`, `{"a b","q\"x"}`) as an Avro array of its elements in row-major order.
+pub(crate) fn encode_text_array(
+    kind: ColumnKind,
+    element: ScalarKind,
+    delimiter: u8,
+    raw: &[u8],
+    out: &mut Vec<u8>,
+    scratch: &mut Scratch,
+) -> Result<(), ValueError> {
+    let mut items = std::mem::take(&mut scratch.items);
+    let mut unescaped = std::mem::take(&mut scratch.element);
+    items.clear();
+    let result = for_each_text_element(
+        raw,
+        delimiter,
+        &mut unescaped,
+        &|| kind.malformed("text", raw),
+        |value| write_element(element, value.map(Raw::Text), &mut items, scratch),
+    );
+    if let Ok(count) = result {
+        write_block(out, count, &items);
+    }
+    scratch.items = items;
+    scratch.element = unescaped;
+    result.map(|_| ())
+}
+
+/// Where the text parser is: what may come next.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// After `{`: an element, a nested `{`, or `}` (an empty array).
+    Opened,
+    /// After a delimiter: an element or a nested `{`.
+    Item,
+    /// After an element or a nested `}`: a delimiter or `}`.
+    Separator,
+}
+
+/// Calls `each` with every element of an array literal (`None` for NULL), in order, nesting
+/// flattened; returns how many. Quoted elements are unescaped into `unescaped`.
+fn for_each_text_element(
+    text: &[u8],
+    delimiter: u8,
+    unescaped: &mut Vec<u8>,
+    bad: &dyn Fn() -> ValueError,
+    mut each: impl FnMut(Option<&[u8]>) -> Result<(), ValueError>,
+) -> Result<usize, ValueError> {
+    let mut at = 0;
+    // Bounds other than 1 come first: `[0:1][1:2]=`. They are not kept.
+    if text.first() == Some(&b'[') {
+        let equals = text.iter().position(|&b| b == b'=').ok_or_else(bad)?;
+        let decoration = &text[..equals];
+        if !decoration
+            .iter()
+            .all(|b| b.is_ascii_digit() || b"[]:-".contains(b))
+        {
+            return Err(bad());
+        }
+        at = equals + 1;
+    }
+    if text.get(at) != Some(&b'{') {
+        return Err(bad());
+    }
+    at += 1;
+    let mut depth = 1usize;
+    let mut expect = Expect::Opened;
+    let mut count = 0;
+    while depth > 0 {
+        let byte = *text.get(at).ok_or_else(bad)?;
+        match (byte, expect) {
+            (b'{', Expect::Opened | Expect::Item) => {
+                depth += 1;
+                at += 1;
+                expect = Expect::Opened;
+            }
+            (b'}', Expect::Opened | Expect::Separator) => {
+                depth -= 1;
+                at += 1;
+                expect = Expect::Separator;
+            }
+            (_, Expect::Separator) if byte == delimiter => {
+                at += 1;
+                expect = Expect::Item;
+            }
+            (b'"', Expect::Opened | Expect::Item) => {
+                unescaped.clear();
+                at += 1;
+                loop {
+                    match *text.get(at).ok_or_else(bad)? {
+                        b'"' => break,
+                        b'\\' => {
+                            unescaped.push(*text.get(at + 1).ok_or_else(bad)?);
+                            at += 2;
+                        }
+                        other => {
+                            unescaped.push(other);
+                            at += 1;
+                        }
+                    }
+                }
+                at += 1;
+                each(Some(unescaped))?;
+                count += 1;
+                expect = Expect::Separator;
+            }
+            (_, Expect::Opened | Expect::Item) => {
+                let length = text[at..]
+                    .iter()
+                    .position(|&b| b == delimiter || b == b'}')
+                    .ok_or_else(bad)?;
+                let value = &text[at..at + length];
+                if value.is_empty() || value.iter().any(|b| b"{\"\\".contains(b)) {
+                    return Err(bad());
+                }
+                at += length;
+                each((!value.eq_ignore_ascii_case(b"NULL")).then_some(value))?;
+                count += 1;
+                expect = Expect::Separator;
+            }
+            _ => return Err(bad()),
+        }
+    }
+    if at == text.len() {
+        Ok(count)
+    } else {
+        Err(bad())
+    }
+}
+
+/// An array's binary form (`array_send`): `int32` dimensions, `int32` has-nulls flag,
+/// element type OID, then per dimension `int32` length and lower bound, then per element an
+/// `int32` length (-1 for NULL) and its binary form. Dimensions and bounds are not kept.
+pub(crate) fn encode_binary_array(
+    kind: ColumnKind,
+    element: ScalarKind,
+    raw: &[u8],
+    out: &mut Vec<u8>,
+    scratch: &mut Scratch,
+) -> Result<(), ValueError> {
+    let bad = || kind.malformed("binary", raw);
+    let mut wire = Wire::new(raw);
+    let dimensions = wire.i32().ok_or_else(bad)?;
+    let has_nulls = wire.i32().ok_or_else(bad)?;
+    // The element OID: a domain's or the base type's; the column already says how to read.
+    wire.u32().ok_or_else(bad)?;
+    if !(0..=MAX_DIMENSIONS).contains(&dimensions) || !(0..=1).contains(&has_nulls) {
+        return Err(bad());
+    }
+    let mut count: usize = usize::from(dimensions > 0);
+    for _ in 0..dimensions {
+        let length = wire.i32().and_then(|n| usize::try_from(n).ok());
+        wire.i32().ok_or_else(bad)?;
+        count = length.and_then(|n| count.checked_mul(n)).ok_or_else(bad)?;
+    }
+    // Every element takes at least its 4-byte length: a larger count is a lie.
+    if count > wire.remaining() / 4 {
+        return Err(bad());
+    }
+    if count > 0 {
+        writer::long(out, i64::try_from(count).unwrap_or(i64::MAX));
+    }
+    for _ in 0..count {
+        let value = wire.field().ok_or_else(bad)?;
+        write_element(element, value.map(Raw::Binary), out, scratch)?;
+    }
+    writer::long(out, 0);
+    wire.end().ok_or_else(bad)
+}
+
+/// An hstore as `hstore_out` prints it: `"a"=>"1", "b"=>NULL`, keys and values quoted with
+/// `"` and `\` escaped by a backslash; empty for no pairs.
+pub(crate) fn encode_text_hstore(
+    kind: ColumnKind,
+    text: &[u8],
+    out: &mut Vec<u8>,
+    scratch: &mut Scratch,
+) -> Result<(), ValueError> {
+    let bad = || kind.malformed("text", text);
+    let items = &mut scratch.map_items;
+    items.clear();
+    let mut count = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        if count > 0 {
+            rest = rest.strip_prefix(b", ").ok_or_else(bad)?;
+        }
+        let (key, after) = quoted(rest).ok_or_else(bad)?;
+        write_unescaped(items, key);
+        rest = after.strip_prefix(b"=>").ok_or_else(bad)?;
+        if let Some(after) = rest.strip_prefix(b"NULL") {
+            writer::union_index(items, 0);
+            rest = after;
+        } else {
+            let (value, after) = quoted(rest).ok_or_else(bad)?;
+            writer::union_index(items, 1);
+            write_unescaped(items, value);
+            rest = after;
+        }
+        count += 1;
+    }
+    write_block(out, count, items);
+    Ok(())
+}
+
+/// A `"`-quoted string at the start of `text`: its body (escapes kept) and what follows.
+fn quoted(text: &[u8]) -> Option<(&[u8], &[u8])> {
+    let body = text.strip_prefix(b"\"")?;
+    let mut at = 0;
+    loop {
+        match body.get(at)? {
+            b'"' => return Some((&body[..at], &body[at + 1..])),
+            b'\\' => at += 2,
+            _ => at += 1,
+        }
+    }
+}
+
+/// An Avro string of a quoted body with its backslash escapes removed, written without an
+/// intermediate copy: the length first, then the bytes.
+fn write_unescaped(out: &mut Vec<u8>, body: &[u8]) {
+    let mut escaped = false;
+    let mut length = 0usize;
+    for &byte in body {
+        if escaped || byte != b'\\' {
+            length += 1;
+            escaped = false;
+        } else {
+            escaped = true;
+        }
+    }
+    writer::long(out, i64::try_from(length).unwrap_or(i64::MAX));
+    let mut escaped = false;
+    for &byte in body {
+        if escaped || byte != b'\\' {
+            out.push(byte);
+            escaped = false;
+        } else {
+            escaped = true;
+        }
+    }
+}
+
+/// An hstore's binary form: `int32` count, then per pair an `int32` key length and the
+/// key, an `int32` value length (-1 for NULL) and the value.
+pub(crate) fn encode_binary_hstore(
+    kind: ColumnKind,
+    raw: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), ValueError> {
+    let bad = || kind.malformed("binary", raw);
+    let mut wire = Wire::new(raw);
+    let count = wire
+        .i32()
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(bad)?;
+    // Every pair takes at least its two 4-byte lengths.
+    if count > wire.remaining() / 8 {
+        return Err(bad());
+    }
+    if count > 0 {
+        writer::long(out, i64::try_from(count).unwrap_or(i64::MAX));
+    }
+    let text = |bytes: &[u8]| std::str::from_utf8(bytes).ok().map(|_| ());
+    for _ in 0..count {
+        let key = wire.field().flatten().ok_or_else(bad)?;
+        text(key).ok_or_else(bad)?;
+        writer::bytes(out, key);
+        match wire.field().ok_or_else(bad)? {
+            None => writer::union_index(out, 0),
+            Some(value) => {
+                text(value).ok_or_else(bad)?;
+                writer::union_index(out, 1);
+                writer::bytes(out, value);
+            }
+        }
+    }
+    writer::long(out, 0);
+    wire.end().ok_or_else(bad)
+}

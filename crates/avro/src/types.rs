@@ -1,0 +1,305 @@
+//! Which [`ColumnKind`] a PostgreSQL type gets: built-in types by OID, the others by what the
+//! caller looked up in `pg_type` ([`TypeInfo`]), shaped by the [`TypeOptions`] of the run.
+
+use crate::column::{ColumnKind, ScalarKind};
+
+/// What the catalog says about a column's type beyond its OID and modifier. Built-in types
+/// need none of it (`TypeInfo::default()`); the others are recognised by it:
+///
+/// - an extension type by `name` (`hstore`, `citext`), as its OID is not fixed;
+/// - an enum by `typtype == 'e'`, with its labels;
+/// - a domain by `domain`: the caller passes the *base* type's OID and modifier as the
+///   column's (`pg_type.typbasetype`, `typtypmod`), and the base type's `name` and `typtype`
+///   here; the column is mapped as its base type, and the schema's field names the domain;
+/// - an array of a type that is not built-in by `element`: the element type described the
+///   same way (an array's type modifier is its element's, so the column's modifier is used);
+/// - composite, range and multirange types (`typtype` 'c', 'r', 'm') and anything else not
+///   known: their text form, as a string (text-only: see [`ColumnKind::reads_binary`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TypeInfo {
+    /// `pg_type.typname` of the type (of the base type, for a domain), e.g. `hstore`.
+    pub name: String,
+    /// `pg_type.typtype`: 'b' base, 'e' enum, 'c' composite, 'r' range, 'm' multirange,
+    /// 'p' pseudo, 'd' domain (an unresolved domain: mapped as text). `'\0'` (the default)
+    /// reads as 'b'.
+    pub typtype: char,
+    /// The domain's name, when the column's declared type is a domain (shown as the caller
+    /// gives it; `format_type` output is a good choice).
+    pub domain: Option<String>,
+    /// For an array type that is not built in: its element type.
+    pub element: Option<Box<ElementType>>,
+    /// For an enum: its labels in sort order (`pg_enum.enumsortorder`).
+    pub enum_labels: Vec<String>,
+}
+
+/// The element type of an array column.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ElementType {
+    /// The element's type OID (the base type's, when the element is a domain).
+    pub type_oid: u32,
+    pub info: TypeInfo,
+}
+
+/// How `numeric` columns are carried.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NumericMode {
+    /// Avro decimals: `numeric(p, s)` as Kafka Connect's `Decimal`, unconstrained `numeric`
+    /// as Debezium's `VariableScaleDecimal`. NaN and ±Infinity are refused
+    /// ([`crate::ValueError::NonFiniteNumeric`]).
+    #[default]
+    Decimal,
+    /// Avro strings holding PostgreSQL's own text form (`1.50`, `NaN`, `-Infinity`): exact,
+    /// every value included.
+    String,
+}
+
+/// Run-wide choices of how types are carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypeOptions {
+    pub numeric: NumericMode,
+    /// The database's money fraction digits (`lc_monetary`'s; 2 in most locales): the scale
+    /// of money's Avro decimal.
+    pub money_scale: u32,
+}
+
+impl Default for TypeOptions {
+    fn default() -> Self {
+        TypeOptions {
+            numeric: NumericMode::Decimal,
+            money_scale: 2,
+        }
+    }
+}
+
+/// Type OIDs of the built-in types with a mapping of their own.
+pub(crate) mod oid {
+    pub(crate) const BOOL: u32 = 16;
+    pub(crate) const BYTEA: u32 = 17;
+    pub(crate) const CHAR: u32 = 18;
+    pub(crate) const NAME: u32 = 19;
+    pub(crate) const INT8: u32 = 20;
+    pub(crate) const INT2: u32 = 21;
+    pub(crate) const INT4: u32 = 23;
+    pub(crate) const TEXT: u32 = 25;
+    pub(crate) const OID: u32 = 26;
+    pub(crate) const TID: u32 = 27;
+    pub(crate) const XID: u32 = 28;
+    pub(crate) const CID: u32 = 29;
+    pub(crate) const JSON: u32 = 114;
+    pub(crate) const XML: u32 = 142;
+    pub(crate) const BOX: u32 = 603;
+    pub(crate) const CIDR: u32 = 650;
+    pub(crate) const FLOAT4: u32 = 700;
+    pub(crate) const FLOAT8: u32 = 701;
+    pub(crate) const MACADDR8: u32 = 774;
+    pub(crate) const MONEY: u32 = 790;
+    pub(crate) const MACADDR: u32 = 829;
+    pub(crate) const INET: u32 = 869;
+    pub(crate) const BPCHAR: u32 = 1042;
+    pub(crate) const VARCHAR: u32 = 1043;
+    pub(crate) const DATE: u32 = 1082;
+    pub(crate) const TIME: u32 = 1083;
+    pub(crate) const TIMESTAMP: u32 = 1114;
+    pub(crate) const TIMESTAMPTZ: u32 = 1184;
+    pub(crate) const INTERVAL: u32 = 1186;
+    pub(crate) const TIMETZ: u32 = 1266;
+    pub(crate) const BIT: u32 = 1560;
+    pub(crate) const VARBIT: u32 = 1562;
+    pub(crate) const NUMERIC: u32 = 1700;
+    pub(crate) const REFCURSOR: u32 = 1790;
+    pub(crate) const UUID: u32 = 2950;
+    pub(crate) const PG_LSN: u32 = 3220;
+    pub(crate) const JSONB: u32 = 3802;
+    pub(crate) const JSONPATH: u32 = 4072;
+    pub(crate) const XID8: u32 = 5069;
+}
+
+/// The built-in array types: (array OID, element OID), as `pg_type.typarray` of PostgreSQL 15
+/// lists them (the catalogs' own row types included).
+pub(crate) const BUILT_IN_ARRAYS: &[(u32, u32)] = &[
+    (1000, 16),
+    (1001, 17),
+    (1002, 18),
+    (1003, 19),
+    (1016, 20),
+    (1005, 21),
+    (1006, 22),
+    (1007, 23),
+    (1008, 24),
+    (1009, 25),
+    (1028, 26),
+    (1010, 27),
+    (1011, 28),
+    (1012, 29),
+    (1013, 30),
+    (210, 71),
+    (270, 75),
+    (272, 81),
+    (273, 83),
+    (199, 114),
+    (143, 142),
+    (1017, 600),
+    (1018, 601),
+    (1019, 602),
+    (1020, 603),
+    (1027, 604),
+    (629, 628),
+    (651, 650),
+    (1021, 700),
+    (1022, 701),
+    (719, 718),
+    (775, 774),
+    (791, 790),
+    (1040, 829),
+    (1041, 869),
+    (1034, 1033),
+    (1014, 1042),
+    (1015, 1043),
+    (1182, 1082),
+    (1183, 1083),
+    (1115, 1114),
+    (1185, 1184),
+    (1187, 1186),
+    (1270, 1266),
+    (1561, 1560),
+    (1563, 1562),
+    (1231, 1700),
+    (2201, 1790),
+    (2207, 2202),
+    (2208, 2203),
+    (2209, 2204),
+    (2210, 2205),
+    (2211, 2206),
+    (2287, 2249),
+    (1263, 2275),
+    (2951, 2950),
+    (2949, 2970),
+    (3221, 3220),
+    (3643, 3614),
+    (3645, 3615),
+    (3644, 3642),
+    (3735, 3734),
+    (3770, 3769),
+    (3807, 3802),
+    (3905, 3904),
+    (3907, 3906),
+    (3909, 3908),
+    (3911, 3910),
+    (3913, 3912),
+    (3927, 3926),
+    (4073, 4072),
+    (4090, 4089),
+    (4097, 4096),
+    (4192, 4191),
+    (6150, 4451),
+    (6151, 4532),
+    (6152, 4533),
+    (6153, 4534),
+    (6155, 4535),
+    (6157, 4536),
+    (5039, 5038),
+    (271, 5069),
+];
+
+/// The element type of a built-in array type.
+pub(crate) fn built_in_element(array_oid: u32) -> Option<u32> {
+    BUILT_IN_ARRAYS
+        .iter()
+        .find(|(array, _)| *array == array_oid)
+        .map(|(_, element)| *element)
+}
+
+impl ColumnKind {
+    /// The mapping of a column of type `type_oid` with modifier `type_modifier`, described
+    /// further by `info` where the OID is not enough (see [`TypeInfo`]).
+    pub fn of(type_oid: u32, type_modifier: i32, info: &TypeInfo, options: &TypeOptions) -> Self {
+        let element = match &info.element {
+            Some(element) => Some((element.type_oid, &element.info)),
+            None => built_in_element(type_oid).map(|oid| (oid, &DEFAULT_INFO)),
+        };
+        match element {
+            None => ColumnKind::Scalar(ScalarKind::of(type_oid, type_modifier, info, options)),
+            Some((element_oid, element_info)) => ColumnKind::Array {
+                element: ScalarKind::of(element_oid, type_modifier, element_info, options),
+                // box is the one built-in type whose array elements are `;`-separated.
+                delimiter: if element_oid == oid::BOX { b';' } else { b',' },
+            },
+        }
+    }
+}
+
+static DEFAULT_INFO: TypeInfo = TypeInfo {
+    name: String::new(),
+    typtype: '\0',
+    domain: None,
+    element: None,
+    enum_labels: Vec::new(),
+};
+
+impl ScalarKind {
+    fn of(type_oid: u32, type_modifier: i32, info: &TypeInfo, options: &TypeOptions) -> Self {
+        match info.typtype {
+            '\0' | 'b' => {}
+            'e' => return ScalarKind::Enum,
+            _ => return ScalarKind::Text,
+        }
+        match type_oid {
+            oid::BOOL => ScalarKind::Boolean,
+            oid::INT2 => ScalarKind::Int16,
+            oid::INT4 => ScalarKind::Int32,
+            oid::INT8 => ScalarKind::Int64,
+            oid::FLOAT4 => ScalarKind::Float32,
+            oid::FLOAT8 => ScalarKind::Float64,
+            oid::NUMERIC => match options.numeric {
+                NumericMode::Decimal => numeric_kind(type_modifier),
+                NumericMode::String => ScalarKind::NumericString,
+            },
+            oid::MONEY => ScalarKind::Money {
+                scale: options.money_scale,
+            },
+            oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::XML | oid::REFCURSOR => {
+                ScalarKind::String
+            }
+            oid::CHAR => ScalarKind::Char,
+            oid::BYTEA => ScalarKind::Bytes,
+            oid::UUID => ScalarKind::Uuid,
+            oid::DATE => ScalarKind::Date,
+            oid::TIME => ScalarKind::Time,
+            oid::TIMETZ => ScalarKind::TimeTz,
+            oid::TIMESTAMP => ScalarKind::Timestamp,
+            oid::TIMESTAMPTZ => ScalarKind::TimestampTz,
+            oid::INTERVAL => ScalarKind::Interval,
+            oid::JSON => ScalarKind::Json,
+            oid::JSONB => ScalarKind::Jsonb,
+            oid::JSONPATH => ScalarKind::JsonPath,
+            oid::BIT | oid::VARBIT => ScalarKind::Bits,
+            oid::INET => ScalarKind::Inet,
+            oid::CIDR => ScalarKind::Cidr,
+            oid::MACADDR => ScalarKind::MacAddr,
+            oid::MACADDR8 => ScalarKind::MacAddr8,
+            oid::OID | oid::XID | oid::CID => ScalarKind::UInt32,
+            oid::XID8 => ScalarKind::UInt64,
+            oid::PG_LSN => ScalarKind::PgLsn,
+            oid::TID => ScalarKind::Tid,
+            _ => match info.name.as_str() {
+                "hstore" => ScalarKind::HStore,
+                "citext" => ScalarKind::String,
+                _ => ScalarKind::Text,
+            },
+        }
+    }
+}
+
+fn numeric_kind(type_modifier: i32) -> ScalarKind {
+    // typmod = ((precision << 16) | scale) + VARHDRSZ; scale is an 11-bit signed field.
+    let Some(packed) = type_modifier.checked_sub(4).filter(|p| *p >= 0) else {
+        return ScalarKind::VariableDecimal;
+    };
+    let precision = (packed >> 16) & 0xffff;
+    let scale = ((packed & 0x7ff) ^ 1024) - 1024;
+    match (u32::try_from(precision), u32::try_from(scale)) {
+        (Ok(precision), Ok(scale)) => ScalarKind::Decimal { precision, scale },
+        // A negative scale has no Avro decimal form.
+        _ => ScalarKind::VariableDecimal,
+    }
+}
