@@ -137,6 +137,10 @@ impl Config {
             format!("snapshot={}", self.snapshot.mode.as_str()),
             format!("parallelism={}", self.snapshot.parallelism),
             format!("chunk_rows={}", self.snapshot.chunk_rows),
+            format!(
+                "progress_interval={}",
+                human(self.snapshot.progress_interval)
+            ),
             format!("kafka={}", kafka.bootstrap_servers),
             format!("topic_prefix={}", kafka.topic_prefix),
             format!("partitions={}", kafka.partitions),
@@ -389,6 +393,9 @@ pub struct SnapshotSection {
     pub parallelism: usize,
     #[serde(default = "default_chunk_rows")]
     pub chunk_rows: u64,
+    /// How often progress is logged when stderr is not a terminal.
+    #[serde(default = "default_progress_interval", with = "humantime_serde")]
+    pub progress_interval: Duration,
 }
 
 impl Default for SnapshotSection {
@@ -397,6 +404,7 @@ impl Default for SnapshotSection {
             mode: SnapshotMode::default(),
             parallelism: default_parallelism(),
             chunk_rows: default_chunk_rows(),
+            progress_interval: default_progress_interval(),
         }
     }
 }
@@ -976,6 +984,7 @@ const SCHEMA: &[KeySpec] = &[
     opt("snapshot", "mode", Text, check::<SnapshotMode>),
     opt("snapshot", "parallelism", Typed, check::<usize>),
     opt("snapshot", "chunk_rows", Typed, check::<u64>),
+    opt("snapshot", "progress_interval", Text, check_duration),
     req("kafka", "bootstrap_servers", check::<String>),
     req("kafka", "topic_prefix", check::<String>),
     opt("kafka", "partitions", Typed, check::<i32>),
@@ -1641,6 +1650,10 @@ fn default_include() -> Vec<TablePattern> {
 
 fn default_parallelism() -> usize {
     2
+}
+
+fn default_progress_interval() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn default_chunk_rows() -> u64 {

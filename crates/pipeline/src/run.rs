@@ -60,6 +60,7 @@ pub struct Settings {
     /// Tables estimated to hold more rows are copied in pieces of about this many rows (by
     /// ctid page ranges), by several connections at once.
     pub snapshot_chunk_rows: u64,
+    pub snapshot_progress_interval: Duration,
     pub kafka: KafkaConfig,
     pub topic_prefix: String,
     pub registry: RegistryConfig,
@@ -583,7 +584,7 @@ async fn snapshot(
         .max(1)
         .min(pieces.len().max(1));
     let names: Vec<String> = tables.iter().map(CapturedTable::qualified).collect();
-    let progress = tokio::spawn(report_progress(names));
+    let progress = tokio::spawn(report_progress(names, settings.snapshot_progress_interval));
     let queue = Arc::new(std::sync::Mutex::new(pieces));
     let produced: Arc<std::sync::Mutex<HashMap<u32, HashSet<Vec<u8>>>>> = Arc::default();
     let mut copiers = tokio::task::JoinSet::new();
@@ -676,17 +677,22 @@ async fn snapshot(
     Ok(())
 }
 
-/// Snapshot progress: every 10 s a log line per unfinished table (rows, estimate, rate, ETA),
-/// and on a terminal a line of the overall figures refreshed every second.
-async fn report_progress(tables: Vec<String>) {
+/// Snapshot progress: on a terminal a line of the overall figures refreshed every second;
+/// otherwise every `interval` a log line per unfinished table (rows, estimate, rate, ETA) and
+/// one for all tables.
+async fn report_progress(tables: Vec<String>, interval: Duration) {
     use std::io::{IsTerminal as _, Write as _};
     let terminal = std::io::stderr().is_terminal();
     let started = tokio::time::Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut seconds = 0u64;
+    let mut tick = tokio::time::interval(if terminal {
+        Duration::from_secs(1)
+    } else {
+        interval.max(Duration::from_millis(10))
+    });
+    // The first tick is immediate: nothing to report yet.
+    tick.tick().await;
     loop {
         tick.tick().await;
-        seconds += 1;
         let elapsed = started.elapsed().as_secs_f64().max(0.001);
         let figures: Vec<(String, u64, u64)> = tables
             .iter()
@@ -710,7 +716,7 @@ async fn report_progress(tables: Vec<String>) {
             let mut stderr = std::io::stderr().lock();
             let _ = write!(stderr, "\r{line}\x1b[K");
             let _ = stderr.flush();
-        } else if seconds.is_multiple_of(10) {
+        } else {
             for (table, rows, estimate) in
                 figures.iter().filter(|(_, rows, estimate)| rows < estimate)
             {
@@ -753,9 +759,7 @@ async fn split_table(
         oid: table.oid,
         pages: None,
     }];
-    if parallelism < 2 || chunk_rows == 0 {
-        return Ok(whole);
-    }
+    // Sized even when it is copied whole: the estimate is what progress reports measure against.
     let row = sql
         .query_one(
             "SELECT pg_relation_size(c.oid) / current_setting('block_size')::bigint,
@@ -772,6 +776,9 @@ async fn split_table(
             .table(&table.qualified())
             .snapshot_rows_estimate
             .store(rows, Relaxed);
+    }
+    if parallelism < 2 || chunk_rows == 0 {
+        return Ok(whole);
     }
     let Some(pieces) = piece_count(estimated_rows, chunk_rows) else {
         return Ok(whole);
@@ -1269,7 +1276,6 @@ async fn on_relation(
                 type_modifier: c.type_modifier(),
                 nullable: !c.is_key(),
                 is_key: c.is_key(),
-                type_info: Default::default(),
             })
             .collect(),
     };
@@ -1645,6 +1651,7 @@ impl Settings {
             snapshot: config.snapshot.mode == crate::config::SnapshotMode::Initial,
             snapshot_parallelism: config.snapshot.parallelism,
             snapshot_chunk_rows: config.snapshot.chunk_rows,
+            snapshot_progress_interval: config.snapshot.progress_interval,
             kafka,
             topic_prefix: config.kafka.topic_prefix.clone(),
             registry: config.registry.client_config(Duration::from_secs(10)),

@@ -165,6 +165,11 @@ impl Sluice {
         Sluice { child }
     }
 
+    /// Takes over a `sluice run` process the test started itself.
+    pub fn from_child(child: std::process::Child) -> Sluice {
+        Sluice { child }
+    }
+
     /// SIGTERM, then the exit status.
     pub fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();

@@ -8,6 +8,7 @@ mod errors;
 mod large_transactions;
 mod metrics;
 mod pipeline;
+mod progress;
 mod registry;
 mod replication;
 mod stack;

@@ -1,0 +1,87 @@
+//! Snapshot progress when stderr is not a terminal: periodic structured log lines with rows,
+//! estimate, rate and ETA per table and overall, and never a row's values.
+
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use sluice_e2e::pipeline::{stop_and_drop_slot, wait_until_streaming, write_config};
+use sluice_e2e::{Stack, unique_name};
+
+const ROWS: u64 = 300_000;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_snapshot_logs_its_progress_as_json_without_row_values() {
+    let stack = Stack::from_env();
+    let sql = stack.pg_connect("sluice").await;
+    let schema = unique_name("progress");
+    sql.batch_execute(&format!(
+        "CREATE SCHEMA {schema};
+         CREATE TABLE {schema}.t (id int PRIMARY KEY, secret text);
+         INSERT INTO {schema}.t SELECT g, 'do-not-log-' || g FROM generate_series(1, {ROWS}) g;
+         ANALYZE {schema}.t;"
+    ))
+    .await
+    .unwrap();
+    let slot = unique_name("progress_slot");
+    let config = write_config(
+        &stack,
+        &unique_name("progress"),
+        &slot,
+        &unique_name("progress_pub"),
+        &schema,
+    );
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[snapshot]\nprogress_interval = \"100ms\"\nparallelism = 1\n");
+    std::fs::write(&config, text).unwrap();
+    let log = std::env::temp_dir().join(format!("{schema}.log"));
+    let child = Command::new(env!("CARGO_BIN_EXE_sluice-cli"))
+        .args(["run", "--log-format", "json", "--config"])
+        .arg(&config)
+        .env("SLUICE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let sluice = sluice_e2e::pipeline::Sluice::from_child(child);
+    wait_until_streaming(&sql, &slot).await;
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("do-not-log"), "a row value was logged");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let table = format!("{schema}.t");
+    let per_table: Vec<&Value> = lines
+        .iter()
+        .map(|line| &line["fields"])
+        .filter(|f| f["message"] == "snapshot progress" && f["table"] == table.as_str())
+        .collect();
+    assert!(per_table.len() >= 2, "progress lines: {per_table:?}");
+    let mut previous = 0;
+    for fields in &per_table {
+        let rows = fields["rows"].as_u64().unwrap();
+        assert!(rows >= previous, "{per_table:?}");
+        previous = rows;
+        let estimate = fields["estimated_rows"].as_u64().unwrap();
+        assert!(estimate.abs_diff(ROWS) < ROWS / 10, "{fields}");
+        assert!(fields.get("rows_per_second").is_some(), "{fields}");
+        if rows > 0 {
+            assert!(fields["eta_seconds"].as_u64().is_some(), "{fields}");
+        }
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "snapshot progress, all tables"),
+        "an overall line"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "snapshot complete and acknowledged"),
+        "the snapshot finished"
+    );
+    let _ = std::fs::remove_file(&log);
+}
