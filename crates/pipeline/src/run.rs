@@ -1276,6 +1276,7 @@ async fn on_relation(
                 type_modifier: c.type_modifier(),
                 nullable: !c.is_key(),
                 is_key: c.is_key(),
+                type_info: Default::default(),
             })
             .collect(),
     };
