@@ -413,6 +413,19 @@ mod tests {
     }
 
     #[test]
+    fn postgres_17_interval_infinities_print_as_such() {
+        for (text, interval) in [
+            ("infinity", Interval::INFINITY),
+            ("-infinity", Interval::NEG_INFINITY),
+        ] {
+            assert_eq!(parse_interval(text), Some(interval));
+            let mut out = String::new();
+            format_interval(&mut out, interval);
+            assert_eq!(out, text);
+        }
+    }
+
+    #[test]
     fn zoned_timestamps_print_as_debezium_does() {
         let cases = [
             (0, "1970-01-01T00:00:00Z"),
