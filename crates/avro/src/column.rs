@@ -361,11 +361,9 @@ impl ScalarKind {
             }),
             ScalarKind::Bytes => json!("bytes"),
             ScalarKind::Uuid => debezium("string", "io.debezium.data.Uuid"),
-            ScalarKind::Date => {
-                let mut schema = debezium("int", "io.debezium.time.Date");
-                schema["logicalType"] = json!("date");
-                schema
-            }
+            // Without Avro's own `logicalType: date`: Connect's Avro converters take that for
+            // org.apache.kafka.connect.data.Date and refuse the Debezium name beside it.
+            ScalarKind::Date => debezium("int", "io.debezium.time.Date"),
             ScalarKind::Time => debezium("long", "io.debezium.time.MicroTime"),
             ScalarKind::TimeTz => debezium("string", "io.debezium.time.ZonedTime"),
             ScalarKind::Timestamp => debezium("long", "io.debezium.time.MicroTimestamp"),
