@@ -1,7 +1,7 @@
 //! What the database says about the captured tables: which exist, their columns and keys, and
 //! whether each can be captured.
 
-use sluice_avro::{ColumnSpec, TableSpec};
+use sluice_avro::{ColumnSpec, ElementType, TableSpec, TypeInfo};
 use tokio_postgres::Client;
 
 /// A table chosen for capture, as the catalog describes it.
@@ -9,6 +9,9 @@ use tokio_postgres::Client;
 pub struct CapturedTable {
     pub oid: u32,
     pub spec: TableSpec,
+    /// The columns as declared (names, type OIDs and modifiers before domains are resolved),
+    /// to compare with the server's Relation messages.
+    pub shape: Shape,
     /// `d`efault, `n`othing, `f`ull or `i`ndex.
     pub replica_identity: char,
 }
@@ -31,6 +34,9 @@ impl CapturedTable {
         self.spec.columns.iter().any(|c| c.is_key)
     }
 }
+
+/// Column names, declared type OIDs and type modifiers, in column order.
+pub type Shape = Vec<(String, u32, i32)>;
 
 /// A table that cannot be captured as configured.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,7 +114,7 @@ pub async fn describe(
         )
         .await
         .map_err(|e| CatalogError::Query(query_error(&e)))?;
-    let columns = rows
+    let mut columns: Vec<ColumnSpec> = rows
         .iter()
         .map(|row| ColumnSpec {
             name: row.get(0),
@@ -119,8 +125,14 @@ pub async fn describe(
             type_info: Default::default(),
         })
         .collect();
+    let shape = columns
+        .iter()
+        .map(|c| (c.name.clone(), c.type_oid, c.type_modifier))
+        .collect();
+    resolve_types(client, &mut columns).await?;
     Ok(CapturedTable {
         oid,
+        shape,
         spec: TableSpec {
             schema: schema.to_owned(),
             name: name.to_owned(),
@@ -128,6 +140,109 @@ pub async fn describe(
         },
         replica_identity,
     })
+}
+
+/// Objects with OIDs below this were made by initdb: the built-in types, which need no lookup.
+const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
+
+/// Fills in each column's [`TypeInfo`] from `pg_type` for types that are not built in: enums
+/// (with their labels), domains (mapped as their base type, the domain's name kept),
+/// extension types such as hstore and citext (by name), arrays of such types, and composite,
+/// range and multirange types (carried as text).
+pub async fn resolve_types(
+    client: &Client,
+    columns: &mut [ColumnSpec],
+) -> Result<(), CatalogError> {
+    for column in columns.iter_mut() {
+        if column.type_oid < FIRST_NORMAL_OBJECT_ID {
+            continue;
+        }
+        let (oid, modifier, info) =
+            resolve_type(client, column.type_oid, column.type_modifier).await?;
+        column.type_oid = oid;
+        column.type_modifier = modifier;
+        column.type_info = info;
+    }
+    Ok(())
+}
+
+/// One row of `pg_type`, with what a lookup needs.
+struct PgType {
+    name: String,
+    display: String,
+    typtype: char,
+    base: u32,
+    base_modifier: i32,
+    element: u32,
+    is_array: bool,
+    enum_labels: Vec<String>,
+}
+
+async fn pg_type(client: &Client, oid: u32) -> Result<PgType, CatalogError> {
+    let row = client
+        .query_one(
+            "SELECT t.typname::text, format_type(t.oid, NULL), t.typtype::text, t.typbasetype,
+                    t.typtypmod, t.typelem, t.typcategory = 'A' AND t.typlen = -1,
+                    ARRAY(SELECT e.enumlabel::text FROM pg_enum e
+                           WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder)
+               FROM pg_type t WHERE t.oid = $1",
+            &[&oid],
+        )
+        .await
+        .map_err(|e| CatalogError::Query(query_error(&e)))?;
+    let typtype: String = row.get(2);
+    Ok(PgType {
+        name: row.get(0),
+        display: row.get(1),
+        typtype: typtype.chars().next().unwrap_or('b'),
+        base: row.get(3),
+        base_modifier: row.get(4),
+        element: row.get(5),
+        is_array: row.get(6),
+        enum_labels: row.get(7),
+    })
+}
+
+/// The OID and modifier to map a column of type `oid` as (a domain's base type's), and its
+/// [`TypeInfo`].
+async fn resolve_type(
+    client: &Client,
+    oid: u32,
+    modifier: i32,
+) -> Result<(u32, i32, TypeInfo), CatalogError> {
+    let (mut oid, mut modifier) = (oid, modifier);
+    let mut domain = None;
+    let mut found = pg_type(client, oid).await?;
+    // A domain over a domain: the outermost name is the column's, the innermost base its type.
+    while found.typtype == 'd' {
+        domain.get_or_insert_with(|| found.display.clone());
+        if modifier < 0 {
+            modifier = found.base_modifier;
+        }
+        oid = found.base;
+        found = pg_type(client, oid).await?;
+    }
+    let element = if found.is_array && found.element != 0 {
+        let (element_oid, _, element_info) =
+            Box::pin(resolve_type(client, found.element, modifier)).await?;
+        Some(Box::new(ElementType {
+            type_oid: element_oid,
+            info: element_info,
+        }))
+    } else {
+        None
+    };
+    Ok((
+        oid,
+        modifier,
+        TypeInfo {
+            name: found.name,
+            typtype: found.typtype,
+            domain,
+            element,
+            enum_labels: found.enum_labels,
+        },
+    ))
 }
 
 /// Refuses a table without a key unless keyless tables are allowed and it has

@@ -156,6 +156,7 @@ impl Config {
                     .map_or("unchanged", Compatibility::as_str)
             ),
             format!("events={}", self.events.mode.as_str()),
+            format!("numeric={}", self.events.numeric.as_str()),
             format!("tombstones={}", self.events.tombstones),
             format!("key_change={}", self.events.key_change.as_str()),
             format!("drain_timeout={}", human(self.shutdown.drain_timeout)),
@@ -688,6 +689,30 @@ pub struct EventsSection {
     /// these go to the `<topic_prefix>.message` topic; empty: none.
     #[serde(default)]
     pub message_prefixes: Vec<String>,
+    /// How `numeric` values are carried: Avro decimals, or exact strings that also hold NaN
+    /// and ±Infinity.
+    #[serde(default)]
+    pub numeric: NumericHandling,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NumericHandling {
+    /// `numeric(p, s)` as Connect's Decimal, unconstrained as Debezium's VariableScaleDecimal;
+    /// NaN and ±Infinity stop sluice, naming the column.
+    #[default]
+    Decimal,
+    /// PostgreSQL's own text form in an Avro string.
+    String,
+}
+
+impl NumericHandling {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NumericHandling::Decimal => "decimal",
+            NumericHandling::String => "string",
+        }
+    }
 }
 
 impl Default for EventsSection {
@@ -698,6 +723,7 @@ impl Default for EventsSection {
             key_change: KeyChange::default(),
             truncate: true,
             message_prefixes: Vec::new(),
+            numeric: NumericHandling::default(),
         }
     }
 }
@@ -1001,6 +1027,7 @@ const SCHEMA: &[KeySpec] = &[
     opt("events", "key_change", Text, check::<KeyChange>),
     opt("events", "truncate", Typed, check::<bool>),
     opt("events", "message_prefixes", Typed, check::<Vec<String>>),
+    opt("events", "numeric", Text, check::<NumericHandling>),
     opt("shutdown", "drain_timeout", Text, check_duration),
     opt("metrics", "bind", Text, check::<SocketAddr>),
     opt("metrics", "enabled", Typed, check::<bool>),
@@ -1821,6 +1848,7 @@ mod tests {
         mode = "never"
         parallelism = 8
         chunk_rows = 5000
+        progress_interval = "2s"
 
         [kafka]
         bootstrap_servers = "k1:9092,k2:9092"
@@ -1847,6 +1875,7 @@ mod tests {
         key_change = "delete_create"
         truncate = false
         message_prefixes = ["audit", "app."]
+        numeric = "string"
 
         [shutdown]
         drain_timeout = "1m"

@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sluice_avro::{
-    ColumnSpec, MessageCodec, Op, Raw, Registry, RegistryConfig, Row, Scratch, SnapshotMarker,
-    Source, TableCodec, TableSpec,
+    ColumnKind, ColumnSpec, MessageCodec, NumericMode, Op, Raw, Registry, RegistryConfig, Row,
+    Scratch, SnapshotMarker, Source, TableCodec, TableSpec, TypeOptions,
 };
 use sluice_kafka::{AckTracker, Delivery, KafkaConfig, Producer, SendError};
 use sluice_pgoutput::{ColumnValue, LogicalMessage, Lsn, OldTuple, Relation, Tuple};
@@ -34,7 +34,7 @@ use sluice_postgres::{
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_postgres::Client;
 
-use crate::catalog::{self, CapturedTable, quote_ident, quote_literal};
+use crate::catalog::{self, CapturedTable, Shape, quote_ident, quote_literal};
 use crate::copy::CopyReader;
 use crate::error::{PipelineError, pg};
 use crate::metrics::{self, TableMetrics};
@@ -61,6 +61,8 @@ pub struct Settings {
     /// ctid page ranges), by several connections at once.
     pub snapshot_chunk_rows: u64,
     pub snapshot_progress_interval: Duration,
+    /// How types are carried; the money scale is the database's, set once connected.
+    pub type_options: TypeOptions,
     pub kafka: KafkaConfig,
     pub topic_prefix: String,
     pub registry: RegistryConfig,
@@ -101,7 +103,7 @@ struct TableOut {
     upsert: bool,
     metrics: Arc<TableMetrics>,
     /// (name, type, modifier) of each column, to notice a changed Relation.
-    shape: Vec<(String, u32, i32)>,
+    shape: Shape,
 }
 
 impl TableOut {
@@ -138,13 +140,14 @@ impl TableOut {
 
 /// Runs until `shutdown` resolves (then drains and exits cleanly) or a fatal error.
 pub async fn run(
-    settings: Settings,
+    mut settings: Settings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), PipelineError> {
     if let Some(bind) = settings.metrics_bind {
         metrics::serve(bind).await?;
     }
     let sql = connect_sql(&settings).await?;
+    settings.type_options.money_scale = money_scale(&sql).await?;
     let tables = choose_tables(&sql, &settings).await?;
     ensure_publication(&sql, &settings, &tables).await?;
 
@@ -155,7 +158,16 @@ pub async fn run(
     let topics: Vec<String> = tables.iter().map(|t| topic_of(&settings, t)).collect();
     producer.ensure_topics(&topics).await?;
     for (table, topic) in tables.iter().zip(topics) {
-        let out = table_out(&mut registry, topic, &table.spec, &settings, None).await?;
+        refuse_text_only_columns(&sql, &table.spec, &settings).await?;
+        let out = table_out(
+            &mut registry,
+            topic,
+            &table.spec,
+            table.shape.clone(),
+            &settings,
+            None,
+        )
+        .await?;
         outs.insert(table.oid, out);
     }
 
@@ -443,11 +455,12 @@ async fn table_out(
     registry: &mut Registry,
     topic: String,
     spec: &TableSpec,
+    shape: Shape,
     settings: &Settings,
     mut stream: Option<&mut ChangeStream>,
 ) -> Result<TableOut, PipelineError> {
     let upsert = settings.upsert;
-    let codec = TableCodec::new(&topic, spec);
+    let codec = TableCodec::with_options(&topic, spec, &settings.type_options);
     let key_subject = format!("{topic}-key");
     let key_id = register(
         registry,
@@ -475,11 +488,7 @@ async fn table_out(
         value_id,
         upsert,
         metrics: metrics::global().table(&format!("{}.{}", spec.schema, spec.name)),
-        shape: spec
-            .columns
-            .iter()
-            .map(|c| (c.name.clone(), c.type_oid, c.type_modifier))
-            .collect(),
+        shape,
     })
 }
 
@@ -1073,7 +1082,7 @@ async fn stream_changes(
                         confirm(&mut changes, wal_end);
                     }
                     Change::Message(LogicalMessage::Relation(relation)) => {
-                        on_relation(registry, outs, &relation, settings, producer, &mut changes).await?;
+                        on_relation(sql, registry, outs, &relation, settings, producer, &mut changes).await?;
                     }
                     Change::Message(LogicalMessage::Message(message)) => {
                         let Some(out) = messages.filter(|_| {
@@ -1245,7 +1254,9 @@ async fn drain(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn on_relation(
+    sql: &Client,
     registry: &mut Registry,
     outs: &mut HashMap<u32, TableOut>,
     relation: &Relation,
@@ -1253,7 +1264,7 @@ async fn on_relation(
     producer: &Producer,
     changes: &mut ChangeStream,
 ) -> Result<(), PipelineError> {
-    let shape: Vec<(String, u32, i32)> = relation
+    let shape: Shape = relation
         .columns()
         .iter()
         .map(|c| (c.name().to_owned(), c.type_oid(), c.type_modifier()))
@@ -1264,7 +1275,7 @@ async fn on_relation(
     {
         return Ok(());
     }
-    let spec = TableSpec {
+    let mut spec = TableSpec {
         schema: relation.namespace().to_owned(),
         name: relation.name().to_owned(),
         columns: relation
@@ -1280,13 +1291,15 @@ async fn on_relation(
             })
             .collect(),
     };
+    catalog::resolve_types(sql, &mut spec.columns).await?;
+    refuse_text_only_columns(sql, &spec, settings).await?;
     let topic = format!("{}.{}.{}", settings.topic_prefix, spec.schema, spec.name);
     let new_table = !outs.contains_key(&relation.relation_id());
     if new_table {
         // A table added to the publication while sluice runs: its topic may not exist yet.
         producer.ensure_topics(std::slice::from_ref(&topic)).await?;
     }
-    let out = table_out(registry, topic, &spec, settings, Some(changes)).await?;
+    let out = table_out(registry, topic, &spec, shape, settings, Some(changes)).await?;
     let table = format!("{}.{}", spec.schema, spec.name);
     if new_table {
         tracing::info!(%table, "a table joined the publication; capturing it from here on");
@@ -1295,6 +1308,61 @@ async fn on_relation(
     }
     outs.insert(relation.relation_id(), out);
     Ok(())
+}
+
+/// The database's money fraction digits (its `lc_monetary`'s), the scale of money values.
+async fn money_scale(sql: &Client) -> Result<u32, PipelineError> {
+    let scale: i32 = sql
+        .query_one("SELECT scale('1'::money::numeric)", &[])
+        .await
+        .map_err(|e| pg("reading the money scale (lc_monetary)", &e))?
+        .get(0);
+    Ok(u32::try_from(scale).unwrap_or(2))
+}
+
+/// In binary mode the server sends every column in its binary form; sluice cannot decode that
+/// for some types, so such a column stops sluice before anything of the table is produced.
+async fn refuse_text_only_columns(
+    sql: &Client,
+    spec: &TableSpec,
+    settings: &Settings,
+) -> Result<(), PipelineError> {
+    if !settings.binary {
+        return Ok(());
+    }
+    let mut text_only = Vec::new();
+    for column in &spec.columns {
+        let kind = ColumnKind::of(
+            column.type_oid,
+            column.type_modifier,
+            &column.type_info,
+            &settings.type_options,
+        );
+        if kind.reads_binary() {
+            continue;
+        }
+        let type_name: String = sql
+            .query_one(
+                "SELECT format_type($1, NULLIF($2, -1))",
+                &[&column.type_oid, &column.type_modifier],
+            )
+            .await
+            .map_err(|e| pg("naming a column's type", &e))?
+            .get(0);
+        text_only.push(format!("{} ({type_name})", column.name));
+    }
+    if text_only.is_empty() {
+        return Ok(());
+    }
+    Err(PipelineError::Setup(format!(
+        "table {}.{}: replication.binary = true, but column(s) {} have a type whose binary form \
+         sluice does not decode (composite, range, geometric, text search and other text-only \
+         types, see docs/types.md): set replication.binary = false (values then travel in text \
+         form, exactly), or leave these columns out of the publication",
+        spec.schema,
+        spec.name,
+        text_only.join(", ")
+    )))
 }
 
 /// Where one change's events go, and the buffers they are encoded into.
@@ -1653,6 +1721,13 @@ impl Settings {
             snapshot_parallelism: config.snapshot.parallelism,
             snapshot_chunk_rows: config.snapshot.chunk_rows,
             snapshot_progress_interval: config.snapshot.progress_interval,
+            type_options: TypeOptions {
+                numeric: match config.events.numeric {
+                    crate::config::NumericHandling::Decimal => NumericMode::Decimal,
+                    crate::config::NumericHandling::String => NumericMode::String,
+                },
+                ..TypeOptions::default()
+            },
             kafka,
             topic_prefix: config.kafka.topic_prefix.clone(),
             registry: config.registry.client_config(Duration::from_secs(10)),

@@ -1637,7 +1637,7 @@ async fn check_registry(
     let (mut compatible, mut new) = (0, 0);
     for table in tables {
         let topic = topic_of(settings, table);
-        let codec = TableCodec::new(&topic, &table.spec);
+        let codec = TableCodec::with_options(&topic, &table.spec, &settings.type_options);
         // As `sluice run` registers them: the row alone in upsert mode, else the envelope.
         let value = if settings.upsert {
             codec.row_schema()
