@@ -14,6 +14,9 @@ pub struct CapturedTable {
     pub shape: Shape,
     /// `d`efault, `n`othing, `f`ull or `i`ndex.
     pub replica_identity: char,
+    /// A partitioned table: its rows live in its partitions, and it is published through
+    /// this root (`publish_via_partition_root`), one topic for all partitions.
+    pub partitioned: bool,
 }
 
 impl CapturedTable {
@@ -130,9 +133,15 @@ pub async fn describe(
         .map(|c| (c.name.clone(), c.type_oid, c.type_modifier))
         .collect();
     resolve_types(client, &mut columns).await?;
+    let partitioned: bool = client
+        .query_one("SELECT relkind = 'p' FROM pg_class WHERE oid = $1", &[&oid])
+        .await
+        .map_err(|e| CatalogError::Query(query_error(&e)))?
+        .get(0);
     Ok(CapturedTable {
         oid,
         shape,
+        partitioned,
         spec: TableSpec {
             schema: schema.to_owned(),
             name: name.to_owned(),

@@ -375,8 +375,9 @@ async fn ensure_publication(
                 names.join(", ")
             )));
         }
+        // Through the root: a partitioned table's changes arrive as the root's, on one topic.
         sql.batch_execute(&format!(
-            "CREATE PUBLICATION {} FOR TABLE {}",
+            "CREATE PUBLICATION {} FOR TABLE {} WITH (publish_via_partition_root = true)",
             quote_ident(&settings.publication),
             names.join(", ")
         ))
@@ -390,6 +391,9 @@ async fn ensure_publication(
         })?;
         tracing::info!(publication = %settings.publication, tables = tables.len(), "created the publication");
         return Ok(());
+    }
+    if tables.iter().any(|t| t.partitioned) {
+        publish_via_root(sql, &settings.publication).await?;
     }
     let published: Vec<(String, String)> = sql
         .query(
@@ -769,10 +773,17 @@ async fn split_table(
         pages: None,
     }];
     // Sized even when it is copied whole: the estimate is what progress reports measure against.
+    // A partitioned table has no pages of its own: its rows are its leaf partitions', and it
+    // is copied whole through the root.
     let row = sql
         .query_one(
-            "SELECT pg_relation_size(c.oid) / current_setting('block_size')::bigint,
-                    c.reltuples::float8
+            "SELECT CASE WHEN c.relkind = 'p' THEN 0
+                         ELSE pg_relation_size(c.oid) / current_setting('block_size')::bigint END,
+                    CASE WHEN c.relkind = 'p' THEN
+                      (SELECT COALESCE(sum(GREATEST(l.reltuples, 0)), 0)::float8
+                         FROM pg_partition_tree(c.oid) t JOIN pg_class l ON l.oid = t.relid
+                        WHERE t.isleaf)
+                    ELSE c.reltuples::float8 END
                FROM pg_class c WHERE c.oid = $1",
             &[&table.oid],
         )
@@ -786,7 +797,7 @@ async fn split_table(
             .snapshot_rows_estimate
             .store(rows, Relaxed);
     }
-    if parallelism < 2 || chunk_rows == 0 {
+    if parallelism < 2 || chunk_rows == 0 || table.partitioned {
         return Ok(whole);
     }
     let Some(pieces) = piece_count(estimated_rows, chunk_rows) else {
@@ -887,8 +898,11 @@ async fn copy_piece(
             format!(" WHERE ctid >= '({start},0)'::tid AND ctid < '({end},0)'::tid")
         }
     };
+    // ONLY keeps rows of inheritance children out (they are tables of their own); a
+    // partitioned table's rows are all in its partitions.
+    let only = if table.partitioned { "" } else { "ONLY " };
     let copy = format!(
-        "COPY (SELECT {} FROM ONLY {}{range}) TO STDOUT (FORMAT binary)",
+        "COPY (SELECT {} FROM {only}{}{range}) TO STDOUT (FORMAT binary)",
         columns.join(", "),
         table.quoted()
     );
@@ -1307,6 +1321,35 @@ async fn on_relation(
         tracing::info!(%table, "table shape changed; new schema versions registered");
     }
     outs.insert(relation.relation_id(), out);
+    Ok(())
+}
+
+/// Makes an existing publication publish partitions' changes as their root's, which sluice
+/// needs to capture a partitioned table as one.
+async fn publish_via_root(sql: &Client, publication: &str) -> Result<(), PipelineError> {
+    let via_root: bool = sql
+        .query_one(
+            "SELECT pubviaroot FROM pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(|e| pg("reading the publication", &e))?
+        .get(0);
+    if via_root {
+        return Ok(());
+    }
+    let alter = format!(
+        "ALTER PUBLICATION {} SET (publish_via_partition_root = true)",
+        quote_ident(publication)
+    );
+    sql.batch_execute(&alter).await.map_err(|e| {
+        PipelineError::Setup(format!(
+            "publication {publication} publishes partitions as tables of their own, but sluice \
+             captures a partitioned table through its root ({e}): run {alter} as the \
+             publication's owner"
+        ))
+    })?;
+    tracing::info!(%publication, "the publication now publishes partitions through their root");
     Ok(())
 }
 

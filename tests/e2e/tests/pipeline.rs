@@ -928,3 +928,82 @@ async fn each_replica_identity_gives_the_before_it_allows() {
     }
     stop_and_drop_slot(sluice, &sql, &slot).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partitioned_table_is_captured_through_its_root_on_one_topic() {
+    let stack = Stack::from_env();
+    let sql = stack.pg_connect("sluice").await;
+    let schema = unique_name("parts");
+    let (prefix, slot) = (unique_name("parts"), unique_name("parts_slot"));
+    sql.batch_execute(&format!(
+        "CREATE SCHEMA {schema};
+         CREATE TABLE {schema}.events (id int, region text, note text, PRIMARY KEY (id, region))
+           PARTITION BY LIST (region);
+         CREATE TABLE {schema}.events_eu PARTITION OF {schema}.events FOR VALUES IN ('eu');
+         CREATE TABLE {schema}.events_us PARTITION OF {schema}.events FOR VALUES IN ('us')
+           PARTITION BY HASH (id);
+         CREATE TABLE {schema}.events_us0 PARTITION OF {schema}.events_us
+           FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+         CREATE TABLE {schema}.events_us1 PARTITION OF {schema}.events_us
+           FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+         INSERT INTO {schema}.events VALUES (1, 'eu', 'a'), (2, 'us', 'b'), (3, 'us', 'c');"
+    ))
+    .await
+    .unwrap();
+    let config = write_config(&stack, &prefix, &slot, &unique_name("parts_pub"), &schema);
+    let sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
+    wait_until_streaming(&sql, &slot).await;
+    sql.batch_execute(&format!(
+        "INSERT INTO {schema}.events VALUES (4, 'eu', 'd'), (5, 'us', 'e');
+         UPDATE {schema}.events SET note = 'b2' WHERE id = 2;
+         UPDATE {schema}.events SET region = 'eu' WHERE id = 3;
+         DELETE FROM {schema}.events WHERE id = 1;"
+    ))
+    .await
+    .unwrap();
+    let topic = format!("{prefix}.{schema}.events");
+    // 3 snapshot rows; 2 creates, 1 update; the row moving partition changes its key: a delete
+    // (+ tombstone) and a create; a delete (+ tombstone).
+    let events = read_events(&stack, std::slice::from_ref(&topic), 3 + 3 + 3 + 2).await;
+    let mut seen: Vec<(String, i32, String)> = events
+        .iter()
+        .filter_map(|e| {
+            let op = e.op.clone()?;
+            let row = e.after.as_ref().or(e.before.as_ref())?;
+            let (Value::Int(id), Value::String(region)) = (&row["id"], &row["region"]) else {
+                panic!("{row:?}")
+            };
+            Some((op, *id, region.clone()))
+        })
+        .collect();
+    seen.sort();
+    let expected: Vec<(String, i32, String)> = [
+        ("c", 3, "eu"),
+        ("c", 4, "eu"),
+        ("c", 5, "us"),
+        ("d", 1, "eu"),
+        ("d", 3, "us"),
+        ("r", 1, "eu"),
+        ("r", 2, "us"),
+        ("r", 3, "us"),
+        ("u", 2, "us"),
+    ]
+    .iter()
+    .map(|(op, id, region)| ((*op).to_owned(), *id, (*region).to_owned()))
+    .collect();
+    assert_eq!(seen, expected);
+    // No topic of a partition's own.
+    let partitions: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM pg_publication_tables WHERE pubname = (
+               SELECT pubname FROM pg_publication p JOIN pg_publication_rel r ON r.prpubid = p.oid
+                WHERE r.prrelid = $1::text::regclass) AND tablename <> 'events'",
+            &[&format!("{schema}.events")],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(partitions, 0, "the publication lists the root only");
+    assert!(events.iter().all(|e| e.topic == topic));
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+}
