@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub mod connect;
 pub mod pipeline;
 
 /// The repository's root directory.
@@ -91,7 +92,20 @@ impl Stack {
         let config = self
             .pg_config(user)
             .replace(&format!("port={}", self.pg_port), &format!("port={port}"));
-        let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
+        Self::pg_connect_config(&config, user).await
+    }
+
+    /// Like [`Stack::pg_connect`], to another database of the stack's server.
+    pub async fn pg_connect_database(&self, database: &str, user: &str) -> tokio_postgres::Client {
+        let config = self.pg_config(user).replace(
+            &format!("dbname={}", self.pg_database),
+            &format!("dbname={database}"),
+        );
+        Self::pg_connect_config(&config, user).await
+    }
+
+    async fn pg_connect_config(config: &str, user: &str) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(config, tokio_postgres::NoTls)
             .await
             .unwrap_or_else(|err| {
                 panic!("connecting to PostgreSQL as {user} (is the stack up?): {err}")
