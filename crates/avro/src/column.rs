@@ -269,7 +269,7 @@ pub enum ValueError {
     Unrepresentable(&'static str),
     /// A numeric NaN, Infinity or -Infinity in decimal mode.
     #[error(
-        "numeric NaN (or Infinity) has no form in an Avro decimal; set types.numeric = \"string\" to carry numerics as exact strings"
+        "numeric NaN (or Infinity) has no form in an Avro decimal; set events.numeric = \"string\" to carry numerics as exact strings"
     )]
     NonFiniteNumeric,
     /// A binary value of a text-only kind (see [`ColumnKind::reads_binary`]).

@@ -520,7 +520,7 @@ fn numeric_nan_names_the_string_mode() {
     let err = encode(kind, Raw::Text(b"NaN")).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "numeric NaN (or Infinity) has no form in an Avro decimal; set types.numeric = \"string\" to carry numerics as exact strings"
+        "numeric NaN (or Infinity) has no form in an Avro decimal; set events.numeric = \"string\" to carry numerics as exact strings"
     );
 }
 
