@@ -232,8 +232,13 @@ async fn resolve_type(
         found = pg_type(client, oid).await?;
     }
     let element = if found.is_array && found.element != 0 {
-        let (element_oid, _, element_info) =
+        let (element_oid, element_modifier, element_info) =
             Box::pin(resolve_type(client, found.element, modifier)).await?;
+        // An array of a domain has no modifier of its own: its elements' is the domain's
+        // (numeric(8,2) elements are a Decimal(8,2) then, as the domain's own column is).
+        if modifier < 0 {
+            modifier = element_modifier;
+        }
         Some(Box::new(ElementType {
             type_oid: element_oid,
             info: element_info,
