@@ -14,6 +14,7 @@ mod properties;
 mod registry;
 mod table;
 mod temporal;
+mod transaction;
 mod types;
 mod wire;
 mod writer;
@@ -25,4 +26,5 @@ pub use table::{
     TableCodec, TableSpec, avro_name,
 };
 pub use temporal::civil_from_days;
+pub use transaction::{TransactionBlock, TransactionCodec};
 pub use types::{ElementType, NumericMode, TypeInfo, TypeOptions};

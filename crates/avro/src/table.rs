@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::column::{ColumnKind, Raw, Scratch, ValueError};
+use crate::transaction::TransactionBlock;
 use crate::types::{TypeInfo, TypeOptions};
 use crate::writer;
 
@@ -69,6 +70,8 @@ pub struct Source<'a> {
     pub snapshot: SnapshotMarker,
     pub tx_id: Option<u32>,
     pub lsn: Option<u64>,
+    /// The event's place in its transaction, when transaction metadata is on.
+    pub transaction: Option<TransactionBlock<'a>>,
 }
 
 /// The event kinds of Debezium's envelope.
@@ -309,8 +312,10 @@ impl TableCodec {
             Some(row) => self.encode_row(row, out, scratch)?,
         }
         encode_source(out, source, &self.schema, &self.table);
-        // transaction
-        writer::union_index(out, 0);
+        match &source.transaction {
+            Some(block) => block.encode(out),
+            None => writer::union_index(out, 0),
+        }
         writer::string(out, op.as_str());
         optional_long(out, Some(now_us.div_euclid(1000)));
         optional_long(out, Some(now_us));
@@ -431,7 +436,7 @@ fn encode_source(out: &mut Vec<u8>, source: &Source<'_>, schema: &str, table: &s
     writer::union_index(out, 0); // xmin
 }
 
-fn confluent_header(out: &mut Vec<u8>, schema_id: u32) {
+pub(crate) fn confluent_header(out: &mut Vec<u8>, schema_id: u32) {
     out.push(0);
     out.extend_from_slice(&schema_id.to_be_bytes());
 }
@@ -626,6 +631,7 @@ mod tests {
             snapshot: SnapshotMarker::False,
             tx_id: Some(777),
             lsn: Some(0x16_B374_D848),
+            transaction: None,
         };
         codec
             .encode_envelope(
@@ -718,6 +724,7 @@ mod tests {
             snapshot: SnapshotMarker::False,
             tx_id: None,
             lsn: Some(42),
+            transaction: None,
         };
         let mut key = Vec::new();
         codec.encode_key(1, "audit", &mut key);

@@ -157,6 +157,7 @@ impl Config {
             ),
             format!("events={}", self.events.mode.as_str()),
             format!("numeric={}", self.events.numeric.as_str()),
+            format!("transactions={}", self.events.transactions),
             format!("tombstones={}", self.events.tombstones),
             format!("key_change={}", self.events.key_change.as_str()),
             format!("drain_timeout={}", human(self.shutdown.drain_timeout)),
@@ -693,6 +694,10 @@ pub struct EventsSection {
     /// and ±Infinity.
     #[serde(default)]
     pub numeric: NumericHandling,
+    /// Transaction metadata: BEGIN and END records on `<topic_prefix>.transaction`, and a
+    /// `transaction` block (id, order) in every streamed event.
+    #[serde(default)]
+    pub transactions: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -724,6 +729,7 @@ impl Default for EventsSection {
             truncate: true,
             message_prefixes: Vec::new(),
             numeric: NumericHandling::default(),
+            transactions: false,
         }
     }
 }
@@ -1028,6 +1034,7 @@ const SCHEMA: &[KeySpec] = &[
     opt("events", "truncate", Typed, check::<bool>),
     opt("events", "message_prefixes", Typed, check::<Vec<String>>),
     opt("events", "numeric", Text, check::<NumericHandling>),
+    opt("events", "transactions", Typed, check::<bool>),
     opt("shutdown", "drain_timeout", Text, check_duration),
     opt("metrics", "bind", Text, check::<SocketAddr>),
     opt("metrics", "enabled", Typed, check::<bool>),
@@ -1876,6 +1883,7 @@ mod tests {
         truncate = false
         message_prefixes = ["audit", "app."]
         numeric = "string"
+        transactions = true
 
         [shutdown]
         drain_timeout = "1m"

@@ -23,7 +23,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sluice_avro::{
     ColumnKind, ColumnSpec, MessageCodec, NumericMode, Op, Raw, Registry, RegistryConfig, Row,
-    Scratch, SnapshotMarker, Source, TableCodec, TableSpec, TypeOptions,
+    Scratch, SnapshotMarker, Source, TableCodec, TableSpec, TransactionBlock, TransactionCodec,
+    TypeOptions,
 };
 use sluice_kafka::{AckTracker, Delivery, KafkaConfig, Producer, SendError};
 use sluice_pgoutput::{ColumnValue, LogicalMessage, Lsn, OldTuple, Relation, Tuple};
@@ -75,6 +76,7 @@ pub struct Settings {
     pub compatibility: Option<String>,
     /// Prefixes of the logical decoding messages sent to the messages topic.
     pub message_prefixes: Vec<String>,
+    pub transactions: bool,
     pub drain_timeout: Duration,
     /// How often to emit a heartbeat message, if at all.
     pub heartbeat_interval: Option<Duration>,
@@ -86,11 +88,67 @@ pub struct Settings {
 
 /// The messages topic's encoder and registered schema ids.
 #[derive(Debug)]
-struct MessagesOut {
+/// A topic of sluice's own beside the tables' (messages, transactions): its codec and ids.
+struct SideTopic<C> {
     topic: String,
-    codec: MessageCodec,
+    codec: C,
     key_id: u32,
     value_id: u32,
+}
+
+type MessagesOut = SideTopic<MessageCodec>;
+type TransactionsOut = SideTopic<TransactionCodec>;
+
+/// Creates the topic if needed and registers its key and value schemas.
+async fn side_topic<C>(
+    registry: &mut Registry,
+    producer: &Producer,
+    topic: String,
+    codec: C,
+    key_schema: &str,
+    value_schema: &str,
+) -> Result<SideTopic<C>, PipelineError> {
+    producer.ensure_topics(std::slice::from_ref(&topic)).await?;
+    let key_id = register(registry, &format!("{topic}-key"), key_schema, None).await?;
+    let value_id = register(registry, &format!("{topic}-value"), value_schema, None).await?;
+    Ok(SideTopic {
+        topic,
+        codec,
+        key_id,
+        value_id,
+    })
+}
+
+/// Where the events of the transaction being produced stand, for transaction metadata.
+struct TransactionOrder {
+    /// `<xid>:<commit LSN>`.
+    id: String,
+    commit_time_ms: i64,
+    total: u64,
+    /// Events per table (`schema.table`), in the order the tables first appeared.
+    per_table: Vec<(String, u64)>,
+}
+
+impl TransactionOrder {
+    /// Counts one more event of `collection`; its total and per-table order, from 1.
+    fn next(&mut self, collection: &str) -> (u64, u64) {
+        self.total += 1;
+        let count = match self
+            .per_table
+            .iter_mut()
+            .find(|(name, _)| name == collection)
+        {
+            Some((_, count)) => {
+                *count += 1;
+                *count
+            }
+            None => {
+                self.per_table.push((collection.to_owned(), 1));
+                1
+            }
+        };
+        (self.total, count)
+    }
 }
 
 /// A captured table's encoder and registered schema ids.
@@ -102,6 +160,8 @@ struct TableOut {
     value_id: u32,
     upsert: bool,
     metrics: Arc<TableMetrics>,
+    /// `schema.table`, as transaction metadata names it.
+    collection: String,
     /// (name, type, modifier) of each column, to notice a changed Relation.
     shape: Shape,
 }
@@ -175,28 +235,23 @@ pub async fn run(
         None
     } else {
         let topic = format!("{}.message", settings.topic_prefix);
-        producer.ensure_topics(std::slice::from_ref(&topic)).await?;
         let codec = MessageCodec::new(&topic);
-        let key_id = register(
-            &mut registry,
-            &format!("{topic}-key"),
-            codec.key_schema(),
-            None,
-        )
-        .await?;
-        let value_id = register(
-            &mut registry,
-            &format!("{topic}-value"),
-            codec.value_schema(),
-            None,
-        )
-        .await?;
-        Some(MessagesOut {
-            topic,
-            codec,
-            key_id,
-            value_id,
-        })
+        let (key, value) = (
+            codec.key_schema().to_owned(),
+            codec.value_schema().to_owned(),
+        );
+        Some(side_topic(&mut registry, &producer, topic, codec, &key, &value).await?)
+    };
+    let transactions = if settings.transactions {
+        let topic = format!("{}.transaction", settings.topic_prefix);
+        let codec = TransactionCodec::new(&topic);
+        let (key, value) = (
+            codec.key_schema().to_owned(),
+            codec.value_schema().to_owned(),
+        );
+        Some(side_topic(&mut registry, &producer, topic, codec, &key, &value).await?)
+    } else {
+        None
     };
 
     let mut conn = ReplicationConnection::connect(&settings.postgres).await?;
@@ -270,6 +325,7 @@ pub async fn run(
         &settings,
         &sql,
         messages.as_ref(),
+        transactions.as_ref(),
         changes,
         &mut registry,
         &mut outs,
@@ -492,6 +548,7 @@ async fn table_out(
         value_id,
         upsert,
         metrics: metrics::global().table(&format!("{}.{}", spec.schema, spec.name)),
+        collection: format!("{}.{}", spec.schema, spec.name),
         shape,
     })
 }
@@ -928,6 +985,7 @@ async fn copy_piece(
         snapshot: SnapshotMarker::True,
         tx_id: None,
         lsn: None,
+        transaction: None,
     };
     let mut rows = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -1023,6 +1081,8 @@ struct Current {
     xid: u32,
     commit_time_us: i64,
     commit_lsn: Lsn,
+    /// With transaction metadata on.
+    order: Option<TransactionOrder>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1030,6 +1090,7 @@ async fn stream_changes(
     settings: &Settings,
     sql: &Client,
     messages: Option<&MessagesOut>,
+    transactions: Option<&TransactionsOut>,
     mut changes: ChangeStream,
     registry: &mut Registry,
     outs: &mut HashMap<u32, TableOut>,
@@ -1074,13 +1135,34 @@ async fn stream_changes(
                             xid,
                             commit_time_us: commit_time.to_unix_micros(),
                             commit_lsn,
+                            order: transactions.map(|_| TransactionOrder {
+                                id: format!("{xid}:{}", commit_lsn.0),
+                                commit_time_ms: commit_time.to_unix_micros().div_euclid(1000),
+                                total: 0,
+                                per_table: Vec::new(),
+                            }),
                         });
                     }
                     Change::Commit { end_lsn, .. } => {
-                        if let Some(done) = current.take()
-                            && let Some(confirmed) = tracker.seal_at(done.ticket, end_lsn.0)
-                        {
-                            confirm(&mut changes, Lsn(confirmed));
+                        if let Some(done) = current.take() {
+                            if let (Some(out), Some(order)) = (transactions, &done.order)
+                                && order.total > 0
+                            {
+                                key.clear();
+                                value.clear();
+                                out.codec.encode_key(out.key_id, &order.id, &mut key);
+                                out.codec.encode_end(
+                                    out.value_id,
+                                    &order.id,
+                                    order.commit_time_ms,
+                                    order.per_table.iter().map(|(name, count)| (name.as_str(), *count)),
+                                    &mut value,
+                                );
+                                send_waiting(producer, &out.topic, Some(&key), Some(&value), done.ticket, deliveries, &mut tracker, &mut changes).await?;
+                            }
+                            if let Some(confirmed) = tracker.seal_at(done.ticket, end_lsn.0) {
+                                confirm(&mut changes, Lsn(confirmed));
+                            }
                         }
                         let streamed = changes.streamed_stats();
                         let m = metrics::global();
@@ -1117,6 +1199,7 @@ async fn stream_changes(
                             snapshot: SnapshotMarker::False,
                             tx_id: current.as_ref().map(|now| now.xid),
                             lsn: Some(message.lsn().0),
+                            transaction: None,
                         };
                         key.clear();
                         value.clear();
@@ -1130,7 +1213,7 @@ async fn stream_changes(
                         }
                     }
                     Change::Message(message) => {
-                        let Some(now) = current.as_ref() else { continue };
+                        let Some(now) = current.as_mut() else { continue };
                         let source = Source {
                             name: &settings.topic_prefix,
                             db: &settings.postgres.dbname,
@@ -1138,6 +1221,7 @@ async fn stream_changes(
                             snapshot: SnapshotMarker::False,
                             tx_id: Some(now.xid),
                             lsn: Some(now.commit_lsn.0),
+                            transaction: None,
                         };
                         let mut emitter = Emitter {
                             producer,
@@ -1146,6 +1230,7 @@ async fn stream_changes(
                             key: &mut key,
                             value: &mut value,
                             scratch: &mut scratch,
+                            transaction: transactions.zip(now.order.as_mut()),
                         };
                         produce_change(settings, &message, outs, &source, &mut emitter, now.ticket, &mut changes).await?;
                     }
@@ -1416,6 +1501,8 @@ struct Emitter<'a> {
     key: &'a mut Vec<u8>,
     value: &'a mut Vec<u8>,
     scratch: &'a mut Scratch,
+    /// With transaction metadata on: its topic, and where the transaction stands.
+    transaction: Option<(&'a TransactionsOut, &'a mut TransactionOrder)>,
 }
 
 /// What every event of one row change shares.
@@ -1477,6 +1564,40 @@ impl Emitter<'_> {
         changes: &mut ChangeStream,
     ) -> Result<(), PipelineError> {
         let out = event.out;
+        let ordered;
+        let source = match self.transaction.as_mut() {
+            None => event.source,
+            Some((tx, order)) => {
+                if order.total == 0 {
+                    self.key.clear();
+                    self.value.clear();
+                    tx.codec.encode_key(tx.key_id, &order.id, self.key);
+                    tx.codec
+                        .encode_begin(tx.value_id, &order.id, order.commit_time_ms, self.value);
+                    send_waiting(
+                        self.producer,
+                        &tx.topic,
+                        Some(self.key),
+                        Some(self.value),
+                        event.ticket,
+                        self.deliveries,
+                        self.tracker,
+                        changes,
+                    )
+                    .await?;
+                }
+                let (total_order, data_collection_order) = order.next(&out.collection);
+                ordered = Source {
+                    transaction: Some(TransactionBlock {
+                        id: &order.id,
+                        total_order,
+                        data_collection_order,
+                    }),
+                    ..*event.source
+                };
+                &ordered
+            }
+        };
         self.key.clear();
         self.value.clear();
         out.codec
@@ -1485,7 +1606,7 @@ impl Emitter<'_> {
             op,
             before.map(TupleRow::of).as_ref(),
             after.as_ref(),
-            event.source,
+            source,
             self.value,
             self.scratch,
         )?;
@@ -1782,6 +1903,7 @@ impl Settings {
                 .compatibility
                 .map(|level| level.as_str().to_owned()),
             message_prefixes: config.events.message_prefixes.clone(),
+            transactions: config.events.transactions,
             drain_timeout: config.shutdown.drain_timeout,
             metrics_bind: config.metrics.enabled.then_some(config.metrics.bind),
             heartbeat_interval: config.replication.heartbeat_interval,

@@ -1007,3 +1007,103 @@ async fn a_partitioned_table_is_captured_through_its_root_on_one_topic() {
     assert!(events.iter().all(|e| e.topic == topic));
     stop_and_drop_slot(sluice, &sql, &slot).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transaction_metadata_brackets_each_transaction_and_orders_its_events() {
+    let stack = Stack::from_env();
+    let sql = stack.pg_connect("sluice").await;
+    let schema = unique_name("txmeta");
+    let (prefix, slot) = (unique_name("txmeta"), unique_name("txmeta_slot"));
+    sql.batch_execute(&format!(
+        "CREATE SCHEMA {schema};
+         CREATE TABLE {schema}.a (id int PRIMARY KEY);
+         CREATE TABLE {schema}.b (id int PRIMARY KEY, n int);"
+    ))
+    .await
+    .unwrap();
+    let config = write_config(&stack, &prefix, &slot, &unique_name("txmeta_pub"), &schema);
+    let text = std::fs::read_to_string(&config).unwrap() + "\n[events]\ntransactions = true\n";
+    std::fs::write(&config, text).unwrap();
+    let sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
+    wait_until_streaming(&sql, &slot).await;
+    sql.batch_execute(&format!(
+        "BEGIN;
+         INSERT INTO {schema}.a VALUES (1);
+         INSERT INTO {schema}.b VALUES (1, 0);
+         INSERT INTO {schema}.a VALUES (2);
+         UPDATE {schema}.b SET n = 1 WHERE id = 1;
+         COMMIT;
+         INSERT INTO {schema}.b VALUES (2, 0);"
+    ))
+    .await
+    .unwrap();
+    let xid_topic = format!("{prefix}.transaction");
+    let markers = read_records(&stack, std::slice::from_ref(&xid_topic), 4).await;
+    let string = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => panic!("{other:?}"),
+    };
+    // BEGIN, END of the first transaction, BEGIN, END of the second, in order (one key each,
+    // so one partition each).
+    let mut by_id: std::collections::BTreeMap<
+        String,
+        Vec<&std::collections::BTreeMap<String, Value>>,
+    > = Default::default();
+    for (_, key, value) in &markers {
+        by_id
+            .entry(string(&key["id"]))
+            .or_default()
+            .push(value.as_ref().unwrap());
+    }
+    assert_eq!(by_id.len(), 2, "{markers:?}");
+    let mut ends = Vec::new();
+    for (id, records) in &by_id {
+        assert_eq!(records.len(), 2, "{id}: {records:?}");
+        assert_eq!(string(&records[0]["status"]), "BEGIN");
+        assert_eq!(string(&records[1]["status"]), "END");
+        assert_eq!(string(&records[1]["id"]), *id);
+        ends.push((id.clone(), records[1]["event_count"].clone()));
+    }
+    ends.sort_by_key(|(_, count)| format!("{count:?}"));
+    assert_eq!(ends[0].1, Value::Long(1));
+    assert_eq!(ends[1].1, Value::Long(4));
+    let big = &ends[1].0;
+    let events = read_records(
+        &stack,
+        &[
+            format!("{prefix}.{schema}.a"),
+            format!("{prefix}.{schema}.b"),
+        ],
+        5,
+    )
+    .await;
+    let mut orders: Vec<(i64, String, i64)> = events
+        .iter()
+        .filter_map(|(topic, _, value)| {
+            let Value::Record(block) = &value.as_ref()?["transaction"] else {
+                panic!("{value:?}")
+            };
+            let get = |name: &str| &block.iter().find(|(n, _)| n == name).unwrap().1;
+            if string(get("id")) != *big {
+                return None;
+            }
+            let (Value::Long(total), Value::Long(table)) =
+                (get("total_order"), get("data_collection_order"))
+            else {
+                panic!("{block:?}")
+            };
+            Some((*total, topic.rsplit('.').next().unwrap().to_owned(), *table))
+        })
+        .collect();
+    orders.sort();
+    assert_eq!(
+        orders,
+        [
+            (1, "a".to_owned(), 1),
+            (2, "b".to_owned(), 1),
+            (3, "a".to_owned(), 2),
+            (4, "b".to_owned(), 2)
+        ]
+    );
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+}
