@@ -165,6 +165,15 @@ impl Sluice {
         Sluice { child }
     }
 
+    /// Waits (60 s at most) until the process has stopped by itself; `why` says what stops it.
+    pub async fn wait_until_stopped(&mut self, why: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.running() {
+            assert!(Instant::now() < deadline, "sluice stops: {why}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Takes over a `sluice run` process the test started itself.
     pub fn from_child(child: std::process::Child) -> Sluice {
         Sluice { child }
@@ -194,6 +203,32 @@ impl Drop for Sluice {
     }
 }
 
+/// Runs `binary run --config config` until it exits (at most `limit`); returns its exit code
+/// and what it printed on stderr.
+pub fn run_until_exit(binary: &str, config: &Path, limit: Duration) -> (Option<i32>, String) {
+    let mut child = Command::new(binary)
+        .args(["run", "--config"])
+        .arg(config)
+        .env("SLUICE_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            return (status.code(), stderr);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("sluice did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Stops `sluice` (it must exit 0) and drops the slot it streamed from.
 pub async fn stop_and_drop_slot(sluice: Sluice, sql: &tokio_postgres::Client, slot: &str) {
     let status = sluice.stop();
@@ -201,6 +236,25 @@ pub async fn stop_and_drop_slot(sluice: Sluice, sql: &tokio_postgres::Client, sl
     sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
         .await
         .unwrap();
+}
+
+/// PostgreSQL's current WAL write position, as text.
+pub async fn current_wal_lsn(sql: &tokio_postgres::Client) -> String {
+    sql.query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Whether `slot` is confirmed only below `lsn`: nothing from `lsn` on was confirmed.
+pub async fn confirmed_below(sql: &tokio_postgres::Client, slot: &str, lsn: &str) -> bool {
+    sql.query_one(
+        "SELECT confirmed_flush_lsn < $2::text::pg_lsn FROM pg_replication_slots WHERE slot_name = $1",
+        &[&slot, &lsn],
+    )
+    .await
+    .unwrap()
+    .get(0)
 }
 
 /// Waits (30 s at most) until `slot` is active: sluice has started streaming from it.

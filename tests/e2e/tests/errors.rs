@@ -2,35 +2,15 @@
 //! thing and the fix, and never confirms a change it did not deliver.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use sluice_e2e::pipeline::{Sluice, read_records, wait_until_streaming, write_config};
+use sluice_e2e::pipeline::{self, Sluice, read_records, wait_until_streaming, write_config};
 use sluice_e2e::{ScratchPg, Stack, stack_env, unique_name};
 
 /// Runs `sluice run` until it exits (at most `limit`); returns its exit code and stderr.
 fn run_until_exit(config: &Path, limit: Duration) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice-cli"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("SLUICE_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-            return (status.code(), stderr);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("sluice did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    pipeline::run_until_exit(env!("CARGO_BIN_EXE_sluice-cli"), config, limit)
 }
 
 /// A config for a fresh schema with one keyed table, edited by `edit`.
@@ -149,29 +129,10 @@ async fn a_publication_dropped_while_running_stops_sluice_without_confirming_pas
     ))
     .await
     .unwrap();
-    let after_insert: String = sql
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
-        .await
-        .unwrap()
-        .get(0);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while sluice.running() {
-        assert!(
-            Instant::now() < deadline,
-            "sluice stops when its publication is gone"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let confirmed_before_insert: bool = sql
-        .query_one(
-            "SELECT confirmed_flush_lsn < $2::text::pg_lsn FROM pg_replication_slots WHERE slot_name = $1",
-            &[&slot, &after_insert],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let after_insert = pipeline::current_wal_lsn(&sql).await;
+    sluice.wait_until_stopped("its publication is gone").await;
     assert!(
-        confirmed_before_insert,
+        pipeline::confirmed_below(&sql, &slot, &after_insert).await,
         "the slot was not confirmed past the undelivered insert"
     );
     let (code, stderr) = run_until_exit(&config, Duration::from_secs(60));
@@ -208,14 +169,7 @@ async fn a_schema_change_the_registry_rejects_stops_sluice_naming_subject_and_ch
     ))
     .await
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while sluice.running() {
-        assert!(
-            Instant::now() < deadline,
-            "sluice stops on a rejected schema"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    sluice.wait_until_stopped("on a rejected schema").await;
     let (code, stderr) = run_until_exit(&config, Duration::from_secs(60));
     assert_eq!(code, Some(1), "a restart meets the same refusal: {stderr}");
     assert_names(
