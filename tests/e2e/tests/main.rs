@@ -16,4 +16,5 @@ mod stack;
 mod status;
 mod tail;
 mod text_binary;
+mod types;
 mod versions;
