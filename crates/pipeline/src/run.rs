@@ -22,9 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sluice_avro::{
-    ColumnKind, ColumnSpec, MessageCodec, NumericMode, Op, Raw, Registry, RegistryConfig, Row,
-    Scratch, SnapshotMarker, Source, TableCodec, TableSpec, TransactionBlock, TransactionCodec,
-    TypeOptions,
+    ColumnKind, ColumnSpec, MessageCodec, NumericMode, Op, Raw, Registry, RegistryConfig,
+    RegistryError, Row, Scratch, SnapshotMarker, Source, TableCodec, TableSpec, TransactionBlock,
+    TransactionCodec, TypeOptions,
 };
 use sluice_kafka::{AckTracker, Delivery, KafkaConfig, Producer, SendError};
 use sluice_pgoutput::{ColumnValue, LogicalMessage, Lsn, OldTuple, Relation, Tuple};
@@ -227,7 +227,16 @@ pub async fn run(
             &settings,
             None,
         )
-        .await?;
+        .await
+        .map_err(|err| match err {
+            PipelineError::Registry(err @ RegistryError::Incompatible { .. }) => {
+                PipelineError::Setup(format!(
+                    "table {}: its current shape was refused: {err}",
+                    table.qualified()
+                ))
+            }
+            other => other,
+        })?;
         outs.insert(table.oid, out);
     }
 
@@ -1398,8 +1407,28 @@ async fn on_relation(
         // A table added to the publication while sluice runs: its topic may not exist yet.
         producer.ensure_topics(std::slice::from_ref(&topic)).await?;
     }
-    let out = table_out(registry, topic, &spec, shape, settings, Some(changes)).await?;
     let table = format!("{}.{}", spec.schema, spec.name);
+    let before = outs
+        .get(&relation.relation_id())
+        .map(|out| out.shape.clone());
+    let out = match table_out(
+        registry,
+        topic,
+        &spec,
+        shape.clone(),
+        settings,
+        Some(changes),
+    )
+    .await
+    {
+        Err(PipelineError::Registry(err @ RegistryError::Incompatible { .. })) => {
+            let changed = before.map_or_else(String::new, |before| shape_changes(&before, &shape));
+            return Err(PipelineError::Setup(format!(
+                "table {table}: the new shape ({changed}) was refused: {err}"
+            )));
+        }
+        other => other?,
+    };
     if new_table {
         tracing::info!(%table, "a table joined the publication; capturing it from here on");
     } else {
@@ -1491,6 +1520,27 @@ async fn refuse_text_only_columns(
         spec.name,
         text_only.join(", ")
     )))
+}
+
+/// The columns that differ between two shapes of a table, for an error message.
+fn shape_changes(before: &Shape, after: &Shape) -> String {
+    let find = |shape: &Shape, name: &str| shape.iter().find(|(n, _, _)| n == name).cloned();
+    let mut changes = Vec::new();
+    for (name, oid, modifier) in after {
+        match find(before, name) {
+            None => changes.push(format!("column {name} added")),
+            Some((_, old_oid, old_modifier)) if (old_oid, old_modifier) != (*oid, *modifier) => {
+                changes.push(format!("column {name} changed type"));
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, _, _) in before {
+        if find(after, name).is_none() {
+            changes.push(format!("column {name} dropped"));
+        }
+    }
+    changes.join(", ")
 }
 
 /// Where one change's events go, and the buffers they are encoded into.
@@ -1918,6 +1968,22 @@ impl Settings {
 /// A libpq connection-string value, quoted.
 fn conninfo_value(value: &str) -> String {
     format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+#[cfg(test)]
+mod shape_tests {
+    use super::shape_changes;
+
+    #[test]
+    fn shape_changes_name_added_dropped_and_retyped_columns() {
+        let col = |name: &str, oid: u32| (name.to_owned(), oid, -1);
+        let before = vec![col("id", 23), col("v", 25), col("gone", 25)];
+        let after = vec![col("id", 23), col("v", 23), col("new", 16)];
+        assert_eq!(
+            shape_changes(&before, &after),
+            "column v changed type, column new added, column gone dropped"
+        );
+    }
 }
 
 #[cfg(test)]

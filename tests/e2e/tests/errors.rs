@@ -176,6 +176,7 @@ async fn a_schema_change_the_registry_rejects_stops_sluice_naming_subject_and_ch
         &stderr,
         &[
             &format!("{prefix}.{schema}.t-value"),
+            &format!("table {schema}.t"),
             "incompatible",
             "compatibility",
             "topic_prefix",
