@@ -133,6 +133,31 @@ pub enum ScalarKind {
 }
 
 impl ColumnKind {
+    /// The Avro default of a field of this kind for a column whose default is the constant
+    /// `text` (PostgreSQL's text form), where the Avro type holds it as JSON: integers,
+    /// booleans, floats (finite) and the string kinds that carry the text as it is. None for
+    /// the rest (their Avro form is not the text, e.g. decimals as bytes).
+    pub fn avro_default(self, text: &str) -> Option<serde_json::Value> {
+        let ColumnKind::Scalar(kind) = self else {
+            return None;
+        };
+        Some(match kind {
+            ScalarKind::Boolean => match text {
+                "true" | "t" => json!(true),
+                "false" | "f" => json!(false),
+                _ => return None,
+            },
+            ScalarKind::Int16 | ScalarKind::Int32 => json!(text.parse::<i32>().ok()?),
+            ScalarKind::Int64 => json!(text.parse::<i64>().ok()?),
+            ScalarKind::Float32 | ScalarKind::Float64 => {
+                let value = text.parse::<f64>().ok().filter(|v| v.is_finite())?;
+                json!(value)
+            }
+            ScalarKind::String | ScalarKind::Enum | ScalarKind::NumericString => json!(text),
+            _ => return None,
+        })
+    }
+
     /// Whether values of this kind can be read in PostgreSQL's binary form. The others are
     /// text-only: asked for as text (`column::text` in a COPY, and `replication.binary =
     /// false`), and [`Raw::Binary`] values of them are refused with

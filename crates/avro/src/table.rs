@@ -22,6 +22,10 @@ pub struct ColumnSpec {
     pub is_key: bool,
     /// What the catalog says of the type beyond its OID; the default for built-in types.
     pub type_info: TypeInfo,
+    /// The column's default when it is a constant, as PostgreSQL's text form of it (`5`,
+    /// `abc`, `true`): the field's Avro default where the field's type can hold it, so that
+    /// events written before the column existed read with the value PostgreSQL shows.
+    pub default: Option<String>,
 }
 
 /// A captured table.
@@ -112,6 +116,8 @@ struct Column {
     name: String,
     kind: ColumnKind,
     nullable: bool,
+    /// The field's Avro default (for the non-null branch, which then comes first).
+    default: Option<Value>,
     /// The domain the schema names, if the column's type (or its element type) is one.
     domain: Option<String>,
 }
@@ -146,6 +152,10 @@ impl TableCodec {
                 name: c.name.clone(),
                 kind: ColumnKind::of(c.type_oid, c.type_modifier, &c.type_info, options),
                 nullable: c.nullable,
+                default: c.default.as_deref().and_then(|d| {
+                    ColumnKind::of(c.type_oid, c.type_modifier, &c.type_info, options)
+                        .avro_default(d)
+                }),
                 domain: domain_name(&c.type_info),
             })
             .collect();
@@ -160,7 +170,14 @@ impl TableCodec {
         let mut defined = Vec::new();
         let key_fields: Vec<Value> = key_columns
             .iter()
-            .map(|&i| field(&columns[i], &spec.columns[i].type_info, false, &mut defined))
+            .map(|&i| {
+                let key = Column {
+                    nullable: false,
+                    default: None,
+                    ..columns[i].clone()
+                };
+                field(&key, &spec.columns[i].type_info, &mut defined)
+            })
             .collect();
         let key_schema = json!({
             "type": "record",
@@ -174,7 +191,7 @@ impl TableCodec {
         let value_fields: Vec<Value> = columns
             .iter()
             .zip(&spec.columns)
-            .map(|(c, spec)| field(c, &spec.type_info, c.nullable, &mut defined))
+            .map(|(c, spec)| field(c, &spec.type_info, &mut defined))
             .collect();
         let row = json!({
             "type": "record",
@@ -385,9 +402,15 @@ impl TableCodec {
         scratch: &mut Scratch,
     ) -> Result<(), EncodeError> {
         let column = &self.columns[index];
+        // A field with a default has its value's branch first, as Avro wants the default's.
+        let (null_branch, value_branch) = if column.default.is_some() {
+            (1, 0)
+        } else {
+            (0, 1)
+        };
         let result = match (raw, nullable) {
             (Raw::Null, true) => {
-                writer::union_index(out, 0);
+                writer::union_index(out, null_branch);
                 Ok(())
             }
             (Raw::Null, false) => Err(ValueError::Unrepresentable("NULL in a NOT NULL column")),
@@ -398,11 +421,11 @@ impl TableCodec {
                     .encode(Raw::Unchanged, &mut Vec::new(), scratch)
                     .is_err() =>
             {
-                writer::union_index(out, 0);
+                writer::union_index(out, null_branch);
                 Ok(())
             }
             (raw, true) => {
-                writer::union_index(out, 1);
+                writer::union_index(out, value_branch);
                 column.kind.encode(raw, out, scratch)
             }
             (raw, false) => column.kind.encode(raw, out, scratch),
@@ -454,17 +477,16 @@ fn optional_long(out: &mut Vec<u8>, value: Option<i64>) {
 /// The field of `column`. A domain is named by the field's `sluice.domain` property (a
 /// field property, not the type's, as a named type referred to a second time cannot carry
 /// one): `posint`, or `posint[]` for an array of a domain.
-fn field(
-    column: &Column,
-    info: &TypeInfo,
-    nullable: bool,
-    defined: &mut Vec<&'static str>,
-) -> Value {
+fn field(column: &Column, info: &TypeInfo, defined: &mut Vec<&'static str>) -> Value {
     let schema = column.kind.schema(info, defined);
-    let mut field = if nullable {
-        json!({"name": avro_name(&column.name), "type": ["null", schema], "default": null})
-    } else {
-        json!({"name": avro_name(&column.name), "type": schema})
+    let name = avro_name(&column.name);
+    let mut field = match (column.nullable, &column.default) {
+        (true, None) => json!({"name": name, "type": ["null", schema], "default": null}),
+        (true, Some(default)) => {
+            json!({"name": name, "type": [schema, "null"], "default": default})
+        }
+        (false, None) => json!({"name": name, "type": schema}),
+        (false, Some(default)) => json!({"name": name, "type": schema, "default": default}),
     };
     if let Some(domain) = &column.domain {
         field["sluice.domain"] = json!(domain);
@@ -574,6 +596,7 @@ mod tests {
             nullable,
             is_key,
             type_info: TypeInfo::default(),
+            default: None,
         };
         TableSpec {
             schema: "public".into(),
@@ -762,6 +785,7 @@ mod tests {
             nullable: true,
             is_key: false,
             type_info,
+            default: None,
         };
         let posints = TypeInfo {
             element: Some(Box::new(crate::ElementType {

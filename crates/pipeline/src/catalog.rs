@@ -126,8 +126,10 @@ pub async fn describe(
             nullable: row.get(3),
             is_key: row.get(4),
             type_info: Default::default(),
+            default: None,
         })
         .collect();
+    resolve_defaults(client, oid, &mut columns).await?;
     let shape = columns
         .iter()
         .map(|c| (c.name.clone(), c.type_oid, c.type_modifier))
@@ -149,6 +151,66 @@ pub async fn describe(
         },
         replica_identity,
     })
+}
+
+/// Sets each column's `default` where its default is a constant: PostgreSQL's text form of
+/// that constant in the column's type (so `numeric(6,2) DEFAULT 1.5` gives `1.50`). Defaults
+/// that are expressions (`now()`, `nextval(...)`, `CURRENT_TIMESTAMP`) are left out: they
+/// have no single value.
+pub async fn resolve_defaults(
+    client: &Client,
+    oid: u32,
+    columns: &mut [ColumnSpec],
+) -> Result<(), CatalogError> {
+    let rows = client
+        .query(
+            "SELECT a.attname::text, pg_get_expr(d.adbin, d.adrelid),
+                    format_type(a.atttypid, a.atttypmod)
+               FROM pg_attribute a JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+                AND a.attgenerated = ''",
+            &[&oid],
+        )
+        .await
+        .map_err(|e| CatalogError::Query(query_error(&e)))?;
+    for row in rows {
+        let (name, expression, type_name): (String, String, String) =
+            (row.get(0), row.get(1), row.get(2));
+        let Some(column) = columns.iter_mut().find(|c| c.name == name) else {
+            continue;
+        };
+        if !is_constant(&expression) {
+            continue;
+        }
+        // A constant that does not convert (it should) is simply not carried.
+        column.default = client
+            .query_one(&format!("SELECT (({expression})::{type_name})::text"), &[])
+            .await
+            .ok()
+            .and_then(|row| row.get(0));
+    }
+    Ok(())
+}
+
+/// Whether a default expression, as `pg_get_expr` prints it, is a literal with casts:
+/// `5`, `(-1)`, `'abc'::text`, `true`. Anything calling a function or naming a special value
+/// (`now()`, `CURRENT_TIMESTAMP`) is not.
+fn is_constant(expression: &str) -> bool {
+    let inner = expression.trim_start_matches('(').trim_end_matches(')');
+    let literal_start = inner.starts_with('\'')
+        || inner.starts_with('-')
+        || inner.starts_with(|c: char| c.is_ascii_digit())
+        || inner.starts_with("true")
+        || inner.starts_with("false");
+    // Outside quoted text: no call, no sub-expression.
+    let mut quoted = false;
+    let calls = inner.chars().any(|c| {
+        if c == '\'' {
+            quoted = !quoted;
+        }
+        !quoted && c == '('
+    });
+    literal_start && !calls
 }
 
 /// Objects with OIDs below this were made by initdb: the built-in types, which need no lookup.
@@ -284,4 +346,31 @@ pub fn quote_ident(name: &str) -> String {
 /// An SQL string literal.
 pub fn quote_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_constant;
+
+    #[test]
+    fn only_literal_defaults_count_as_constant() {
+        for constant in [
+            "5",
+            "(-1)",
+            "'abc'::text",
+            "'a(b'::character varying",
+            "true",
+            "1.5",
+        ] {
+            assert!(is_constant(constant), "{constant}");
+        }
+        for expression in [
+            "now()",
+            "nextval('t_id_seq'::regclass)",
+            "CURRENT_TIMESTAMP",
+            "lower('A'::text)",
+        ] {
+            assert!(!is_constant(expression), "{expression}");
+        }
+    }
 }

@@ -1396,9 +1396,11 @@ async fn on_relation(
                 nullable: !c.is_key(),
                 is_key: c.is_key(),
                 type_info: Default::default(),
+                default: None,
             })
             .collect(),
     };
+    catalog::resolve_defaults(sql, relation.relation_id(), &mut spec.columns).await?;
     catalog::resolve_types(sql, &mut spec.columns).await?;
     refuse_text_only_columns(sql, &spec, settings).await?;
     let topic = format!("{}.{}.{}", settings.topic_prefix, spec.schema, spec.name);

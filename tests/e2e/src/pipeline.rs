@@ -61,9 +61,11 @@ pub type Record = (
     Option<BTreeMap<String, Value>>,
 );
 
-/// Reads `count` records from `topics`, decoding keys and values through the registry by the
-/// schema id each message carries, as a stock Confluent Avro deserializer does.
-pub async fn read_records(stack: &Stack, topics: &[String], count: usize) -> Vec<Record> {
+/// One message as it is on the topic: topic, key bytes, value bytes (`None`: absent).
+pub type RawRecord = (String, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Reads `count` messages from `topics` from their beginning, undecoded.
+pub async fn read_raw(stack: &Stack, topics: &[String], count: usize) -> Vec<RawRecord> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &stack.kafka_bootstrap)
         .set("group.id", unique_name("pipeline_reader"))
@@ -73,7 +75,6 @@ pub async fn read_records(stack: &Stack, topics: &[String], count: usize) -> Vec
         .unwrap();
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).unwrap();
-    let decoder = AvroDecoder::new(SrSettings::new(stack.registry_url.clone()));
     let mut records = Vec::new();
     while records.len() < count {
         let message = match tokio::time::timeout(Duration::from_secs(60), consumer.recv())
@@ -94,16 +95,31 @@ pub async fn read_records(stack: &Stack, topics: &[String], count: usize) -> Vec
             }
             Err(err) => panic!("consuming: {err}"),
         };
+        records.push((
+            message.topic().to_owned(),
+            message.key().map(<[u8]>::to_vec),
+            message.payload().map(<[u8]>::to_vec),
+        ));
+    }
+    records
+}
+
+/// Reads `count` records from `topics`, decoding keys and values through the registry by the
+/// schema id each message carries, as a stock Confluent Avro deserializer does.
+pub async fn read_records(stack: &Stack, topics: &[String], count: usize) -> Vec<Record> {
+    let decoder = AvroDecoder::new(SrSettings::new(stack.registry_url.clone()));
+    let mut records = Vec::new();
+    for (topic, key, value) in read_raw(stack, topics, count).await {
         // A truncate event has no key.
-        let key = match message.key() {
+        let key = match key {
             None => BTreeMap::new(),
-            Some(key) => fields(&decoder.decode(Some(key)).await.unwrap().value),
+            Some(key) => fields(&decoder.decode(Some(&key)).await.unwrap().value),
         };
-        let value = match message.payload() {
+        let value = match value {
             None => None,
-            Some(payload) => Some(fields(&decoder.decode(Some(payload)).await.unwrap().value)),
+            Some(payload) => Some(fields(&decoder.decode(Some(&payload)).await.unwrap().value)),
         };
-        records.push((message.topic().to_owned(), key, value));
+        records.push((topic, key, value));
     }
     records
 }

@@ -214,6 +214,7 @@ async fn a_ready_setup_passes_with_only_the_expected_warnings() {
                     nullable: false,
                     is_key: true,
                     type_info: Default::default(),
+                    default: None,
                 },
                 ColumnSpec {
                     name: "note".to_owned(),
@@ -222,6 +223,7 @@ async fn a_ready_setup_passes_with_only_the_expected_warnings() {
                     nullable: true,
                     is_key: false,
                     type_info: Default::default(),
+                    default: None,
                 },
             ],
         },

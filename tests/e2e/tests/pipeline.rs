@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use apache_avro::types::Value;
 use sluice_e2e::pipeline::{
-    Event, Sluice, read_events, read_records, stop_and_drop_slot, wait_until_streaming,
+    Event, Sluice, read_events, read_raw, read_records, stop_and_drop_slot, wait_until_streaming,
     write_config,
 };
 use sluice_e2e::{Stack, unique_name};
@@ -739,6 +739,9 @@ async fn schema_changes_register_new_versions_and_every_event_decodes_with_its_o
         format!(
             "ALTER TABLE {schema}.t ALTER COLUMN c SET NOT NULL; INSERT INTO {schema}.t VALUES (6, 6, 6)"
         ),
+        format!(
+            "ALTER TABLE {schema}.t ALTER COLUMN c DROP NOT NULL; INSERT INTO {schema}.t VALUES (8, 8, NULL)"
+        ),
         // A table that joins the publication while sluice runs.
         format!(
             "CREATE TABLE {schema}.u (id int PRIMARY KEY); ALTER PUBLICATION {publication} ADD TABLE {schema}.u; INSERT INTO {schema}.u VALUES (7)"
@@ -746,7 +749,7 @@ async fn schema_changes_register_new_versions_and_every_event_decodes_with_its_o
     ] {
         sql.batch_execute(&step).await.unwrap();
     }
-    let records = read_records(&stack, std::slice::from_ref(&topic), 6).await;
+    let records = read_records(&stack, std::slice::from_ref(&topic), 7).await;
     let after = |id: i32| -> std::collections::BTreeMap<String, Value> {
         let (_, _, value) = records
             .iter()
@@ -772,6 +775,54 @@ async fn schema_changes_register_new_versions_and_every_event_decodes_with_its_o
     assert_eq!(after(4)["a2"], Value::Int(4), "the renamed column");
     assert_eq!(after(5)["a2"], Value::Long(5), "the widened column");
     assert_eq!(after(6)["c"], Value::Int(6));
+    assert_eq!(after(8)["c"], Value::Null, "NOT NULL dropped");
+    // Row 1 was written before c existed; read with the schema of row 2 (after ADD COLUMN c
+    // DEFAULT 5) it has the value PostgreSQL shows for it: the column's default.
+    let schema_of = |payload: &[u8]| {
+        let id = u32::from_be_bytes(payload[1..5].try_into().unwrap());
+        let text = std::process::Command::new("curl")
+            .args(["-fsS", &format!("{}/schemas/ids/{id}", stack.registry_url)])
+            .output()
+            .unwrap()
+            .stdout;
+        let body: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        apache_avro::Schema::parse_str(body["schema"].as_str().unwrap()).unwrap()
+    };
+    let decode =
+        |payload: &[u8], writer: &apache_avro::Schema, reader: Option<&apache_avro::Schema>| {
+            let builder = apache_avro::reader::datum::GenericDatumReader::builder(writer);
+            let reader = match reader {
+                Some(reader) => builder.reader_schema(reader).build(),
+                None => builder.build(),
+            };
+            reader.unwrap().read_value(&mut &payload[5..]).unwrap()
+        };
+    let raw = read_raw(&stack, std::slice::from_ref(&topic), 7).await;
+    let payload_of = |id: i32| {
+        raw.iter()
+            .find(|(_, key, _)| {
+                let key = key.as_deref().unwrap();
+                decode(key, &schema_of(key), None)
+                    == Value::Record(vec![("id".to_owned(), Value::Int(id))])
+            })
+            .and_then(|(_, _, value)| value.clone())
+            .unwrap()
+    };
+    let (old, new) = (payload_of(1), payload_of(2));
+    let (writer, reader) = (schema_of(&old), schema_of(&new));
+    let resolved = decode(&old, &writer, Some(&reader));
+    let Value::Record(envelope) = resolved else {
+        panic!("{resolved:?}")
+    };
+    let after_field = &envelope.iter().find(|(n, _)| n == "after").unwrap().1;
+    let Value::Union(_, row) = after_field else {
+        panic!("{after_field:?}")
+    };
+    let Value::Record(row) = row.as_ref() else {
+        panic!("{row:?}")
+    };
+    let c = &row.iter().find(|(n, _)| n == "c").unwrap().1;
+    assert_eq!(c, &Value::Union(0, Box::new(Value::Int(5))), "the default");
     assert_eq!(
         after(1)["b"],
         Value::String("one".into()),
