@@ -77,7 +77,15 @@ fn run_command(path: Option<PathBuf>) -> ExitCode {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
-    match runtime.block_on(run(settings, shutdown_signal())) {
+    // On a worker, not the main thread: the worker that waits on the sockets then runs the
+    // pipeline itself, instead of waking the main thread for every batch that arrives.
+    let pipeline = runtime.spawn(run(settings, shutdown_signal()));
+    let outcome = runtime.block_on(pipeline).unwrap_or_else(|err| {
+        Err(sluice_pipeline::PipelineError::Internal(format!(
+            "the pipeline task ended abnormally: {err}"
+        )))
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = %err, "stopped");
