@@ -196,13 +196,5 @@ pub(crate) fn rate(count: u64, seconds: f64) -> f64 {
 
 /// The process's peak resident set size (VmHWM), in KiB.
 pub fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmHWM:"))
-                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
+    crate::process::status_kib("self", "VmHWM").unwrap_or(0)
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sluice_bench::{drain, replication};
+use sluice_bench::{compare, drain, replication};
 
 #[derive(Debug, Parser)]
 #[command(name = "sluice-bench", version, about)]
@@ -18,14 +18,16 @@ enum Command {
     Drain(drain::DrainArgs),
     /// The replication-layer benchmark: sluice's client against pg_recvlogical.
     Replication(replication::ReplicationBenchArgs),
+    /// sluice, Debezium and the ceilings side by side on the same data: JSON result, markdown
+    /// summary on stdout.
+    Compare(Box<compare::CompareArgs>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Command::Drain(args) => return drain::main(&args),
-        Command::Replication(args) => args,
-    };
+    if let Command::Drain(args) = &cli.command {
+        return drain::main(args);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -36,7 +38,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(replication::run(&args)) {
+    let outcome = match &cli.command {
+        Command::Replication(args) => runtime.block_on(replication::run(args)),
+        Command::Compare(args) => runtime.block_on(compare::run(args)),
+        Command::Drain(_) => Ok(()),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

@@ -17,6 +17,8 @@ use sluice_pgoutput::{ColumnValue, Decoder, LogicalMessage, Lsn};
 use sluice_postgres::{PgOutputOptions, ReplicationConnection, StreamEvent};
 
 use crate::drain::{PgArgs, rate};
+use crate::process::spawn_timed;
+use crate::stats::Spread;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReplicationBenchArgs {
@@ -173,22 +175,16 @@ pub async fn run(args: &ReplicationBenchArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let mut measurements = Vec::new();
     for (run, transport, pg, contestant, slot) in &drains {
-        let measurement = match *contestant {
-            "pg_recvlogical" => time_command(
-                Command::new("pg_recvlogical")
-                    .arg("-d")
-                    .arg(pg.conninfo())
-                    .args(["--slot", slot, "--start", "--no-loop", "-f", "/dev/null"])
-                    .arg(format!("--endpos={end}"))
-                    .args(["-o", "proto_version=2"])
-                    .args(["-o", &format!("publication_names={PUBLICATION}")])
-                    .args(if args.binary {
-                        &["-o", "binary=true"][..]
-                    } else {
-                        &[][..]
-                    }),
-            )?,
-            _ => time_command(
+        let usage = match *contestant {
+            "pg_recvlogical" => spawn_timed(&pg_recvlogical_command(
+                pg,
+                slot,
+                &end,
+                PUBLICATION,
+                args.binary,
+            ))?
+            .wait()?,
+            _ => spawn_timed(
                 Command::new(&exe)
                     .arg("drain")
                     .args(["--host", &pg.host, "--port", &pg.port.to_string()])
@@ -200,17 +196,18 @@ pub async fn run(args: &ReplicationBenchArgs) -> anyhow::Result<()> {
                     } else {
                         &[][..]
                     }),
-            )?,
+            )?
+            .wait()?,
         };
         let measurement = Measurement {
             contestant: (*contestant).to_owned(),
             transport: transport.clone(),
             run: *run,
-            changes_per_second: rate(total_changes, measurement.0),
-            seconds: measurement.0,
-            user_cpu_seconds: measurement.1,
-            system_cpu_seconds: measurement.2,
-            max_rss_kib: measurement.3,
+            changes_per_second: rate(total_changes, usage.wall_seconds),
+            seconds: usage.wall_seconds,
+            user_cpu_seconds: usage.user_cpu_seconds,
+            system_cpu_seconds: usage.system_cpu_seconds,
+            max_rss_kib: usage.max_rss_kib,
         };
         eprintln!(
             "run {run} {transport:<4} {contestant:<14} {:>8.2} s {:>10.0} changes/s",
@@ -261,66 +258,54 @@ pub async fn run(args: &ReplicationBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Drops `slot` once the walsender of the drain that used it has let go of it.
-async fn drop_slot_when_released(sql: &tokio_postgres::Client, slot: &str) -> anyhow::Result<()> {
-    for _ in 0..100 {
-        let active: bool = sql
-            .query_one(
+/// Drops `slot`, if it exists, once the walsender of the drain that used it has let go of it.
+pub(crate) async fn drop_slot_when_released(
+    sql: &tokio_postgres::Client,
+    slot: &str,
+) -> anyhow::Result<()> {
+    for _ in 0..300 {
+        let active: Option<bool> = sql
+            .query_opt(
                 "SELECT active FROM pg_replication_slots WHERE slot_name = $1",
                 &[&slot],
             )
             .await?
-            .get(0);
-        if !active {
-            sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
-                .await?;
-            return Ok(());
+            .map(|row| row.get(0));
+        match active {
+            None => return Ok(()),
+            Some(false) => {
+                sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+                    .await?;
+                return Ok(());
+            }
+            Some(true) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    bail!("slot {slot} is still in use 10 s after its drain ended")
+    bail!("slot {slot} is still in use 30 s after its drain ended")
 }
 
-/// Runs `command` under /usr/bin/time: (wall s, user s, system s, max RSS KiB).
-fn time_command(command: &mut Command) -> anyhow::Result<(f64, f64, f64, u64)> {
-    let report = tempfile_path("time");
-    let program = command.get_program().to_owned();
-    let args: Vec<_> = command.get_args().map(ToOwned::to_owned).collect();
-    let status = Command::new("/usr/bin/time")
-        .args(["-f", "%e %U %S %M", "-o"])
-        .arg(&report)
-        .arg(&program)
-        .args(&args)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .context("running /usr/bin/time (Debian package `time`)")?;
-    if !status.success() {
-        bail!("{} failed: {status}", program.to_string_lossy());
+/// `pg_recvlogical` draining `slot` with pgoutput (protocol 2) into /dev/null until `end`.
+/// TLS is off, as for sluice's connections in the benchmarks: libpq's default (`prefer`)
+/// would encrypt over TCP.
+pub(crate) fn pg_recvlogical_command(
+    pg: &PgArgs,
+    slot: &str,
+    end: &str,
+    publication: &str,
+    binary: bool,
+) -> Command {
+    let mut command = Command::new("pg_recvlogical");
+    command
+        .arg("-d")
+        .arg(format!("{} sslmode=disable", pg.conninfo()))
+        .args(["--slot", slot, "--start", "--no-loop", "-f", "/dev/null"])
+        .arg(format!("--endpos={end}"))
+        .args(["-o", "proto_version=2"])
+        .args(["-o", &format!("publication_names={publication}")]);
+    if binary {
+        command.args(["-o", "binary=true"]);
     }
-    let text = std::fs::read_to_string(&report)?;
-    let _ = std::fs::remove_file(&report);
-    let fields: Vec<&str> = text
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
-    let number = |i: usize| -> anyhow::Result<f64> {
-        fields
-            .get(i)
-            .context("short /usr/bin/time report")?
-            .parse()
-            .context("/usr/bin/time report")
-    };
-    let rss: u64 = fields
-        .get(3)
-        .context("short /usr/bin/time report")?
-        .parse()?;
-    Ok((number(0)?, number(1)?, number(2)?, rss))
-}
-
-fn tempfile_path(what: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("sluice-bench-{what}-{}", std::process::id()))
+    command
 }
 
 /// Captures the backlog's messages from the capture slot, then times decoding them.
@@ -392,17 +377,16 @@ fn summarize(measurements: &[Measurement], changes: u64) -> Vec<Summary> {
                 .iter()
                 .filter(|m| m.contestant == contestant && m.transport == transport)
                 .collect();
-            let mut rates: Vec<f64> = of.iter().map(|m| m.changes_per_second).collect();
-            rates.sort_by(f64::total_cmp);
+            let rates = Spread::of(of.iter().map(|m| m.changes_per_second));
             let cpu: f64 = of
                 .iter()
                 .map(|m| m.user_cpu_seconds + m.system_cpu_seconds)
                 .sum::<f64>()
                 / rate(u64::try_from(of.len()).unwrap_or(1), 1.0);
             Summary {
-                median_changes_per_second: rates.get(rates.len() / 2).copied().unwrap_or(0.0),
-                min_changes_per_second: rates.first().copied().unwrap_or(0.0),
-                max_changes_per_second: rates.last().copied().unwrap_or(0.0),
+                median_changes_per_second: rates.median,
+                min_changes_per_second: rates.min,
+                max_changes_per_second: rates.max,
                 cpu_seconds_per_million_changes: cpu / rate(changes, 1.0) * 1e6,
                 max_rss_kib: of.iter().map(|m| m.max_rss_kib).max().unwrap_or(0),
                 contestant,

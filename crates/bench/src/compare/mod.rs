@@ -1,0 +1,1097 @@
+//! `sluice-bench compare`: sluice, Debezium and the ceilings side by side in one run, on the
+//! same data, each alone (the others stopped), with a slot, publication and topic prefix of its
+//! own per run that are dropped afterwards.
+//!
+//! # Workloads
+//!
+//! - **Drain**: a backlog of changes written while every contestant is stopped, then each
+//!   contestant started in turn and timed until its backlog is in Kafka. Before the backlog,
+//!   each contestant ran once (sluice with `snapshot.mode = never`, Debezium with
+//!   `snapshot.mode = no_data`), created its slot, topic and schemas, carried one warm-up row to
+//!   Kafka, had its slot confirmed through it, and was stopped: the drain is a restart after
+//!   downtime. pg_recvlogical gets a slot made before the backlog. Just before the backlog
+//!   every slot is advanced (`pg_replication_slot_advance`) to the same position, so that each
+//!   contestant reads exactly the backlog's WAL; all but Debezium's, which refuses a slot past
+//!   its stored offset: Debezium is warmed up last, just before the backlog, instead.
+//! - **Snapshot**: tables filled once per workload; each contestant starts with no slot and is
+//!   timed until every row is in Kafka.
+//!
+//! # When a run is done
+//!
+//! Every contestant is timed from the start of its process until its topics' high watermarks
+//! (summed over partitions) hold every record it owes: with acks=all, a record below the high
+//! watermark is acknowledged. This is exact for sluice and Debezium alike (one record per
+//! insert or update, two per delete: the event and its tombstone), needs nothing from the
+//! contestant, and does not depend on how often it confirms its slot. For sluice's drains the
+//! run then also waits until the slot's `confirmed_flush_lsn` passed the last transaction's
+//! changes, reported as "s to slot confirmed": sluice confirms the end of a commit whose
+//! events were all acknowledged, every `replication.status_interval` (1 s). Debezium confirms
+//! its slot after each offset flush (`offset.flush.interval.ms` = 1000 in
+//! `deploy/local/connect`'s workers), but only up to an event it processed before the latest
+//! one, so its last transaction is confirmed only when more traffic (or a heartbeat) follows:
+//! the records are its only exact mark.
+//! pg_recvlogical is done when it exits at `--endpos`; COPY and the producer when they return.
+//!
+//! The times resolve to [`watch::POLL`].
+
+mod ceilings;
+mod data;
+mod debezium;
+mod kafka;
+mod report;
+mod sluice;
+mod watch;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use self::data::{DRAIN_TABLE, SNAPSHOT_TABLE_PREFIX, Shares};
+use self::debezium::{Connect, DebeziumSettings, Worker};
+use self::kafka::{Kafka, Record, Registry};
+use self::report::{Measurement, Ratio, Summary};
+use self::sluice::Sluice;
+use self::watch::{Clock, Observation, Running, Target};
+use crate::drain::PgArgs;
+use crate::process::{load_average, read_pid};
+
+/// Records of sluice's topic kept as the broker ceiling's messages.
+const SAMPLE_RECORDS: usize = 20_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Drain,
+    Snapshot,
+}
+
+/// What a drain's changes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Changes {
+    /// Inserts only.
+    Insert,
+    /// 60 % inserts, 30 % updates, 10 % deletes.
+    Mix,
+}
+
+impl Changes {
+    fn shares(self) -> Shares {
+        match self {
+            Changes::Insert => Shares::INSERT_ONLY,
+            Changes::Mix => Shares::MIX,
+        }
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CompareArgs {
+    #[command(flatten)]
+    pub pg: PgArgs,
+    /// The database of the benchmark's tables; created (from --dbname's) when missing.
+    #[arg(long, default_value = "sluice_bench")]
+    pub database: String,
+    /// PostgreSQL's Unix socket directory, for the socket contestants; default the stack's
+    /// (`$SLUICE_STATE_DIR/run`) when it is there.
+    #[arg(long)]
+    pub socket_dir: Option<PathBuf>,
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub kafka: String,
+    /// Apicurio's base URL: sluice uses its Confluent API, Debezium's converter its v2 API.
+    #[arg(long, default_value = "http://127.0.0.1:8081")]
+    pub registry: String,
+    #[arg(long, value_delimiter = ',', default_values = ["drain", "snapshot"])]
+    pub workloads: Vec<Kind>,
+    /// Row changes in a drain's backlog.
+    #[arg(long, default_value_t = 20_000)]
+    pub changes: u64,
+    /// Drain workloads: inserts only, and/or the 60/30/10 insert/update/delete mix.
+    #[arg(long, value_delimiter = ',', default_values = ["insert"])]
+    pub mix: Vec<Changes>,
+    /// Drain workloads: bytes per row (e.g. 200,1000).
+    #[arg(long, value_delimiter = ',', default_values_t = [200])]
+    pub row_bytes: Vec<u64>,
+    /// Drain workloads: rows per transaction (e.g. 1,10,100,1000).
+    #[arg(long, value_delimiter = ',', default_values_t = [10])]
+    pub rows_per_transaction: Vec<u64>,
+    /// Rows of a snapshot workload, over all its tables.
+    #[arg(long, default_value_t = 20_000)]
+    pub snapshot_rows: u64,
+    /// Snapshot workloads: the rows in this many tables (e.g. 1,8).
+    #[arg(long, value_delimiter = ',', default_values_t = [1])]
+    pub snapshot_tables: Vec<u32>,
+    #[arg(long, default_value_t = 200)]
+    pub snapshot_row_bytes: u64,
+    #[arg(long, default_value_t = 3)]
+    pub runs: u32,
+    /// Only these contestants (e.g. sluice/unix,debezium/tcp; a family name such as `sluice`
+    /// takes all its transports). Default: all.
+    #[arg(long, value_delimiter = ',')]
+    pub contestants: Vec<String>,
+    /// Run Debezium even if its Connect plugins are not installed yet (`connect start`
+    /// installs them). Without either flag Debezium runs when they are installed.
+    #[arg(long)]
+    pub with_debezium: bool,
+    #[arg(long, conflicts_with = "with_debezium")]
+    pub without_debezium: bool,
+    /// CI's check: 5,000 changes (insert, 200 B, 10 rows/transaction) and a 5,000-row
+    /// one-table snapshot, one run; overrides the workload and run flags.
+    #[arg(long)]
+    pub quick: bool,
+    /// Partitions of every contestant's topics.
+    #[arg(long, default_value_t = 3)]
+    pub partitions: i32,
+    #[arg(long, default_value = "lz4")]
+    pub compression: String,
+    /// sluice's snapshot.parallelism; Debezium's snapshot.max.threads; COPY connections.
+    #[arg(long, default_value_t = 2)]
+    pub snapshot_parallelism: u32,
+    /// sluice's snapshot.chunk_rows; the COPY ceiling cuts tables the same way.
+    #[arg(long, default_value_t = 100_000)]
+    pub snapshot_chunk_rows: u64,
+    /// Longest wait for one contestant's run.
+    #[arg(long, default_value_t = 600)]
+    pub timeout_seconds: u64,
+    /// The sluice binary; default `sluice` beside this one.
+    #[arg(long)]
+    pub sluice_bin: Option<PathBuf>,
+    /// The `deploy/local` directory (Connect's script and templates, stack.env).
+    #[arg(long)]
+    pub deploy_dir: Option<PathBuf>,
+    /// Keep the contestants' configurations and logs.
+    #[arg(long)]
+    pub keep_work_dir: bool,
+    /// Where to write the JSON result.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl CompareArgs {
+    fn resolved(&self) -> CompareArgs {
+        let mut args = self.clone();
+        if args.quick {
+            args.workloads = vec![Kind::Drain, Kind::Snapshot];
+            args.changes = 5_000;
+            args.mix = vec![Changes::Insert];
+            args.row_bytes = vec![200];
+            args.rows_per_transaction = vec![10];
+            args.snapshot_rows = 5_000;
+            args.snapshot_tables = vec![1];
+            args.runs = 1;
+        }
+        args
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_seconds)
+    }
+
+    fn workloads(&self) -> Vec<Workload> {
+        let mut workloads = Vec::new();
+        for kind in &self.workloads {
+            match kind {
+                Kind::Drain => {
+                    for &mix in &self.mix {
+                        for &row_bytes in &self.row_bytes {
+                            for &rows_per_transaction in &self.rows_per_transaction {
+                                workloads.push(Workload::Drain(DrainSpec {
+                                    changes: self.changes,
+                                    mix,
+                                    row_bytes,
+                                    rows_per_transaction,
+                                }));
+                            }
+                        }
+                    }
+                }
+                Kind::Snapshot => {
+                    for &tables in &self.snapshot_tables {
+                        workloads.push(Workload::Snapshot(SnapshotSpec {
+                            rows: self.snapshot_rows,
+                            tables,
+                            row_bytes: self.snapshot_row_bytes,
+                        }));
+                    }
+                }
+            }
+        }
+        workloads
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct DrainSpec {
+    pub changes: u64,
+    pub mix: Changes,
+    pub row_bytes: u64,
+    pub rows_per_transaction: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct SnapshotSpec {
+    pub rows: u64,
+    pub tables: u32,
+    pub row_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum Workload {
+    Drain(DrainSpec),
+    Snapshot(SnapshotSpec),
+}
+
+impl Workload {
+    fn label(&self) -> String {
+        match self {
+            Workload::Drain(d) => format!(
+                "drain, {}: {} changes, {} B rows, {} rows/transaction",
+                match d.mix {
+                    Changes::Insert => "insert only",
+                    Changes::Mix => "60/30/10 insert/update/delete",
+                },
+                report::thousands(rate_u64(d.changes)),
+                d.row_bytes,
+                d.rows_per_transaction
+            ),
+            Workload::Snapshot(s) => format!(
+                "snapshot: {} rows of {} B in {} table{}",
+                report::thousands(rate_u64(s.rows)),
+                s.row_bytes,
+                s.tables,
+                if s.tables == 1 { "" } else { "s" }
+            ),
+        }
+    }
+}
+
+fn rate_u64(value: u64) -> f64 {
+    crate::drain::rate(value, 1.0)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Transport {
+    Tcp,
+    Unix,
+}
+
+impl Transport {
+    fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Unix => "unix",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Contestant {
+    Sluice(Transport),
+    Debezium,
+    PgRecvlogical(Transport),
+    Copy(Transport),
+    KafkaProducer,
+}
+
+impl Contestant {
+    pub(crate) fn label(self) -> String {
+        match self {
+            Contestant::Sluice(t) => format!("sluice/{}", t.as_str()),
+            Contestant::Debezium => "debezium/tcp".to_owned(),
+            Contestant::PgRecvlogical(t) => format!("pg_recvlogical/{}", t.as_str()),
+            Contestant::Copy(t) => format!("copy/{}", t.as_str()),
+            Contestant::KafkaProducer => "kafka-producer".to_owned(),
+        }
+    }
+
+    /// The part of slot, publication, topic prefix and worker names that says who.
+    fn short(self) -> String {
+        self.label().replace(['/', '-'], "_")
+    }
+
+    pub(crate) fn role(self) -> &'static str {
+        match self {
+            Contestant::Sluice(_) => "contestant",
+            Contestant::Debezium => "peer",
+            _ => "ceiling",
+        }
+    }
+}
+
+/// What every part of the benchmark shares.
+pub(crate) struct Bench {
+    pub args: CompareArgs,
+    /// On the benchmark's database.
+    pub sql: Client,
+    /// The benchmark's database over TCP, and over the Unix socket when there is one.
+    pub tcp: PgArgs,
+    pub unix: Option<PgArgs>,
+    pub kafka: Kafka,
+    pub registry: Registry,
+    /// The stack's broker (`$SLUICE_STATE_DIR/run/kafka.pid`).
+    pub broker_pid: Option<u32>,
+    /// Configurations and logs of this run's contestants.
+    pub work: PathBuf,
+    pub sluice_bin: PathBuf,
+    pub connect: Option<Connect>,
+    /// `sluicebench_<pid>`: the start of every name this run creates.
+    pub tag: String,
+    pub deploy: PathBuf,
+}
+
+/// A directory from the environment, else under $HOME.
+fn dir_from_env(var: &str, under_home: &str) -> PathBuf {
+    std::env::var_os(var).map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(under_home),
+        PathBuf::from,
+    )
+}
+
+/// Connects to `pg` without TLS.
+async fn connect(pg: &PgArgs) -> anyhow::Result<Client> {
+    let conninfo = format!("{} sslmode=disable", pg.conninfo());
+    let (sql, connection) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("connecting to PostgreSQL database {}", pg.dbname))?;
+    tokio::spawn(connection);
+    Ok(sql)
+}
+
+impl Bench {
+    async fn open(args: CompareArgs) -> anyhow::Result<Bench> {
+        let state = dir_from_env("SLUICE_STATE_DIR", ".local/state/sluice");
+        let cache = dir_from_env("SLUICE_CACHE_DIR", ".cache/sluice");
+        let admin = connect(&args.pg).await?;
+        let exists = admin
+            .query_opt(
+                "SELECT 1 FROM pg_database WHERE datname = $1",
+                &[&args.database],
+            )
+            .await?
+            .is_some();
+        if !exists {
+            admin
+                .batch_execute(&format!("CREATE DATABASE {}", args.database))
+                .await
+                .with_context(|| format!("creating database {}", args.database))?;
+        }
+        drop(admin);
+        let mut tcp = args.pg.clone();
+        tcp.dbname.clone_from(&args.database);
+        let sql = connect(&tcp).await?;
+        let socket_dir = args.socket_dir.clone().or_else(|| {
+            let dir = state.join("run");
+            dir.join(format!(".s.PGSQL.{}", args.pg.port))
+                .exists()
+                .then_some(dir)
+        });
+        let unix = socket_dir.map(|dir| PgArgs {
+            host: dir.display().to_string(),
+            ..tcp.clone()
+        });
+        let sluice_bin = match &args.sluice_bin {
+            Some(bin) => bin.clone(),
+            None => std::env::current_exe()?
+                .parent()
+                .context("this binary's directory")?
+                .join("sluice"),
+        };
+        anyhow::ensure!(
+            sluice_bin.exists(),
+            "no sluice binary at {} (cargo build --release -p sluice, or --sluice-bin)",
+            sluice_bin.display()
+        );
+        let deploy = args
+            .deploy_dir
+            .clone()
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/local"));
+        let connect = if args.without_debezium {
+            None
+        } else {
+            Connect::discover(&deploy, &state, &cache, args.with_debezium).map(|mut c| {
+                c.configure(&args);
+                c
+            })
+        };
+        let tag = format!("sluicebench_{}", std::process::id());
+        let work =
+            std::env::temp_dir().join(format!("sluice-bench-compare-{}", std::process::id()));
+        std::fs::create_dir_all(&work)?;
+        Ok(Bench {
+            kafka: Kafka::new(&args.kafka, &args.compression)?,
+            registry: Registry::new(&format!("{}/apis/ccompat/v7", args.registry)),
+            broker_pid: read_pid(&state.join("run/kafka.pid")),
+            args,
+            sql,
+            tcp,
+            unix,
+            work,
+            sluice_bin,
+            connect,
+            tag,
+            deploy,
+        })
+    }
+
+    pub(crate) fn ccompat_url(&self) -> String {
+        format!("{}/apis/ccompat/v7", self.args.registry)
+    }
+
+    fn pg(&self, transport: Transport) -> anyhow::Result<&PgArgs> {
+        match transport {
+            Transport::Tcp => Ok(&self.tcp),
+            Transport::Unix => self.unix.as_ref().context("no Unix socket directory"),
+        }
+    }
+
+    fn connect(&self) -> anyhow::Result<&Connect> {
+        self.connect.as_ref().context("Debezium is not set up")
+    }
+
+    /// Slot, publication, topic prefix and worker name of one contestant's run.
+    fn name(&self, workload: usize, run: u32, contestant: Contestant) -> String {
+        format!("{}_w{workload}_r{run}_{}", self.tag, contestant.short())
+    }
+
+    /// The contestants of a workload of `kind`, as the flags choose.
+    fn contestants(&self, kind: Kind) -> Vec<Contestant> {
+        let mut transports = vec![Transport::Tcp];
+        if self.unix.is_some() {
+            transports.push(Transport::Unix);
+        }
+        let mut all: Vec<Contestant> = transports.iter().map(|t| Contestant::Sluice(*t)).collect();
+        if self.connect.is_some() {
+            all.push(Contestant::Debezium);
+        }
+        for &t in &transports {
+            all.push(match kind {
+                Kind::Drain => Contestant::PgRecvlogical(t),
+                Kind::Snapshot => Contestant::Copy(t),
+            });
+        }
+        all.push(Contestant::KafkaProducer);
+        let chosen = &self.args.contestants;
+        all.retain(|c| {
+            let label = c.label();
+            chosen.is_empty()
+                || chosen
+                    .iter()
+                    .any(|name| label == *name || label.split('/').next() == Some(name.as_str()))
+        });
+        all
+    }
+
+    /// Drops what a run named `name` left: slot, publication, topics, subjects, the worker's
+    /// offsets.
+    async fn drop_traces(&self, name: &str, contestant: Contestant) -> anyhow::Result<()> {
+        crate::replication::drop_slot_when_released(&self.sql, name).await?;
+        self.sql
+            .batch_execute(&format!("DROP PUBLICATION IF EXISTS {name}"))
+            .await?;
+        self.kafka
+            .delete_topics_with_prefix(&format!("{name}."))
+            .await?;
+        self.registry
+            .delete_subjects_with_prefix(&format!("{name}."))
+            .await?;
+        if contestant == Contestant::Debezium {
+            let status = Command::new(&self.connect()?.script)
+                .args(["forget", name])
+                .status()?;
+            anyhow::ensure!(status.success(), "connect forget {name}: {status}");
+        }
+        Ok(())
+    }
+
+    /// Drops what earlier runs that died left behind: slots, publications, topics and subjects
+    /// named after a `sluice-bench` process that no longer exists.
+    async fn drop_leftovers(&self) -> anyhow::Result<()> {
+        let mut tags = std::collections::BTreeSet::new();
+        let slots = self
+            .sql
+            .query(
+                "SELECT slot_name::text FROM pg_replication_slots WHERE slot_name LIKE 'sluicebench\\_%'
+                 UNION SELECT pubname::text FROM pg_publication WHERE pubname LIKE 'sluicebench\\_%'",
+                &[],
+            )
+            .await?;
+        let names = slots
+            .iter()
+            .map(|row| row.get::<_, String>(0))
+            .chain(self.kafka.topics_with_prefix("sluicebench_").await?);
+        for name in names {
+            let Some(pid) = name.split('_').nth(1).and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                tags.insert(format!("sluicebench_{pid}_"));
+            }
+        }
+        for tag in tags {
+            eprintln!("dropping what a dead run left: {tag}*");
+            for row in self
+                .sql
+                .query(
+                    "SELECT slot_name::text FROM pg_replication_slots WHERE starts_with(slot_name::text, $1)",
+                    &[&tag],
+                )
+                .await?
+            {
+                crate::replication::drop_slot_when_released(&self.sql, &row.get::<_, String>(0))
+                    .await?;
+            }
+            for row in self
+                .sql
+                .query(
+                    "SELECT pubname::text FROM pg_publication WHERE starts_with(pubname::text, $1)",
+                    &[&tag],
+                )
+                .await?
+            {
+                let publication: String = row.get(0);
+                self.sql
+                    .batch_execute(&format!("DROP PUBLICATION IF EXISTS {publication}"))
+                    .await?;
+            }
+            self.kafka.delete_topics_with_prefix(&tag).await?;
+            self.registry.delete_subjects_with_prefix(&tag).await?;
+        }
+        Ok(())
+    }
+
+    /// Drops every contestant's traces; reports failures without stopping.
+    async fn drop_all_traces(&self, names: &[(Contestant, String)]) {
+        for (contestant, name) in names {
+            if let Err(err) = self.drop_traces(name, *contestant).await {
+                eprintln!("warning: cleaning up after {name}: {err:#}");
+            }
+        }
+    }
+}
+
+/// Runs the comparison and prints its summary as markdown; see the module documentation.
+pub async fn run(args: &CompareArgs) -> anyhow::Result<()> {
+    let bench = Bench::open(args.resolved()).await?;
+    if let Err(err) = bench.drop_leftovers().await {
+        eprintln!("warning: dropping what earlier runs left: {err:#}");
+    }
+    let load_before = load_average();
+    let started = date();
+    let mut measurements = Vec::new();
+    let mut workloads = Vec::new();
+    let mut summary = Vec::new();
+    let mut ratios = Vec::new();
+    let mut markdown = Vec::new();
+    for (index, workload) in bench.args.workloads().into_iter().enumerate() {
+        let label = workload.label();
+        let contestants = bench.contestants(match workload {
+            Workload::Drain(_) => Kind::Drain,
+            Workload::Snapshot(_) => Kind::Snapshot,
+        });
+        eprintln!("== {label}: {}", labels(&contestants).join(", "));
+        let (runs, data_seconds) = match &workload {
+            Workload::Drain(spec) => drain(&bench, index, &label, spec, &contestants).await?,
+            Workload::Snapshot(spec) => snapshot(&bench, index, &label, spec, &contestants).await?,
+        };
+        let workload_summary = report::summarize(&label, &contestants, &runs);
+        let workload_ratios = report::ratios(&workload_summary);
+        markdown.push(report::markdown(
+            &format!(
+                "{label} ({} run{})",
+                bench.args.runs,
+                if bench.args.runs == 1 { "" } else { "s" }
+            ),
+            &workload_summary,
+            &workload_ratios,
+        ));
+        workloads.push(WorkloadResult {
+            name: label,
+            workload,
+            contestants: labels(&contestants),
+            data_seconds,
+        });
+        measurements.extend(runs);
+        summary.extend(workload_summary);
+        ratios.extend(workload_ratios);
+    }
+    let result = CompareResult {
+        benchmark: "compare",
+        started,
+        command: std::env::args().collect(),
+        quick: bench.args.quick,
+        host: Host {
+            cpus: std::thread::available_parallelism().map_or(0, usize::from),
+            kernel: read_trimmed("/proc/sys/kernel/osrelease"),
+            load_before,
+            load_after: load_average(),
+        },
+        versions: versions(&bench).await?,
+        settings: Settings {
+            partitions: bench.args.partitions,
+            compression: bench.args.compression.clone(),
+            linger_ms: kafka::LINGER_MS,
+            snapshot_parallelism: bench.args.snapshot_parallelism,
+            snapshot_chunk_rows: bench.args.snapshot_chunk_rows,
+            runs: bench.args.runs,
+            poll_ms: u64::try_from(watch::POLL.as_millis())?,
+            tls: false,
+            debezium: bench.connect.as_ref().map(|c| c.settings.clone()),
+        },
+        workloads,
+        measurements,
+        summary,
+        ratios,
+    };
+    println!("{}", markdown.join("\n"));
+    if let Some(out) = &bench.args.out {
+        std::fs::write(out, serde_json::to_string_pretty(&result)?)
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    if !bench.args.keep_work_dir {
+        let _ = std::fs::remove_dir_all(&bench.work);
+    }
+    Ok(())
+}
+
+fn labels(contestants: &[Contestant]) -> Vec<String> {
+    contestants.iter().map(|c| c.label()).collect()
+}
+
+#[derive(Debug, Serialize)]
+struct CompareResult {
+    benchmark: &'static str,
+    started: String,
+    command: Vec<String>,
+    quick: bool,
+    host: Host,
+    versions: Versions,
+    settings: Settings,
+    workloads: Vec<WorkloadResult>,
+    measurements: Vec<Measurement>,
+    summary: Vec<Summary>,
+    ratios: Vec<Ratio>,
+}
+
+#[derive(Debug, Serialize)]
+struct Host {
+    cpus: usize,
+    kernel: String,
+    load_before: Option<[f64; 3]>,
+    load_after: Option<[f64; 3]>,
+}
+
+#[derive(Debug, Serialize)]
+struct Versions {
+    postgres: String,
+    sluice: String,
+    kafka: String,
+    java: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Settings {
+    partitions: i32,
+    compression: String,
+    linger_ms: u32,
+    snapshot_parallelism: u32,
+    snapshot_chunk_rows: u64,
+    runs: u32,
+    poll_ms: u64,
+    tls: bool,
+    debezium: Option<DebeziumSettings>,
+}
+
+#[derive(Debug, Serialize)]
+struct WorkloadResult {
+    name: String,
+    workload: Workload,
+    contestants: Vec<String>,
+    /// Seconds spent writing each run's backlog, or filling the snapshot tables once.
+    data_seconds: Vec<f64>,
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The first line a command prints (on stdout or stderr).
+fn first_line(program: &Path, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|out| {
+            let text = if out.stdout.is_empty() {
+                out.stderr
+            } else {
+                out.stdout
+            };
+            String::from_utf8_lossy(&text)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .unwrap_or_default()
+}
+
+fn date() -> String {
+    first_line(Path::new("date"), &["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+}
+
+async fn versions(bench: &Bench) -> anyhow::Result<Versions> {
+    let postgres: String = bench
+        .sql
+        .query_one("SHOW server_version", &[])
+        .await?
+        .get(0);
+    let stack_env = std::fs::read_to_string(bench.deploy.join("stack.env")).unwrap_or_default();
+    let kafka = stack_env
+        .lines()
+        .find_map(|line| line.strip_prefix("KAFKA_VERSION="))
+        .unwrap_or_default()
+        .to_owned();
+    Ok(Versions {
+        postgres,
+        sluice: first_line(&bench.sluice_bin, &["--version"]),
+        kafka,
+        java: if bench.connect.is_some() {
+            first_line(Path::new("java"), &["-version"])
+        } else {
+            String::new()
+        },
+    })
+}
+
+/// The topic of `table` for contestant `name`.
+fn topic(name: &str, table: &str) -> String {
+    format!("{name}.public.{table}")
+}
+
+/// A sluice or Debezium process for contestant `name` reading `tables`.
+fn start(
+    bench: &Bench,
+    contestant: Contestant,
+    name: &str,
+    tables: &[String],
+    snapshot: bool,
+) -> anyhow::Result<Box<dyn Started>> {
+    Ok(match contestant {
+        Contestant::Sluice(t) => {
+            Box::new(Sluice::start(bench, name, bench.pg(t)?, tables, snapshot)?)
+        }
+        Contestant::Debezium => {
+            let connect = bench.connect()?;
+            let properties = debezium::properties(bench, connect, name, tables, snapshot)?;
+            Box::new(Worker::start(bench, connect, name, &properties)?)
+        }
+        other => bail!("{} is not started as a process", other.label()),
+    })
+}
+
+/// A started sluice or Debezium worker.
+trait Started: Running {
+    /// Whether a restart would resume after what it delivered since `since` (sluice resumes
+    /// from its slot alone).
+    fn resumable(&mut self, _since: std::time::SystemTime) -> bool {
+        true
+    }
+    fn stop(self: Box<Self>) -> anyhow::Result<()>;
+}
+
+impl Started for Sluice {
+    fn stop(self: Box<Self>) -> anyhow::Result<()> {
+        Sluice::stop(*self)
+    }
+}
+
+impl Started for Worker {
+    /// Connect flushed the offsets (every second): the restart resumes from them.
+    fn resumable(&mut self, since: std::time::SystemTime) -> bool {
+        self.offsets_saved_since(since)
+    }
+
+    fn stop(mut self: Box<Self>) -> anyhow::Result<()> {
+        Worker::stop(&mut self)
+    }
+}
+
+/// The drain workload, all runs; returns the measurements and each backlog's write time.
+async fn drain(
+    bench: &Bench,
+    index: usize,
+    label: &str,
+    spec: &DrainSpec,
+    contestants: &[Contestant],
+) -> anyhow::Result<(Vec<Measurement>, Vec<f64>)> {
+    let mut measurements = Vec::new();
+    let mut backlog_seconds = Vec::new();
+    let mut sample = Vec::new();
+    for run in 0..bench.args.runs {
+        let names: Vec<(Contestant, String)> = contestants
+            .iter()
+            .map(|c| (*c, bench.name(index, run, *c)))
+            .collect();
+        data::create_drain_table(&bench.sql, spec).await?;
+        let outcome = drain_run(bench, label, run, spec, &names, &mut sample).await;
+        bench.drop_all_traces(&names).await;
+        data::drop_tables(&bench.sql, &[DRAIN_TABLE.to_owned()]).await?;
+        let (runs, seconds) = outcome?;
+        measurements.extend(runs);
+        backlog_seconds.push(seconds);
+    }
+    Ok((measurements, backlog_seconds))
+}
+
+async fn drain_run(
+    bench: &Bench,
+    label: &str,
+    run: u32,
+    spec: &DrainSpec,
+    names: &[(Contestant, String)],
+    sample: &mut Vec<Record>,
+) -> anyhow::Result<(Vec<Measurement>, f64)> {
+    let tables = [DRAIN_TABLE.to_owned()];
+    // Debezium last: its slot cannot be advanced (below), so it is warmed up just before the
+    // backlog.
+    let warm_order = names
+        .iter()
+        .filter(|(c, _)| *c != Contestant::Debezium)
+        .chain(names.iter().filter(|(c, _)| *c == Contestant::Debezium));
+    for (number, (contestant, name)) in (1..).zip(warm_order) {
+        match contestant {
+            Contestant::Sluice(_) | Contestant::Debezium => {
+                eprintln!(
+                    "run {run} {}: first start, warm-up row, stop",
+                    contestant.label()
+                );
+                let mut process = start(bench, *contestant, name, &tables, false)?;
+                warm_up(bench, *contestant, name, spec, number, process.as_mut()).await?;
+                process.stop()?;
+            }
+            Contestant::PgRecvlogical(_) => {
+                bench
+                    .sql
+                    .batch_execute(&format!(
+                        "CREATE PUBLICATION {name} FOR TABLE {DRAIN_TABLE}"
+                    ))
+                    .await?;
+                bench
+                    .sql
+                    .execute(
+                        "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
+                        &[name],
+                    )
+                    .await?;
+            }
+            Contestant::Copy(_) | Contestant::KafkaProducer => {}
+        }
+    }
+    // Slots moved to the same point: each contestant reads the same WAL, the backlog and
+    // nothing before it (not the warm-up rows of those warmed up after it, nor what others wrote
+    // to this shared server meanwhile). Not Debezium's: it refuses to start from a slot whose
+    // confirmed position is past its stored offset ("no longer available on the server").
+    let here = data::query_lsn(&bench.sql, "SELECT pg_current_wal_lsn()::text").await?;
+    for (contestant, name) in names {
+        if matches!(
+            contestant,
+            Contestant::Sluice(_) | Contestant::PgRecvlogical(_)
+        ) {
+            bench
+                .sql
+                .execute(
+                    "SELECT pg_replication_slot_advance($1, $2::text::pg_lsn)",
+                    &[name, &here.to_string()],
+                )
+                .await
+                .with_context(|| format!("advancing slot {name}"))?;
+        }
+    }
+    let backlog = data::write_backlog(&bench.sql, spec).await?;
+    eprintln!(
+        "run {run}: backlog of {} changes ({} records) written in {:.1} s",
+        backlog.changes, backlog.records, backlog.seconds
+    );
+    let mut measurements = Vec::new();
+    for (contestant, name) in names {
+        let records = backlog.records;
+        let topics = [topic(name, DRAIN_TABLE)];
+        let target = Target {
+            topics: &topics,
+            records,
+            slot: Some(name),
+            confirm_at: confirm_at(*contestant, backlog.last_changed),
+            query_like: None,
+        };
+        let observed = match contestant {
+            Contestant::Sluice(_) | Contestant::Debezium => {
+                timed(bench, *contestant, name, &tables, false, &target, sample).await?
+            }
+            Contestant::PgRecvlogical(t) => {
+                ceilings::pg_recvlogical(bench, bench.pg(*t)?, name, backlog.end).await?
+            }
+            Contestant::KafkaProducer => {
+                ceilings::producer(bench, name, sample, backlog.records, 1).await?
+            }
+            Contestant::Copy(_) => continue,
+        };
+        let measurement =
+            Measurement::new(label, *contestant, run, backlog.changes, records, observed);
+        eprintln!("{}", measurement.line());
+        measurements.push(measurement);
+    }
+    Ok((measurements, backlog.seconds))
+}
+
+/// The `confirmed_flush_lsn` at which `contestant` has confirmed the transaction whose changes
+/// end at `changed`: sluice confirms each commit's end once its events are acknowledged.
+/// Debezium confirms the position of an event only once it processed a later one (its
+/// documentation's reason for heartbeats), so the last transaction of a quiet database stays
+/// unconfirmed: it is timed by its records alone.
+fn confirm_at(
+    contestant: Contestant,
+    changed: sluice_pgoutput::Lsn,
+) -> Option<sluice_pgoutput::Lsn> {
+    matches!(contestant, Contestant::Sluice(_)).then_some(changed)
+}
+
+/// One warm-up row through the contestant's pipeline, its slot confirmed through it.
+async fn warm_up(
+    bench: &Bench,
+    contestant: Contestant,
+    name: &str,
+    spec: &DrainSpec,
+    number: u64,
+    process: &mut dyn Started,
+) -> anyhow::Result<()> {
+    watch::slot_active(bench, name, process).await?;
+    let topics = [topic(name, DRAIN_TABLE)];
+    let mut clock = Clock::start(bench, &topics).await?;
+    let written = std::time::SystemTime::now();
+    let changed = data::warm_row(&bench.sql, DRAIN_TABLE, spec.row_bytes, number).await?;
+    let target = Target {
+        topics: &topics,
+        records: 1,
+        slot: Some(name),
+        confirm_at: confirm_at(contestant, changed),
+        query_like: None,
+    };
+    watch::watch(bench, &mut clock, &target, process).await?;
+    // Its position must be saved before the stop, or the restart would not resume from it.
+    let deadline = std::time::Instant::now() + bench.args.timeout();
+    while !process.resumable(written) {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{name} saved no position for its restart"
+        );
+        tokio::time::sleep(watch::POLL).await;
+    }
+    Ok(())
+}
+
+/// Starts sluice or Debezium, watches it to `target`, keeps a sample of sluice's records for
+/// the broker ceiling, stops it.
+async fn timed(
+    bench: &Bench,
+    contestant: Contestant,
+    name: &str,
+    tables: &[String],
+    snapshot: bool,
+    target: &Target<'_>,
+    sample: &mut Vec<Record>,
+) -> anyhow::Result<Observation> {
+    let mut clock = Clock::start(bench, target.topics).await?;
+    let mut process = start(bench, contestant, name, tables, snapshot)?;
+    let mut observed = watch::watch(bench, &mut clock, target, process.as_mut()).await?;
+    process.stop()?;
+    let count = bench.kafka.count(target.topics).await?;
+    observed.extra_records = count.saturating_sub(clock.baseline + target.records);
+    if observed.extra_records > 0 {
+        eprintln!(
+            "warning: {} wrote {} records more than the {} it owed",
+            contestant.label(),
+            observed.extra_records,
+            target.records
+        );
+    }
+    if sample.is_empty() && matches!(contestant, Contestant::Sluice(_)) {
+        *sample = bench.kafka.sample(target.topics, SAMPLE_RECORDS).await?;
+    }
+    Ok(observed)
+}
+
+/// The snapshot workload, all runs; returns the measurements and the time the tables took.
+async fn snapshot(
+    bench: &Bench,
+    index: usize,
+    label: &str,
+    spec: &SnapshotSpec,
+    contestants: &[Contestant],
+) -> anyhow::Result<(Vec<Measurement>, Vec<f64>)> {
+    let filling = std::time::Instant::now();
+    let tables = data::create_snapshot_tables(&bench.sql, spec).await?;
+    let fill_seconds = filling.elapsed().as_secs_f64();
+    eprintln!(
+        "{} rows in {} tables written in {fill_seconds:.1} s",
+        spec.rows,
+        tables.len()
+    );
+    let mut measurements = Vec::new();
+    let mut sample = Vec::new();
+    let mut outcome = Ok(());
+    'runs: for run in 0..bench.args.runs {
+        for contestant in contestants {
+            let name = bench.name(index, run, *contestant);
+            let result = snapshot_run(bench, *contestant, &name, spec, &tables, &mut sample).await;
+            bench.drop_all_traces(&[(*contestant, name)]).await;
+            match result {
+                Ok(observed) => {
+                    let measurement =
+                        Measurement::new(label, *contestant, run, spec.rows, spec.rows, observed);
+                    eprintln!("{}", measurement.line());
+                    measurements.push(measurement);
+                }
+                Err(err) => {
+                    outcome = Err(err);
+                    break 'runs;
+                }
+            }
+        }
+    }
+    data::drop_tables(&bench.sql, &tables).await?;
+    outcome.map(|()| (measurements, vec![fill_seconds]))
+}
+
+async fn snapshot_run(
+    bench: &Bench,
+    contestant: Contestant,
+    name: &str,
+    spec: &SnapshotSpec,
+    tables: &[String],
+    sample: &mut Vec<Record>,
+) -> anyhow::Result<Observation> {
+    let topics: Vec<String> = tables.iter().map(|t| topic(name, t)).collect();
+    let target = Target {
+        topics: &topics,
+        records: spec.rows,
+        slot: Some(name),
+        confirm_at: None,
+        query_like: Some(SNAPSHOT_TABLE_PREFIX),
+    };
+    match contestant {
+        Contestant::Sluice(_) | Contestant::Debezium => {
+            timed(bench, contestant, name, tables, true, &target, sample).await
+        }
+        Contestant::Copy(t) => ceilings::copy(bench, bench.pg(t)?, tables).await,
+        Contestant::KafkaProducer => {
+            ceilings::producer(bench, name, sample, spec.rows, tables.len()).await
+        }
+        Contestant::PgRecvlogical(_) => bail!("pg_recvlogical has no snapshot"),
+    }
+}

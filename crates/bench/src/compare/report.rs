@@ -1,0 +1,240 @@
+//! The result: every run's measurement, the summary per workload and contestant, the ratios,
+//! as JSON, and the same as markdown tables for people.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::Contestant;
+use super::watch::Observation;
+use crate::drain::rate;
+use crate::stats::Spread;
+
+/// One run of one contestant on one workload.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Measurement {
+    pub workload: String,
+    pub contestant: String,
+    pub run: u32,
+    /// Row changes (drain) or rows (snapshot): the same for every contestant of a workload.
+    pub events: u64,
+    /// Kafka records the contestant wrote (a delete also writes a tombstone).
+    pub records: u64,
+    pub events_per_second: f64,
+    /// Events over the time from the first record in Kafka to the last: the rate once started.
+    pub steady_events_per_second: Option<f64>,
+    #[serde(flatten)]
+    pub observed: Observation,
+}
+
+impl Measurement {
+    pub(crate) fn new(
+        workload: &str,
+        contestant: Contestant,
+        run: u32,
+        events: u64,
+        records: u64,
+        observed: Observation,
+    ) -> Measurement {
+        Measurement {
+            workload: workload.to_owned(),
+            contestant: contestant.label(),
+            run,
+            events,
+            records,
+            events_per_second: rate(events, observed.seconds),
+            steady_events_per_second: observed
+                .first_record_seconds
+                .filter(|first| observed.seconds > *first)
+                .map(|first| rate(events, observed.seconds - first)),
+            observed,
+        }
+    }
+
+    /// One line for the progress log.
+    pub(crate) fn line(&self) -> String {
+        format!(
+            "run {} {:<20} {:>8.2} s {:>12} events/s",
+            self.run,
+            self.contestant,
+            self.observed.seconds,
+            thousands(self.events_per_second)
+        )
+    }
+}
+
+/// All runs of one contestant on one workload.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Summary {
+    pub workload: String,
+    pub contestant: String,
+    pub role: &'static str,
+    pub runs: usize,
+    pub events_per_second: Spread,
+    pub median_steady_events_per_second: Option<f64>,
+    pub median_seconds: f64,
+    pub median_first_record_seconds: Option<f64>,
+    pub median_confirmed_seconds: Option<f64>,
+    /// CPU seconds per million events, the mean over the runs.
+    pub contestant_cpu_seconds_per_million: Option<f64>,
+    pub postgres_cpu_seconds_per_million: Option<f64>,
+    pub broker_cpu_seconds_per_million: Option<f64>,
+    /// The highest of the runs.
+    pub peak_rss_kib: Option<u64>,
+}
+
+/// Median events/s of one contestant over another's, on one workload.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Ratio {
+    pub workload: String,
+    pub numerator: String,
+    pub denominator: String,
+    pub value: f64,
+}
+
+pub(crate) fn summarize(
+    workload: &str,
+    contestants: &[Contestant],
+    measurements: &[Measurement],
+) -> Vec<Summary> {
+    contestants
+        .iter()
+        .filter_map(|contestant| {
+            let label = contestant.label();
+            let runs: Vec<&Measurement> = measurements
+                .iter()
+                .filter(|m| m.workload == workload && m.contestant == label)
+                .collect();
+            if runs.is_empty() {
+                return None;
+            }
+            let per_million = |cpu: fn(&Observation) -> Option<f64>| -> Option<f64> {
+                let each: Option<Vec<f64>> = runs
+                    .iter()
+                    .map(|m| cpu(&m.observed).map(|s| s / rate(m.events, 1.0) * 1e6))
+                    .collect();
+                each.map(|each| {
+                    each.iter().sum::<f64>() / rate(u64::try_from(each.len()).unwrap_or(1), 1.0)
+                })
+            };
+            Some(Summary {
+                workload: workload.to_owned(),
+                contestant: label,
+                role: contestant.role(),
+                runs: runs.len(),
+                events_per_second: Spread::of(runs.iter().map(|m| m.events_per_second)),
+                median_steady_events_per_second: Spread::median_of(
+                    runs.iter().filter_map(|m| m.steady_events_per_second),
+                ),
+                median_seconds: Spread::of(runs.iter().map(|m| m.observed.seconds)).median,
+                median_first_record_seconds: Spread::median_of(
+                    runs.iter().filter_map(|m| m.observed.first_record_seconds),
+                ),
+                median_confirmed_seconds: Spread::median_of(
+                    runs.iter().filter_map(|m| m.observed.confirmed_seconds),
+                ),
+                contestant_cpu_seconds_per_million: per_million(|o| o.contestant_cpu_seconds),
+                postgres_cpu_seconds_per_million: per_million(|o| o.postgres_cpu_seconds),
+                broker_cpu_seconds_per_million: per_million(|o| o.broker_cpu_seconds),
+                peak_rss_kib: runs.iter().filter_map(|m| m.observed.peak_rss_kib).max(),
+            })
+        })
+        .collect()
+}
+
+/// sluice over the peer, over the ceiling of the same transport, and over the broker ceiling.
+pub(crate) fn ratios(summary: &[Summary]) -> Vec<Ratio> {
+    let mut ratios = Vec::new();
+    for ours in summary.iter().filter(|s| s.role == "contestant") {
+        let transport = ours.contestant.rsplit('/').next().unwrap_or_default();
+        for other in summary.iter().filter(|s| s.workload == ours.workload) {
+            let compared = other.role == "peer"
+                || (other.role == "ceiling"
+                    && (!other.contestant.contains('/') || other.contestant.ends_with(transport)));
+            if compared && other.events_per_second.median > 0.0 {
+                ratios.push(Ratio {
+                    workload: ours.workload.clone(),
+                    numerator: ours.contestant.clone(),
+                    denominator: other.contestant.clone(),
+                    value: ours.events_per_second.median / other.events_per_second.median,
+                });
+            }
+        }
+    }
+    ratios
+}
+
+/// The summary of one workload as a markdown table, with its ratios below.
+pub(crate) fn markdown(title: &str, summary: &[Summary], ratios: &[Ratio]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "### {title}\n");
+    out.push_str(
+        "| contestant | events/s, median | min | max | events/s after the first | s to all acked | s to slot confirmed | CPU s / 1M events: contestant | PostgreSQL | broker | peak RSS MiB |\n",
+    );
+    out.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for s in summary {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {} |",
+            s.contestant,
+            thousands(s.events_per_second.median),
+            thousands(s.events_per_second.min),
+            thousands(s.events_per_second.max),
+            s.median_steady_events_per_second
+                .map_or_else(dash, thousands),
+            s.median_seconds,
+            s.median_confirmed_seconds
+                .map_or_else(dash, |v| format!("{v:.2}")),
+            s.contestant_cpu_seconds_per_million
+                .map_or_else(dash, |v| format!("{v:.2}")),
+            s.postgres_cpu_seconds_per_million
+                .map_or_else(dash, |v| format!("{v:.2}")),
+            s.broker_cpu_seconds_per_million
+                .map_or_else(dash, |v| format!("{v:.2}")),
+            s.peak_rss_kib
+                .map_or_else(dash, |kib| format!("{:.1}", rate(kib, 1024.0))),
+        );
+    }
+    if !ratios.is_empty() {
+        let listed: Vec<String> = ratios
+            .iter()
+            .map(|r| format!("{} / {} **{:.2}**", r.numerator, r.denominator, r.value))
+            .collect();
+        let _ = writeln!(out, "\nMedian events/s ratios: {}.", listed.join("; "));
+    }
+    out
+}
+
+fn dash() -> String {
+    "-".to_owned()
+}
+
+/// `1234567.8` as `1,234,568`.
+pub(crate) fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.abs());
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    if value < 0.0 && digits != "0" {
+        out.insert(0, '-');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn groups_digits() {
+        assert_eq!(thousands(0.4), "0");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(1000.0), "1,000");
+        assert_eq!(thousands(1_234_567.8), "1,234,568");
+        assert_eq!(thousands(-12_345.0), "-12,345");
+    }
+}

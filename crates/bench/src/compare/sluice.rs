@@ -1,0 +1,141 @@
+//! sluice as a contestant: the release binary, `sluice run` with a configuration of its own per
+//! contestant and run (slot, publication and topic prefix all named after it).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use super::watch::Running;
+use super::{Bench, kafka::LINGER_MS};
+use crate::drain::PgArgs;
+use crate::process::{still_running, terminate};
+
+/// How long a SIGTERM'd sluice may take to drain and exit.
+const STOP_GRACE: Duration = Duration::from_secs(60);
+
+/// A running `sluice run`, stopped (SIGTERM, then SIGKILL) when dropped.
+#[derive(Debug)]
+pub(crate) struct Sluice {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Sluice {
+    /// Starts sluice capturing `tables` (in schema public) as contestant `name`, with an
+    /// initial snapshot or none.
+    pub(crate) fn start(
+        bench: &Bench,
+        name: &str,
+        pg: &PgArgs,
+        tables: &[String],
+        snapshot: bool,
+    ) -> anyhow::Result<Sluice> {
+        let config = bench.work.join(format!("{name}.toml"));
+        std::fs::write(&config, config_toml(bench, name, pg, tables, snapshot))
+            .with_context(|| format!("writing {}", config.display()))?;
+        let log = bench.work.join(format!("{name}.log"));
+        let mut command = Command::new(&bench.sluice_bin);
+        // Only this configuration counts: no SLUICE_* override from our environment.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("SLUICE_") {
+                command.env_remove(key);
+            }
+        }
+        let child = command
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .with_context(|| format!("starting {}", bench.sluice_bin.display()))?;
+        Ok(Sluice { child, log })
+    }
+
+    /// SIGTERM, and wait for it to drain and exit.
+    pub(crate) fn stop(mut self) -> anyhow::Result<()> {
+        terminate(&mut self.child, STOP_GRACE)
+    }
+}
+
+impl Running for Sluice {
+    fn pid(&mut self) -> Option<u32> {
+        Some(self.child.id())
+    }
+
+    fn check(&mut self) -> anyhow::Result<()> {
+        still_running(&mut self.child, "sluice").with_context(|| {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            format!(
+                "its log {}, last lines:\n{}",
+                self.log.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            )
+        })
+    }
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        if let Err(err) = terminate(&mut self.child, STOP_GRACE) {
+            eprintln!(
+                "warning: stopping sluice (pid {}): {err:#}",
+                self.child.id()
+            );
+        }
+    }
+}
+
+/// A TOML string (TOML's basic strings escape like JSON's).
+fn quoted(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+/// sluice's configuration for one contestant run. Everything not named here is sluice's
+/// default; TLS is off, as for every contestant.
+fn config_toml(
+    bench: &Bench,
+    name: &str,
+    pg: &PgArgs,
+    tables: &[String],
+    snapshot: bool,
+) -> String {
+    let args = &bench.args;
+    let mut toml = String::new();
+    let include: Vec<String> = tables
+        .iter()
+        .map(|t| quoted(&format!("public.{t}")))
+        .collect();
+    // Writing to a String cannot fail.
+    let _ = write!(
+        toml,
+        "[postgres]\nhost = {host}\nport = {port}\ndatabase = {database}\nuser = {user}\n\
+         password = {password}\nsslmode = \"disable\"\n\n\
+         [replication]\nslot = {name_q}\npublication = {name_q}\n\n\
+         [tables]\ninclude = [{include}]\n\n\
+         [snapshot]\nmode = {mode}\nparallelism = {parallelism}\nchunk_rows = {chunk_rows}\n\n\
+         [kafka]\nbootstrap_servers = {bootstrap}\ntopic_prefix = {name_q}\npartitions = {partitions}\n\
+         replication_factor = 1\ncompression = {compression}\n\n\
+         [kafka.producer]\n\"linger.ms\" = {LINGER_MS}\n\n\
+         [registry]\nurl = {registry}\n\n\
+         [metrics]\nenabled = false\n",
+        host = quoted(&pg.host),
+        port = pg.port,
+        database = quoted(&pg.dbname),
+        user = quoted(&pg.user),
+        password = quoted(pg.password.as_deref().unwrap_or(&pg.user)),
+        name_q = quoted(name),
+        include = include.join(", "),
+        mode = if snapshot { "\"initial\"" } else { "\"never\"" },
+        parallelism = args.snapshot_parallelism,
+        chunk_rows = args.snapshot_chunk_rows,
+        bootstrap = quoted(&args.kafka),
+        partitions = args.partitions,
+        compression = quoted(&args.compression),
+        registry = quoted(&bench.ccompat_url()),
+    );
+    toml
+}
