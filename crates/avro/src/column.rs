@@ -212,6 +212,19 @@ impl ColumnKind {
         }
     }
 
+    /// Whether a value of this kind may be large enough to be TOASTed, and so arrive unchanged,
+    /// without having a placeholder form: its field must then allow null even for a NOT NULL
+    /// column (numerics, hstore, arrays).
+    pub fn toastable_without_placeholder(self) -> bool {
+        use ScalarKind as K;
+        match self {
+            ColumnKind::Scalar(kind) => {
+                matches!(kind, K::Decimal { .. } | K::VariableDecimal | K::HStore)
+            }
+            ColumnKind::Array { .. } => true,
+        }
+    }
+
     /// The Avro schema of a non-null value. Named types are defined at their first use and
     /// referred to by name afterwards, as Avro requires; `defined` tracks that.
     pub(crate) fn schema(self, info: &TypeInfo, defined: &mut Vec<&'static str>) -> Value {

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::column::{ColumnKind, Raw, Scratch, ValueError};
+use crate::column::{ColumnKind, Raw, Scratch, UNCHANGED_PLACEHOLDER, ValueError};
 use crate::transaction::TransactionBlock;
 use crate::types::{TypeInfo, TypeOptions};
 use crate::writer;
@@ -133,9 +133,18 @@ pub struct TableCodec {
     key_schema: String,
     value_schema: String,
     row_schema: String,
+    unchanged_placeholder: String,
 }
 
 impl TableCodec {
+    /// What an unchanged TOASTed text or bytes value is sent as (default
+    /// [`UNCHANGED_PLACEHOLDER`], Debezium's).
+    #[must_use]
+    pub fn with_unchanged_placeholder(mut self, placeholder: &str) -> Self {
+        placeholder.clone_into(&mut self.unchanged_placeholder);
+        self
+    }
+
     /// The codec of `spec` for events on `topic` (`<prefix>.<schema>.<table>`), with the
     /// default [`TypeOptions`].
     pub fn new(topic: &str, spec: &TableSpec) -> Self {
@@ -148,10 +157,15 @@ impl TableCodec {
         let columns: Vec<Column> = spec
             .columns
             .iter()
-            .map(|c| Column {
+            .map(|c| {
+                let kind = ColumnKind::of(c.type_oid, c.type_modifier, &c.type_info, options);
+                (c, kind)
+            })
+            .map(|(c, kind)| Column {
                 name: c.name.clone(),
-                kind: ColumnKind::of(c.type_oid, c.type_modifier, &c.type_info, options),
-                nullable: c.nullable,
+                kind,
+                // An unchanged TOASTed value with no placeholder form is sent as null.
+                nullable: c.nullable || (!c.is_key && kind.toastable_without_placeholder()),
                 default: c.default.as_deref().and_then(|d| {
                     ColumnKind::of(c.type_oid, c.type_modifier, &c.type_info, options)
                         .avro_default(d)
@@ -231,6 +245,7 @@ impl TableCodec {
             key_schema: key_schema.to_string(),
             value_schema: value_schema.to_string(),
             row_schema: row_schema.to_string(),
+            unchanged_placeholder: UNCHANGED_PLACEHOLDER.to_owned(),
         }
     }
 
@@ -414,13 +429,16 @@ impl TableCodec {
                 Ok(())
             }
             (Raw::Null, false) => Err(ValueError::Unrepresentable("NULL in a NOT NULL column")),
-            // An unchanged value with no placeholder form: null, and named in unchanged_toast.
-            (Raw::Unchanged, true)
-                if column
-                    .kind
-                    .encode(Raw::Unchanged, &mut Vec::new(), scratch)
-                    .is_err() =>
-            {
+            // Named in unchanged_toast either way; the value is the placeholder where the
+            // kind has a form for it, else null.
+            (Raw::Unchanged, nullable) if column.kind.has_unchanged_placeholder() => {
+                if nullable {
+                    writer::union_index(out, value_branch);
+                }
+                writer::bytes(out, self.unchanged_placeholder.as_bytes());
+                Ok(())
+            }
+            (Raw::Unchanged, true) => {
                 writer::union_index(out, null_branch);
                 Ok(())
             }
@@ -609,6 +627,59 @@ mod tests {
                 column("ratio", 1700, -1, true, false),
             ],
         }
+    }
+
+    /// A row of text values where `None` is an unchanged TOASTed value.
+    struct UnchangedRow(Vec<Option<&'static str>>);
+
+    impl Row for UnchangedRow {
+        fn values(&self) -> impl Iterator<Item = Raw<'_>> {
+            self.0.iter().map(|value| match value {
+                None => Raw::Unchanged,
+                Some(text) => Raw::Text(text.as_bytes()),
+            })
+        }
+    }
+
+    #[test]
+    fn unchanged_toasted_values_get_the_placeholder_or_null_even_when_not_null() {
+        let column = |name: &str, type_oid, is_key| ColumnSpec {
+            name: name.to_owned(),
+            type_oid,
+            type_modifier: -1,
+            nullable: false,
+            is_key,
+            type_info: TypeInfo::default(),
+            default: None,
+        };
+        // All NOT NULL: a large int[] or numeric can still arrive unchanged, with no
+        // placeholder form, so their fields allow null; text keeps its NOT NULL.
+        let spec = TableSpec {
+            schema: "public".into(),
+            name: "docs".into(),
+            columns: vec![
+                column("id", 23, true),
+                column("body", 25, false),
+                column("tags", 1007, false),
+                column("total", 1700, false),
+            ],
+        };
+        let codec = TableCodec::new("shop.public.docs", &spec).with_unchanged_placeholder("<same>");
+        let schema = Schema::parse_str(codec.row_schema()).unwrap();
+        let mut out = Vec::new();
+        codec
+            .encode_row_value(
+                1,
+                &UnchangedRow(vec![Some("7"), None, None, None]),
+                &mut out,
+                &mut Scratch::default(),
+            )
+            .unwrap();
+        let decoded = read(&schema, &out[5..]);
+        assert_eq!(field(&decoded, "body"), &Avro::String("<same>".into()));
+        let null = Avro::Union(0, Box::new(Avro::Null));
+        assert_eq!(field(&decoded, "tags"), &null);
+        assert_eq!(field(&decoded, "total"), &null);
     }
 
     fn read(schema: &Schema, mut datum: &[u8]) -> Avro {

@@ -698,6 +698,14 @@ pub struct EventsSection {
     /// `transaction` block (id, order) in every streamed event.
     #[serde(default)]
     pub transactions: bool,
+    /// What an unchanged TOASTed text or bytes value is sent as (Debezium's
+    /// `unavailable.value.placeholder`); the event also lists such columns by name.
+    #[serde(default = "default_unchanged_placeholder")]
+    pub unchanged_placeholder: String,
+}
+
+fn default_unchanged_placeholder() -> String {
+    sluice_avro::UNCHANGED_PLACEHOLDER.to_owned()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -730,6 +738,7 @@ impl Default for EventsSection {
             message_prefixes: Vec::new(),
             numeric: NumericHandling::default(),
             transactions: false,
+            unchanged_placeholder: default_unchanged_placeholder(),
         }
     }
 }
@@ -1035,6 +1044,7 @@ const SCHEMA: &[KeySpec] = &[
     opt("events", "message_prefixes", Typed, check::<Vec<String>>),
     opt("events", "numeric", Text, check::<NumericHandling>),
     opt("events", "transactions", Typed, check::<bool>),
+    opt("events", "unchanged_placeholder", Text, check::<String>),
     opt("shutdown", "drain_timeout", Text, check_duration),
     opt("metrics", "bind", Text, check::<SocketAddr>),
     opt("metrics", "enabled", Typed, check::<bool>),
@@ -1884,6 +1894,7 @@ mod tests {
         message_prefixes = ["audit", "app."]
         numeric = "string"
         transactions = true
+        unchanged_placeholder = "<unchanged>"
 
         [shutdown]
         drain_timeout = "1m"

@@ -77,6 +77,7 @@ pub struct Settings {
     /// Prefixes of the logical decoding messages sent to the messages topic.
     pub message_prefixes: Vec<String>,
     pub transactions: bool,
+    pub unchanged_placeholder: String,
     pub drain_timeout: Duration,
     /// How often to emit a heartbeat message, if at all.
     pub heartbeat_interval: Option<Duration>,
@@ -529,7 +530,8 @@ async fn table_out(
     mut stream: Option<&mut ChangeStream>,
 ) -> Result<TableOut, PipelineError> {
     let upsert = settings.upsert;
-    let codec = TableCodec::with_options(&topic, spec, &settings.type_options);
+    let codec = TableCodec::with_options(&topic, spec, &settings.type_options)
+        .with_unchanged_placeholder(&settings.unchanged_placeholder);
     let key_subject = format!("{topic}-key");
     let key_id = register(
         registry,
@@ -1956,6 +1958,7 @@ impl Settings {
                 .map(|level| level.as_str().to_owned()),
             message_prefixes: config.events.message_prefixes.clone(),
             transactions: config.events.transactions,
+            unchanged_placeholder: config.events.unchanged_placeholder.clone(),
             drain_timeout: config.shutdown.drain_timeout,
             metrics_bind: config.metrics.enabled.then_some(config.metrics.bind),
             heartbeat_interval: config.replication.heartbeat_interval,
