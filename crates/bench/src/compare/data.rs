@@ -14,7 +14,7 @@ use tokio_postgres::Client;
 
 use super::{DrainSpec, SnapshotSpec};
 
-/// The table of the drain workloads.
+/// The table of the drain workloads; `<DRAIN_TABLE><tables>_<i>` when spread over several.
 pub(crate) const DRAIN_TABLE: &str = "sluicebench_drain";
 /// Snapshot tables are `<prefix><tables>_<i>`.
 pub(crate) const SNAPSHOT_TABLE_PREFIX: &str = "sluicebench_snap";
@@ -94,21 +94,33 @@ pub(crate) async fn query_lsn(sql: &Client, query: &str) -> anyhow::Result<Lsn> 
         .with_context(|| format!("PostgreSQL's answer to {query}"))
 }
 
-/// The drain workload's table, with the rows its updates and deletes touch (written before any
-/// slot exists, so no contestant sees them).
-pub(crate) async fn create_drain_table(sql: &Client, spec: &DrainSpec) -> anyhow::Result<()> {
-    sql.batch_execute(&create_table(DRAIN_TABLE)).await?;
+/// The tables of a drain workload.
+pub(crate) fn drain_tables(spec: &DrainSpec) -> Vec<String> {
+    if spec.tables <= 1 {
+        return vec![DRAIN_TABLE.to_owned()];
+    }
+    (0..spec.tables)
+        .map(|i| format!("{DRAIN_TABLE}{}_{i}", spec.tables))
+        .collect()
+}
+
+/// The drain workload's tables, each with the rows its updates and deletes touch (written
+/// before any slot exists, so no contestant sees them).
+pub(crate) async fn create_drain_tables(sql: &Client, spec: &DrainSpec) -> anyhow::Result<()> {
     let shares = spec.mix.shares();
-    if shares.updates + shares.deletes > 0 {
-        let prefill = UPDATE_RANGE + count_below(spec.changes, shares.ranges()[2]);
-        sql.batch_execute(&format!(
-            "INSERT INTO {DRAIN_TABLE} SELECT {} FROM generate_series(0, {}) g",
-            row_values("g", spec.row_bytes),
-            prefill - 1
-        ))
-        .await?;
-        sql.batch_execute(&format!("VACUUM (ANALYZE) {DRAIN_TABLE}"))
+    for table in drain_tables(spec) {
+        sql.batch_execute(&create_table(&table)).await?;
+        if shares.updates + shares.deletes > 0 {
+            let prefill = UPDATE_RANGE + count_below(spec.changes, shares.ranges()[2]);
+            sql.batch_execute(&format!(
+                "INSERT INTO {table} SELECT {} FROM generate_series(0, {}) g",
+                row_values("g", spec.row_bytes),
+                prefill - 1
+            ))
             .await?;
+            sql.batch_execute(&format!("VACUUM (ANALYZE) {table}"))
+                .await?;
+        }
     }
     Ok(())
 }
@@ -160,7 +172,8 @@ pub(crate) struct Backlog {
 
 /// Writes the drain workload's backlog: `spec.changes` changes in transactions of
 /// `spec.rows_per_transaction`, change number `i` inserting, updating or deleting by its last
-/// decimal digit (all inserts, or 6/3/1 of ten), in one server-side loop.
+/// decimal digit (all inserts, or 6/3/1 of ten), in one server-side loop; transaction `t`
+/// writes to table `t % spec.tables`.
 pub(crate) async fn write_backlog(sql: &Client, spec: &DrainSpec) -> anyhow::Result<Backlog> {
     let k = spec.rows_per_transaction;
     let transactions = spec.changes / k;
@@ -175,27 +188,42 @@ pub(crate) async fn write_backlog(sql: &Client, spec: &DrainSpec) -> anyhow::Res
     };
     // The statements of transaction `t` (a plpgsql variable): its changes are lo..hi.
     let (lo, hi) = (format!("t::bigint * {k}"), format!("(t::bigint + 1) * {k}"));
-    let mut body = format!(
-        "INSERT INTO {DRAIN_TABLE} SELECT {} FROM generate_series({insert_base} + {}, {insert_base} + {} - 1) g;",
-        row_values("g", spec.row_bytes),
-        count_below_sql(&lo, inserts),
-        count_below_sql(&hi, inserts)
-    );
-    if shares.updates > 0 {
-        body.push_str(&format!(
-            " UPDATE {DRAIN_TABLE} SET n = n + 1 WHERE id IN \
-             (SELECT x % {UPDATE_RANGE} FROM generate_series({}, {} - 1) x);",
-            count_below_sql(&lo, updates),
-            count_below_sql(&hi, updates)
-        ));
-    }
-    if shares.deletes > 0 {
-        body.push_str(&format!(
-            " DELETE FROM {DRAIN_TABLE} WHERE id >= {UPDATE_RANGE} + {} AND id < {UPDATE_RANGE} + {};",
-            count_below_sql(&lo, deletes),
-            count_below_sql(&hi, deletes)
-        ));
-    }
+    let table_body = |table: &str| {
+        let mut body = format!(
+            "INSERT INTO {table} SELECT {} FROM generate_series({insert_base} + {}, {insert_base} + {} - 1) g;",
+            row_values("g", spec.row_bytes),
+            count_below_sql(&lo, inserts),
+            count_below_sql(&hi, inserts)
+        );
+        if shares.updates > 0 {
+            body.push_str(&format!(
+                " UPDATE {table} SET n = n + 1 WHERE id IN \
+                 (SELECT x % {UPDATE_RANGE} FROM generate_series({}, {} - 1) x);",
+                count_below_sql(&lo, updates),
+                count_below_sql(&hi, updates)
+            ));
+        }
+        if shares.deletes > 0 {
+            body.push_str(&format!(
+                " DELETE FROM {table} WHERE id >= {UPDATE_RANGE} + {} AND id < {UPDATE_RANGE} + {};",
+                count_below_sql(&lo, deletes),
+                count_below_sql(&hi, deletes)
+            ));
+        }
+        body
+    };
+    let tables = drain_tables(spec);
+    let body = match tables.as_slice() {
+        [table] => table_body(table),
+        _ => {
+            let cases: String = tables
+                .iter()
+                .enumerate()
+                .map(|(i, table)| format!(" WHEN {i} THEN {}", table_body(table)))
+                .collect();
+            format!("CASE t % {}{cases} END CASE;", tables.len())
+        }
+    };
     let started = Instant::now();
     if transactions > 1 {
         sql.batch_execute(&format!(

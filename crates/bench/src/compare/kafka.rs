@@ -13,7 +13,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::message::DeliveryResult;
+use rdkafka::message::{BorrowedMessage, DeliveryResult, Timestamp};
 use rdkafka::producer::{BaseRecord, Producer as _, ProducerContext, ThreadedProducer};
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 use sluice_kafka::{KafkaConfig, TracingContext, client_config};
@@ -109,6 +109,38 @@ impl Kafka {
         topics: &[String],
         max: usize,
     ) -> anyhow::Result<Vec<Record>> {
+        self.read(topics, max, |message| {
+            Ok((
+                message.key().map(<[u8]>::to_vec),
+                message.payload().map(<[u8]>::to_vec),
+            ))
+        })
+        .await
+    }
+
+    /// Every record of `topics`: the broker's append time (ms; an error for a topic whose
+    /// records keep the producer's time) and the value.
+    pub(crate) async fn appended(
+        &self,
+        topics: &[String],
+    ) -> anyhow::Result<Vec<(i64, Option<Vec<u8>>)>> {
+        self.read(topics, usize::MAX, |message| match message.timestamp() {
+            Timestamp::LogAppendTime(ms) => Ok((ms, message.payload().map(<[u8]>::to_vec))),
+            other => bail!(
+                "{} holds records with {other:?}, not the broker's append time",
+                message.topic()
+            ),
+        })
+        .await
+    }
+
+    /// Up to `max` records of `topics` from their beginnings, each as `each` makes it.
+    async fn read<T: Send + 'static>(
+        &self,
+        topics: &[String],
+        max: usize,
+        each: fn(&BorrowedMessage<'_>) -> anyhow::Result<T>,
+    ) -> anyhow::Result<Vec<T>> {
         let mut config = client_config(&self.config);
         config
             .set("group.id", "sluice-bench-sample")
@@ -136,15 +168,12 @@ impl Kafka {
             consumer.assign(&assignment)?;
             let deadline = Instant::now() + TIMEOUT;
             while records.len() < max && !ends.is_empty() {
-                anyhow::ensure!(Instant::now() < deadline, "sampling {topics:?} timed out");
+                anyhow::ensure!(Instant::now() < deadline, "reading {topics:?} timed out");
                 let Some(message) = consumer.poll(Duration::from_millis(200)) else {
                     continue;
                 };
                 let message = message?;
-                records.push((
-                    message.key().map(<[u8]>::to_vec),
-                    message.payload().map(<[u8]>::to_vec),
-                ));
+                records.push(each(&message)?);
                 ends.retain(|(topic, partition, end)| {
                     !(topic == message.topic()
                         && *partition == message.partition()
@@ -162,9 +191,24 @@ impl Kafka {
         topics: &[String],
         partitions: i32,
     ) -> anyhow::Result<()> {
+        self.create_topics_with(topics, partitions, &[]).await
+    }
+
+    /// [`Kafka::create_topics`] with these topic configurations.
+    pub(crate) async fn create_topics_with(
+        &self,
+        topics: &[String],
+        partitions: i32,
+        configs: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
         let new: Vec<NewTopic<'_>> = topics
             .iter()
-            .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+            .map(|t| {
+                configs.iter().fold(
+                    NewTopic::new(t, partitions, TopicReplication::Fixed(1)),
+                    |topic, (key, value)| topic.set(key, value),
+                )
+            })
             .collect();
         for result in self.admin.create_topics(&new, &admin_options()).await? {
             if let Err((topic, code)) = result {

@@ -15,6 +15,14 @@
 //!   its stored offset: Debezium is warmed up last, just before the backlog, instead.
 //! - **Snapshot**: tables filled once per workload; each contestant starts with no slot and is
 //!   timed until every row is in Kafka.
+//! - **Transaction**: a drain whose backlog is one transaction of `--transaction-rows` rows;
+//!   sluice's resident set size is sampled every 100 ms (peak, and the median after the first
+//!   record, "steady").
+//! - **Tables**: the drain spread over `--tables` tables (transaction `t` writes table
+//!   `t % tables`).
+//! - **Steady**: sluice only; single-row transactions at `--steady-rates` while it streams,
+//!   latency per event from the broker's append time and the commit time in the event (see
+//!   [`steady`]).
 //!
 //! # When a run is done
 //!
@@ -41,6 +49,7 @@ mod kafka;
 mod report;
 mod runs;
 mod sluice;
+mod steady;
 mod watch;
 
 use std::path::{Path, PathBuf};
@@ -63,6 +72,12 @@ use crate::process::{load_average, read_pid};
 pub enum Kind {
     Drain,
     Snapshot,
+    /// Single-row transactions at fixed rates while sluice streams: latency per event.
+    Steady,
+    /// One transaction of --transaction-rows rows: time and sluice's memory.
+    Transaction,
+    /// The drain spread over --tables tables.
+    Tables,
 }
 
 /// What a drain's changes are.
@@ -122,6 +137,21 @@ pub struct CompareArgs {
     pub snapshot_tables: Vec<u32>,
     #[arg(long, default_value_t = 200)]
     pub snapshot_row_bytes: u64,
+    /// Steady workloads: single-row transactions per second (e.g. 1000,10000).
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000, 10_000])]
+    pub steady_rates: Vec<u64>,
+    /// Steady workloads: how long each rate is written.
+    #[arg(long, default_value_t = 30)]
+    pub steady_seconds: u64,
+    /// Steady workloads: the writer's connections (each pipelines its inserts).
+    #[arg(long, default_value_t = 8)]
+    pub steady_connections: u64,
+    /// Rows of the transaction workload's one transaction.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub transaction_rows: u64,
+    /// Tables of the tables workload (the drain's --changes spread over them).
+    #[arg(long, default_value_t = 100)]
+    pub tables: u32,
     #[arg(long, default_value_t = 3)]
     pub runs: u32,
     /// Only these contestants (e.g. sluice/unix,debezium/tcp; a family name such as `sluice`
@@ -186,22 +216,45 @@ impl CompareArgs {
         Duration::from_secs(self.timeout_seconds)
     }
 
+    /// The drain workloads of the flags, over `tables` tables.
+    fn drains(&self, tables: u32) -> Vec<Workload> {
+        let mut workloads = Vec::new();
+        for &mix in &self.mix {
+            for &row_bytes in &self.row_bytes {
+                for &rows_per_transaction in &self.rows_per_transaction {
+                    workloads.push(Workload::Drain(DrainSpec {
+                        changes: self.changes,
+                        mix,
+                        row_bytes,
+                        rows_per_transaction,
+                        tables,
+                    }));
+                }
+            }
+        }
+        workloads
+    }
+
     fn workloads(&self) -> Vec<Workload> {
         let mut workloads = Vec::new();
         for kind in &self.workloads {
             match kind {
-                Kind::Drain => {
-                    for &mix in &self.mix {
-                        for &row_bytes in &self.row_bytes {
-                            for &rows_per_transaction in &self.rows_per_transaction {
-                                workloads.push(Workload::Drain(DrainSpec {
-                                    changes: self.changes,
-                                    mix,
-                                    row_bytes,
-                                    rows_per_transaction,
-                                }));
-                            }
-                        }
+                Kind::Drain => workloads.extend(self.drains(1)),
+                Kind::Tables => workloads.extend(self.drains(self.tables)),
+                Kind::Transaction => workloads.push(Workload::Drain(DrainSpec {
+                    changes: self.transaction_rows,
+                    mix: Changes::Insert,
+                    row_bytes: self.row_bytes.first().copied().unwrap_or(200),
+                    rows_per_transaction: self.transaction_rows,
+                    tables: 1,
+                })),
+                Kind::Steady => {
+                    for &rate in &self.steady_rates {
+                        workloads.push(Workload::Steady(SteadySpec {
+                            rate,
+                            seconds: self.steady_seconds,
+                            connections: self.steady_connections,
+                        }));
                     }
                 }
                 Kind::Snapshot => {
@@ -225,6 +278,16 @@ pub(crate) struct DrainSpec {
     pub mix: Changes,
     pub row_bytes: u64,
     pub rows_per_transaction: u64,
+    /// Transaction `t` writes to table `t % tables`.
+    pub tables: u32,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct SteadySpec {
+    /// Single-row transactions per second.
+    pub rate: u64,
+    pub seconds: u64,
+    pub connections: u64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -239,20 +302,31 @@ pub(crate) struct SnapshotSpec {
 enum Workload {
     Drain(DrainSpec),
     Snapshot(SnapshotSpec),
+    Steady(SteadySpec),
 }
 
 impl Workload {
     fn label(&self) -> String {
         match self {
             Workload::Drain(d) => format!(
-                "drain, {}: {} changes, {} B rows, {} rows/transaction",
+                "drain, {}: {} changes, {} B rows, {} rows/transaction{}",
                 match d.mix {
                     Changes::Insert => "insert only",
                     Changes::Mix => "60/30/10 insert/update/delete",
                 },
                 report::thousands(rate_u64(d.changes)),
                 d.row_bytes,
-                d.rows_per_transaction
+                report::thousands(rate_u64(d.rows_per_transaction)),
+                if d.tables > 1 {
+                    format!(", over {} tables", d.tables)
+                } else {
+                    String::new()
+                }
+            ),
+            Workload::Steady(s) => format!(
+                "steady state: {} single-row transactions/s for {} s",
+                report::thousands(rate_u64(s.rate)),
+                s.seconds
             ),
             Workload::Snapshot(s) => format!(
                 "snapshot: {} rows of {} B in {} table{}",
@@ -465,12 +539,20 @@ impl Bench {
             all.push(Contestant::Debezium);
         }
         for &t in &transports {
-            all.push(match kind {
-                Kind::Drain => Contestant::PgRecvlogical(t),
-                Kind::Snapshot => Contestant::Copy(t),
-            });
+            match kind {
+                Kind::Drain | Kind::Transaction | Kind::Tables => {
+                    all.push(Contestant::PgRecvlogical(t));
+                }
+                Kind::Snapshot => all.push(Contestant::Copy(t)),
+                Kind::Steady => {}
+            }
         }
-        all.push(Contestant::KafkaProducer);
+        if kind == Kind::Steady {
+            // Latency is measured for sluice alone.
+            all.retain(|c| matches!(c, Contestant::Sluice(_)));
+        } else {
+            all.push(Contestant::KafkaProducer);
+        }
         let chosen = &self.args.contestants;
         all.retain(|c| {
             let label = c.label();
@@ -588,12 +670,16 @@ pub async fn run(args: &CompareArgs) -> anyhow::Result<()> {
         let contestants = bench.contestants(match workload {
             Workload::Drain(_) => Kind::Drain,
             Workload::Snapshot(_) => Kind::Snapshot,
+            Workload::Steady(_) => Kind::Steady,
         });
         eprintln!("== {label}: {}", labels(&contestants).join(", "));
         let (runs, data_seconds) = match &workload {
             Workload::Drain(spec) => runs::drain(&bench, index, &label, spec, &contestants).await?,
             Workload::Snapshot(spec) => {
                 runs::snapshot(&bench, index, &label, spec, &contestants).await?
+            }
+            Workload::Steady(spec) => {
+                steady::steady(&bench, index, &label, spec, &contestants).await?
             }
         };
         let workload_summary = report::summarize(&label, &contestants, &runs);

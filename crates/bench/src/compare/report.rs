@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::Contestant;
+use super::steady::Latency;
 use super::watch::Observation;
 use crate::drain::rate;
 use crate::stats::Spread;
@@ -81,6 +82,10 @@ pub(crate) struct Summary {
     pub broker_cpu_seconds_per_million: Option<f64>,
     /// The highest of the runs.
     pub peak_rss_kib: Option<u64>,
+    /// The highest of the runs' steady (median after the first record) resident set sizes.
+    pub steady_rss_kib: Option<u64>,
+    /// The steady workload's latencies: the run with the median p99.
+    pub latency: Option<Latency>,
 }
 
 /// Median events/s of one contestant over another's, on one workload.
@@ -137,6 +142,13 @@ pub(crate) fn summarize(
                 postgres_cpu_seconds_per_million: per_million(|o| o.postgres_cpu_seconds),
                 broker_cpu_seconds_per_million: per_million(|o| o.broker_cpu_seconds),
                 peak_rss_kib: runs.iter().filter_map(|m| m.observed.peak_rss_kib).max(),
+                steady_rss_kib: runs.iter().filter_map(|m| m.observed.steady_rss_kib).max(),
+                latency: {
+                    let mut latencies: Vec<Latency> =
+                        runs.iter().filter_map(|m| m.observed.latency).collect();
+                    latencies.sort_by(|a, b| a.p99_ms.total_cmp(&b.p99_ms));
+                    latencies.get(latencies.len() / 2).copied()
+                },
             })
         })
         .collect()
@@ -169,13 +181,15 @@ pub(crate) fn markdown(title: &str, summary: &[Summary], ratios: &[Ratio]) -> St
     let mut out = String::new();
     let _ = writeln!(out, "### {title}\n");
     out.push_str(
-        "| contestant | events/s, median | min | max | events/s after the first | s to all acked | s to slot confirmed | CPU s / 1M events: contestant | PostgreSQL | broker | peak RSS MiB |\n",
+        "| contestant | events/s, median | min | max | events/s after the first | s to all acked | s to slot confirmed | CPU s / 1M events: contestant | PostgreSQL | broker | peak RSS MiB | steady RSS MiB |\n",
     );
-    out.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    out.push_str(
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
     for s in summary {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {} | {} |",
             s.contestant,
             thousands(s.events_per_second.median),
             thousands(s.events_per_second.min),
@@ -191,9 +205,32 @@ pub(crate) fn markdown(title: &str, summary: &[Summary], ratios: &[Ratio]) -> St
                 .map_or_else(dash, |v| format!("{v:.2}")),
             s.broker_cpu_seconds_per_million
                 .map_or_else(dash, |v| format!("{v:.2}")),
-            s.peak_rss_kib
-                .map_or_else(dash, |kib| format!("{:.1}", rate(kib, 1024.0))),
+            s.peak_rss_kib.map_or_else(dash, mib),
+            s.steady_rss_kib.map_or_else(dash, mib),
         );
+    }
+    let latencies: Vec<(&Summary, Latency)> = summary
+        .iter()
+        .filter_map(|s| s.latency.map(|l| (s, l)))
+        .collect();
+    if !latencies.is_empty() {
+        out.push_str(
+            "\n| contestant | tx/s asked | tx/s written | latency ms: p50 | p99 | p99.9 | max |\n\
+             | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        );
+        for (s, l) in latencies {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                s.contestant,
+                thousands(rate(l.asked_per_second, 1.0)),
+                thousands(l.written_per_second),
+                l.p50_ms,
+                l.p99_ms,
+                l.p999_ms,
+                l.max_ms
+            );
+        }
     }
     if !ratios.is_empty() {
         let listed: Vec<String> = ratios
@@ -203,6 +240,10 @@ pub(crate) fn markdown(title: &str, summary: &[Summary], ratios: &[Ratio]) -> St
         let _ = writeln!(out, "\nMedian events/s ratios: {}.", listed.join("; "));
     }
     out
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1}", rate(kib, 1024.0))
 }
 
 fn dash() -> String {

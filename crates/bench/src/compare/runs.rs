@@ -3,7 +3,7 @@
 
 use anyhow::{Context as _, bail};
 
-use super::data::{self, DRAIN_TABLE, SNAPSHOT_TABLE_PREFIX};
+use super::data::{self, SNAPSHOT_TABLE_PREFIX};
 use super::debezium::{self, Worker};
 use super::kafka::Record;
 use super::report::Measurement;
@@ -83,10 +83,10 @@ pub(super) async fn drain(
             .iter()
             .map(|c| (*c, bench.name(index, run, *c)))
             .collect();
-        data::create_drain_table(&bench.sql, spec).await?;
+        data::create_drain_tables(&bench.sql, spec).await?;
         let outcome = drain_run(bench, label, run, spec, &names, &mut sample).await;
         bench.drop_all_traces(&names).await;
-        data::drop_tables(&bench.sql, &[DRAIN_TABLE.to_owned()]).await?;
+        data::drop_tables(&bench.sql, &data::drain_tables(spec)).await?;
         let (runs, seconds) = outcome?;
         measurements.extend(runs);
         backlog_seconds.push(seconds);
@@ -102,7 +102,7 @@ async fn drain_run(
     names: &[(Contestant, String)],
     sample: &mut Vec<Record>,
 ) -> anyhow::Result<(Vec<Measurement>, f64)> {
-    let tables = [DRAIN_TABLE.to_owned()];
+    let tables = data::drain_tables(spec);
     // Debezium last: its slot cannot be advanced (below), so it is warmed up just before the
     // backlog.
     let warm_order = names
@@ -117,14 +117,24 @@ async fn drain_run(
                     contestant.label()
                 );
                 let mut process = start(bench, *contestant, name, &tables, false)?;
-                warm_up(bench, *contestant, name, spec, number, process.as_mut()).await?;
+                warm_up(
+                    bench,
+                    *contestant,
+                    name,
+                    &tables[0],
+                    spec,
+                    number,
+                    process.as_mut(),
+                )
+                .await?;
                 process.stop()?;
             }
             Contestant::PgRecvlogical(_) => {
                 bench
                     .sql
                     .batch_execute(&format!(
-                        "CREATE PUBLICATION {name} FOR TABLE {DRAIN_TABLE}"
+                        "CREATE PUBLICATION {name} FOR TABLE {}",
+                        tables.join(", ")
                     ))
                     .await?;
                 bench
@@ -166,7 +176,7 @@ async fn drain_run(
     let mut measurements = Vec::new();
     for (contestant, name) in names {
         let records = backlog.records;
-        let topics = [topic(name, DRAIN_TABLE)];
+        let topics: Vec<String> = tables.iter().map(|t| topic(name, t)).collect();
         let target = Target {
             topics: &topics,
             records,
@@ -211,15 +221,16 @@ async fn warm_up(
     bench: &Bench,
     contestant: Contestant,
     name: &str,
+    table: &str,
     spec: &DrainSpec,
     number: u64,
     process: &mut dyn Started,
 ) -> anyhow::Result<()> {
     watch::slot_active(bench, name, process).await?;
-    let topics = [topic(name, DRAIN_TABLE)];
+    let topics = [topic(name, table)];
     let mut clock = Clock::start(bench, &topics).await?;
     let written = std::time::SystemTime::now();
-    let changed = data::warm_row(&bench.sql, DRAIN_TABLE, spec.row_bytes, number).await?;
+    let changed = data::warm_row(&bench.sql, table, spec.row_bytes, number).await?;
     let target = Target {
         topics: &topics,
         records: 1,

@@ -10,11 +10,14 @@ use sluice_pgoutput::Lsn;
 use tokio_postgres::Client;
 
 use super::Bench;
-use crate::process::{cpu_seconds, peak_rss_kib};
+use crate::process::{cpu_seconds, peak_rss_kib, status_kib};
 
 /// How often the topics, the slot and the processes are looked at: the resolution of every
 /// time measured here.
 pub(crate) const POLL: Duration = Duration::from_millis(50);
+
+/// How often the contestant's resident set size (`VmRSS`) is sampled, at most.
+const RSS_EVERY: Duration = Duration::from_millis(100);
 
 /// A contestant's process while it runs.
 pub(crate) trait Running {
@@ -116,6 +119,10 @@ pub(crate) struct Observation {
     pub postgres_cpu_seconds: Option<f64>,
     pub broker_cpu_seconds: Option<f64>,
     pub peak_rss_kib: Option<u64>,
+    /// The median of the resident set sizes sampled after the first record was in Kafka.
+    pub steady_rss_kib: Option<u64>,
+    /// The steady workload's latencies.
+    pub latency: Option<super::steady::Latency>,
     /// Records in its topics beyond those it owed, once it stopped (duplicates: should be 0).
     pub extra_records: u64,
 }
@@ -157,8 +164,19 @@ pub(crate) async fn watch(
     let deadline = clock.started + bench.args.timeout();
     let mut seen = Observation::default();
     let mut done = false;
+    let mut rss_sampled: Option<Instant> = None;
+    let mut rss = Vec::new();
     loop {
         running.check()?;
+        if !done
+            && seen.first_record_seconds.is_some()
+            && rss_sampled.is_none_or(|at| at.elapsed() >= RSS_EVERY)
+            && let Some(pid) = running.pid()
+            && let Some(kib) = status_kib(&pid.to_string(), "VmRSS")
+        {
+            rss_sampled = Some(Instant::now());
+            rss.push(kib);
+        }
         clock
             .backends
             .sample(&bench.sql, target.slot, target.query_like)
@@ -176,7 +194,12 @@ pub(crate) async fn watch(
                 if let Some(pid) = running.pid() {
                     seen.contestant_cpu_seconds = cpu_seconds(pid);
                     seen.peak_rss_kib = peak_rss_kib(pid);
+                    if let Some(kib) = status_kib(&pid.to_string(), "VmRSS") {
+                        rss.push(kib);
+                    }
                 }
+                rss.sort_unstable();
+                seen.steady_rss_kib = rss.get(rss.len() / 2).copied();
                 seen.postgres_cpu_seconds = clock.backends.total();
                 seen.broker_cpu_seconds = broker_cpu(bench)
                     .zip(clock.broker_cpu)
