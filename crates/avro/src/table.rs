@@ -159,18 +159,14 @@ impl TableCodec {
             .iter()
             .map(|c| {
                 let kind = ColumnKind::of(c.type_oid, c.type_modifier, &c.type_info, options);
-                (c, kind)
-            })
-            .map(|(c, kind)| Column {
-                name: c.name.clone(),
-                kind,
-                // An unchanged TOASTed value with no placeholder form is sent as null.
-                nullable: c.nullable || (!c.is_key && kind.toastable_without_placeholder()),
-                default: c.default.as_deref().and_then(|d| {
-                    ColumnKind::of(c.type_oid, c.type_modifier, &c.type_info, options)
-                        .avro_default(d)
-                }),
-                domain: domain_name(&c.type_info),
+                Column {
+                    name: c.name.clone(),
+                    kind,
+                    // An unchanged TOASTed value with no placeholder form is sent as null.
+                    nullable: c.nullable || (!c.is_key && kind.toastable_without_placeholder()),
+                    default: c.default.as_deref().and_then(|d| kind.avro_default(d)),
+                    domain: domain_name(&c.type_info),
+                }
             })
             .collect();
         let key_columns: Vec<usize> = spec

@@ -530,6 +530,7 @@ async fn table_out(
     mut stream: Option<&mut ChangeStream>,
 ) -> Result<TableOut, PipelineError> {
     let upsert = settings.upsert;
+    let collection = format!("{}.{}", spec.schema, spec.name);
     let codec = TableCodec::with_options(&topic, spec, &settings.type_options)
         .with_unchanged_placeholder(&settings.unchanged_placeholder);
     let key_subject = format!("{topic}-key");
@@ -558,8 +559,8 @@ async fn table_out(
         key_id,
         value_id,
         upsert,
-        metrics: metrics::global().table(&format!("{}.{}", spec.schema, spec.name)),
-        collection: format!("{}.{}", spec.schema, spec.name),
+        metrics: metrics::global().table(&collection),
+        collection,
         shape,
     })
 }

@@ -273,6 +273,16 @@ pub async fn confirmed_below(sql: &tokio_postgres::Client, slot: &str, lsn: &str
     .get(0)
 }
 
+/// Whether a replication slot named `slot` exists.
+pub async fn slot_exists(sql: &tokio_postgres::Client, slot: &str) -> bool {
+    sql.query_one(
+        "SELECT count(*) > 0 FROM pg_replication_slots WHERE slot_name = $1",
+        &[&slot],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
 /// Waits (30 s at most) until `slot` is active: sluice has started streaming from it.
 pub async fn wait_until_streaming(sql: &tokio_postgres::Client, slot: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);

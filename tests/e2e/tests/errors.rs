@@ -5,7 +5,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use sluice_e2e::pipeline::{self, Sluice, read_records, wait_until_streaming, write_config};
+use sluice_e2e::pipeline::{
+    self, Sluice, read_records, slot_exists, wait_until_streaming, write_config,
+};
 use sluice_e2e::{ScratchPg, Stack, stack_env, unique_name};
 
 /// Runs `sluice run` until it exits (at most `limit`); returns its exit code and stderr.
@@ -351,13 +353,5 @@ async fn a_principal_without_topic_rights_is_refused_naming_the_topic_and_the_ac
         "{failed:?}"
     );
     // Refused before a slot existed: the next start snapshots the row; nothing was skipped.
-    let slots: i64 = sql
-        .query_one(
-            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
-            &[&slot],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(slots, 0);
+    assert!(!slot_exists(&sql, &slot).await);
 }

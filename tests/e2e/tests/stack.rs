@@ -13,6 +13,7 @@ use schema_registry_converter::async_impl::schema_registry::{
     SrSettings, get_schema_by_id, is_compatible_schema, post_schema,
 };
 use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
+use sluice_e2e::pipeline::slot_exists;
 use sluice_e2e::{Stack, unique_name};
 
 const PARTITIONS: i32 = 3;
@@ -217,15 +218,7 @@ async fn postgres_decodes_a_write_through_a_pgoutput_slot() {
         .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
         .await
         .unwrap();
-    let left: i64 = client
-        .query_one(
-            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
-            &[&slot],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(left, 0);
+    assert!(!slot_exists(&client, &slot).await);
     client
         .batch_execute(&format!(
             "DROP PUBLICATION {publication}; DROP TABLE {table};"
