@@ -325,19 +325,24 @@ pub(crate) fn format_interval(out: &mut String, interval: Interval) {
 /// `2024-01-31T12:34:56.123456Z`, the fraction without trailing zeros, years past 9999 with
 /// a `+` and years before 1 (astronomical) with a `-`, as Java's ISO formatter prints them.
 pub(crate) fn format_zoned_timestamp(out: &mut String, micros: i128) {
-    use std::fmt::Write as _;
     let day = i128::from(MICROS_PER_DAY);
     let days = i64::try_from(micros.div_euclid(day)).unwrap_or(i64::MAX);
     let in_day = i64::try_from(micros.rem_euclid(day)).unwrap_or(0);
     let (year, month, day) = civil_from_days(days);
     if year > 9999 {
+        use std::fmt::Write as _;
         let _ = write!(out, "+{year}");
     } else if year < 0 {
-        let _ = write!(out, "-{:04}", -year);
+        out.push('-');
+        push_padded(out, year.unsigned_abs(), 4);
     } else {
-        let _ = write!(out, "{year:04}");
+        push_padded(out, year.unsigned_abs(), 4);
     }
-    let _ = write!(out, "-{month:02}-{day:02}T");
+    out.push('-');
+    push_padded(out, u64::from(month), 2);
+    out.push('-');
+    push_padded(out, u64::from(day), 2);
+    out.push('T');
     format_time_of_day(out, in_day);
     out.push('Z');
 }
@@ -345,16 +350,36 @@ pub(crate) fn format_zoned_timestamp(out: &mut String, micros: i128) {
 /// `HH:MM:SS` and, when not zero, a fraction without trailing zeros (`.5`, `.000001`), as
 /// both PostgreSQL and Java's ISO formatter print a time of day. `micros` is in `0..=24h`.
 fn format_time_of_day(out: &mut String, micros: i64) {
-    use std::fmt::Write as _;
-    let seconds = micros / 1_000_000;
-    let _ = write!(
-        out,
-        "{:02}:{:02}:{:02}",
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60
-    );
+    let seconds = micros.unsigned_abs() / 1_000_000;
+    push_padded(out, seconds / 3600, 2);
+    out.push(':');
+    push_padded(out, seconds / 60 % 60, 2);
+    out.push(':');
+    push_padded(out, seconds % 60, 2);
     push_fraction(out, micros % 1_000_000);
+}
+
+/// `value` in decimal, zero-padded to `width` digits (more digits when it needs them): what
+/// `{:0width$}` prints, without the formatting machinery, which showed in profiles of
+/// timestamp-heavy streams.
+fn push_padded(out: &mut String, value: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut rest = value;
+    let mut start = digits.len();
+    while rest > 0 || digits.len() - start < width {
+        start -= 1;
+        if let Some(slot) = digits.get_mut(start) {
+            // `rest % 10` is a single digit.
+            *slot = b'0' + u8::try_from(rest % 10).unwrap_or(0);
+        }
+        rest /= 10;
+        if start == 0 {
+            break;
+        }
+    }
+    for &digit in digits.get(start..).unwrap_or_default() {
+        out.push(char::from(digit));
+    }
 }
 
 /// `.ffffff` without trailing zeros, or nothing for 0; `micros` is in `0..1_000_000`.
@@ -436,6 +461,63 @@ mod tests {
             let mut out = String::new();
             format_zoned_timestamp(&mut out, i128::from(micros));
             assert_eq!(out, expected);
+        }
+    }
+
+    #[test]
+    fn padded_numbers_print_as_the_formatter_does() {
+        for value in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            999,
+            1000,
+            9999,
+            10_000,
+            123_456,
+            u64::MAX,
+        ] {
+            for width in [1, 2, 4] {
+                let mut out = String::new();
+                push_padded(&mut out, value, width);
+                assert_eq!(out, format!("{value:0width$}"), "{value} to {width}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn zoned_timestamps_match_their_calendar_fields(
+            micros in -100_000_000_000_000_000i64..300_000_000_000_000_000
+        ) {
+            let mut out = String::new();
+            format_zoned_timestamp(&mut out, i128::from(micros));
+            let day = MICROS_PER_DAY;
+            let (year, month, dom) = civil_from_days(micros.div_euclid(day));
+            let in_day = micros.rem_euclid(day);
+            let seconds = in_day / 1_000_000;
+            let year = if year > 9999 {
+                format!("+{year}")
+            } else if year < 0 {
+                format!("-{:04}", -year)
+            } else {
+                format!("{year:04}")
+            };
+            let mut fraction = format!("{:06}", in_day % 1_000_000);
+            while fraction.ends_with('0') {
+                fraction.pop();
+            }
+            let fraction = if fraction.is_empty() { String::new() } else { format!(".{fraction}") };
+            let expected = format!(
+                "{year}-{month:02}-{dom:02}T{:02}:{:02}:{:02}{fraction}Z",
+                seconds / 3600,
+                seconds / 60 % 60,
+                seconds % 60
+            );
+            proptest::prop_assert_eq!(out, expected);
         }
     }
 }

@@ -1,6 +1,7 @@
-//! The producer: messages in with a ticket, delivery reports out on a channel.
+//! The producer: messages in with a ticket, delivery reports out in batches.
 
 use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rdkafka::client::ClientContext;
@@ -8,7 +9,7 @@ use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseRecord, Producer as _, ProducerContext, ThreadedProducer};
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::Notify;
 
 use crate::config::{KafkaConfig, forward_log, producer_config, report_error};
 use crate::error::{DeliveryError, KafkaError, SendError};
@@ -31,9 +32,114 @@ pub struct Delivery {
     pub result: Result<Delivered, DeliveryError>,
 }
 
+/// Delivery reports on their way from librdkafka's polling thread to the pipeline.
+///
+/// The polling thread appends each report to `pending` and rings `ready`; the receiver takes
+/// everything pending in one swap. A produce response acknowledges hundreds of messages at
+/// once, so the pipeline wakes once per response and handles its reports in a tight loop,
+/// instead of taking a channel message (and a turn of its `select!`) per report.
+#[derive(Debug, Default)]
+struct DeliveryQueue {
+    pending: Mutex<Pending>,
+    ready: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    reports: Vec<Delivery>,
+    /// The producer is gone: no report will come any more.
+    closed: bool,
+}
+
+impl DeliveryQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        // A panic while holding the lock leaves only a Vec behind: still consistent.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The receiving end of a [`Producer`]'s delivery reports: one [`Delivery`] per message `send`
+/// accepted, taken from librdkafka in batches.
+#[derive(Debug)]
+pub struct Deliveries {
+    queue: Arc<DeliveryQueue>,
+    /// Reports taken from the queue, handed out from `next` on; the buffer is swapped with the
+    /// queue's, so neither side allocates once both have grown.
+    taken: Vec<Delivery>,
+    next: usize,
+}
+
+impl Deliveries {
+    /// The next report, waiting for one; `None` once the producer is gone and every report was
+    /// handed out. Cancel-safe: a report is only taken when it is returned.
+    pub async fn recv(&mut self) -> Option<Delivery> {
+        let queue = Arc::clone(&self.queue);
+        loop {
+            // Made before looking, so a report that arrives after the look still wakes us.
+            let ready = queue.ready.notified();
+            match self.try_take() {
+                Taken::Report(delivery) => return Some(delivery),
+                Taken::Closed => return None,
+                Taken::Empty => ready.await,
+            }
+        }
+    }
+
+    /// The next report if one has arrived, without waiting.
+    pub fn try_recv(&mut self) -> Option<Delivery> {
+        match self.try_take() {
+            Taken::Report(delivery) => Some(delivery),
+            Taken::Empty | Taken::Closed => None,
+        }
+    }
+
+    fn try_take(&mut self) -> Taken {
+        if self.next == self.taken.len() {
+            self.taken.clear();
+            self.next = 0;
+            let mut pending = self.queue.lock();
+            std::mem::swap(&mut pending.reports, &mut self.taken);
+            if self.taken.is_empty() {
+                return if pending.closed {
+                    Taken::Closed
+                } else {
+                    Taken::Empty
+                };
+            }
+        }
+        let delivery = self.taken.get_mut(self.next).map(|slot| Delivery {
+            ticket: slot.ticket,
+            result: std::mem::replace(&mut slot.result, Ok(Delivered::NONE)),
+        });
+        self.next += 1;
+        delivery.map_or(Taken::Empty, Taken::Report)
+    }
+}
+
+enum Taken {
+    Report(Delivery),
+    Empty,
+    Closed,
+}
+
+impl Delivered {
+    /// What a report handed out leaves in its place.
+    const NONE: Delivered = Delivered {
+        partition: -1,
+        offset: -1,
+    };
+}
+
 /// Runs on librdkafka's polling thread: turns each delivery report into a [`Delivery`].
 pub(crate) struct DeliveryContext {
-    deliveries: UnboundedSender<Delivery>,
+    queue: Arc<DeliveryQueue>,
+}
+
+impl Drop for DeliveryContext {
+    fn drop(&mut self) {
+        self.queue.lock().closed = true;
+        self.queue.ready.notify_one();
+    }
 }
 
 impl ClientContext for DeliveryContext {
@@ -63,10 +169,9 @@ impl ProducerContext for DeliveryContext {
                 topic: message.topic().to_owned(),
             }),
         };
-        if self.deliveries.send(Delivery { ticket, result }).is_err() {
-            // The pipeline stopped listening (shutting down); nothing is confirmed from here on.
-            tracing::trace!(target: "sluice_kafka", ticket, "delivery report dropped");
-        }
+        self.queue.lock().reports.push(Delivery { ticket, result });
+        // Stores a single permit when nobody waits, so ringing once per report costs little.
+        self.queue.ready.notify_one();
     }
 }
 
@@ -94,17 +199,19 @@ impl Producer {
     /// background; use [`Producer::check_reachable`] to fail fast.
     ///
     /// The receiver yields one [`Delivery`] per message `send` accepted.
-    pub fn new(
-        config: &KafkaConfig,
-    ) -> Result<(Producer, UnboundedReceiver<Delivery>), KafkaError> {
+    pub fn new(config: &KafkaConfig) -> Result<(Producer, Deliveries), KafkaError> {
         let conf = producer_config(config)?;
-        let (deliveries, receiver) = unbounded_channel();
-        let inner =
-            ThreadedProducer::from_config_and_context(&conf, DeliveryContext { deliveries })
-                .map_err(|source| KafkaError::Create {
-                    client: "producer",
-                    source,
-                })?;
+        let queue = Arc::new(DeliveryQueue::default());
+        let receiver = Deliveries {
+            queue: Arc::clone(&queue),
+            taken: Vec::new(),
+            next: 0,
+        };
+        let inner = ThreadedProducer::from_config_and_context(&conf, DeliveryContext { queue })
+            .map_err(|source| KafkaError::Create {
+                client: "producer",
+                source,
+            })?;
         let producer = Producer {
             inner,
             config: config.clone(),

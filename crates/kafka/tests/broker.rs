@@ -12,10 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::config::FromClientConfigAndContext;
 use sluice_kafka::{
-    AckTracker, Delivery, KafkaConfig, Producer, RDKafkaErrorCode, SendError, TracingContext,
-    client_config,
+    AckTracker, Deliveries, Delivery, KafkaConfig, Producer, RDKafkaErrorCode, SendError,
+    TracingContext, client_config,
 };
-use tokio::sync::mpsc::UnboundedReceiver;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -45,7 +44,7 @@ fn unique_topic(purpose: &str) -> String {
 }
 
 /// A producer on a reachable broker, or a failure telling how to start one.
-async fn producer(config: &KafkaConfig) -> (Producer, UnboundedReceiver<Delivery>) {
+async fn producer(config: &KafkaConfig) -> (Producer, Deliveries) {
     let (producer, deliveries) = Producer::new(config).unwrap();
     if let Err(error) = producer.check_reachable(Duration::from_secs(10)).await {
         panic!("these tests need Kafka: run `deploy/local/stack up` ({error})");
@@ -76,7 +75,7 @@ fn partition_count(config: &KafkaConfig, topic: &str) -> usize {
     found.partitions().len()
 }
 
-async fn next_delivery(deliveries: &mut UnboundedReceiver<Delivery>) -> Delivery {
+async fn next_delivery(deliveries: &mut Deliveries) -> Delivery {
     tokio::time::timeout(WAIT, deliveries.recv())
         .await
         .expect("no delivery report in time")

@@ -26,13 +26,12 @@ use sluice_avro::{
     RegistryError, Row, Scratch, SnapshotMarker, Source, TableCodec, TableSpec, TransactionBlock,
     TransactionCodec, TypeOptions,
 };
-use sluice_kafka::{AckTracker, Delivery, KafkaConfig, Producer, SendError};
+use sluice_kafka::{AckTracker, Deliveries, Delivery, KafkaConfig, Producer, SendError};
 use sluice_pgoutput::{ColumnValue, LogicalMessage, Lsn, OldTuple, Relation, Tuple};
 use sluice_postgres::{
     Change, ChangeStream, ConnectConfig, PgOutputOptions, ReplicationConnection, SnapshotAction,
     SslMode,
 };
-use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_postgres::Client;
 
 use crate::catalog::{self, CapturedTable, Shape, quote_ident, quote_literal};
@@ -170,12 +169,14 @@ struct TableOut {
 impl TableOut {
     /// Appends an event's value: the Debezium envelope, or in upsert mode the bare row.
     /// Returns false when the event has no value: an upsert-mode delete is only a tombstone.
+    #[allow(clippy::too_many_arguments)]
     fn encode_value<R: Row>(
         &self,
         op: Op,
         before: Option<&R>,
         after: Option<&R>,
         source: &Source<'_>,
+        now_us: i64,
         out: &mut Vec<u8>,
         scratch: &mut Scratch,
     ) -> Result<bool, PipelineError> {
@@ -190,7 +191,7 @@ impl TableOut {
                 before,
                 after,
                 source,
-                now_us(),
+                now_us,
                 out,
                 scratch,
             )?;
@@ -643,7 +644,7 @@ async fn snapshot(
     tables: &[CapturedTable],
     outs: &HashMap<u32, TableOut>,
     producer: &Arc<Producer>,
-    deliveries: &mut UnboundedReceiver<Delivery>,
+    deliveries: &mut Deliveries,
     reconcile: bool,
 ) -> Result<(), PipelineError> {
     let sql = connect_sql(settings).await?;
@@ -752,7 +753,7 @@ async fn snapshot(
         }
     }
     state::flush(producer).await?;
-    while let Ok(delivery) = deliveries.try_recv() {
+    while let Some(delivery) = deliveries.try_recv() {
         delivery.result.map_err(PipelineError::Delivery)?;
     }
     tracing::info!(tables = tables.len(), "snapshot complete and acknowledged");
@@ -1003,6 +1004,8 @@ async fn copy_piece(
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| pg(&format!("COPY {}", table.qualified()), &e))?;
         reader.push(&chunk);
+        // One clock read per chunk for the rows' processing time (`ts_ms`).
+        let chunk_time_us = now_us();
         // A full producer queue stops the row loop; the row is offered again after a pause.
         loop {
             let outcome = reader
@@ -1016,6 +1019,7 @@ async fn copy_piece(
                         None::<&crate::copy::CopyRow<'_>>,
                         Some(row),
                         &source,
+                        chunk_time_us,
                         &mut value,
                         &mut scratch,
                     )?;
@@ -1097,6 +1101,10 @@ struct Current {
     order: Option<TransactionOrder>,
 }
 
+/// How many changes one turn of the stream loop handles from what is already read, before it
+/// looks at shutdown, timers and acknowledgements again.
+const INTAKE_BATCH: usize = 1024;
+
 #[allow(clippy::too_many_arguments)]
 async fn stream_changes(
     settings: &Settings,
@@ -1107,14 +1115,25 @@ async fn stream_changes(
     registry: &mut Registry,
     outs: &mut HashMap<u32, TableOut>,
     producer: &Producer,
-    deliveries: &mut UnboundedReceiver<Delivery>,
+    deliveries: &mut Deliveries,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), PipelineError> {
-    let mut tracker = AckTracker::new();
-    let mut current: Option<Current> = None;
-    let mut key = Vec::new();
-    let mut value = Vec::new();
-    let mut scratch = Scratch::default();
+    let mut state = StreamState {
+        settings,
+        sql,
+        messages,
+        transactions,
+        registry,
+        outs,
+        producer,
+        deliveries,
+        tracker: AckTracker::new(),
+        current: None,
+        key: Vec::new(),
+        value: Vec::new(),
+        scratch: Scratch::default(),
+        now_us: now_us(),
+    };
     metrics::global().streaming.store(true, Relaxed);
     let mut heartbeat = settings.heartbeat_interval.map(tokio::time::interval);
     let mut retention = tokio::time::interval(RETENTION_CHECK);
@@ -1127,134 +1146,248 @@ async fn stream_changes(
             // Housekeeping, rare: a heartbeat message, the slot's retained WAL.
             () = tick(&mut heartbeat) => emit_heartbeat(sql).await,
             _ = retention.tick() => check_retention(sql, settings).await,
-            // 2. Acknowledgements before intake, so memory stays bounded.
-            Some(delivery) = deliveries.recv() => {
-                acknowledge(&mut tracker, &mut changes, delivery)?;
+            // 2. Acknowledgements before intake, so memory stays bounded: every report that
+            // has arrived.
+            Some(delivery) = state.deliveries.recv() => {
+                acknowledge(&mut state.tracker, &mut changes, delivery)?;
+                while let Some(delivery) = state.deliveries.try_recv() {
+                    acknowledge(&mut state.tracker, &mut changes, delivery)?;
+                }
             }
-            // 3. Intake.
+            // 3. Intake: the next change, then the others the same read brought.
             change = changes.next() => {
                 let Some(change) = change? else {
                     return Err(PipelineError::Postgres("the server ended the replication stream".into()));
                 };
-                match change {
-                    Change::Begin { xid, commit_lsn, commit_time, .. } => {
-                        let m = metrics::global();
-                        m.last_commit_us.store(commit_time.to_unix_micros(), Relaxed);
-                        m.lag_us.store(now_us() - commit_time.to_unix_micros(), Relaxed);
-                        current = Some(Current {
-                            // The end LSN comes with the Commit; it is set at seal.
-                            ticket: tracker.begin(commit_lsn.0),
-                            xid,
-                            commit_time_us: commit_time.to_unix_micros(),
-                            commit_lsn,
-                            order: transactions.map(|_| TransactionOrder {
-                                id: format!("{xid}:{}", commit_lsn.0),
-                                commit_time_ms: commit_time.to_unix_micros().div_euclid(1000),
-                                total: 0,
-                                per_table: Vec::new(),
-                            }),
-                        });
-                    }
-                    Change::Commit { end_lsn, .. } => {
-                        if let Some(done) = current.take() {
-                            if let (Some(out), Some(order)) = (transactions, &done.order)
-                                && order.total > 0
-                            {
-                                key.clear();
-                                value.clear();
-                                out.codec.encode_key(out.key_id, &order.id, &mut key);
-                                out.codec.encode_end(
-                                    out.value_id,
-                                    &order.id,
-                                    order.commit_time_ms,
-                                    order.per_table.iter().map(|(name, count)| (name.as_str(), *count)),
-                                    &mut value,
-                                );
-                                send_waiting(producer, &out.topic, Some(&key), Some(&value), done.ticket, deliveries, &mut tracker, &mut changes).await?;
-                            }
-                            if let Some(confirmed) = tracker.seal_at(done.ticket, end_lsn.0) {
-                                confirm(&mut changes, Lsn(confirmed));
-                            }
-                        }
-                        let streamed = changes.streamed_stats();
-                        let m = metrics::global();
-                        m.streamed_open.store(u64::try_from(streamed.open_transactions).unwrap_or(u64::MAX), Relaxed);
-                        m.streamed_memory_bytes.store(u64::try_from(streamed.memory_bytes).unwrap_or(u64::MAX), Relaxed);
-                        m.streamed_spilled.store(streamed.spilled_transactions, Relaxed);
-                        m.in_flight.store(tracker.in_flight(), Relaxed);
-                    }
-                    // Nothing in flight or open: everything the server sent is durable.
-                    Change::Keepalive { wal_end }
-                        if current.is_none() && tracker.open_transactions() == 0 =>
-                    {
-                        confirm(&mut changes, wal_end);
-                    }
-                    Change::Message(LogicalMessage::Relation(relation)) => {
-                        on_relation(sql, registry, outs, &relation, settings, producer, &mut changes).await?;
-                    }
-                    Change::Message(LogicalMessage::Message(message)) => {
-                        let Some(out) = messages.filter(|_| {
-                            settings.message_prefixes.iter().any(|p| message.prefix().starts_with(p.as_str()))
-                        }) else {
-                            continue;
-                        };
-                        // A transactional message belongs to its transaction; another one
-                        // stands alone, confirmed at its own position once delivered.
-                        let (ticket, alone) = match current.as_ref() {
-                            Some(now) if message.transactional() => (now.ticket, false),
-                            _ => (tracker.begin(message.lsn().0), true),
-                        };
-                        let source = Source {
-                            name: &settings.topic_prefix,
-                            db: &settings.postgres.dbname,
-                            commit_time_us: current.as_ref().map_or_else(now_us, |now| now.commit_time_us),
-                            snapshot: SnapshotMarker::False,
-                            tx_id: current.as_ref().map(|now| now.xid),
-                            lsn: Some(message.lsn().0),
-                            transaction: None,
-                        };
-                        key.clear();
-                        value.clear();
-                        out.codec.encode_key(out.key_id, message.prefix(), &mut key);
-                        out.codec.encode_value(out.value_id, message.prefix(), message.content(), &source, "", now_us(), &mut value);
-                        send_waiting(producer, &out.topic, Some(&key), Some(&value), ticket, deliveries, &mut tracker, &mut changes).await?;
-                        if alone
-                            && let Some(confirmed) = tracker.seal_at(ticket, message.lsn().0)
-                        {
-                            confirm(&mut changes, Lsn(confirmed));
-                        }
-                    }
-                    Change::Message(message) => {
-                        let Some(now) = current.as_mut() else { continue };
-                        let source = Source {
-                            name: &settings.topic_prefix,
-                            db: &settings.postgres.dbname,
-                            commit_time_us: now.commit_time_us,
-                            snapshot: SnapshotMarker::False,
-                            tx_id: Some(now.xid),
-                            lsn: Some(now.commit_lsn.0),
-                            transaction: None,
-                        };
-                        let mut emitter = Emitter {
-                            producer,
-                            deliveries,
-                            tracker: &mut tracker,
-                            key: &mut key,
-                            value: &mut value,
-                            scratch: &mut scratch,
-                            transaction: transactions.zip(now.order.as_mut()),
-                        };
-                        produce_change(settings, &message, outs, &source, &mut emitter, now.ticket, &mut changes).await?;
-                    }
-                    _ => {}
+                // One clock read per batch: the events' processing time (`ts_ms`).
+                state.now_us = now_us();
+                state.on_change(change, &mut changes).await?;
+                for _ in 1..INTAKE_BATCH {
+                    let Some(change) = changes.try_next()? else { break };
+                    state.on_change(change, &mut changes).await?;
                 }
             }
         }
     }
-    drain(settings, &mut tracker, &mut changes, deliveries).await?;
+    drain(settings, &mut state.tracker, &mut changes, state.deliveries).await?;
     changes.finish().await?.close().await?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// What the stream loop works with and keeps between changes.
+struct StreamState<'a> {
+    settings: &'a Settings,
+    sql: &'a Client,
+    messages: Option<&'a MessagesOut>,
+    transactions: Option<&'a TransactionsOut>,
+    registry: &'a mut Registry,
+    outs: &'a mut HashMap<u32, TableOut>,
+    producer: &'a Producer,
+    deliveries: &'a mut Deliveries,
+    tracker: AckTracker,
+    /// The transaction being received.
+    current: Option<Current>,
+    key: Vec<u8>,
+    value: Vec<u8>,
+    scratch: Scratch,
+    /// When the batch being handled was taken, in microseconds since 1970.
+    now_us: i64,
+}
+
+impl StreamState<'_> {
+    /// Produces the record encoded in `key` and `value`.
+    async fn send_encoded(
+        &mut self,
+        topic: &str,
+        ticket: u64,
+        changes: &mut ChangeStream,
+    ) -> Result<(), PipelineError> {
+        send_waiting(
+            self.producer,
+            topic,
+            Some(&self.key),
+            Some(&self.value),
+            ticket,
+            self.deliveries,
+            &mut self.tracker,
+            changes,
+        )
+        .await
+    }
+
+    /// Handles one change of the stream: produces its events, or tracks the transaction.
+    async fn on_change(
+        &mut self,
+        change: Change,
+        changes: &mut ChangeStream,
+    ) -> Result<(), PipelineError> {
+        let settings = self.settings;
+        match change {
+            Change::Begin {
+                xid,
+                commit_lsn,
+                commit_time,
+                ..
+            } => {
+                let m = metrics::global();
+                m.last_commit_us
+                    .store(commit_time.to_unix_micros(), Relaxed);
+                m.lag_us
+                    .store(self.now_us - commit_time.to_unix_micros(), Relaxed);
+                self.current = Some(Current {
+                    // The end LSN comes with the Commit; it is set at seal.
+                    ticket: self.tracker.begin(commit_lsn.0),
+                    xid,
+                    commit_time_us: commit_time.to_unix_micros(),
+                    commit_lsn,
+                    order: self.transactions.map(|_| TransactionOrder {
+                        id: format!("{xid}:{}", commit_lsn.0),
+                        commit_time_ms: commit_time.to_unix_micros().div_euclid(1000),
+                        total: 0,
+                        per_table: Vec::new(),
+                    }),
+                });
+            }
+            Change::Commit { end_lsn, .. } => {
+                if let Some(done) = self.current.take() {
+                    if let (Some(out), Some(order)) = (self.transactions, &done.order)
+                        && order.total > 0
+                    {
+                        self.key.clear();
+                        self.value.clear();
+                        out.codec.encode_key(out.key_id, &order.id, &mut self.key);
+                        out.codec.encode_end(
+                            out.value_id,
+                            &order.id,
+                            order.commit_time_ms,
+                            order
+                                .per_table
+                                .iter()
+                                .map(|(name, count)| (name.as_str(), *count)),
+                            &mut self.value,
+                        );
+                        self.send_encoded(&out.topic, done.ticket, changes).await?;
+                    }
+                    if let Some(confirmed) = self.tracker.seal_at(done.ticket, end_lsn.0) {
+                        confirm(changes, Lsn(confirmed));
+                    }
+                }
+                let streamed = changes.streamed_stats();
+                let m = metrics::global();
+                m.streamed_open.store(
+                    u64::try_from(streamed.open_transactions).unwrap_or(u64::MAX),
+                    Relaxed,
+                );
+                m.streamed_memory_bytes.store(
+                    u64::try_from(streamed.memory_bytes).unwrap_or(u64::MAX),
+                    Relaxed,
+                );
+                m.streamed_spilled
+                    .store(streamed.spilled_transactions, Relaxed);
+                m.in_flight.store(self.tracker.in_flight(), Relaxed);
+            }
+            // Nothing in flight or open: everything the server sent is durable.
+            Change::Keepalive { wal_end }
+                if self.current.is_none() && self.tracker.open_transactions() == 0 =>
+            {
+                confirm(changes, wal_end);
+            }
+            Change::Message(LogicalMessage::Relation(relation)) => {
+                on_relation(
+                    self.sql,
+                    self.registry,
+                    self.outs,
+                    &relation,
+                    settings,
+                    self.producer,
+                    changes,
+                )
+                .await?;
+            }
+            Change::Message(LogicalMessage::Message(message)) => {
+                let Some(out) = self.messages.filter(|_| {
+                    settings
+                        .message_prefixes
+                        .iter()
+                        .any(|p| message.prefix().starts_with(p.as_str()))
+                }) else {
+                    return Ok(());
+                };
+                // A transactional message belongs to its transaction; another one stands
+                // alone, confirmed at its own position once delivered.
+                let (ticket, alone) = match self.current.as_ref() {
+                    Some(now) if message.transactional() => (now.ticket, false),
+                    _ => (self.tracker.begin(message.lsn().0), true),
+                };
+                let source = Source {
+                    name: &settings.topic_prefix,
+                    db: &settings.postgres.dbname,
+                    commit_time_us: self
+                        .current
+                        .as_ref()
+                        .map_or(self.now_us, |now| now.commit_time_us),
+                    snapshot: SnapshotMarker::False,
+                    tx_id: self.current.as_ref().map(|now| now.xid),
+                    lsn: Some(message.lsn().0),
+                    transaction: None,
+                };
+                self.key.clear();
+                self.value.clear();
+                out.codec
+                    .encode_key(out.key_id, message.prefix(), &mut self.key);
+                out.codec.encode_value(
+                    out.value_id,
+                    message.prefix(),
+                    message.content(),
+                    &source,
+                    "",
+                    self.now_us,
+                    &mut self.value,
+                );
+                self.send_encoded(&out.topic, ticket, changes).await?;
+                if alone && let Some(confirmed) = self.tracker.seal_at(ticket, message.lsn().0) {
+                    confirm(changes, Lsn(confirmed));
+                }
+            }
+            Change::Message(message) => {
+                let Some(now) = self.current.as_mut() else {
+                    return Ok(());
+                };
+                let source = Source {
+                    name: &settings.topic_prefix,
+                    db: &settings.postgres.dbname,
+                    commit_time_us: now.commit_time_us,
+                    snapshot: SnapshotMarker::False,
+                    tx_id: Some(now.xid),
+                    lsn: Some(now.commit_lsn.0),
+                    transaction: None,
+                };
+                let mut emitter = Emitter {
+                    producer: self.producer,
+                    deliveries: self.deliveries,
+                    tracker: &mut self.tracker,
+                    key: &mut self.key,
+                    value: &mut self.value,
+                    scratch: &mut self.scratch,
+                    now_us: self.now_us,
+                    transaction: self.transactions.zip(now.order.as_mut()),
+                };
+                produce_change(
+                    settings,
+                    &message,
+                    self.outs,
+                    &source,
+                    &mut emitter,
+                    now.ticket,
+                    changes,
+                )
+                .await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 /// How often the slot's retained WAL is measured.
@@ -1346,7 +1479,7 @@ async fn drain(
     settings: &Settings,
     tracker: &mut AckTracker,
     changes: &mut ChangeStream,
-    deliveries: &mut UnboundedReceiver<Delivery>,
+    deliveries: &mut Deliveries,
 ) -> Result<(), PipelineError> {
     let deadline = tokio::time::Instant::now() + settings.drain_timeout;
     while tracker.in_flight() > 0 {
@@ -1551,11 +1684,13 @@ fn shape_changes(before: &Shape, after: &Shape) -> String {
 /// Where one change's events go, and the buffers they are encoded into.
 struct Emitter<'a> {
     producer: &'a Producer,
-    deliveries: &'a mut UnboundedReceiver<Delivery>,
+    deliveries: &'a mut Deliveries,
     tracker: &'a mut AckTracker,
     key: &'a mut Vec<u8>,
     value: &'a mut Vec<u8>,
     scratch: &'a mut Scratch,
+    /// The events' processing time (`ts_ms`), in microseconds since 1970.
+    now_us: i64,
     /// With transaction metadata on: its topic, and where the transaction stands.
     transaction: Option<(&'a TransactionsOut, &'a mut TransactionOrder)>,
 }
@@ -1662,6 +1797,7 @@ impl Emitter<'_> {
             before.map(TupleRow::of).as_ref(),
             after.as_ref(),
             source,
+            self.now_us,
             self.value,
             self.scratch,
         )?;
@@ -1802,7 +1938,7 @@ async fn produce_truncate(
             None::<&TupleRow<'_>>,
             None::<&TupleRow<'_>>,
             source,
-            now_us(),
+            emitter.now_us,
             emitter.value,
             emitter.scratch,
         )?;
@@ -1866,7 +2002,7 @@ async fn send_waiting(
     key: Option<&[u8]>,
     payload: Option<&[u8]>,
     ticket: u64,
-    deliveries: &mut UnboundedReceiver<Delivery>,
+    deliveries: &mut Deliveries,
     tracker: &mut AckTracker,
     changes: &mut ChangeStream,
 ) -> Result<(), PipelineError> {

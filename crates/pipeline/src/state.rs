@@ -6,8 +6,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sluice_kafka::{Delivery, KafkaConfig, Producer, read_to_end};
-use tokio::sync::mpsc::UnboundedReceiver;
+use sluice_kafka::{Deliveries, KafkaConfig, Producer, read_to_end};
 
 use crate::error::PipelineError;
 
@@ -71,7 +70,7 @@ pub async fn recorded_phase(
 /// Records `phase` for `slot` and waits until the broker has it.
 pub(crate) async fn write_phase(
     producer: &std::sync::Arc<Producer>,
-    deliveries: &mut UnboundedReceiver<Delivery>,
+    deliveries: &mut Deliveries,
     topic: &str,
     slot: &str,
     phase: SnapshotPhase,
@@ -93,7 +92,7 @@ pub(crate) async fn write_phase(
         }
     }
     flush(producer).await?;
-    while let Ok(delivery) = deliveries.try_recv() {
+    while let Some(delivery) = deliveries.try_recv() {
         delivery.result.map_err(PipelineError::Delivery)?;
     }
     Ok(())

@@ -6,6 +6,7 @@
 //! aside ([`StreamedTransactions`], bounded memory) and yields every committed transaction as
 //! `Begin`, its messages, `Commit`, in commit order, and nothing of an aborted one.
 
+use bytes::Bytes;
 use sluice_pgoutput::{Decoder, LogicalMessage, Lsn, PgTimestamp, Xid};
 
 use crate::error::Error;
@@ -98,125 +99,157 @@ impl ChangeStream {
 
     /// The next change; `None` when the server ended the stream.
     pub async fn next(&mut self) -> Result<Option<Change>, Error> {
-        if let Some(change) = self.next_replayed().await? {
-            return Ok(Some(change));
-        }
         loop {
-            let data = match self.stream.next().await? {
-                None => return Ok(None),
-                Some(StreamEvent::Keepalive(keepalive)) => {
-                    return Ok(Some(Change::Keepalive {
-                        wal_end: keepalive.wal_end(),
-                    }));
-                }
-                Some(StreamEvent::XLogData(xlog)) => xlog.into_data(),
-            };
-            let in_stream = self.decoder.in_stream();
-            let message = self.decoder.decode(data.clone())?;
-            if in_stream {
-                match &message {
-                    LogicalMessage::StreamStop => self.streamed.stop(),
-                    // The origin of a streamed transaction: sluice does not filter by origin.
-                    LogicalMessage::Origin(_) => {}
-                    // Not part of the transaction: due now, whatever becomes of it.
-                    LogicalMessage::Message(m) if !m.transactional() => {
-                        return Ok(Some(Change::Message(message)));
-                    }
-                    other => {
-                        let xid = streamed_xid(other).ok_or_else(|| {
-                            Error::protocol(format!(
-                                "message '{}' without xid inside a stream block",
-                                char::from(other.tag())
-                            ))
-                        })?;
-                        self.streamed.keep(xid, &data)?;
+            if let Some(replaying) = &mut self.replaying {
+                replaying.since_status_check += 1;
+                if replaying.since_status_check >= REPLAY_STATUS_CHECK {
+                    replaying.since_status_check = 0;
+                    if self.stream.status_due() {
+                        self.stream.send_status(false).await?;
                     }
                 }
-                continue;
+                return self.next_replayed().map(Some);
             }
-            match message {
-                LogicalMessage::Begin(begin) => {
-                    self.current_xid = begin.xid();
-                    return Ok(Some(Change::Begin {
-                        xid: begin.xid(),
-                        commit_lsn: begin.final_lsn(),
-                        commit_time: begin.commit_time(),
-                        streamed: false,
-                    }));
-                }
-                LogicalMessage::Commit(commit) => {
-                    return Ok(Some(Change::Commit {
-                        xid: self.current_xid,
-                        end_lsn: commit.end_lsn(),
-                    }));
-                }
-                LogicalMessage::StreamStart(start) => {
-                    self.streamed.start(start.xid());
-                    return Ok(Some(Change::StreamBlock {
-                        xid: start.xid(),
-                        first_segment: start.first_segment(),
-                    }));
-                }
-                LogicalMessage::StreamAbort(abort) => {
-                    if abort.xid() == abort.subxid() {
-                        self.aborted_streams += 1;
-                    }
-                    self.streamed.abort(abort.xid(), abort.subxid())?;
-                }
-                LogicalMessage::StreamCommit(commit) => {
-                    let replay = self.streamed.commit(&commit)?;
-                    self.replaying = Some(Replaying {
-                        replay,
-                        xid: commit.xid(),
-                        end_lsn: commit.end_lsn(),
-                        since_status_check: 0,
-                    });
-                    return Ok(Some(Change::Begin {
-                        xid: commit.xid(),
-                        commit_lsn: commit.commit_lsn(),
-                        commit_time: commit.commit_time(),
-                        streamed: true,
-                    }));
-                }
-                LogicalMessage::BeginPrepare(_)
-                | LogicalMessage::Prepare(_)
-                | LogicalMessage::CommitPrepared(_)
-                | LogicalMessage::RollbackPrepared(_)
-                | LogicalMessage::StreamPrepare(_) => {
-                    return Err(Error::protocol(
-                        "two-phase messages arrived, but sluice never asks for two_phase",
-                    ));
-                }
-                other => return Ok(Some(Change::Message(other))),
+            let Some(event) = self.stream.next().await? else {
+                return Ok(None);
+            };
+            if let Some(change) = self.on_event(event)? {
+                return Ok(Some(change));
             }
         }
     }
 
-    async fn next_replayed(&mut self) -> Result<Option<Change>, Error> {
-        let Some(replaying) = &mut self.replaying else {
-            return Ok(None);
-        };
-        replaying.since_status_check += 1;
-        if replaying.since_status_check >= REPLAY_STATUS_CHECK {
-            replaying.since_status_check = 0;
-            if self.stream.status_due() {
-                self.stream.send_status(false).await?;
+    /// The next change that needs no waiting and no writing: one from what the socket already
+    /// delivered, or from a streamed transaction being replayed. `None` means "call
+    /// [`ChangeStream::next`]", not the end of the stream. Lets a caller handle every change a
+    /// read brought in one go, instead of one change per wake-up.
+    pub fn try_next(&mut self) -> Result<Option<Change>, Error> {
+        loop {
+            if let Some(replaying) = &mut self.replaying {
+                // A status update may be due: that takes a write, so it is left to `next`.
+                if replaying.since_status_check + 1 >= REPLAY_STATUS_CHECK {
+                    return Ok(None);
+                }
+                replaying.since_status_check += 1;
+                return self.next_replayed().map(Some);
+            }
+            let Some(event) = self.stream.try_next()? else {
+                return Ok(None);
+            };
+            if let Some(change) = self.on_event(event)? {
+                return Ok(Some(change));
             }
         }
-        let Some(replaying) = &mut self.replaying else {
-            return Ok(None);
+    }
+
+    /// What one message from the server means for the committed change stream: a change, or
+    /// nothing yet (a streamed block's message kept aside, a stream abort).
+    fn on_event(&mut self, event: StreamEvent) -> Result<Option<Change>, Error> {
+        let data = match event {
+            StreamEvent::Keepalive(keepalive) => {
+                return Ok(Some(Change::Keepalive {
+                    wal_end: keepalive.wal_end(),
+                }));
+            }
+            StreamEvent::XLogData(xlog) => xlog.into_data(),
         };
-        match replaying.replay.next_message()? {
-            Some(message) => Ok(Some(Change::Message(message))),
-            None => {
-                let change = Change::Commit {
-                    xid: replaying.xid,
-                    end_lsn: replaying.end_lsn,
-                };
-                self.replaying = None;
-                Ok(Some(change))
+        if self.decoder.in_stream() {
+            return self.on_streamed(data);
+        }
+        match self.decoder.decode(data)? {
+            LogicalMessage::Begin(begin) => {
+                self.current_xid = begin.xid();
+                Ok(Some(Change::Begin {
+                    xid: begin.xid(),
+                    commit_lsn: begin.final_lsn(),
+                    commit_time: begin.commit_time(),
+                    streamed: false,
+                }))
+            }
+            LogicalMessage::Commit(commit) => Ok(Some(Change::Commit {
+                xid: self.current_xid,
+                end_lsn: commit.end_lsn(),
+            })),
+            LogicalMessage::StreamStart(start) => {
+                self.streamed.start(start.xid());
+                Ok(Some(Change::StreamBlock {
+                    xid: start.xid(),
+                    first_segment: start.first_segment(),
+                }))
+            }
+            LogicalMessage::StreamAbort(abort) => {
+                if abort.xid() == abort.subxid() {
+                    self.aborted_streams += 1;
+                }
+                self.streamed.abort(abort.xid(), abort.subxid())?;
+                Ok(None)
+            }
+            LogicalMessage::StreamCommit(commit) => {
+                let replay = self.streamed.commit(&commit)?;
+                self.replaying = Some(Replaying {
+                    replay,
+                    xid: commit.xid(),
+                    end_lsn: commit.end_lsn(),
+                    since_status_check: 0,
+                });
+                Ok(Some(Change::Begin {
+                    xid: commit.xid(),
+                    commit_lsn: commit.commit_lsn(),
+                    commit_time: commit.commit_time(),
+                    streamed: true,
+                }))
+            }
+            LogicalMessage::BeginPrepare(_)
+            | LogicalMessage::Prepare(_)
+            | LogicalMessage::CommitPrepared(_)
+            | LogicalMessage::RollbackPrepared(_)
+            | LogicalMessage::StreamPrepare(_) => Err(Error::protocol(
+                "two-phase messages arrived, but sluice never asks for two_phase",
+            )),
+            other => Ok(Some(Change::Message(other))),
+        }
+    }
+
+    /// A message inside a Stream Start .. Stream Stop block: kept with its transaction, except
+    /// what is not part of it.
+    fn on_streamed(&mut self, data: Bytes) -> Result<Option<Change>, Error> {
+        let message = self.decoder.decode(data.clone())?;
+        match &message {
+            LogicalMessage::StreamStop => self.streamed.stop(),
+            // The origin of a streamed transaction: sluice does not filter by origin.
+            LogicalMessage::Origin(_) => {}
+            // Not part of the transaction: due now, whatever becomes of it.
+            LogicalMessage::Message(m) if !m.transactional() => {
+                return Ok(Some(Change::Message(message)));
+            }
+            other => {
+                let xid = streamed_xid(other).ok_or_else(|| {
+                    Error::protocol(format!(
+                        "message '{}' without xid inside a stream block",
+                        char::from(other.tag())
+                    ))
+                })?;
+                self.streamed.keep(xid, &data)?;
             }
         }
+        Ok(None)
+    }
+
+    /// The next message of the streamed transaction being replayed, or its Commit after the
+    /// last one.
+    fn next_replayed(&mut self) -> Result<Change, Error> {
+        let Some(replaying) = &mut self.replaying else {
+            return Err(Error::protocol("no streamed transaction is being replayed"));
+        };
+        if let Some(message) = replaying.replay.next_message()? {
+            return Ok(Change::Message(message));
+        }
+        let change = Change::Commit {
+            xid: replaying.xid,
+            end_lsn: replaying.end_lsn,
+        };
+        self.replaying = None;
+        Ok(change)
     }
 }
 

@@ -46,6 +46,9 @@ pub struct ReplicationStream {
     flushed: Lsn,
     status_interval: Duration,
     next_status: Instant,
+    /// A keepalive asked for a reply while the caller took buffered messages only; it goes
+    /// out at the next [`ReplicationStream::next`].
+    reply_owed: bool,
     ended: bool,
 }
 
@@ -58,6 +61,7 @@ impl ReplicationStream {
             flushed: start,
             status_interval: DEFAULT_STATUS_INTERVAL,
             next_status: Instant::now() + DEFAULT_STATUS_INTERVAL,
+            reply_owed: false,
             ended: false,
         }
     }
@@ -99,16 +103,18 @@ impl ReplicationStream {
     /// Answers keepalives that ask for a reply and sends periodic status updates while it
     /// waits, so the walsender never times out on us.
     pub async fn next(&mut self) -> Result<Option<StreamEvent>, Error> {
-        if self.ended {
-            return Ok(None);
+        if self.reply_owed {
+            self.send_status(false).await?;
         }
         loop {
-            if let Some(frame) = self.conn.try_frame()? {
-                let Some(data) = self.copy_data(frame)? else {
-                    self.ended = true;
-                    return Ok(None);
-                };
-                return self.handle(data).await.map(Some);
+            if let Some(event) = self.try_next()? {
+                if self.reply_owed {
+                    self.send_status(false).await?;
+                }
+                return Ok(Some(event));
+            }
+            if self.ended {
+                return Ok(None);
             }
             if self.status_due() {
                 self.send_status(false).await?;
@@ -121,6 +127,34 @@ impl ReplicationStream {
         }
     }
 
+    /// The next message already read from the socket, without waiting or writing: for a
+    /// caller that handles everything a read brought before it waits again. A keepalive that
+    /// asks for a reply is answered by the next [`ReplicationStream::next`].
+    pub fn try_next(&mut self) -> Result<Option<StreamEvent>, Error> {
+        if self.ended {
+            return Ok(None);
+        }
+        let Some(frame) = self.conn.try_frame()? else {
+            return Ok(None);
+        };
+        let Some(data) = self.copy_data(frame)? else {
+            self.ended = true;
+            return Ok(None);
+        };
+        match ReplicationMessage::decode(data)? {
+            ReplicationMessage::XLogData(xlog) => {
+                self.received = self.received.max(xlog.wal_start());
+                Ok(Some(StreamEvent::XLogData(xlog)))
+            }
+            ReplicationMessage::PrimaryKeepalive(keepalive) => {
+                self.received = self.received.max(keepalive.wal_end());
+                self.reply_owed |= keepalive.reply_requested();
+                Ok(Some(StreamEvent::Keepalive(keepalive)))
+            }
+            _ => Err(Error::protocol("unknown replication message")),
+        }
+    }
+
     fn copy_data(&mut self, frame: Backend) -> Result<Option<Bytes>, Error> {
         match take_copy_data(frame) {
             Ok(data) => Ok(data),
@@ -128,23 +162,6 @@ impl ReplicationStream {
             Err(_) => Err(Error::protocol(
                 "unexpected message in the replication stream",
             )),
-        }
-    }
-
-    async fn handle(&mut self, data: Bytes) -> Result<StreamEvent, Error> {
-        match ReplicationMessage::decode(data)? {
-            ReplicationMessage::XLogData(xlog) => {
-                self.received = self.received.max(xlog.wal_start());
-                Ok(StreamEvent::XLogData(xlog))
-            }
-            ReplicationMessage::PrimaryKeepalive(keepalive) => {
-                self.received = self.received.max(keepalive.wal_end());
-                if keepalive.reply_requested() {
-                    self.send_status(false).await?;
-                }
-                Ok(StreamEvent::Keepalive(keepalive))
-            }
-            _ => Err(Error::protocol("unknown replication message")),
         }
     }
 
@@ -169,6 +186,7 @@ impl ReplicationStream {
             .map_err(|e| Error::io(self.conn.target(), e))?
             .write(self.conn.write_buf());
         self.conn.flush().await?;
+        self.reply_owed = false;
         self.next_status = Instant::now() + self.status_interval;
         tracing::trace!(received = %self.received, flushed = %self.flushed, "status update sent");
         Ok(())
