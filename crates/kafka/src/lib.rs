@@ -6,7 +6,7 @@
 //! - [`KafkaConfig`] and [`client_config`]: the one place librdkafka configurations are built,
 //!   with [`TracingContext`] routing librdkafka's logs to `tracing` (target `librdkafka`).
 //! - [`Producer`]: `send(topic, key, payload, ticket)`; each accepted message comes back once as
-//!   a [`Delivery`] with its ticket on an unbounded channel. [`Producer::ensure_topics`] and
+//!   a [`Delivery`] with its ticket, through [`Deliveries`]. [`Producer::ensure_topics`] and
 //!   [`Producer::check_reachable`] are the startup checks.
 //! - [`AckTracker`]: turns deliveries, which arrive out of order, into the position up to
 //!   which the slot may be confirmed.
@@ -17,8 +17,9 @@
 //! learn about back-pressure at once, as [`SendError::QueueFull`]) and one stream of delivery
 //! reports it can `select!` on. rdkafka's `FutureProducer` instead boxes a oneshot sender per
 //! message and hands back one future per message. The `ThreadedProducer` runs librdkafka's
-//! polling on its own thread and calls our `ProducerContext::delivery` there, which forwards
-//! each report to the channel. The report's opaque is the caller's ticket carried as a
+//! polling on its own thread and calls our `ProducerContext::delivery` there, which appends
+//! each report to a queue the pipeline empties in one go: a produce response acknowledges
+//! hundreds of messages, and the pipeline wakes once for all of them. The report's opaque is the caller's ticket carried as a
 //! pointer-sized integer, not a pointer to a heap object, so a message costs nothing on the
 //! Rust side beyond librdkafka's copies of key and payload (and the topic name rdkafka turns
 //! into a C string). Tickets are 64-bit, hence the refusal to build on narrower targets.
