@@ -1,6 +1,5 @@
 //! Startup checks: is Kafka there, and do the topics exist.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -44,23 +43,12 @@ impl Producer {
         partitions: i32,
         configs: &[(&str, &str)],
     ) -> Result<(), KafkaError> {
-        if topics.is_empty() {
-            return Ok(());
-        }
-        let admin =
-            AdminClient::from_config_and_context(&client_config(&self.config), TracingContext)
-                .map_err(|source| KafkaError::Create {
-                    client: "admin client",
-                    source,
-                })?;
-        let admin = Arc::new(admin);
-
         let mut missing: Vec<&str> = Vec::new();
         for topic in topics {
             if missing.contains(&topic.as_str()) {
                 continue;
             }
-            match self.describe(&admin, topic).await? {
+            match self.describe(topic).await? {
                 TopicState::Missing => missing.push(topic),
                 TopicState::Exists {
                     partitions: found, ..
@@ -81,6 +69,14 @@ impl Producer {
             return Ok(());
         }
 
+        // Only creating needs an admin client; describing goes through the producer's own
+        // connection, which is up already (a new client's first connection cost ~100 ms).
+        let admin =
+            AdminClient::from_config_and_context(&client_config(&self.config), TracingContext)
+                .map_err(|source| KafkaError::Create {
+                    client: "admin client",
+                    source,
+                })?;
         let new_topics: Vec<NewTopic<'_>> = missing
             .iter()
             .map(|topic| {
@@ -116,7 +112,7 @@ impl Producer {
                 Err((topic, code)) => return Err(self.creation_error(topic, code)),
             }
         }
-        self.wait_until_ready(&admin, &missing).await
+        self.wait_until_ready(&missing).await
     }
 
     /// Fetches cluster metadata once: fails, naming the bootstrap servers and what to check,
@@ -144,12 +140,8 @@ impl Producer {
         Ok(())
     }
 
-    async fn describe(
-        &self,
-        admin: &Arc<AdminClient<TracingContext>>,
-        topic: &str,
-    ) -> Result<TopicState, KafkaError> {
-        let metadata = self.fetch_topic_metadata(admin, topic).await?;
+    async fn describe(&self, topic: &str) -> Result<TopicState, KafkaError> {
+        let metadata = self.fetch_topic_metadata(topic).await?;
         let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
             return Ok(TopicState::Missing);
         };
@@ -180,16 +172,12 @@ impl Producer {
         }
     }
 
-    async fn fetch_topic_metadata(
-        &self,
-        admin: &Arc<AdminClient<TracingContext>>,
-        topic: &str,
-    ) -> Result<Metadata, KafkaError> {
-        let admin = Arc::clone(admin);
+    async fn fetch_topic_metadata(&self, topic: &str) -> Result<Metadata, KafkaError> {
+        let producer = self.inner.clone();
         let name = topic.to_owned();
         // fetch_metadata blocks until the broker answers.
         let metadata = tokio::task::spawn_blocking(move || {
-            admin.inner().fetch_metadata(Some(&name), ADMIN_TIMEOUT)
+            producer.client().fetch_metadata(Some(&name), ADMIN_TIMEOUT)
         })
         .await
         .map_err(|join| KafkaError::Cancelled(join.to_string()))?;
@@ -227,15 +215,11 @@ impl Producer {
 
     /// Topic creation returns before every broker knows the topic; wait until the metadata shows
     /// all partitions with a leader, so the first events do not wait on librdkafka's retries.
-    async fn wait_until_ready(
-        &self,
-        admin: &Arc<AdminClient<TracingContext>>,
-        topics: &[&str],
-    ) -> Result<(), KafkaError> {
+    async fn wait_until_ready(&self, topics: &[&str]) -> Result<(), KafkaError> {
         let deadline = Instant::now() + ADMIN_TIMEOUT;
         for topic in topics {
             loop {
-                if let TopicState::Exists { ready: true, .. } = self.describe(admin, topic).await? {
+                if let TopicState::Exists { ready: true, .. } = self.describe(topic).await? {
                     break;
                 }
                 if Instant::now() >= deadline {

@@ -32,6 +32,24 @@ pub fn read_to_end(
                 source,
             }
         })?;
+    let records = read_with(&consumer, config, topic, timeout);
+    // Destroying a consumer waits for librdkafka's threads to stop, about 100 ms: off the
+    // caller's path (a restart waits for this read), as nothing depends on it.
+    let closing = std::thread::Builder::new()
+        .name("consumer close".to_owned())
+        .spawn(move || drop(consumer));
+    if let Err(err) = closing {
+        tracing::debug!(target: "sluice_kafka", error = %err, "closing the consumer in place");
+    }
+    records
+}
+
+fn read_with(
+    consumer: &BaseConsumer<TracingContext>,
+    config: &KafkaConfig,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<Record>, KafkaError> {
     let unreachable = |reason: String| KafkaError::Unreachable {
         bootstrap_servers: config.bootstrap_servers.clone(),
         timeout,

@@ -208,66 +208,30 @@ pub async fn run(
     if let Some(bind) = settings.metrics_bind {
         metrics::serve(bind).await?;
     }
-    let sql = connect_sql(&settings).await?;
-    settings.type_options.money_scale = money_scale(&sql).await?;
-    let tables = choose_tables(&sql, &settings).await?;
-    ensure_publication(&sql, &settings, &tables).await?;
-
+    // First, so that it connects to the broker while PostgreSQL is asked about the tables.
     let (producer, mut deliveries) = Producer::new(&settings.kafka)?;
     let producer = Arc::new(producer);
-    let mut registry = Registry::new(&settings.registry)?;
-    let mut outs: HashMap<u32, TableOut> = HashMap::new();
-    let topics: Vec<String> = tables.iter().map(|t| topic_of(&settings, t)).collect();
-    producer.ensure_topics(&topics).await?;
-    for (table, topic) in tables.iter().zip(topics) {
-        refuse_text_only_columns(&sql, &table.spec, &settings).await?;
-        let out = table_out(
-            &mut registry,
-            topic,
-            &table.spec,
-            table.shape.clone(),
-            &settings,
-            None,
-        )
-        .await
-        .map_err(|err| match err {
-            PipelineError::Registry(err @ RegistryError::Incompatible { .. }) => {
-                PipelineError::Setup(format!(
-                    "table {}: its current shape was refused: {err}",
-                    table.qualified()
-                ))
-            }
-            other => other,
-        })?;
-        outs.insert(table.oid, out);
-    }
-
-    let messages = if settings.message_prefixes.is_empty() {
-        None
-    } else {
-        let topic = format!("{}.message", settings.topic_prefix);
-        let codec = MessageCodec::new(&topic);
-        let (key, value) = (
-            codec.key_schema().to_owned(),
-            codec.value_schema().to_owned(),
-        );
-        Some(side_topic(&mut registry, &producer, topic, codec, &key, &value).await?)
-    };
-    let transactions = if settings.transactions {
-        let topic = format!("{}.transaction", settings.topic_prefix);
-        let codec = TransactionCodec::new(&topic);
-        let (key, value) = (
-            codec.key_schema().to_owned(),
-            codec.value_schema().to_owned(),
-        );
-        Some(side_topic(&mut registry, &producer, topic, codec, &key, &value).await?)
-    } else {
-        None
-    };
-
-    let mut conn = ReplicationConnection::connect(&settings.postgres).await?;
     let state_topic = state::state_topic(&settings.topic_prefix);
-    let phase = state::read_phase(&producer, &settings.kafka, &state_topic, &settings.slot).await?;
+    let (kafka, slot) = (settings.kafka.clone(), settings.slot.clone());
+    // Independent round trips to the broker, the registry and PostgreSQL, side by side, so a
+    // restart streams as soon as the slowest of them is done, not after all of them in turn.
+    // Reading the state creates nothing: a startup that fails leaves no topic behind.
+    let (prepared, phase) = tokio::try_join!(
+        prepare(&mut settings, &producer),
+        state::recorded_phase(&kafka, &state_topic, &slot),
+    )?;
+    let Prepared {
+        sql,
+        tables,
+        mut conn,
+        mut registry,
+        outputs:
+            Outputs {
+                mut outs,
+                messages,
+                transactions,
+            },
+    } = prepared;
     let slot_exists = slot_exists(&sql, &settings.slot).await?;
     let snapshot_done = phase == Some(SnapshotPhase::Complete);
     let start = if slot_exists && (snapshot_done || !settings.snapshot) {
@@ -279,6 +243,9 @@ pub async fn run(
             // its snapshot point is gone. Start again from a new slot and snapshot point.
             tracing::warn!(slot = %settings.slot, "the previous snapshot did not complete; taking a new one");
             conn.drop_slot(&settings.slot, true).await?;
+        }
+        if settings.snapshot {
+            state::ensure_state_topic(&producer, &state_topic).await?;
         }
         let created = conn
             .create_slot(&settings.slot, false, SnapshotAction::Export)
@@ -345,6 +312,109 @@ pub async fn run(
         shutdown,
     )
     .await
+}
+
+/// What is set up before the slot is looked at.
+struct Prepared {
+    sql: Client,
+    tables: Vec<CapturedTable>,
+    conn: ReplicationConnection,
+    registry: Registry,
+    outputs: Outputs,
+}
+
+/// The tables, their publication, topics and schemas, and a replication connection.
+async fn prepare(settings: &mut Settings, producer: &Producer) -> Result<Prepared, PipelineError> {
+    let sql = connect_sql(settings).await?;
+    settings.type_options.money_scale = money_scale(&sql).await?;
+    let tables = choose_tables(&sql, settings).await?;
+    ensure_publication(&sql, settings, &tables).await?;
+    let mut registry = Registry::new(&settings.registry)?;
+    let settings = &*settings;
+    let (outputs, conn) = tokio::try_join!(
+        prepare_outputs(&sql, &mut registry, producer, settings, &tables),
+        async {
+            ReplicationConnection::connect(&settings.postgres)
+                .await
+                .map_err(PipelineError::from)
+        },
+    )?;
+    Ok(Prepared {
+        sql,
+        tables,
+        conn,
+        registry,
+        outputs,
+    })
+}
+
+/// Where the captured tables' events, and the optional message and transaction records, go.
+struct Outputs {
+    outs: HashMap<u32, TableOut>,
+    messages: Option<MessagesOut>,
+    transactions: Option<TransactionsOut>,
+}
+
+/// Makes sure every topic exists and every schema is registered.
+async fn prepare_outputs(
+    sql: &Client,
+    registry: &mut Registry,
+    producer: &Producer,
+    settings: &Settings,
+    tables: &[CapturedTable],
+) -> Result<Outputs, PipelineError> {
+    let mut outs: HashMap<u32, TableOut> = HashMap::new();
+    let topics: Vec<String> = tables.iter().map(|t| topic_of(settings, t)).collect();
+    producer.ensure_topics(&topics).await?;
+    for (table, topic) in tables.iter().zip(topics) {
+        refuse_text_only_columns(sql, &table.spec, settings).await?;
+        let out = table_out(
+            registry,
+            topic,
+            &table.spec,
+            table.shape.clone(),
+            settings,
+            None,
+        )
+        .await
+        .map_err(|err| match err {
+            PipelineError::Registry(err @ RegistryError::Incompatible { .. }) => {
+                PipelineError::Setup(format!(
+                    "table {}: its current shape was refused: {err}",
+                    table.qualified()
+                ))
+            }
+            other => other,
+        })?;
+        outs.insert(table.oid, out);
+    }
+    let messages = if settings.message_prefixes.is_empty() {
+        None
+    } else {
+        let topic = format!("{}.message", settings.topic_prefix);
+        let codec = MessageCodec::new(&topic);
+        let (key, value) = (
+            codec.key_schema().to_owned(),
+            codec.value_schema().to_owned(),
+        );
+        Some(side_topic(registry, producer, topic, codec, &key, &value).await?)
+    };
+    let transactions = if settings.transactions {
+        let topic = format!("{}.transaction", settings.topic_prefix);
+        let codec = TransactionCodec::new(&topic);
+        let (key, value) = (
+            codec.key_schema().to_owned(),
+            codec.value_schema().to_owned(),
+        );
+        Some(side_topic(registry, producer, topic, codec, &key, &value).await?)
+    } else {
+        None
+    };
+    Ok(Outputs {
+        outs,
+        messages,
+        transactions,
+    })
 }
 
 /// An ordinary connection (catalog, COPY) with the same TLS rules as the replication one.

@@ -36,17 +36,16 @@ pub fn state_topic(topic_prefix: &str) -> String {
     format!("{topic_prefix}._sluice_state")
 }
 
-/// Creates the state topic if needed and reads the latest phase recorded for `slot`.
-pub(crate) async fn read_phase(
+/// Creates the state topic `topic` (one partition, compacted) unless it exists: before the
+/// first phase is written.
+pub(crate) async fn ensure_state_topic(
     producer: &Producer,
-    config: &KafkaConfig,
     topic: &str,
-    slot: &str,
-) -> Result<Option<SnapshotPhase>, PipelineError> {
+) -> Result<(), PipelineError> {
     producer
         .ensure_topics_with(&[topic.to_owned()], 1, &[("cleanup.policy", "compact")])
         .await?;
-    recorded_phase(config, topic, slot).await
+    Ok(())
 }
 
 /// The latest phase recorded for `slot` in the state topic `topic`, reading only (a missing
