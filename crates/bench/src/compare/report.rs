@@ -215,20 +215,24 @@ pub(crate) fn markdown(title: &str, summary: &[Summary], ratios: &[Ratio]) -> St
         .collect();
     if !latencies.is_empty() {
         out.push_str(
-            "\n| contestant | tx/s asked | tx/s written | latency ms: p50 | p99 | p99.9 | max |\n\
-             | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+            "\n| contestant | tx/s asked | tx/s written | latency ms: p50 | p99 | p99.9 | max | commit to sluice: p50 | p99 | sluice to broker: p50 | p99 |\n\
+             | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         );
         for (s, l) in latencies {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
                 s.contestant,
                 thousands(rate(l.asked_per_second, 1.0)),
                 thousands(l.written_per_second),
                 l.p50_ms,
                 l.p99_ms,
                 l.p999_ms,
-                l.max_ms
+                l.max_ms,
+                l.to_sluice_p50_ms,
+                l.to_sluice_p99_ms,
+                l.to_broker_p50_ms,
+                l.to_broker_p99_ms
             );
         }
     }

@@ -33,6 +33,13 @@ pub(crate) struct Latency {
     pub p99_ms: f64,
     pub p999_ms: f64,
     pub max_ms: f64,
+    /// The two legs of the latency, each at p50 and p99: from the commit to sluice taking the
+    /// change (the event's `ts_us`, the time its batch was taken), and from there to the
+    /// broker's append.
+    pub to_sluice_p50_ms: f64,
+    pub to_sluice_p99_ms: f64,
+    pub to_broker_p50_ms: f64,
+    pub to_broker_p99_ms: f64,
 }
 
 /// The steady workload, one run per sluice contestant; returns the measurements and the
@@ -139,16 +146,21 @@ async fn steady_run(
     sluice.stop()?;
     let appended = bench.kafka.appended(&topics).await?;
     let mut latencies = Vec::with_capacity(appended.len());
+    let (mut to_sluice, mut to_broker) = (Vec::new(), Vec::new());
     for (append_ms, value) in &appended {
-        let (id, commit_us) = decode(
+        let event = decode(
             value
                 .as_deref()
                 .context("a tombstone in the steady topic")?,
         )?;
-        if id >= 0 {
-            latencies.push(ms(append_ms * 1000 - commit_us)?);
+        if event.id >= 0 {
+            latencies.push(ms(append_ms * 1000 - event.commit_us)?);
+            to_sluice.push(ms(event.taken_us - event.commit_us)?);
+            to_broker.push(ms(append_ms * 1000 - event.taken_us)?);
         }
     }
+    to_sluice.sort_by(f64::total_cmp);
+    to_broker.sort_by(f64::total_cmp);
     anyhow::ensure!(
         u64::try_from(latencies.len())? == written,
         "{} events in {} for {written} transactions",
@@ -164,6 +176,10 @@ async fn steady_run(
         p99_ms: quantile(&latencies, 990),
         p999_ms: quantile(&latencies, 999),
         max_ms: latencies.last().copied().unwrap_or_default(),
+        to_sluice_p50_ms: quantile(&to_sluice, 500),
+        to_sluice_p99_ms: quantile(&to_sluice, 990),
+        to_broker_p50_ms: quantile(&to_broker, 500),
+        to_broker_p99_ms: quantile(&to_broker, 990),
     };
     Ok((observed, latency, write_seconds))
 }
@@ -259,12 +275,30 @@ fn skip_string(bytes: &[u8], at: &mut usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The row id and `source.ts_us` (the commit time, µs) of an insert event of
+/// What the latency is computed from in one event.
+#[derive(Debug, PartialEq, Eq)]
+struct SteadyEvent {
+    id: i64,
+    /// `source.ts_us`: the commit time, from the pgoutput commit message.
+    commit_us: i64,
+    /// The envelope's `ts_us`: when sluice took the change from the stream.
+    taken_us: i64,
+}
+
+/// Skips an Avro union of null and long.
+fn skip_optional_long(bytes: &[u8], at: &mut usize) -> anyhow::Result<()> {
+    if long(bytes, at)? == 1 {
+        long(bytes, at)?;
+    }
+    Ok(())
+}
+
+/// The row id, `source.ts_us` and the envelope's `ts_us` of an insert event of
 /// [`STEADY_TABLE`] in sluice's Debezium envelope (Confluent framing, then `before` null,
 /// `after` {id, payload: a union, as sluice makes every column outside the key nullable},
-/// `source` {version, connector, name, ts_ms, snapshot, db, sequence,
-/// ts_us, ...}).
-fn decode(value: &[u8]) -> anyhow::Result<(i64, i64)> {
+/// `source` {version, connector, name, ts_ms, snapshot, db, sequence, ts_us, ts_ns, schema,
+/// table, txId, lsn, xmin}, `transaction`, `op`, `ts_ms`, `ts_us`, ...).
+fn decode(value: &[u8]) -> anyhow::Result<SteadyEvent> {
     let mut at = 5;
     anyhow::ensure!(long(value, &mut at)? == 0, "an event with a before image");
     anyhow::ensure!(
@@ -283,7 +317,26 @@ fn decode(value: &[u8]) -> anyhow::Result<(i64, i64)> {
     skip_string(value, &mut at)?; // db
     long(value, &mut at)?; // sequence: null
     anyhow::ensure!(long(value, &mut at)? == 1, "an event without source.ts_us");
-    Ok((id, long(value, &mut at)?))
+    let commit_us = long(value, &mut at)?;
+    skip_optional_long(value, &mut at)?; // ts_ns
+    skip_string(value, &mut at)?; // schema
+    skip_string(value, &mut at)?; // table
+    skip_optional_long(value, &mut at)?; // txId
+    skip_optional_long(value, &mut at)?; // lsn
+    skip_optional_long(value, &mut at)?; // xmin
+    anyhow::ensure!(
+        long(value, &mut at)? == 0,
+        "an event with a transaction block"
+    );
+    skip_string(value, &mut at)?; // op
+    skip_optional_long(value, &mut at)?; // ts_ms
+    anyhow::ensure!(long(value, &mut at)? == 1, "an event without ts_us");
+    let taken_us = long(value, &mut at)?;
+    Ok(SteadyEvent {
+        id,
+        commit_us,
+        taken_us,
+    })
 }
 
 #[cfg(test)]
