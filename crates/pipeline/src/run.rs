@@ -1175,6 +1175,9 @@ struct Current {
 /// looks at shutdown, timers and acknowledgements again.
 const INTAKE_BATCH: usize = 1024;
 
+/// How many changes pass between reads of whatever the socket holds, within a batch.
+const READ_AHEAD_EVERY: usize = 64;
+
 #[allow(clippy::too_many_arguments)]
 async fn stream_changes(
     settings: &Settings,
@@ -1232,8 +1235,19 @@ async fn stream_changes(
                 // One clock read per batch: the events' processing time (`ts_ms`).
                 state.now_us = now_us();
                 state.on_change(change, &mut changes).await?;
-                for _ in 1..INTAKE_BATCH {
-                    let Some(change) = changes.try_next()? else { break };
+                for handled in 1..INTAKE_BATCH {
+                    // Keep the socket drained while busy: a stalled walsender waits for us.
+                    if handled % READ_AHEAD_EVERY == 0 {
+                        changes.read_ahead()?;
+                    }
+                    let change = match changes.try_next()? {
+                        Some(change) => change,
+                        None if changes.read_ahead()? => match changes.try_next()? {
+                            Some(change) => change,
+                            None => break,
+                        },
+                        None => break,
+                    };
                     state.on_change(change, &mut changes).await?;
                 }
             }

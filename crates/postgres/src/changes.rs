@@ -142,6 +142,11 @@ impl ChangeStream {
         }
     }
 
+    /// See [`ReplicationStream::read_ahead`].
+    pub fn read_ahead(&mut self) -> Result<bool, Error> {
+        self.stream.read_ahead()
+    }
+
     /// What one message from the server means for the committed change stream: a change, or
     /// nothing yet (a streamed block's message kept aside, a stream abort).
     fn on_event(&mut self, event: StreamEvent) -> Result<Option<Change>, Error> {

@@ -491,6 +491,22 @@ impl ReplicationConnection {
         Ok(())
     }
 
+    /// Reads what a Unix socket already holds into the buffer, without waiting, unless a
+    /// read's worth is buffered already (the buffer stays bounded); whether it read anything.
+    pub(crate) fn try_fill(&mut self) -> Result<bool, Error> {
+        if self.read_buf.len() >= READ_CHUNK {
+            return Ok(false);
+        }
+        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
+            self.read_buf.reserve(READ_CHUNK);
+        }
+        let read = self
+            .transport
+            .try_read_buf(&mut self.read_buf)
+            .map_err(|e| Error::io(&self.target, e))?;
+        Ok(read > 0)
+    }
+
     /// Takes one complete frame from the buffer, if one is there; never reads the socket.
     pub(crate) fn try_frame(&mut self) -> Result<Option<Backend>, Error> {
         loop {

@@ -155,6 +155,17 @@ impl ReplicationStream {
         }
     }
 
+    /// Moves what a Unix socket already holds into the read buffer, without waiting: for a
+    /// caller busy with earlier messages, so that the server's writes do not stall on the full
+    /// socket meanwhile (it holds only ~200 small messages; over TCP, whose buffers hold
+    /// megabytes, this does nothing). Whether it read any.
+    pub fn read_ahead(&mut self) -> Result<bool, Error> {
+        if self.ended {
+            return Ok(false);
+        }
+        self.conn.try_fill()
+    }
+
     fn copy_data(&mut self, frame: Backend) -> Result<Option<Bytes>, Error> {
         match take_copy_data(frame) {
             Ok(data) => Ok(data),

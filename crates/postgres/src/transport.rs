@@ -15,6 +15,29 @@ pub(crate) enum Transport {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
+impl Transport {
+    /// Reads what a Unix socket holds without waiting; `Ok(0)` when it holds nothing, and
+    /// always over TCP and TLS. A Unix socket holds only what the sender's buffer allows
+    /// (~200 small messages with Linux's default 208 KiB), so a walsender writing to a busy
+    /// reader stalls; TCP's buffers hold megabytes, and a TLS record may need several reads.
+    /// Costs no system call when the reactor has seen nothing new since the last empty read.
+    pub(crate) fn try_read_buf(&mut self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+        let read = match self {
+            Transport::Unix(s) => s.try_read_buf(buf),
+            Transport::Tcp(_) | Transport::Tls(_) => return Ok(0),
+        };
+        match read {
+            Ok(0) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection",
+            )),
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 impl AsyncRead for Transport {
     fn poll_read(
         self: Pin<&mut Self>,
