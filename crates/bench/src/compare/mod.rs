@@ -684,7 +684,7 @@ pub async fn run(args: &CompareArgs) -> anyhow::Result<()> {
         };
         let workload_summary = report::summarize(&label, &contestants, &runs);
         let workload_ratios = report::ratios(&workload_summary);
-        markdown.push(report::markdown(
+        let table = report::markdown(
             &format!(
                 "{label} ({} run{})",
                 bench.args.runs,
@@ -692,7 +692,10 @@ pub async fn run(args: &CompareArgs) -> anyhow::Result<()> {
             ),
             &workload_summary,
             &workload_ratios,
-        ));
+        );
+        // Each workload's table as soon as it is done: a long run that fails later keeps them.
+        eprintln!("{table}");
+        markdown.push(table);
         workloads.push(WorkloadResult {
             name: label,
             workload,

@@ -160,9 +160,20 @@ pub(crate) fn ratios(summary: &[Summary]) -> Vec<Ratio> {
     for ours in summary.iter().filter(|s| s.role == "contestant") {
         let transport = ours.contestant.rsplit('/').next().unwrap_or_default();
         for other in summary.iter().filter(|s| s.workload == ours.workload) {
+            // A ceiling over the same transport, and the fastest of its family over any (the
+            // box's true ceiling, whichever transport reaches it).
+            let family = other.contestant.split('/').next().unwrap_or_default();
+            let fastest_of_family = summary
+                .iter()
+                .filter(|s| {
+                    s.workload == ours.workload && s.contestant.split('/').next() == Some(family)
+                })
+                .all(|s| s.events_per_second.median <= other.events_per_second.median);
             let compared = other.role == "peer"
                 || (other.role == "ceiling"
-                    && (!other.contestant.contains('/') || other.contestant.ends_with(transport)));
+                    && (!other.contestant.contains('/')
+                        || other.contestant.ends_with(transport)
+                        || fastest_of_family));
             if compared && other.events_per_second.median > 0.0 {
                 ratios.push(Ratio {
                     workload: ours.workload.clone(),
@@ -272,7 +283,57 @@ pub(crate) fn thousands(value: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::thousands;
+    use super::{Summary, ratios, thousands};
+    use crate::stats::Spread;
+
+    fn summary(contestant: &str, role: &'static str, median: f64) -> Summary {
+        Summary {
+            workload: "drain".to_owned(),
+            contestant: contestant.to_owned(),
+            role,
+            runs: 1,
+            events_per_second: Spread::of([median]),
+            median_steady_events_per_second: None,
+            median_seconds: 1.0,
+            median_first_record_seconds: None,
+            median_confirmed_seconds: None,
+            contestant_cpu_seconds_per_million: None,
+            postgres_cpu_seconds_per_million: None,
+            broker_cpu_seconds_per_million: None,
+            peak_rss_kib: None,
+            steady_rss_kib: None,
+            latency: None,
+        }
+    }
+
+    #[test]
+    fn sluice_is_compared_with_its_transport_and_the_fastest_ceiling() {
+        let all = [
+            summary("sluice/tcp", "contestant", 300.0),
+            summary("sluice/unix", "contestant", 200.0),
+            summary("debezium/tcp", "peer", 30.0),
+            summary("pg_recvlogical/tcp", "ceiling", 250.0),
+            summary("pg_recvlogical/unix", "ceiling", 400.0),
+            summary("kafka-producer", "ceiling", 600.0),
+        ];
+        let pairs: Vec<(String, String)> = ratios(&all)
+            .into_iter()
+            .map(|r| (r.numerator, r.denominator))
+            .collect();
+        let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+        assert_eq!(
+            pairs,
+            [
+                pair("sluice/tcp", "debezium/tcp"),
+                pair("sluice/tcp", "pg_recvlogical/tcp"),
+                pair("sluice/tcp", "pg_recvlogical/unix"),
+                pair("sluice/tcp", "kafka-producer"),
+                pair("sluice/unix", "debezium/tcp"),
+                pair("sluice/unix", "pg_recvlogical/unix"),
+                pair("sluice/unix", "kafka-producer"),
+            ]
+        );
+    }
 
     #[test]
     fn groups_digits() {
