@@ -189,6 +189,27 @@ pub(crate) struct Worker {
     start_log: PathBuf,
     pid: Option<u32>,
     stopped: bool,
+    /// Connect's log of the worker, scanned for a task that died; how far it was read.
+    log: PathBuf,
+    log_read: u64,
+}
+
+/// What Connect logs when a task has died and will not recover: the run cannot finish.
+const TASK_DIED: &str = "Task threw an uncaught and unrecoverable exception";
+
+/// The causes Connect logged after a task death in `log`, if one is there.
+fn task_death_in(log: &str) -> Option<String> {
+    let at = log.find(TASK_DIED)?;
+    let causes: Vec<&str> = log[at..]
+        .lines()
+        .filter(|line| line.starts_with("Caused by"))
+        .take(3)
+        .collect();
+    Some(if causes.is_empty() {
+        "no cause logged".to_owned()
+    } else {
+        causes.join("; ")
+    })
 }
 
 impl Worker {
@@ -221,6 +242,13 @@ impl Worker {
             start_log,
             pid: None,
             stopped: false,
+            log: connect
+                .workers
+                .parent()
+                .unwrap_or(&connect.workers)
+                .join("logs")
+                .join(format!("connect-{name}.log")),
+            log_read: 0,
         })
     }
 
@@ -248,6 +276,19 @@ impl Worker {
         std::fs::metadata(self.connect.workers.join(&self.name).join("offsets"))
             .and_then(|m| m.modified())
             .is_ok_and(|modified| modified > since)
+    }
+
+    /// The cause of a task death logged since the last look, if any.
+    fn task_death(&mut self) -> Option<String> {
+        use std::io::{Read as _, Seek as _};
+        let mut file = std::fs::File::open(&self.log).ok()?;
+        file.seek(std::io::SeekFrom::Start(self.log_read)).ok()?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).ok()?;
+        // Whole lines only: a line still being written is read again next time.
+        let complete = text.rfind('\n').map_or(0, |end| end + 1);
+        self.log_read += u64::try_from(complete).unwrap_or(0);
+        task_death_in(&text[..complete])
     }
 
     fn connect_command(&self, command: &str) -> anyhow::Result<()> {
@@ -280,6 +321,13 @@ impl Running for Worker {
         let gone = self
             .pid()
             .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+        if let Some(cause) = self.task_death() {
+            bail!(
+                "Debezium's task in worker {} died: {cause} (see {})",
+                self.name,
+                self.log.display()
+            );
+        }
         if failed || gone {
             let log = std::fs::read_to_string(&self.start_log).unwrap_or_default();
             bail!(
@@ -301,5 +349,23 @@ impl Drop for Worker {
         if let Err(err) = self.stop() {
             eprintln!("warning: stopping Debezium worker {}: {err:#}", self.name);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::task_death_in;
+
+    #[test]
+    fn a_dead_task_is_told_by_its_causes() {
+        let log = "[..] INFO starting\n\
+                   [..] ERROR WorkerSourceTask{id=x-0} Task threw an uncaught and unrecoverable exception. Task is being killed\n\
+                   java.util.concurrent.ExecutionException: boom\n\
+                   Caused by: java.lang.OutOfMemoryError: Java heap space\n";
+        assert_eq!(
+            task_death_in(log).as_deref(),
+            Some("Caused by: java.lang.OutOfMemoryError: Java heap space")
+        );
+        assert_eq!(task_death_in("[..] INFO all fine\n"), None);
     }
 }

@@ -305,6 +305,12 @@ impl Kafka {
         let producer: ThreadedProducer<Counting> =
             ThreadedProducer::from_config_and_context(&config, context)
                 .context("creating the ceiling's producer")?;
+        // As sluice does at startup: a metadata answer lets the idempotent producer ask for
+        // its producer id at once, instead of on its 500 ms retry timer.
+        producer
+            .client()
+            .fetch_metadata(Some(&topics[0]), Duration::from_secs(30))
+            .context("the ceiling's producer fetching metadata")?;
         let records = sample.iter().cycle();
         let mut topic = topics.iter().cycle();
         for (key, value) in records.take(usize::try_from(count)?) {

@@ -52,6 +52,7 @@ mod sluice;
 mod steady;
 mod watch;
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -412,6 +413,18 @@ pub(crate) struct Bench {
     /// `sluicebench_<pid>`: the start of every name this run creates.
     pub tag: String,
     pub deploy: PathBuf,
+    /// Runs of the peer that failed: the comparison goes on without it (see
+    /// [`Bench::peer_failed`]).
+    pub failures: std::sync::Mutex<Vec<Failure>>,
+}
+
+/// A run of a contestant that failed and was left out.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Failure {
+    pub workload: String,
+    pub contestant: String,
+    pub run: u32,
+    pub error: String,
 }
 
 /// A directory from the environment, else under $HOME.
@@ -505,7 +518,36 @@ impl Bench {
             connect,
             tag,
             deploy,
+            failures: std::sync::Mutex::default(),
         })
+    }
+
+    /// Records a failed run of the peer (Debezium): a peer that cannot finish a workload (it
+    /// ran out of heap, say) is a result to report, not a reason to lose the others'.
+    pub(crate) fn peer_failed(&self, workload: &str, run: u32, error: &anyhow::Error) {
+        let failure = Failure {
+            workload: workload.to_owned(),
+            contestant: Contestant::Debezium.label(),
+            run,
+            error: format!("{error:#}"),
+        };
+        eprintln!(
+            "warning: {} failed in run {run} of {workload}; left out of its later runs: {}",
+            failure.contestant, failure.error
+        );
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(failure);
+    }
+
+    /// Whether the peer failed on `workload` already.
+    pub(crate) fn peer_has_failed(&self, workload: &str) -> bool {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .any(|f| f.workload == workload)
     }
 
     pub(crate) fn ccompat_url(&self) -> String {
@@ -684,7 +726,7 @@ pub async fn run(args: &CompareArgs) -> anyhow::Result<()> {
         };
         let workload_summary = report::summarize(&label, &contestants, &runs);
         let workload_ratios = report::ratios(&workload_summary);
-        let table = report::markdown(
+        let mut table = report::markdown(
             &format!(
                 "{label} ({} run{})",
                 bench.args.runs,
@@ -693,6 +735,19 @@ pub async fn run(args: &CompareArgs) -> anyhow::Result<()> {
             &workload_summary,
             &workload_ratios,
         );
+        for failure in bench
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|f| f.workload == label)
+        {
+            let _ = writeln!(
+                table,
+                "\n{} failed in run {}: {}",
+                failure.contestant, failure.run, failure.error
+            );
+        }
         // Each workload's table as soon as it is done: a long run that fails later keeps them.
         eprintln!("{table}");
         markdown.push(table);
@@ -733,6 +788,11 @@ pub async fn run(args: &CompareArgs) -> anyhow::Result<()> {
         measurements,
         summary,
         ratios,
+        failures: bench
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone(),
     };
     println!("{}", markdown.join("\n"));
     if let Some(out) = &bench.args.out {
@@ -762,6 +822,7 @@ struct CompareResult {
     measurements: Vec<Measurement>,
     summary: Vec<Summary>,
     ratios: Vec<Ratio>,
+    failures: Vec<Failure>,
 }
 
 #[derive(Debug, Serialize)]

@@ -81,6 +81,7 @@ pub(super) async fn drain(
     for run in 0..bench.args.runs {
         let names: Vec<(Contestant, String)> = contestants
             .iter()
+            .filter(|c| **c != Contestant::Debezium || !bench.peer_has_failed(label))
             .map(|c| (*c, bench.name(index, run, *c)))
             .collect();
         data::create_drain_tables(&bench.sql, spec).await?;
@@ -185,8 +186,17 @@ async fn drain_run(
             query_like: None,
         };
         let observed = match contestant {
-            Contestant::Sluice(_) | Contestant::Debezium => {
+            Contestant::Sluice(_) => {
                 timed(bench, *contestant, name, &tables, false, &target, sample).await?
+            }
+            Contestant::Debezium => {
+                match timed(bench, *contestant, name, &tables, false, &target, sample).await {
+                    Ok(observed) => observed,
+                    Err(err) => {
+                        bench.peer_failed(label, run, &err);
+                        continue;
+                    }
+                }
             }
             Contestant::PgRecvlogical(t) => {
                 ceilings::pg_recvlogical(bench, bench.pg(*t)?, name, backlog.end).await?
@@ -303,6 +313,9 @@ pub(super) async fn snapshot(
     let mut outcome = Ok(());
     'runs: for run in 0..bench.args.runs {
         for contestant in contestants {
+            if *contestant == Contestant::Debezium && bench.peer_has_failed(label) {
+                continue;
+            }
             let name = bench.name(index, run, *contestant);
             let result = snapshot_run(bench, *contestant, &name, spec, &tables, &mut sample).await;
             bench.drop_all_traces(&[(*contestant, name)]).await;
@@ -312,6 +325,9 @@ pub(super) async fn snapshot(
                         Measurement::new(label, *contestant, run, spec.rows, spec.rows, observed);
                     eprintln!("{}", measurement.line());
                     measurements.push(measurement);
+                }
+                Err(err) if *contestant == Contestant::Debezium => {
+                    bench.peer_failed(label, run, &err);
                 }
                 Err(err) => {
                     outcome = Err(err);
