@@ -201,10 +201,62 @@ impl TableOut {
 }
 
 /// Runs until `shutdown` resolves (then drains and exits cleanly) or a fatal error.
+///
+/// A shutdown before streaming began (during startup or the snapshot) stops at once: nothing
+/// was confirmed yet, and a snapshot cut short is taken again on the next start, as after a
+/// crash.
 pub async fn run(
     mut settings: Settings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), PipelineError> {
+    tokio::pin!(shutdown);
+    let started = tokio::select! {
+        biased;
+        () = &mut shutdown => {
+            tracing::info!("shutdown requested before streaming began: stopped (a snapshot cut short is taken again on the next start)");
+            return Ok(());
+        }
+        started = start(&mut settings) => started?,
+    };
+    let Started {
+        sql,
+        messages,
+        transactions,
+        changes,
+        mut registry,
+        mut outs,
+        producer,
+        mut deliveries,
+    } = started;
+    stream_changes(
+        &settings,
+        &sql,
+        messages.as_ref(),
+        transactions.as_ref(),
+        changes,
+        &mut registry,
+        &mut outs,
+        &producer,
+        &mut deliveries,
+        shutdown,
+    )
+    .await
+}
+
+/// Everything the stream loop works with.
+struct Started {
+    sql: Client,
+    messages: Option<MessagesOut>,
+    transactions: Option<TransactionsOut>,
+    changes: ChangeStream,
+    registry: Registry,
+    outs: HashMap<u32, TableOut>,
+    producer: Arc<Producer>,
+    deliveries: Deliveries,
+}
+
+/// Startup, the snapshot when one is due, and `START_REPLICATION`.
+async fn start(settings: &mut Settings) -> Result<Started, PipelineError> {
     if let Some(bind) = settings.metrics_bind {
         metrics::serve(bind).await?;
     }
@@ -217,17 +269,17 @@ pub async fn run(
     // restart streams as soon as the slowest of them is done, not after all of them in turn.
     // Reading the state creates nothing: a startup that fails leaves no topic behind.
     let (prepared, phase) = tokio::try_join!(
-        prepare(&mut settings, &producer),
+        prepare(settings, &producer),
         state::recorded_phase(&kafka, &state_topic, &slot),
     )?;
     let Prepared {
         sql,
         tables,
         mut conn,
-        mut registry,
+        registry,
         outputs:
             Outputs {
-                mut outs,
+                outs,
                 messages,
                 transactions,
             },
@@ -269,7 +321,7 @@ pub async fn run(
             // sends tombstones for keys its topic holds that no longer exist.
             let reconcile = phase.is_some();
             snapshot(
-                &settings,
+                settings,
                 &snapshot_name,
                 &tables,
                 &outs,
@@ -299,19 +351,16 @@ pub async fn run(
         .await?;
     stream.set_status_interval(settings.status_interval);
     let changes = ChangeStream::new(stream, settings.streamed_memory_bytes);
-    stream_changes(
-        &settings,
-        &sql,
-        messages.as_ref(),
-        transactions.as_ref(),
+    Ok(Started {
+        sql,
+        messages,
+        transactions,
         changes,
-        &mut registry,
-        &mut outs,
-        &producer,
-        &mut deliveries,
-        shutdown,
-    )
-    .await
+        registry,
+        outs,
+        producer,
+        deliveries,
+    })
 }
 
 /// What is set up before the slot is looked at.
@@ -791,9 +840,23 @@ async fn snapshot(
             Ok::<(), PipelineError>(())
         });
     }
+    // The rows' delivery reports are taken as they come: kept until the end, they grew with
+    // the table (~48 bytes a row, 480 MB for 10 million), and a failed delivery stops the
+    // snapshot at once instead of after the last row.
     let copied = async {
-        while let Some(done) = copiers.join_next().await {
-            done.map_err(|e| PipelineError::Internal(e.to_string()))??;
+        loop {
+            tokio::select! {
+                done = copiers.join_next() => match done {
+                    Some(done) => done.map_err(|e| PipelineError::Internal(e.to_string()))??,
+                    None => break,
+                },
+                Some(delivery) = deliveries.recv() => {
+                    delivery.result.map_err(PipelineError::Delivery)?;
+                    while let Some(delivery) = deliveries.try_recv() {
+                        delivery.result.map_err(PipelineError::Delivery)?;
+                    }
+                }
+            }
         }
         Ok::<(), PipelineError>(())
     }
