@@ -190,6 +190,15 @@ impl Sluice {
         }
     }
 
+    /// The process's peak resident set size so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// Takes over a `sluice run` process the test started itself.
     pub fn from_child(child: std::process::Child) -> Sluice {
         Sluice { child }
@@ -283,12 +292,34 @@ pub async fn slot_exists(sql: &tokio_postgres::Client, slot: &str) -> bool {
     .unwrap()
     .get(0)
 }
-/// Waits (30 s at most) until `slot` is active: sluice has started streaming from it.
+/// Creates `schema` with one table `t (id bigint PRIMARY KEY, v text)` of `rows` rows whose
+/// `v` is the SQL expression `value` over the row number `g`, analysed so estimates are known.
+pub async fn create_filled_table(
+    sql: &tokio_postgres::Client,
+    schema: &str,
+    rows: u64,
+    value: &str,
+) {
+    sql.batch_execute(&format!(
+        "CREATE SCHEMA {schema};
+         CREATE TABLE {schema}.t (id bigint PRIMARY KEY, v text NOT NULL);
+         INSERT INTO {schema}.t SELECT g, {value} FROM generate_series(1, {rows}) g;
+         ANALYZE {schema}.t;"
+    ))
+    .await
+    .unwrap();
+}
+
+/// Waits (30 s at most) until sluice streams from `slot`: its walsender has left startup.
 pub async fn wait_until_streaming(sql: &tokio_postgres::Client, slot: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
+    // The slot is active from its creation on (while its exported snapshot is in use); its
+    // walsender's command is START_REPLICATION only once it streams (pg_stat_replication's
+    // state would say so too, but only to pg_read_all_stats).
     while sql
         .query_opt(
-            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
+            "SELECT 1 FROM pg_replication_slots s JOIN pg_stat_activity a ON a.pid = s.active_pid
+              WHERE s.slot_name = $1 AND a.query LIKE 'START_REPLICATION%'",
             &[&slot],
         )
         .await
@@ -350,4 +381,35 @@ enabled = false
     )
     .unwrap();
     path
+}
+
+/// The snapshot phase the state topic of `topic_prefix` last recorded for `slot`.
+pub async fn snapshot_phase(
+    stack: &Stack,
+    topic_prefix: &str,
+    slot: &str,
+) -> Option<sluice_pipeline::state::SnapshotPhase> {
+    let kafka = sluice_kafka::KafkaConfig {
+        bootstrap_servers: stack.kafka_bootstrap.clone(),
+        ..sluice_kafka::KafkaConfig::default()
+    };
+    let topic = sluice_pipeline::state::state_topic(topic_prefix);
+    sluice_pipeline::state::recorded_phase(&kafka, &topic, slot)
+        .await
+        .unwrap()
+}
+
+/// Waits (`limit` at most) until the state topic of `topic_prefix` records `phase` for `slot`.
+pub async fn wait_for_snapshot_phase(
+    stack: &Stack,
+    topic_prefix: &str,
+    slot: &str,
+    phase: sluice_pipeline::state::SnapshotPhase,
+    limit: Duration,
+) {
+    let deadline = Instant::now() + limit;
+    while snapshot_phase(stack, topic_prefix, slot).await != Some(phase) {
+        assert!(Instant::now() < deadline, "the snapshot reached {phase:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

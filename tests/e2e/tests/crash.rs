@@ -162,7 +162,6 @@ async fn sigkill_at_random_points_loses_nothing_and_confirms_nothing_unwritten()
     let mut random = Lcg(0x5eed);
     let mut violations = Vec::new();
     let mut checked_kills = 0;
-    let state_topic = sluice_pipeline::state::state_topic(&prefix);
     for kill in 0..KILLS {
         let child = spawn_sluice(&config);
         // The first kills come early, inside the snapshot; later ones mid-stream.
@@ -191,10 +190,7 @@ async fn sigkill_at_random_points_loses_nothing_and_confirms_nothing_unwritten()
         // A slot whose snapshot is not recorded complete is one sluice drops on its next start
         // (the snapshot is taken again from a new slot): PostgreSQL set its position when it
         // was created, at the snapshot point, and sluice confirmed nothing on it.
-        let phase =
-            sluice_pipeline::state::recorded_phase(&kafka_config(&stack), &state_topic, &slot)
-                .await
-                .unwrap();
+        let phase = sluice_e2e::pipeline::snapshot_phase(&stack, &prefix, &slot).await;
         eprintln!("kill {kill} after {wait} ms: confirmed {confirmed:X}, snapshot {phase:?}");
         if phase != Some(sluice_pipeline::state::SnapshotPhase::Complete) {
             continue;

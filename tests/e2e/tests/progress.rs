@@ -4,7 +4,10 @@
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use sluice_e2e::pipeline::{stop_and_drop_slot, wait_until_streaming, write_config};
+use sluice_e2e::pipeline::{
+    create_filled_table, snapshot_phase, stop_and_drop_slot, wait_for_snapshot_phase,
+    wait_until_streaming, write_config,
+};
 use sluice_e2e::{Stack, unique_name};
 
 const ROWS: u64 = 300_000;
@@ -14,14 +17,7 @@ async fn a_long_snapshot_logs_its_progress_as_json_without_row_values() {
     let stack = Stack::from_env();
     let sql = stack.pg_connect("sluice").await;
     let schema = unique_name("progress");
-    sql.batch_execute(&format!(
-        "CREATE SCHEMA {schema};
-         CREATE TABLE {schema}.t (id int PRIMARY KEY, secret text);
-         INSERT INTO {schema}.t SELECT g, 'do-not-log-' || g FROM generate_series(1, {ROWS}) g;
-         ANALYZE {schema}.t;"
-    ))
-    .await
-    .unwrap();
+    create_filled_table(&sql, &schema, ROWS, "'do-not-log-' || g").await;
     let slot = unique_name("progress_slot");
     let config = write_config(
         &stack,
@@ -84,4 +80,52 @@ async fn a_long_snapshot_logs_its_progress_as_json_without_row_values() {
         "the snapshot finished"
     );
     let _ = std::fs::remove_file(&log);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_the_snapshot_stops_at_once_and_the_next_start_takes_it_again() {
+    use sluice_pipeline::state::SnapshotPhase;
+    let stack = Stack::from_env();
+    let sql = stack.pg_connect("sluice").await;
+    let schema = unique_name("cutshort");
+    create_filled_table(&sql, &schema, ROWS, "repeat('p', 200)").await;
+    let (prefix, slot) = (unique_name("cutshort"), unique_name("cutshort_slot"));
+    let config = write_config(
+        &stack,
+        &prefix,
+        &slot,
+        &unique_name("cutshort_pub"),
+        &schema,
+    );
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    // One copier and small pieces: the snapshot takes long enough to be cut short.
+    text.push_str("\n[snapshot]\nparallelism = 1\nchunk_rows = 10000\n");
+    std::fs::write(&config, text).unwrap();
+    let binary = env!("CARGO_BIN_EXE_sluice-cli");
+
+    let sluice = sluice_e2e::pipeline::Sluice::start(binary, &config);
+    let limit = std::time::Duration::from_secs(60);
+    wait_for_snapshot_phase(&stack, &prefix, &slot, SnapshotPhase::Started, limit).await;
+    let stopping = std::time::Instant::now();
+    let status = sluice.stop();
+    assert!(status.success(), "SIGTERM during the snapshot: {status}");
+    assert!(
+        stopping.elapsed() < std::time::Duration::from_secs(5),
+        "it stopped at once, not after the snapshot: {:?}",
+        stopping.elapsed()
+    );
+    assert_eq!(
+        snapshot_phase(&stack, &prefix, &slot).await,
+        Some(SnapshotPhase::Started),
+        "the snapshot was cut short"
+    );
+
+    let sluice = sluice_e2e::pipeline::Sluice::start(binary, &config);
+    wait_until_streaming(&sql, &slot).await;
+    assert_eq!(
+        snapshot_phase(&stack, &prefix, &slot).await,
+        Some(SnapshotPhase::Complete),
+        "the next start took the snapshot again, to its end"
+    );
+    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
