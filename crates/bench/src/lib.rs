@@ -2,6 +2,6 @@
 
 pub mod compare;
 pub mod drain;
-pub(crate) mod process;
+pub mod process;
 pub mod replication;
 pub(crate) mod stats;

@@ -51,7 +51,7 @@ pub(crate) fn status_kib(pid: &str, field: &str) -> Option<u64> {
 }
 
 /// Peak resident set size of `pid` so far, in KiB.
-pub(crate) fn peak_rss_kib(pid: u32) -> Option<u64> {
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     status_kib(&pid.to_string(), "VmHWM")
 }
 

@@ -852,9 +852,7 @@ async fn snapshot(
                 },
                 Some(delivery) = deliveries.recv() => {
                     delivery.result.map_err(PipelineError::Delivery)?;
-                    while let Some(delivery) = deliveries.try_recv() {
-                        delivery.result.map_err(PipelineError::Delivery)?;
-                    }
+                    check_waiting_deliveries(deliveries)?;
                 }
             }
         }
@@ -886,10 +884,16 @@ async fn snapshot(
         }
     }
     state::flush(producer).await?;
+    check_waiting_deliveries(deliveries)?;
+    tracing::info!(tables = tables.len(), "snapshot complete and acknowledged");
+    Ok(())
+}
+
+/// Takes every delivery report waiting, failing on the first refused one.
+fn check_waiting_deliveries(deliveries: &mut Deliveries) -> Result<(), PipelineError> {
     while let Some(delivery) = deliveries.try_recv() {
         delivery.result.map_err(PipelineError::Delivery)?;
     }
-    tracing::info!(tables = tables.len(), "snapshot complete and acknowledged");
     Ok(())
 }
 

@@ -192,11 +192,7 @@ impl Sluice {
 
     /// The process's peak resident set size so far (`VmHWM`), in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
-            .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse().ok())
+        sluice_bench::process::peak_rss_kib(self.child.id())
     }
 
     /// Takes over a `sluice run` process the test started itself.
