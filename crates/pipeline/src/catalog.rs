@@ -153,6 +153,23 @@ pub async fn describe(
     })
 }
 
+/// The names of the primary key's columns of table `oid`, in key order; none for a table
+/// without one (or that no longer exists).
+pub async fn primary_key_columns(client: &Client, oid: u32) -> Result<Vec<String>, CatalogError> {
+    let rows = client
+        .query(
+            "SELECT a.attname::text
+               FROM pg_index i, unnest(i.indkey) WITH ORDINALITY AS k(attnum, n), pg_attribute a
+              WHERE i.indrelid = $1 AND i.indisprimary
+                AND a.attrelid = i.indrelid AND a.attnum = k.attnum
+              ORDER BY k.n",
+            &[&oid],
+        )
+        .await
+        .map_err(|e| CatalogError::Query(query_error(&e)))?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
 /// Sets each column's `default` where its default is a constant: PostgreSQL's text form of
 /// that constant in the column's type (so `numeric(6,2) DEFAULT 1.5` gives `1.50`). Defaults
 /// that are expressions (`now()`, `nextval(...)`, `CURRENT_TIMESTAMP`) are left out: they
@@ -249,9 +266,11 @@ struct PgType {
     enum_labels: Vec<String>,
 }
 
-async fn pg_type(client: &Client, oid: u32) -> Result<PgType, CatalogError> {
+/// The `pg_type` row of `oid`; `None` when the type no longer exists (a Relation message
+/// describes a table as of its WAL position: a type dropped since is still named there).
+async fn pg_type(client: &Client, oid: u32) -> Result<Option<PgType>, CatalogError> {
     let row = client
-        .query_one(
+        .query_opt(
             "SELECT t.typname::text, format_type(t.oid, NULL), t.typtype::text, t.typbasetype,
                     t.typtypmod, t.typelem, t.typcategory = 'A' AND t.typlen = -1,
                     ARRAY(SELECT e.enumlabel::text FROM pg_enum e
@@ -261,8 +280,9 @@ async fn pg_type(client: &Client, oid: u32) -> Result<PgType, CatalogError> {
         )
         .await
         .map_err(|e| CatalogError::Query(query_error(&e)))?;
+    let Some(row) = row else { return Ok(None) };
     let typtype: String = row.get(2);
-    Ok(PgType {
+    Ok(Some(PgType {
         name: row.get(0),
         display: row.get(1),
         typtype: typtype.chars().next().unwrap_or('b'),
@@ -271,7 +291,7 @@ async fn pg_type(client: &Client, oid: u32) -> Result<PgType, CatalogError> {
         element: row.get(5),
         is_array: row.get(6),
         enum_labels: row.get(7),
-    })
+    }))
 }
 
 /// The OID and modifier to map a column of type `oid` as (a domain's base type's), and its
@@ -283,7 +303,9 @@ async fn resolve_type(
 ) -> Result<(u32, i32, TypeInfo), CatalogError> {
     let (mut oid, mut modifier) = (oid, modifier);
     let mut domain = None;
-    let mut found = pg_type(client, oid).await?;
+    let Some(mut found) = pg_type(client, oid).await? else {
+        return Ok((oid, modifier, dropped_type(oid)));
+    };
     // A domain over a domain: the outermost name is the column's, the innermost base its type.
     while found.typtype == 'd' {
         domain.get_or_insert_with(|| found.display.clone());
@@ -291,7 +313,10 @@ async fn resolve_type(
             modifier = found.base_modifier;
         }
         oid = found.base;
-        found = pg_type(client, oid).await?;
+        let Some(base) = pg_type(client, oid).await? else {
+            return Ok((oid, modifier, dropped_type(oid)));
+        };
+        found = base;
     }
     let element = if found.is_array && found.element != 0 {
         let (element_oid, element_modifier, element_info) =
@@ -319,6 +344,23 @@ async fn resolve_type(
             enum_labels: found.enum_labels,
         },
     ))
+}
+
+/// What is known of a type that no longer exists in the catalog: nothing, so its values are
+/// carried as their text form, a string (the walsender still prints them with the catalog of
+/// their time).
+fn dropped_type(oid: u32) -> TypeInfo {
+    tracing::warn!(
+        type_oid = oid,
+        "a column's type no longer exists (dropped since the change was written): its values are carried as their text form"
+    );
+    TypeInfo {
+        name: String::new(),
+        typtype: 'b',
+        domain: None,
+        element: None,
+        enum_labels: Vec::new(),
+    }
 }
 
 /// Refuses a table without a key unless keyless tables are allowed and it has

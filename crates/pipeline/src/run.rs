@@ -27,7 +27,9 @@ use sluice_avro::{
     TransactionCodec, TypeOptions,
 };
 use sluice_kafka::{AckTracker, Deliveries, Delivery, KafkaConfig, Producer, SendError};
-use sluice_pgoutput::{ColumnValue, LogicalMessage, Lsn, OldTuple, Relation, Tuple};
+use sluice_pgoutput::{
+    ColumnValue, LogicalMessage, Lsn, OldTuple, Relation, ReplicaIdentity, Tuple,
+};
 use sluice_postgres::{
     Change, ChangeStream, ConnectConfig, PgOutputOptions, ReplicationConnection, SnapshotAction,
     SslMode,
@@ -1268,6 +1270,7 @@ async fn stream_changes(
         producer,
         deliveries,
         tracker: AckTracker::new(),
+        skipped: HashSet::new(),
         current: None,
         key: Vec::new(),
         value: Vec::new(),
@@ -1337,6 +1340,9 @@ struct StreamState<'a> {
     producer: &'a Producer,
     deliveries: &'a mut Deliveries,
     tracker: AckTracker,
+    /// Relations the publication sends that are outside the selection: their changes are
+    /// skipped.
+    skipped: HashSet<u32>,
     /// The transaction being received.
     current: Option<Current>,
     key: Vec<u8>,
@@ -1449,6 +1455,7 @@ impl StreamState<'_> {
                     self.sql,
                     self.registry,
                     self.outs,
+                    &mut self.skipped,
                     &relation,
                     settings,
                     self.producer,
@@ -1502,6 +1509,16 @@ impl StreamState<'_> {
                 }
             }
             Change::Message(message) => {
+                let relation = match &message {
+                    LogicalMessage::Insert(m) => Some(m.relation_id()),
+                    LogicalMessage::Update(m) => Some(m.relation_id()),
+                    LogicalMessage::Delete(m) => Some(m.relation_id()),
+                    _ => None,
+                };
+                // A table outside the selection that the publication sends anyway.
+                if relation.is_some_and(|r| self.skipped.contains(&r)) {
+                    return Ok(());
+                }
                 let Some(now) = self.current.as_mut() else {
                     return Ok(());
                 };
@@ -1649,57 +1666,89 @@ async fn drain(
     Ok(())
 }
 
+/// What a Relation message means for the table it describes: nothing when its name and shape
+/// are those already captured; otherwise the table is captured from here on under its name
+/// and shape (a table that joined the publication, a shape change, a rename), or, when it is
+/// outside the selection, its changes are skipped from here on.
 #[allow(clippy::too_many_arguments)]
 async fn on_relation(
     sql: &Client,
     registry: &mut Registry,
     outs: &mut HashMap<u32, TableOut>,
+    skipped: &mut HashSet<u32>,
     relation: &Relation,
     settings: &Settings,
     producer: &Producer,
     changes: &mut ChangeStream,
 ) -> Result<(), PipelineError> {
+    let oid = relation.relation_id();
+    let table = format!("{}.{}", relation.namespace(), relation.name());
+    if !settings
+        .tables
+        .selects(relation.namespace(), relation.name())
+    {
+        // The publication covers more than the selection (FOR ALL TABLES, FOR TABLES IN
+        // SCHEMA, a table excluded after it was published): its changes are skipped, and the
+        // slot still moves past them.
+        if outs.remove(&oid).is_some() {
+            tracing::warn!(%table, "a captured table is no longer selected (renamed out of tables.include, or excluded): its changes are skipped from here on");
+        } else if !skipped.contains(&oid) {
+            tracing::debug!(%table, "the publication covers a table outside the selection: its changes are skipped");
+        }
+        skipped.insert(oid);
+        return Ok(());
+    }
+    skipped.remove(&oid);
     let shape: Shape = relation
         .columns()
         .iter()
         .map(|c| (c.name().to_owned(), c.type_oid(), c.type_modifier()))
         .collect();
     if outs
-        .get(&relation.relation_id())
-        .is_some_and(|out| out.shape == shape)
+        .get(&oid)
+        .is_some_and(|out| out.shape == shape && out.collection == table)
     {
         return Ok(());
     }
+    let key_columns = key_columns(sql, relation).await?;
     let mut spec = TableSpec {
         schema: relation.namespace().to_owned(),
         name: relation.name().to_owned(),
         columns: relation
             .columns()
             .iter()
-            .map(|c| ColumnSpec {
-                name: c.name().to_owned(),
-                type_oid: c.type_oid(),
-                type_modifier: c.type_modifier(),
-                nullable: !c.is_key(),
-                is_key: c.is_key(),
-                type_info: Default::default(),
-                default: None,
+            .map(|c| {
+                let is_key = key_columns.iter().any(|k| k == c.name());
+                ColumnSpec {
+                    name: c.name().to_owned(),
+                    type_oid: c.type_oid(),
+                    type_modifier: c.type_modifier(),
+                    nullable: !is_key,
+                    is_key,
+                    type_info: Default::default(),
+                    default: None,
+                }
             })
             .collect(),
     };
-    catalog::resolve_defaults(sql, relation.relation_id(), &mut spec.columns).await?;
+    if key_columns.is_empty()
+        && !(settings.tables.allow_keyless && relation.replica_identity() == ReplicaIdentity::Full)
+    {
+        return Err(catalog::CatalogError::NoKey(table).into());
+    }
+    catalog::resolve_defaults(sql, oid, &mut spec.columns).await?;
     catalog::resolve_types(sql, &mut spec.columns).await?;
     refuse_text_only_columns(sql, &spec, settings).await?;
     let topic = format!("{}.{}.{}", settings.topic_prefix, spec.schema, spec.name);
-    let new_table = !outs.contains_key(&relation.relation_id());
-    if new_table {
-        // A table added to the publication while sluice runs: its topic may not exist yet.
+    let before = outs
+        .get(&oid)
+        .map(|out| (out.shape.clone(), out.topic.clone()));
+    let new_topic = before.as_ref().is_none_or(|(_, old)| *old != topic);
+    if new_topic {
+        // A table added to the publication while sluice runs, or renamed: its topic may not
+        // exist yet.
         producer.ensure_topics(std::slice::from_ref(&topic)).await?;
     }
-    let table = format!("{}.{}", spec.schema, spec.name);
-    let before = outs
-        .get(&relation.relation_id())
-        .map(|out| out.shape.clone());
     let out = match table_out(
         registry,
         topic,
@@ -1711,20 +1760,42 @@ async fn on_relation(
     .await
     {
         Err(PipelineError::Registry(err @ RegistryError::Incompatible { .. })) => {
-            let changed = before.map_or_else(String::new, |before| shape_changes(&before, &shape));
+            let changed =
+                before.map_or_else(String::new, |(before, _)| shape_changes(&before, &shape));
             return Err(PipelineError::Setup(format!(
                 "table {table}: the new shape ({changed}) was refused: {err}"
             )));
         }
         other => other?,
     };
-    if new_table {
-        tracing::info!(%table, "a table joined the publication; capturing it from here on");
-    } else {
-        tracing::info!(%table, "table shape changed; new schema versions registered");
+    match before {
+        None => {
+            tracing::info!(%table, topic = %out.topic, "a table joined the publication or the selection; capturing it from here on");
+        }
+        Some((_, old_topic)) if old_topic != out.topic => {
+            tracing::warn!(%table, from = %old_topic, to = %out.topic, "a captured table was renamed; its events go to the topic of its new name from here on");
+        }
+        Some(_) => {
+            tracing::info!(%table, "table shape changed; new schema versions registered");
+        }
     }
-    outs.insert(relation.relation_id(), out);
+    outs.insert(oid, out);
     Ok(())
+}
+
+/// The names of the key columns of a table as `relation` describes it. pgoutput flags the
+/// replica identity's columns, which under `REPLICA IDENTITY FULL` are all of them: the key
+/// of such a table is its primary key, from the catalog (none for a keyless table).
+async fn key_columns(sql: &Client, relation: &Relation) -> Result<Vec<String>, PipelineError> {
+    if relation.replica_identity() == ReplicaIdentity::Full {
+        return Ok(catalog::primary_key_columns(sql, relation.relation_id()).await?);
+    }
+    Ok(relation
+        .columns()
+        .iter()
+        .filter(|c| c.is_key())
+        .map(|c| c.name().to_owned())
+        .collect())
 }
 
 /// Makes an existing publication publish partitions' changes as their root's, which sluice
@@ -1858,19 +1929,12 @@ impl Emitter<'_> {
     async fn create(
         &mut self,
         event: &EventContext<'_>,
-        new: &Tuple,
+        new: TupleRow<'_>,
         changes: &mut ChangeStream,
     ) -> Result<(), PipelineError> {
-        self.emit(
-            event,
-            Op::Create,
-            None,
-            Some(TupleRow::of(new)),
-            new,
-            false,
-            changes,
-        )
-        .await
+        let key_of = new.tuple;
+        self.emit(event, Op::Create, None, Some(new), key_of, false, changes)
+            .await
     }
 
     /// A delete, followed by a tombstone where configured.
@@ -2036,14 +2100,25 @@ async fn produce_change(
         tombstones: settings.tombstones,
     };
     match message {
-        LogicalMessage::Insert(m) => emitter.create(&event, m.new_tuple(), changes).await,
+        LogicalMessage::Insert(m) => {
+            emitter
+                .create(&event, TupleRow::of(m.new_tuple()), changes)
+                .await
+        }
         LogicalMessage::Update(m) => {
             let new = m.new_tuple();
             match m.old_tuple() {
                 // A primary-key change: a delete of the old key, then a create of the new.
                 Some(kind) if key_changed(out, kind, new) => {
                     emitter.delete(&event, kind.tuple(), changes).await?;
-                    emitter.create(&event, new, changes).await
+                    // With the whole old row at hand (REPLICA IDENTITY FULL), the new row's
+                    // unchanged TOASTed values are filled in from it.
+                    let full = matches!(kind, OldTuple::Full(_)).then(|| kind.tuple());
+                    let after = TupleRow {
+                        tuple: new,
+                        old: full,
+                    };
+                    emitter.create(&event, after, changes).await
                 }
                 old => {
                     let before = old.map(OldTuple::tuple);

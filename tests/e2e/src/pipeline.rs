@@ -409,3 +409,43 @@ pub async fn wait_for_snapshot_phase(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Whether `topic` exists on the stack's broker.
+pub fn topic_exists(stack: &Stack, topic: &str) -> bool {
+    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &stack.kafka_bootstrap)
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(30))
+        .unwrap();
+    metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == topic && t.error().is_none())
+}
+
+/// Waits (60 s at most) until `slot` is confirmed at or past `lsn`; `what` says why it should.
+pub async fn wait_until_confirmed(sql: &tokio_postgres::Client, slot: &str, lsn: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let passed: bool = sql
+            .query_one(
+                "SELECT confirmed_flush_lsn >= $2::text::pg_lsn FROM pg_replication_slots
+                  WHERE slot_name = $1",
+                &[&slot, &lsn],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if passed {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the slot was confirmed past {lsn}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use apache_avro::types::Value;
 use sluice_e2e::pipeline::{
-    Event, Sluice, read_events, read_raw, read_records, slot_exists, stop_and_drop_slot,
-    wait_until_streaming, write_config,
+    Event, Sluice, current_wal_lsn, read_events, read_raw, read_records, slot_exists,
+    stop_and_drop_slot, wait_until_confirmed, wait_until_streaming, write_config,
 };
 use sluice_e2e::{Stack, unique_name};
 
@@ -378,30 +378,8 @@ async fn an_idle_capture_still_advances_the_slot_past_other_tables_writes() {
     ))
     .await
     .unwrap();
-    let written: String = sql
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
-        .await
-        .unwrap()
-        .get(0);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let passed: bool = sql
-            .query_one(
-                "SELECT confirmed_flush_lsn >= $2::text::pg_lsn FROM pg_replication_slots WHERE slot_name = $1",
-                &[&slot, &written],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if passed {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "keepalives advanced the idle slot past {written}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let written = current_wal_lsn(&sql).await;
+    wait_until_confirmed(&sql, &slot, &written, "keepalives advanced the idle slot").await;
     // The slot lets go of that WAL too: once a checkpoint logs the running transactions, its
     // restart_lsn moves past the writes, so what it retains stays bounded however much the
     // other table writes.

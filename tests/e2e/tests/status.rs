@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use sluice_e2e::pipeline::{Sluice, read_events, write_config};
+use sluice_e2e::pipeline::{Sluice, read_events, topic_exists, write_config};
 use sluice_e2e::{Stack, unique_name};
 
 /// Runs `sluice <args> --config config`, writing `stdin` (if any) to its standard input.
@@ -91,21 +90,6 @@ async fn publication_count(sql: &tokio_postgres::Client, publication: &str) -> i
     .await
     .unwrap()
     .get(0)
-}
-
-fn topic_exists(stack: &Stack, topic: &str) -> bool {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &stack.kafka_bootstrap)
-        .set("allow.auto.create.topics", "false")
-        .create()
-        .unwrap();
-    let metadata = consumer
-        .fetch_metadata(None, Duration::from_secs(10))
-        .unwrap();
-    metadata
-        .topics()
-        .iter()
-        .any(|t| t.name() == topic && t.error().is_none())
 }
 
 #[tokio::test(flavor = "multi_thread")]
