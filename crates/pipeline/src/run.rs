@@ -164,6 +164,8 @@ struct TableOut {
     metrics: Arc<TableMetrics>,
     /// `schema.table`, as transaction metadata names it.
     collection: String,
+    /// How many columns every tuple of the table carries.
+    columns: usize,
     /// (name, type, modifier) of each column, to notice a changed Relation.
     shape: Shape,
 }
@@ -683,6 +685,7 @@ async fn table_out(
         upsert,
         metrics: metrics::global().table(&collection),
         collection,
+        columns: spec.columns.len(),
         shape,
     })
 }
@@ -1194,9 +1197,10 @@ async fn copy_piece(
     Ok(sent_keys)
 }
 
-/// A pgoutput tuple as an encoder row. An unchanged TOASTed value (`u`) is taken from
-/// `old` when the server sent the whole old row (REPLICA IDENTITY FULL); otherwise it stays
-/// unchanged, and the encoder marks it (placeholder or null, and `unchanged_toast`).
+/// A pgoutput tuple as an encoder row. An unchanged TOASTed value (`u`) is taken from `old`
+/// where that holds it (all of the row with REPLICA IDENTITY FULL, the key columns of an
+/// old key tuple); otherwise it stays unchanged, and the encoder marks it (placeholder or
+/// null, and `unchanged_toast`).
 struct TupleRow<'a> {
     tuple: &'a Tuple,
     old: Option<&'a Tuple>,
@@ -1223,7 +1227,10 @@ impl Row for TupleRow<'_> {
         self.tuple.iter().map(move |value| {
             let previous = old.as_mut().and_then(Iterator::next);
             match (value, previous) {
-                (ColumnValue::UnchangedToast, Some(previous)) => raw_of(previous),
+                // An old key tuple (`K`) holds the key's values and nulls for the rest.
+                (ColumnValue::UnchangedToast, Some(previous)) if !previous.is_null() => {
+                    raw_of(previous)
+                }
                 (value, _) => raw_of(value),
             }
         })
@@ -1519,8 +1526,11 @@ impl StreamState<'_> {
                 if relation.is_some_and(|r| self.skipped.contains(&r)) {
                     return Ok(());
                 }
+                // The stream checks that row changes come inside a transaction.
                 let Some(now) = self.current.as_mut() else {
-                    return Ok(());
+                    return Err(PipelineError::Internal(
+                        "a change outside a transaction".to_owned(),
+                    ));
                 };
                 let source = Source {
                     name: &settings.topic_prefix,
@@ -1932,8 +1942,7 @@ impl Emitter<'_> {
         new: TupleRow<'_>,
         changes: &mut ChangeStream,
     ) -> Result<(), PipelineError> {
-        let key_of = new.tuple;
-        self.emit(event, Op::Create, None, Some(new), key_of, false, changes)
+        self.emit(event, Op::Create, None, Some(new), false, changes)
             .await
     }
 
@@ -1949,22 +1958,20 @@ impl Emitter<'_> {
             Op::Delete,
             Some(old),
             None,
-            old,
             event.tombstones,
             changes,
         )
         .await
     }
 
-    /// Encodes one event (and its tombstone, when asked) and produces it.
-    #[allow(clippy::too_many_arguments)]
+    /// Encodes one event (and its tombstone, when asked) and produces it; its key is the
+    /// new row's, or the old row's when there is none.
     async fn emit(
         &mut self,
         event: &EventContext<'_>,
         op: Op,
         before: Option<&Tuple>,
         after: Option<TupleRow<'_>>,
-        key_of: &Tuple,
         tombstone: bool,
         changes: &mut ChangeStream,
     ) -> Result<(), PipelineError> {
@@ -2005,11 +2012,15 @@ impl Emitter<'_> {
         };
         self.key.clear();
         self.value.clear();
+        let before = before.map(TupleRow::of);
+        let Some(key_row) = after.as_ref().or(before.as_ref()) else {
+            return Err(PipelineError::Internal("an event without a row".to_owned()));
+        };
         out.codec
-            .encode_key(out.key_id, &TupleRow::of(key_of), self.key, self.scratch)?;
+            .encode_key(out.key_id, key_row, self.key, self.scratch)?;
         let has_value = out.encode_value(
             op,
-            before.map(TupleRow::of).as_ref(),
+            before.as_ref(),
             after.as_ref(),
             source,
             self.now_us,
@@ -2093,6 +2104,22 @@ async fn produce_change(
             "a change of relation {relation} before its Relation message"
         ))
     })?;
+    let tuples = match message {
+        LogicalMessage::Insert(m) => [Some(m.new_tuple()), None],
+        LogicalMessage::Update(m) => [Some(m.new_tuple()), m.old_tuple().map(OldTuple::tuple)],
+        LogicalMessage::Delete(m) => [Some(m.old_tuple().tuple()), None],
+        _ => [None, None],
+    };
+    for tuple in tuples.into_iter().flatten() {
+        if tuple.len() != out.columns {
+            return Err(PipelineError::Postgres(format!(
+                "a change of {} carries {} columns, but its Relation message declared {}",
+                out.collection,
+                tuple.len(),
+                out.columns
+            )));
+        }
+    }
     let event = EventContext {
         out,
         source,
@@ -2111,25 +2138,24 @@ async fn produce_change(
                 // A primary-key change: a delete of the old key, then a create of the new.
                 Some(kind) if key_changed(out, kind, new) => {
                     emitter.delete(&event, kind.tuple(), changes).await?;
-                    // With the whole old row at hand (REPLICA IDENTITY FULL), the new row's
-                    // unchanged TOASTed values are filled in from it.
-                    let full = matches!(kind, OldTuple::Full(_)).then(|| kind.tuple());
+                    // Unchanged TOASTed values of the new row are filled in from the old one
+                    // where it has them (see `TupleRow`).
                     let after = TupleRow {
                         tuple: new,
-                        old: full,
+                        old: Some(kind.tuple()),
                     };
                     emitter.create(&event, after, changes).await
                 }
                 old => {
                     let before = old.map(OldTuple::tuple);
-                    // With the whole old row at hand, unchanged TOASTed values are filled in.
-                    let full = old.filter(|o| matches!(o, OldTuple::Full(_)));
+                    // Unchanged TOASTed values are filled in from the old row (all of it with
+                    // REPLICA IDENTITY FULL, the key with a `K` tuple) where it has them.
                     let after = TupleRow {
                         tuple: new,
-                        old: full.map(OldTuple::tuple),
+                        old: before,
                     };
                     emitter
-                        .emit(&event, Op::Update, before, Some(after), new, false, changes)
+                        .emit(&event, Op::Update, before, Some(after), false, changes)
                         .await
                 }
             }
@@ -2184,19 +2210,16 @@ async fn produce_truncate(
     Ok(())
 }
 
-/// pgoutput sends an old key (`K`) only when a key column changed; with REPLICA IDENTITY FULL
-/// it always sends the old row (`O`), so there the key columns are compared.
+/// Whether an UPDATE changed the key. pgoutput sends the old key (`K`) when a key column
+/// changed, but also when the key is stored out of line (TOASTed) and unchanged; with REPLICA
+/// IDENTITY FULL it always sends the old row (`O`). So the key columns are compared either
+/// way; a new key value the server did not resend (unchanged TOAST) is unchanged.
 fn key_changed(out: &TableOut, old: &OldTuple, new: &Tuple) -> bool {
-    match old {
-        OldTuple::Key(_) => true,
-        other => {
-            let old = other.tuple();
-            out.codec
-                .key_columns()
-                .iter()
-                .any(|&i| old.get(i) != new.get(i))
-        }
-    }
+    let old = old.tuple();
+    out.codec.key_columns().iter().any(|&i| {
+        let new = new.get(i);
+        !matches!(new, Some(ColumnValue::UnchangedToast)) && old.get(i) != new
+    })
 }
 
 /// The Avro body of a Confluent-framed key: what identifies a row whatever the schema id.

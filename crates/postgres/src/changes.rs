@@ -60,9 +60,77 @@ pub struct ChangeStream {
     decoder: Decoder,
     streamed: StreamedTransactions,
     replaying: Option<Replaying>,
-    /// The xid of the ordinary transaction being received, for its Commit.
-    current_xid: Xid,
+    framing: Framing,
     aborted_streams: u64,
+}
+
+/// Where the stream stands between transactions: the walsender sends each ordinary
+/// transaction whole, as Begin, its messages, Commit, and streamed blocks only between
+/// transactions. Anything else is a protocol error, never skipped: a row change outside a
+/// transaction would have no commit to confirm it by.
+#[derive(Debug, Default)]
+struct Framing {
+    /// The ordinary transaction being received: its xid and the LSN of its commit record.
+    open: Option<(Xid, Lsn)>,
+}
+
+impl Framing {
+    /// Checks that `message` may come now (outside a stream block) and follows it.
+    fn follow(&mut self, message: &LogicalMessage) -> Result<(), Error> {
+        match (message, self.open) {
+            (LogicalMessage::Begin(begin), None) => {
+                self.open = Some((begin.xid(), begin.final_lsn()));
+                Ok(())
+            }
+            (LogicalMessage::Begin(begin), Some((xid, _))) => Err(Error::protocol(format!(
+                "a Begin of transaction {} arrived inside transaction {xid}",
+                begin.xid()
+            ))),
+            (LogicalMessage::Commit(commit), Some((xid, commit_lsn))) => {
+                if commit.commit_lsn() != commit_lsn {
+                    return Err(Error::protocol(format!(
+                        "the Commit of transaction {xid} names commit LSN {}, its Begin {commit_lsn}",
+                        commit.commit_lsn()
+                    )));
+                }
+                self.open = None;
+                Ok(())
+            }
+            (LogicalMessage::Commit(commit), None) => Err(Error::protocol(format!(
+                "a Commit (commit LSN {}) arrived outside any transaction",
+                commit.commit_lsn()
+            ))),
+            (
+                LogicalMessage::Insert(_)
+                | LogicalMessage::Update(_)
+                | LogicalMessage::Delete(_)
+                | LogicalMessage::Truncate(_)
+                | LogicalMessage::Origin(_),
+                None,
+            ) => Err(Error::protocol(format!(
+                "a '{}' message arrived outside any transaction",
+                char::from(message.tag())
+            ))),
+            (LogicalMessage::Message(m), None) if m.transactional() => Err(Error::protocol(
+                "a transactional logical decoding message arrived outside any transaction",
+            )),
+            (
+                LogicalMessage::StreamStart(_)
+                | LogicalMessage::StreamCommit(_)
+                | LogicalMessage::StreamAbort(_),
+                Some((xid, _)),
+            ) => Err(Error::protocol(format!(
+                "a streamed transaction's '{}' message arrived inside transaction {xid}",
+                char::from(message.tag())
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The xid of the transaction being received.
+    fn xid(&self) -> Xid {
+        self.open.map_or(0, |(xid, _)| xid)
+    }
 }
 
 impl ChangeStream {
@@ -73,7 +141,7 @@ impl ChangeStream {
             decoder: Decoder::new(options),
             streamed: StreamedTransactions::new(options, streamed_memory_budget),
             replaying: None,
-            current_xid: 0,
+            framing: Framing::default(),
             aborted_streams: 0,
         }
     }
@@ -161,18 +229,18 @@ impl ChangeStream {
         if self.decoder.in_stream() {
             return self.on_streamed(data);
         }
-        match self.decoder.decode(data)? {
-            LogicalMessage::Begin(begin) => {
-                self.current_xid = begin.xid();
-                Ok(Some(Change::Begin {
-                    xid: begin.xid(),
-                    commit_lsn: begin.final_lsn(),
-                    commit_time: begin.commit_time(),
-                    streamed: false,
-                }))
-            }
+        let message = self.decoder.decode(data)?;
+        let xid = self.framing.xid();
+        self.framing.follow(&message)?;
+        match message {
+            LogicalMessage::Begin(begin) => Ok(Some(Change::Begin {
+                xid: begin.xid(),
+                commit_lsn: begin.final_lsn(),
+                commit_time: begin.commit_time(),
+                streamed: false,
+            })),
             LogicalMessage::Commit(commit) => Ok(Some(Change::Commit {
-                xid: self.current_xid,
+                xid,
                 end_lsn: commit.end_lsn(),
             })),
             LogicalMessage::StreamStart(start) => {
@@ -269,5 +337,94 @@ fn streamed_xid(message: &LogicalMessage) -> Option<Xid> {
         LogicalMessage::Truncate(m) => m.xid(),
         LogicalMessage::Message(m) => m.xid(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use sluice_pgoutput::DecoderOptions;
+
+    fn decode(bytes: Vec<u8>) -> LogicalMessage {
+        Decoder::new(DecoderOptions::default())
+            .decode(Bytes::from(bytes))
+            .unwrap()
+    }
+
+    fn begin(xid: u32, final_lsn: u64) -> LogicalMessage {
+        let mut bytes = vec![b'B'];
+        bytes.extend_from_slice(&final_lsn.to_be_bytes());
+        bytes.extend_from_slice(&0i64.to_be_bytes());
+        bytes.extend_from_slice(&xid.to_be_bytes());
+        decode(bytes)
+    }
+
+    fn commit(commit_lsn: u64) -> LogicalMessage {
+        let mut bytes = vec![b'C', 0];
+        bytes.extend_from_slice(&commit_lsn.to_be_bytes());
+        bytes.extend_from_slice(&(commit_lsn + 8).to_be_bytes());
+        bytes.extend_from_slice(&0i64.to_be_bytes());
+        decode(bytes)
+    }
+
+    /// An insert of one NULL column into relation 16384.
+    fn insert() -> LogicalMessage {
+        let mut bytes = vec![b'I'];
+        bytes.extend_from_slice(&16384u32.to_be_bytes());
+        bytes.extend_from_slice(&[b'N', 0, 1, b'n']);
+        decode(bytes)
+    }
+
+    fn message(transactional: bool) -> LogicalMessage {
+        let mut bytes = vec![b'M', u8::from(transactional)];
+        bytes.extend_from_slice(&100u64.to_be_bytes());
+        bytes.extend_from_slice(b"p\0");
+        bytes.extend_from_slice(&0u32.to_be_bytes());
+        decode(bytes)
+    }
+
+    fn error_of(framing: &mut Framing, message: &LogicalMessage) -> String {
+        framing.follow(message).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_transaction_in_order_passes() {
+        let mut framing = Framing::default();
+        for message in [begin(7, 100), insert(), message(true), commit(100)] {
+            framing.follow(&message).unwrap();
+        }
+        // Between transactions: a message that belongs to none.
+        framing.follow(&message(false)).unwrap();
+        framing.follow(&begin(8, 200)).unwrap();
+        assert_eq!(framing.xid(), 8);
+    }
+
+    #[test]
+    fn a_row_change_outside_a_transaction_is_an_error() {
+        let mut framing = Framing::default();
+        assert!(error_of(&mut framing, &insert()).contains("outside any transaction"));
+        assert!(error_of(&mut framing, &message(true)).contains("outside any transaction"));
+    }
+
+    #[test]
+    fn a_commit_without_begin_is_an_error() {
+        let mut framing = Framing::default();
+        assert!(error_of(&mut framing, &commit(100)).contains("outside any transaction"));
+    }
+
+    #[test]
+    fn a_nested_begin_is_an_error() {
+        let mut framing = Framing::default();
+        framing.follow(&begin(7, 100)).unwrap();
+        assert!(error_of(&mut framing, &begin(8, 200)).contains("inside transaction 7"));
+    }
+
+    #[test]
+    fn a_commit_of_another_transaction_is_an_error() {
+        let mut framing = Framing::default();
+        framing.follow(&begin(7, 100)).unwrap();
+        assert!(error_of(&mut framing, &commit(150)).contains("names commit LSN"));
     }
 }

@@ -152,3 +152,48 @@ async fn a_key_change_of_a_full_identity_row_carries_its_unchanged_toasted_value
     assert!(same, "the jsonb value is the stored one");
     stop_and_drop_slot(sluice, &sql, &slot).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_update_that_keeps_a_toasted_key_is_an_update_under_that_key() {
+    let stack = Stack::from_env();
+    let sql = stack.pg_connect("sluice").await;
+    let schema = unique_name("toastkey");
+    let (prefix, slot) = (unique_name("toastkey"), unique_name("toastkey_slot"));
+    // A key stored out of line in the table (2600 bytes: past the 2 kB at which a row is
+    // TOASTed, within the index entry limit of 2704): PostgreSQL sends
+    // the old key with an update that leaves it alone, and the new row without it.
+    sql.batch_execute(&format!(
+        "CREATE SCHEMA {schema};
+         CREATE TABLE {schema}.t (k text PRIMARY KEY, v int);
+         ALTER TABLE {schema}.t ALTER COLUMN k SET STORAGE EXTERNAL;"
+    ))
+    .await
+    .unwrap();
+    let config = write_config(
+        &stack,
+        &prefix,
+        &slot,
+        &unique_name("toastkey_pub"),
+        &schema,
+    );
+    let sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
+    let topics = [format!("{prefix}.{schema}.t")];
+    read_events(&stack, &topics, 0).await;
+    wait_until_streaming(&sql, &slot).await;
+    sql.batch_execute(&format!(
+        "INSERT INTO {schema}.t VALUES (repeat('k', 2600), 1);
+         UPDATE {schema}.t SET v = 2;"
+    ))
+    .await
+    .unwrap();
+    let key = Value::String("k".repeat(2600));
+    let events = read_events(&stack, &topics, 2).await;
+    let ops: Vec<Option<&str>> = events.iter().map(|e| e.op.as_deref()).collect();
+    assert_eq!(ops, [Some("c"), Some("u")], "an update, not a key change");
+    let update = &events[1];
+    assert!(update.key["k"] == key, "the event's key is the row's key");
+    let after = update.after.as_ref().unwrap();
+    assert!(after["k"] == key, "the key column is filled in");
+    assert_eq!(after["v"], Value::Int(2));
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+}
