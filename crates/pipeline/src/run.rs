@@ -2283,12 +2283,13 @@ impl Settings {
     pub fn from_config(config: &crate::config::Config) -> Self {
         let pg = &config.postgres;
         let mut conninfo = format!(
-            "host={} port={} dbname={} user={} application_name=sluice connect_timeout={}",
+            "host={} port={} dbname={} user={} application_name=sluice connect_timeout={} options={}",
             conninfo_value(&pg.host),
             pg.port,
             conninfo_value(&pg.database),
             conninfo_value(&pg.user),
             pg.connect_timeout.as_secs().max(1),
+            conninfo_value(&sluice_postgres::session_options()),
         );
         if let Some(password) = &pg.password {
             conninfo.push_str(&format!(" password={}", conninfo_value(password.expose())));

@@ -41,6 +41,28 @@ impl std::str::FromStr for SslMode {
     }
 }
 
+/// The session settings every connection of sluice's sets at startup, whatever the role's or
+/// database's own: the text forms of values (dates, times, intervals, floats, bytea) that
+/// sluice parses depend on them. PostgreSQL's own subscriber pins the first three likewise;
+/// `TimeZone` keeps timestamptz text in UTC and `bytea_output` keeps bytea in hex.
+pub const SESSION_SETTINGS: [(&str, &str); 5] = [
+    ("DateStyle", "ISO"),
+    ("IntervalStyle", "postgres"),
+    ("extra_float_digits", "3"),
+    ("bytea_output", "hex"),
+    ("TimeZone", "UTC"),
+];
+
+/// [`SESSION_SETTINGS`] as libpq's `options` value (`-c name=value ...`), for connections
+/// made through a connection string.
+pub fn session_options() -> String {
+    SESSION_SETTINGS
+        .iter()
+        .map(|(name, value)| format!("-c {name}={value}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Where the server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {

@@ -161,8 +161,13 @@ impl ReplicationConnection {
             ("application_name", config.application_name.as_str()),
             ("client_encoding", "UTF8"),
         ];
-        frontend::startup_message(params, &mut self.write_buf)
-            .map_err(|e| Error::io(&self.target, e))?;
+        // A startup parameter that is not one of the protocol's own sets that setting for the
+        // session, over the role's and the database's.
+        frontend::startup_message(
+            params.into_iter().chain(crate::config::SESSION_SETTINGS),
+            &mut self.write_buf,
+        )
+        .map_err(|e| Error::io(&self.target, e))?;
         self.flush().await?;
         self.authenticate(config).await?;
         loop {

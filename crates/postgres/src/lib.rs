@@ -15,7 +15,7 @@ mod streamed;
 mod transport;
 
 pub use changes::{Change, ChangeStream};
-pub use config::{ConnectConfig, Host, SslMode};
+pub use config::{ConnectConfig, Host, SESSION_SETTINGS, SslMode, session_options};
 pub use connection::{CreatedSlot, IdentifySystem, ReplicationConnection, Row, SnapshotAction};
 pub use error::{Error, ServerError, ServerErrorKind};
 pub use options::{PgOutputOptions, ProtocolChoice, Streaming};

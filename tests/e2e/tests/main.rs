@@ -14,6 +14,7 @@ mod progress;
 mod registry;
 mod replication;
 mod selection;
+mod sessions;
 mod stack;
 mod status;
 mod tail;
