@@ -173,7 +173,8 @@ pub async fn primary_key_columns(client: &Client, oid: u32) -> Result<Vec<String
 /// Sets each column's `default` where its default is a constant: PostgreSQL's text form of
 /// that constant in the column's type (so `numeric(6,2) DEFAULT 1.5` gives `1.50`). Defaults
 /// that are expressions (`now()`, `nextval(...)`, `CURRENT_TIMESTAMP`) are left out: they
-/// have no single value.
+/// have no single value. Nothing from the catalog is executed: the constant is read from the
+/// default's deparsed form (`pg_get_expr`), a literal with at most a cast.
 pub async fn resolve_defaults(
     client: &Client,
     oid: u32,
@@ -181,8 +182,7 @@ pub async fn resolve_defaults(
 ) -> Result<(), CatalogError> {
     let rows = client
         .query(
-            "SELECT a.attname::text, pg_get_expr(d.adbin, d.adrelid),
-                    format_type(a.atttypid, a.atttypmod)
+            "SELECT a.attname::text, pg_get_expr(d.adbin, d.adrelid)
                FROM pg_attribute a JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
               WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
                 AND a.attgenerated = ''",
@@ -191,43 +191,125 @@ pub async fn resolve_defaults(
         .await
         .map_err(|e| CatalogError::Query(query_error(&e)))?;
     for row in rows {
-        let (name, expression, type_name): (String, String, String) =
-            (row.get(0), row.get(1), row.get(2));
+        let (name, expression): (String, String) = (row.get(0), row.get(1));
         let Some(column) = columns.iter_mut().find(|c| c.name == name) else {
             continue;
         };
-        if !is_constant(&expression) {
-            continue;
-        }
-        // A constant that does not convert (it should) is simply not carried.
-        column.default = client
-            .query_one(&format!("SELECT (({expression})::{type_name})::text"), &[])
-            .await
-            .ok()
-            .and_then(|row| row.get(0));
+        column.default = constant_literal(&expression)
+            .and_then(|literal| in_column_type(literal, column.type_oid, column.type_modifier));
     }
     Ok(())
 }
 
-/// Whether a default expression, as `pg_get_expr` prints it, is a literal with casts:
-/// `5`, `(-1)`, `'abc'::text`, `true`. Anything calling a function or naming a special value
-/// (`now()`, `CURRENT_TIMESTAMP`) is not.
-fn is_constant(expression: &str) -> bool {
-    let inner = expression.trim_start_matches('(').trim_end_matches(')');
-    let literal_start = inner.starts_with('\'')
-        || inner.starts_with('-')
-        || inner.starts_with(|c: char| c.is_ascii_digit())
-        || inner.starts_with("true")
-        || inner.starts_with("false");
-    // Outside quoted text: no call, no sub-expression.
-    let mut quoted = false;
-    let calls = inner.chars().any(|c| {
-        if c == '\'' {
-            quoted = !quoted;
+/// The text of the constant a default expression is, as `pg_get_expr` prints one: a literal
+/// (`5`, `(-1)`, `1.5`, `true`, `'it''s'`), possibly parenthesised, with at most one cast
+/// (`'abc'::character varying`, `'1.5'::double precision`). `None` for anything else: a call,
+/// an operator, an array, several casts.
+fn constant_literal(expression: &str) -> Option<String> {
+    let mut rest = expression.trim();
+    while let Some(inner) = rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
+        rest = inner.trim();
+    }
+    let (literal, after) = if let Some(quoted) = rest.strip_prefix('\'') {
+        // A quoted literal: '' stands for a quote; it ends at the first lone quote.
+        let mut text = String::new();
+        let mut chars = quoted.char_indices().peekable();
+        let mut end = None;
+        while let Some((i, c)) = chars.next() {
+            if c == '\'' {
+                if chars.peek().is_some_and(|&(_, next)| next == '\'') {
+                    chars.next();
+                    text.push('\'');
+                } else {
+                    end = Some(i + 1);
+                    break;
+                }
+            } else {
+                text.push(c);
+            }
         }
-        !quoted && c == '('
-    });
-    literal_start && !calls
+        (text, &quoted[end?..])
+    } else {
+        // A bare literal: a number (signed, with a fraction or exponent) or a boolean.
+        let end = rest.find("::").unwrap_or(rest.len());
+        let (token, after) = rest.split_at(end);
+        let token = token.trim();
+        if !(is_number(token) || token == "true" || token == "false") {
+            return None;
+        }
+        (token.to_owned(), after)
+    };
+    match after.trim().strip_prefix("::") {
+        None if after.trim().is_empty() => Some(literal),
+        // One cast to a type name: words, spaces, a modifier in parentheses, quotes of a
+        // quoted identifier, dots of a qualified name, array brackets.
+        Some(cast)
+            if !cast.contains("::")
+                && cast.chars().all(|c| {
+                    c.is_alphanumeric()
+                        || matches!(c, ' ' | '_' | '"' | '.' | '(' | ')' | ',' | '[' | ']')
+                }) =>
+        {
+            Some(literal)
+        }
+        _ => None,
+    }
+}
+
+/// Whether `token` is a number as PostgreSQL prints one: `-12`, `1.5`, `1.5e-07`.
+fn is_number(token: &str) -> bool {
+    fn digits(text: &str) -> Option<&str> {
+        let end = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        (end > 0).then(|| &text[end..])
+    }
+    let unsigned = token.strip_prefix('-').unwrap_or(token);
+    let Some(mut rest) = digits(unsigned) else {
+        return false;
+    };
+    if let Some(fraction) = rest.strip_prefix('.') {
+        match digits(fraction) {
+            Some(after) => rest = after,
+            None => return false,
+        }
+    }
+    if let Some(exponent) = rest.strip_prefix(['e', 'E']) {
+        let exponent = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+        return digits(exponent) == Some("");
+    }
+    rest.is_empty()
+}
+
+/// A constant's text as PostgreSQL prints it in a column of type `type_oid` with modifier
+/// `type_modifier`, where that differs from the literal: `char(n)` pads to n characters, a
+/// `numeric(p, s)` prints s decimals. `None` where the literal would be rounded.
+fn in_column_type(literal: String, type_oid: u32, type_modifier: i32) -> Option<String> {
+    const BPCHAR: u32 = 1042;
+    const NUMERIC: u32 = 1700;
+    // PostgreSQL's type modifiers count a 4-byte header.
+    let modifier = usize::try_from(type_modifier.checked_sub(4)?).ok();
+    match (type_oid, modifier) {
+        (BPCHAR, Some(length)) => {
+            let count = literal.chars().count();
+            Some(literal + &" ".repeat(length.saturating_sub(count)))
+        }
+        (NUMERIC, Some(modifier)) => {
+            let scale = modifier & 0xffff;
+            if literal.contains(['e', 'E']) {
+                return None;
+            }
+            let decimals = literal
+                .split_once('.')
+                .map_or(0, |(_, fraction)| fraction.len());
+            if decimals > scale {
+                return None;
+            }
+            let point = if decimals == 0 && scale > 0 { "." } else { "" };
+            Some(literal + point + &"0".repeat(scale - decimals))
+        }
+        _ => Some(literal),
+    }
 }
 
 /// Objects with OIDs below this were made by initdb: the built-in types, which need no lookup.
@@ -392,27 +474,83 @@ pub fn quote_literal(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::is_constant;
+    use super::{constant_literal, in_column_type};
 
     #[test]
-    fn only_literal_defaults_count_as_constant() {
-        for constant in [
-            "5",
-            "(-1)",
-            "'abc'::text",
-            "'a(b'::character varying",
-            "true",
-            "1.5",
+    fn a_literal_with_at_most_a_cast_is_a_constant() {
+        for (expression, text) in [
+            ("5", "5"),
+            ("(-1)", "-1"),
+            ("1.5", "1.5"),
+            ("1.5e-3", "1.5e-3"),
+            ("true", "true"),
+            ("'abc'::text", "abc"),
+            ("'a(b'::character varying", "a(b"),
+            ("'it''s'::text", "it's"),
+            ("'1.5'::double precision", "1.5"),
+            ("'2024-01-01'::date", "2024-01-01"),
+            ("'happy'::\"My Schema\".mood", "happy"),
+            ("'{1,2}'::integer[]", "{1,2}"),
+            ("''::text", ""),
         ] {
-            assert!(is_constant(constant), "{constant}");
+            assert_eq!(
+                constant_literal(expression).as_deref(),
+                Some(text),
+                "{expression}"
+            );
         }
+    }
+
+    #[test]
+    fn anything_else_is_not_a_constant() {
         for expression in [
             "now()",
             "nextval('t_id_seq'::regclass)",
             "CURRENT_TIMESTAMP",
             "lower('A'::text)",
+            "('a'::text || 'b'::text)",
+            "(1 + 2)",
+            "'1'::integer::bigint",
+            "ARRAY[1, 2]",
+            "'a'::text; DROP TABLE t",
+            "'unterminated",
+            "x",
+            "1+2",
+            "1.",
+            "--1",
+            "1e",
         ] {
-            assert!(!is_constant(expression), "{expression}");
+            assert_eq!(constant_literal(expression), None, "{expression}");
         }
+    }
+
+    #[test]
+    fn constants_print_as_the_column_type_does() {
+        let char_5 = 5 + 4;
+        assert_eq!(
+            in_column_type("ab".into(), 1042, char_5).as_deref(),
+            Some("ab   ")
+        );
+        let numeric_6_2 = (6 << 16) + 2 + 4;
+        for (literal, text) in [
+            ("1.5", Some("1.50")),
+            ("1", Some("1.00")),
+            ("-0.25", Some("-0.25")),
+        ] {
+            assert_eq!(
+                in_column_type(literal.into(), 1700, numeric_6_2).as_deref(),
+                text
+            );
+        }
+        assert_eq!(
+            in_column_type("1.555".into(), 1700, numeric_6_2),
+            None,
+            "rounded"
+        );
+        assert_eq!(in_column_type("5".into(), 23, -1).as_deref(), Some("5"));
+        assert_eq!(
+            in_column_type("1.5".into(), 1700, -1).as_deref(),
+            Some("1.5")
+        );
     }
 }

@@ -5,6 +5,7 @@ mod check;
 mod compose;
 mod crash;
 mod debezium_sink;
+mod defaults;
 mod errors;
 mod identity;
 mod large_transactions;
