@@ -29,8 +29,9 @@ enum TopicState {
 impl Producer {
     /// Creates the topics that do not exist yet, with the configured partitions and replication
     /// factor, and waits until their partitions have leaders. Existing topics are left alone; a
-    /// topic another process creates meanwhile counts as existing.
-    pub async fn ensure_topics(&self, topics: &[String]) -> Result<(), KafkaError> {
+    /// topic another process creates meanwhile counts as existing. Returns each topic's
+    /// partition count, in the order given.
+    pub async fn ensure_topics(&self, topics: &[String]) -> Result<Vec<i32>, KafkaError> {
         self.ensure_topics_with(topics, self.config.partitions, &[])
             .await
     }
@@ -42,31 +43,42 @@ impl Producer {
         topics: &[String],
         partitions: i32,
         configs: &[(&str, &str)],
-    ) -> Result<(), KafkaError> {
+    ) -> Result<Vec<i32>, KafkaError> {
         let mut missing: Vec<&str> = Vec::new();
+        let mut counts = Vec::with_capacity(topics.len());
         for topic in topics {
             if missing.contains(&topic.as_str()) {
+                counts.push(partitions);
                 continue;
             }
             match self.describe(topic).await? {
-                TopicState::Missing => missing.push(topic),
+                TopicState::Missing => {
+                    missing.push(topic);
+                    counts.push(partitions);
+                }
                 TopicState::Exists {
                     partitions: found, ..
                 } => {
-                    if i32::try_from(found).ok() != Some(partitions) {
-                        tracing::info!(
+                    let found = i32::try_from(found).unwrap_or(i32::MAX);
+                    if found != partitions {
+                        tracing::warn!(
                             target: "sluice_kafka",
                             topic = %topic,
                             partitions = found,
                             configured = partitions,
-                            "topic exists with another partition count; keeping it"
+                            "the topic has another partition count than configured; sluice keeps \
+                             it and places each key by murmur2 over its {found} partitions. If \
+                             partitions were added after events were written, a key's earlier and \
+                             later events are in different partitions, and their order across \
+                             that change is not kept (docs/semantics.md)"
                         );
                     }
+                    counts.push(found);
                 }
             }
         }
         if missing.is_empty() {
-            return Ok(());
+            return Ok(counts);
         }
 
         // Only creating needs an admin client; describing goes through the producer's own
@@ -112,7 +124,8 @@ impl Producer {
                 Err((topic, code)) => return Err(self.creation_error(topic, code)),
             }
         }
-        self.wait_until_ready(&missing).await
+        self.wait_until_ready(&missing).await?;
+        Ok(counts)
     }
 
     /// Fetches cluster metadata once: fails, naming the bootstrap servers and what to check,

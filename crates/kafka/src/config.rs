@@ -111,6 +111,15 @@ impl KafkaConfig {
                 self.replication_factor
             )));
         }
+        if self.properties.contains_key("partitioner") {
+            return Err(KafkaError::Config(
+                "kafka property `partitioner` cannot be overridden: one key must always land on \
+                 one partition, placed as Java's default partitioner places it (murmur2 of the \
+                 key), so that per-key order holds and Kafka Streams and ksqlDB find keys where \
+                 they expect them"
+                    .to_owned(),
+            ));
+        }
         if let Some(key) = FIXED.iter().find(|key| self.properties.contains_key(**key)) {
             return Err(KafkaError::Config(format!(
                 "kafka property `{key}` cannot be overridden: sluice confirms the replication slot \
@@ -150,15 +159,13 @@ pub(crate) fn producer_config(config: &KafkaConfig) -> Result<ClientConfig, Kafk
     let mut conf = client_config(config);
     // librdkafka applies a HashMap of properties in no particular order, so a default must not
     // be set beside an alias of it that the user set: which one won would be random.
-    let defaults: [(&str, &[&str], &str); 4] = [
+    let defaults: [(&str, &[&str], &str); 3] = [
         ("linger.ms", &["queue.buffering.max.ms"], "5"),
         (
             "compression.type",
             &["compression.codec"],
             &config.compression,
         ),
-        // Java's partitioner, so a key lands where Kafka Streams and ksqlDB expect it.
-        ("partitioner", &[], "murmur2_random"),
         // Infinite: a broker outage must stall the pipeline, never drop an event.
         ("message.timeout.ms", &["delivery.timeout.ms"], "0"),
     ];
@@ -172,6 +179,9 @@ pub(crate) fn producer_config(config: &KafkaConfig) -> Result<ClientConfig, Kafk
     }
     conf.set("acks", "all");
     conf.set("enable.idempotence", "true");
+    // Java's partitioner, so a key lands where Kafka Streams and ksqlDB expect it; fixed, so a
+    // key always lands on one partition.
+    conf.set("partitioner", "murmur2_random");
     Ok(conf)
 }
 
@@ -286,6 +296,19 @@ mod tests {
             assert!(error.contains(key), "{error}");
             assert!(error.contains("acks=all"), "{error}");
         }
+    }
+
+    #[test]
+    fn the_partitioner_cannot_be_overridden() {
+        let mut config = KafkaConfig::default();
+        config
+            .properties
+            .insert("partitioner".to_owned(), "random".to_owned());
+        let error = producer_config(&config).unwrap_err().to_string();
+        assert!(
+            error.contains("`partitioner` cannot be overridden"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -236,8 +236,23 @@ impl Producer {
         payload: Option<&[u8]>,
         ticket: u64,
     ) -> Result<(), SendError> {
+        self.send_to(topic, None, key, payload, ticket)
+    }
+
+    /// Like [`Producer::send`], to the given partition, or to the key's (`None`).
+    pub fn send_to(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        ticket: u64,
+    ) -> Result<(), SendError> {
         let opaque = usize::try_from(ticket).map_err(|_| SendError::TicketOutOfRange(ticket))?;
         let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, opaque);
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
         if let Some(key) = key {
             record = record.key(key);
         }

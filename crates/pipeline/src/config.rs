@@ -613,6 +613,11 @@ const RESERVED_PROPERTIES: &[(&str, &str)] = &[
     ),
     ("compression.type", "set kafka.compression instead"),
     ("compression.codec", "set kafka.compression instead"),
+    (
+        "partitioner",
+        "sluice places keys as Java's default partitioner does, so a key always lands on one \
+         partition; remove this setting",
+    ),
 ];
 
 /// `[registry]`: the Confluent-compatible schema registry.
@@ -2455,6 +2460,12 @@ mod tests {
         let message = error_str("bootstrap.toml", &toml, &[]);
         assert!(
             message.contains("set kafka.bootstrap_servers instead"),
+            "{message}"
+        );
+        let toml = format!("{MINIMAL}\n[kafka.producer]\npartitioner = \"random\"\n");
+        let message = error_str("partitioner.toml", &toml, &[]);
+        assert!(
+            message.contains("kafka.producer.partitioner: sluice places keys"),
             "{message}"
         );
     }

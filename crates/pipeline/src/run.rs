@@ -166,6 +166,8 @@ struct TableOut {
     collection: String,
     /// How many columns every tuple of the table carries.
     columns: usize,
+    /// The topic's partition count, for the events sent to every partition (TRUNCATE).
+    partitions: i32,
     /// (name, type, modifier) of each column, to notice a changed Relation.
     shape: Shape,
 }
@@ -418,12 +420,12 @@ async fn prepare_outputs(
 ) -> Result<Outputs, PipelineError> {
     let mut outs: HashMap<u32, TableOut> = HashMap::new();
     let topics: Vec<String> = tables.iter().map(|t| topic_of(settings, t)).collect();
-    producer.ensure_topics(&topics).await?;
-    for (table, topic) in tables.iter().zip(topics) {
+    let partitions = producer.ensure_topics(&topics).await?;
+    for ((table, topic), partitions) in tables.iter().zip(topics).zip(partitions) {
         refuse_text_only_columns(sql, &table.spec, settings).await?;
         let out = table_out(
             registry,
-            topic,
+            (topic, partitions),
             &table.spec,
             table.shape.clone(),
             settings,
@@ -645,9 +647,11 @@ async fn slot_exists(sql: &Client, slot: &str) -> Result<bool, PipelineError> {
     }
 }
 
+/// Where a table's events go: its topic (of `partitions` partitions), and its schemas,
+/// registered.
 async fn table_out(
     registry: &mut Registry,
-    topic: String,
+    (topic, partitions): (String, i32),
     spec: &TableSpec,
     shape: Shape,
     settings: &Settings,
@@ -686,6 +690,7 @@ async fn table_out(
         metrics: metrics::global().table(&collection),
         collection,
         columns: spec.columns.len(),
+        partitions,
         shape,
     })
 }
@@ -1369,7 +1374,7 @@ impl StreamState<'_> {
     ) -> Result<(), PipelineError> {
         send_waiting(
             self.producer,
-            topic,
+            (topic, None),
             Some(&self.key),
             Some(&self.value),
             ticket,
@@ -1752,16 +1757,21 @@ async fn on_relation(
     let topic = format!("{}.{}.{}", settings.topic_prefix, spec.schema, spec.name);
     let before = outs
         .get(&oid)
-        .map(|out| (out.shape.clone(), out.topic.clone()));
-    let new_topic = before.as_ref().is_none_or(|(_, old)| *old != topic);
-    if new_topic {
+        .map(|out| (out.shape.clone(), out.topic.clone(), out.partitions));
+    let partitions = match &before {
+        Some((_, old, partitions)) if *old == topic => *partitions,
         // A table added to the publication while sluice runs, or renamed: its topic may not
         // exist yet.
-        producer.ensure_topics(std::slice::from_ref(&topic)).await?;
-    }
+        _ => producer
+            .ensure_topics(std::slice::from_ref(&topic))
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(settings.kafka.partitions),
+    };
     let out = match table_out(
         registry,
-        topic,
+        (topic, partitions),
         &spec,
         shape.clone(),
         settings,
@@ -1771,7 +1781,7 @@ async fn on_relation(
     {
         Err(PipelineError::Registry(err @ RegistryError::Incompatible { .. })) => {
             let changed =
-                before.map_or_else(String::new, |(before, _)| shape_changes(&before, &shape));
+                before.map_or_else(String::new, |(before, _, _)| shape_changes(&before, &shape));
             return Err(PipelineError::Setup(format!(
                 "table {table}: the new shape ({changed}) was refused: {err}"
             )));
@@ -1782,7 +1792,7 @@ async fn on_relation(
         None => {
             tracing::info!(%table, topic = %out.topic, "a table joined the publication or the selection; capturing it from here on");
         }
-        Some((_, old_topic)) if old_topic != out.topic => {
+        Some((_, old_topic, _)) if old_topic != out.topic => {
             tracing::warn!(%table, from = %old_topic, to = %out.topic, "a captured table was renamed; its events go to the topic of its new name from here on");
         }
         Some(_) => {
@@ -1988,7 +1998,7 @@ impl Emitter<'_> {
                         .encode_begin(tx.value_id, &order.id, order.commit_time_ms, self.value);
                     send_waiting(
                         self.producer,
-                        &tx.topic,
+                        (&tx.topic, None),
                         Some(self.key),
                         Some(self.value),
                         event.ticket,
@@ -2043,7 +2053,7 @@ impl Emitter<'_> {
             .fetch_add(u64::try_from(bytes).unwrap_or(0), Relaxed);
         send_waiting(
             self.producer,
-            &out.topic,
+            (&out.topic, None),
             Some(key),
             has_value.then_some(value),
             ticket,
@@ -2057,7 +2067,7 @@ impl Emitter<'_> {
             out.metrics.tombstones.fetch_add(1, Relaxed);
             send_waiting(
                 self.producer,
-                &out.topic,
+                (&out.topic, None),
                 Some(key),
                 None,
                 ticket,
@@ -2195,17 +2205,21 @@ async fn produce_truncate(
             emitter.scratch,
         )?;
         out.metrics.truncated.fetch_add(1, Relaxed);
-        send_waiting(
-            emitter.producer,
-            &out.topic,
-            None,
-            Some(emitter.value.as_slice()),
-            ticket,
-            emitter.deliveries,
-            emitter.tracker,
-            changes,
-        )
-        .await?;
+        // A TRUNCATE concerns every key, so every partition gets it, in order with the events
+        // of the keys there.
+        for partition in 0..out.partitions {
+            send_waiting(
+                emitter.producer,
+                (&out.topic, Some(partition)),
+                None,
+                Some(emitter.value.as_slice()),
+                ticket,
+                emitter.deliveries,
+                emitter.tracker,
+                changes,
+            )
+            .await?;
+        }
     }
     Ok(())
 }
@@ -2243,11 +2257,12 @@ async fn live_keys_of(kafka: &KafkaConfig, topic: &str) -> Result<HashSet<Vec<u8
     Ok(live)
 }
 
-/// Produces, handling deliveries while the producer's queue is full.
+/// Produces to `topic` (to the key's partition, or to the one given), handling deliveries while
+/// the producer's queue is full.
 #[allow(clippy::too_many_arguments)]
 async fn send_waiting(
     producer: &Producer,
-    topic: &str,
+    (topic, partition): (&str, Option<i32>),
     key: Option<&[u8]>,
     payload: Option<&[u8]>,
     ticket: u64,
@@ -2258,7 +2273,7 @@ async fn send_waiting(
     // Counted before it is sent: its delivery may be handled in the loop below.
     tracker.sent(ticket);
     loop {
-        match producer.send(topic, key, payload, ticket) {
+        match producer.send_to(topic, partition, key, payload, ticket) {
             Ok(()) => return Ok(()),
             // The broker is behind or away: take deliveries as they come, and keep the
             // replication stream alive meanwhile.

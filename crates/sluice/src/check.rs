@@ -1300,18 +1300,25 @@ fn check_topics(cluster: &Cluster, settings: &Settings, report: &mut Report) {
             TopicState::Refused(code) => refused.push((topic, code)),
         }
     }
-    let mut found = if existing.is_empty() {
+    let found = if existing.is_empty() {
         "none exists yet".to_owned()
     } else {
         format!("{} exist", existing.len())
     };
     if !other_partitions.is_empty() {
-        found.push_str(&format!(
-            ", some with another partition count than kafka.partitions = {}, which sluice keeps: \
-             {}",
-            kafka.partitions,
-            abbreviated(&other_partitions)
-        ));
+        report.warn(
+            "topic partitions",
+            format!(
+                "{} have another partition count than kafka.partitions = {}; sluice keeps each \
+                 topic as it is and places a key by murmur2 over the partitions it has",
+                abbreviated(&other_partitions),
+                kafka.partitions,
+            ),
+            "nothing to do if the topics were made so; if partitions were added after events \
+             were written, a key's earlier and later events are in different partitions and \
+             their order across that change is lost: re-create the topic and take a new \
+             snapshot, or accept it",
+        );
     }
     let factor = kafka.replication_factor;
     let brokers = cluster.brokers.len();

@@ -3,12 +3,17 @@
 //! fails, naming what is at fault.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 
 use schema_registry_converter::async_impl::schema_registry::{SrSettings, post_schema};
 use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
 use serde_json::Value;
 use sluice_avro::{ColumnSpec, TableCodec, TableSpec};
+use sluice_e2e::pipeline::wait_until_streaming;
 use sluice_e2e::{Stack, unique_name};
 
 /// PostgreSQL's oids of the column types the tests use.
@@ -302,6 +307,52 @@ async fn a_ready_setup_passes_with_only_the_expected_warnings() {
         "subjects",
         "ok",
         "1 registered, and the schemas sluice registers now are compatible; 1 not registered",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_topic_with_another_partition_count_is_named_by_check_and_run() {
+    let case = Case::ready("check_parts").await;
+    let topic = case.topic("orders");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &case.stack.kafka_bootstrap)
+        .create()
+        .unwrap();
+    let created = admin
+        .create_topics(
+            &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    let run = case.check(&[("SLUICE_KAFKA__PARTITIONS", "2")]);
+    // sluice itself names it at startup, and carries on.
+    let mut sluice = Command::new(env!("CARGO_BIN_EXE_sluice-cli"))
+        .args(["run", "--config"])
+        .arg(&case.config)
+        .env("SLUICE_KAFKA__PARTITIONS", "2")
+        .env("SLUICE_LOG", "warn")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let sql = case.stack.pg_connect("sluice").await;
+    wait_until_streaming(&sql, &case.slot).await;
+    Command::new("kill")
+        .args(["-TERM", &sluice.id().to_string()])
+        .status()
+        .unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(sluice.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(sluice.wait().unwrap().success());
+    case.clean_up().await;
+    let (_, report) = run.report();
+    let fix = report.expect("topic partitions", "warn", &format!("{topic} (1)"));
+    assert!(fix.contains("order across that change is lost"), "{fix}");
+    assert!(
+        stderr.contains("another partition count") && stderr.contains(&topic),
+        "{stderr}"
     );
 }
 

@@ -637,15 +637,23 @@ async fn truncates_become_events_and_chosen_messages_go_to_the_messages_topic() 
     ))
     .await
     .unwrap();
-    let truncate = read_records(&stack, std::slice::from_ref(&table_topic), 2).await;
-    // Partitions are read in any order: find the truncate among the table's two events.
-    let truncate = truncate.iter().find(|(_, key, value)| {
-        key.is_empty()
-            && value
+    // The snapshot's row, then the truncate on each of the topic's two partitions.
+    let truncate = read_raw(&stack, std::slice::from_ref(&table_topic), 3).await;
+    let truncates = truncate
+        .iter()
+        .filter(|(_, key, value)| key.is_none() && value.is_some())
+        .count();
+    assert_eq!(truncates, 2, "a keyless event on every partition");
+    let truncate = read_records(&stack, std::slice::from_ref(&table_topic), 3).await;
+    assert!(
+        truncate
+            .iter()
+            .filter(|(_, key, _)| key.is_empty())
+            .all(|(_, _, value)| value
                 .as_ref()
-                .is_some_and(|v| v["op"] == Value::String("t".into()))
-    });
-    assert!(truncate.is_some(), "a keyless event with op t");
+                .is_some_and(|v| v["op"] == Value::String("t".into()))),
+        "op t"
+    );
     let messages = read_records(&stack, std::slice::from_ref(&message_topic), 2).await;
     // The non-transactional message is sent when decoded, before the commit of the statement
     // batch around it; the transactional one at that commit. Order between them is not fixed.
