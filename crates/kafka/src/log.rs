@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::config::{KafkaConfig, TracingContext, client_config};
@@ -58,12 +59,41 @@ fn read_with(
     let metadata = consumer
         .fetch_metadata(Some(topic), timeout)
         .map_err(|e| unreachable(format!("reading topic `{topic}`: {e}")))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic)
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+    let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        return Ok(Vec::new());
+    };
+    // A topic that does not exist holds nothing; one the broker will not describe is an error,
+    // never taken for an empty topic.
+    match found.error().map(RDKafkaErrorCode::from) {
+        None => {}
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
+            return Ok(Vec::new());
+        }
+        Some(
+            code @ (RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed),
+        ) => {
+            return Err(KafkaError::TopicAuthorization {
+                topic: topic.to_owned(),
+                code,
+            });
+        }
+        Some(code) => {
+            return Err(KafkaError::Topic {
+                topic: topic.to_owned(),
+                code: Some(code),
+                message: format!("reading the topic failed: {code}"),
+            });
+        }
+    }
+    let partitions: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
+    if partitions.is_empty() {
+        return Err(KafkaError::Topic {
+            topic: topic.to_owned(),
+            code: None,
+            message: "the broker describes the topic without partitions".to_owned(),
+        });
+    }
     let mut ends = Vec::new();
     let mut assignment = TopicPartitionList::new();
     for partition in partitions {

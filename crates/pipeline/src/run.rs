@@ -274,9 +274,9 @@ async fn start(settings: &mut Settings) -> Result<Started, PipelineError> {
     // Independent round trips to the broker, the registry and PostgreSQL, side by side, so a
     // restart streams as soon as the slowest of them is done, not after all of them in turn.
     // Reading the state creates nothing: a startup that fails leaves no topic behind.
-    let (prepared, phase) = tokio::try_join!(
+    let (prepared, recorded) = tokio::try_join!(
         prepare(settings, &producer),
-        state::recorded_phase(&kafka, &state_topic, &slot),
+        state::recorded_state(&kafka, &state_topic, &slot),
     )?;
     let Prepared {
         sql,
@@ -290,63 +290,65 @@ async fn start(settings: &mut Settings) -> Result<Started, PipelineError> {
                 transactions,
             },
     } = prepared;
-    let slot_exists = slot_exists(&sql, &settings.slot).await?;
-    let snapshot_done = phase == Some(SnapshotPhase::Complete);
-    let start = if slot_exists && (snapshot_done || !settings.snapshot) {
-        tracing::info!(slot = %settings.slot, "reusing the replication slot; streaming from its confirmed position");
-        Lsn::ZERO
-    } else {
-        if slot_exists {
-            // A snapshot began from this slot and never completed: its rows may be partial and
-            // its snapshot point is gone. Start again from a new slot and snapshot point.
-            tracing::warn!(slot = %settings.slot, "the previous snapshot did not complete; taking a new one");
-            conn.drop_slot(&settings.slot, true).await?;
+    let existing = slot_position(&sql, &settings.slot).await?;
+    let start = match plan_slot(&settings.slot, existing, recorded, settings.snapshot)? {
+        SlotPlan::Stream => {
+            tracing::info!(slot = %settings.slot, "reusing the replication slot; streaming from its confirmed position");
+            Lsn::ZERO
         }
-        if settings.snapshot {
-            state::ensure_state_topic(&producer, &state_topic).await?;
+        SlotPlan::Create { drop_existing } => {
+            if drop_existing {
+                conn.drop_slot(&settings.slot, true).await?;
+            }
+            if settings.snapshot {
+                state::ensure_state_topic(&producer, &state_topic).await?;
+                // Recorded before the slot exists, so that a crash between its creation and
+                // the snapshot's end can never leave an older `complete` beside a new slot.
+                state::write_phase(
+                    &producer,
+                    &mut deliveries,
+                    &state_topic,
+                    &settings.slot,
+                    SnapshotPhase::Started,
+                    None,
+                )
+                .await?;
+            }
+            let created = conn
+                .create_slot(&settings.slot, false, SnapshotAction::Export)
+                .await?;
+            let point = created.consistent_point;
+            tracing::info!(slot = %settings.slot, consistent_point = %point, "created the replication slot");
+            if settings.snapshot {
+                let snapshot_name = created.snapshot_name.clone().ok_or_else(|| {
+                    PipelineError::Internal("the slot exported no snapshot".to_owned())
+                })?;
+                // Rows an earlier snapshot (of this slot's name) sent may have been deleted
+                // since: the new snapshot sends tombstones for keys its topic holds that no
+                // longer exist.
+                let reconcile = recorded.is_some();
+                snapshot(
+                    settings,
+                    &snapshot_name,
+                    &tables,
+                    &outs,
+                    &producer,
+                    &mut deliveries,
+                    reconcile,
+                )
+                .await?;
+                state::write_phase(
+                    &producer,
+                    &mut deliveries,
+                    &state_topic,
+                    &settings.slot,
+                    SnapshotPhase::Complete,
+                    Some(point),
+                )
+                .await?;
+            }
+            point
         }
-        let created = conn
-            .create_slot(&settings.slot, false, SnapshotAction::Export)
-            .await?;
-        let point = created.consistent_point.to_string();
-        tracing::info!(slot = %settings.slot, consistent_point = %point, "created the replication slot");
-        if settings.snapshot {
-            let snapshot_name = created.snapshot_name.clone().ok_or_else(|| {
-                PipelineError::Internal("the slot exported no snapshot".to_owned())
-            })?;
-            state::write_phase(
-                &producer,
-                &mut deliveries,
-                &state_topic,
-                &settings.slot,
-                SnapshotPhase::Started,
-                &point,
-            )
-            .await?;
-            // Rows an earlier snapshot sent may have been deleted since: the new snapshot
-            // sends tombstones for keys its topic holds that no longer exist.
-            let reconcile = phase.is_some();
-            snapshot(
-                settings,
-                &snapshot_name,
-                &tables,
-                &outs,
-                &producer,
-                &mut deliveries,
-                reconcile,
-            )
-            .await?;
-            state::write_phase(
-                &producer,
-                &mut deliveries,
-                &state_topic,
-                &settings.slot,
-                SnapshotPhase::Complete,
-                &point,
-            )
-            .await?;
-        }
-        created.consistent_point
     };
 
     let mut options = PgOutputOptions::new(vec![settings.publication.clone()]);
@@ -623,27 +625,94 @@ async fn ensure_publication(
     Ok(())
 }
 
-async fn slot_exists(sql: &Client, slot: &str) -> Result<bool, PipelineError> {
+/// The confirmed position of the replication slot `slot` of this database, if it exists.
+async fn slot_position(sql: &Client, slot: &str) -> Result<Option<Lsn>, PipelineError> {
     let row = sql
         .query_opt(
-            "SELECT plugin::text FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()",
+            "SELECT plugin::text, confirmed_flush_lsn::text FROM pg_replication_slots
+              WHERE slot_name = $1 AND database = current_database()",
             &[&slot],
         )
         .await
         .map_err(|e| pg("reading pg_replication_slots", &e))?;
-    match row {
-        None => Ok(false),
-        Some(row) => {
-            let plugin: String = row.get(0);
-            if plugin == "pgoutput" {
-                Ok(true)
-            } else {
-                Err(PipelineError::Setup(format!(
-                    "replication slot {slot} uses the {plugin} plugin, not pgoutput: choose another \
-                     replication.slot or drop that slot"
-                )))
-            }
+    let Some(row) = row else { return Ok(None) };
+    let plugin: String = row.get(0);
+    if plugin != "pgoutput" {
+        return Err(PipelineError::Setup(format!(
+            "replication slot {slot} uses the {plugin} plugin, not pgoutput: choose another \
+             replication.slot or drop that slot"
+        )));
+    }
+    let confirmed: Option<String> = row.get(1);
+    Ok(Some(
+        confirmed
+            .and_then(|lsn| lsn.parse().ok())
+            .unwrap_or(Lsn::ZERO),
+    ))
+}
+
+/// What startup does about the replication slot.
+#[derive(Debug, PartialEq, Eq)]
+enum SlotPlan {
+    /// Stream from the existing slot's confirmed position.
+    Stream,
+    /// Create the slot (dropping the one of that name first), and take the snapshot when one
+    /// is configured.
+    Create { drop_existing: bool },
+}
+
+/// Decides from the existing slot's confirmed position (if it exists) and the state recorded
+/// for its name whether to stream from it or start again from a new slot and snapshot. The
+/// recorded state describes the slot only if that slot has got at least to the recorded
+/// consistent point; a slot without any recorded state, when snapshots are on, is refused:
+/// whether its snapshot completed cannot be known, and dropping it could lose changes.
+fn plan_slot(
+    slot: &str,
+    existing: Option<Lsn>,
+    recorded: Option<state::SlotState>,
+    snapshot: bool,
+) -> Result<SlotPlan, PipelineError> {
+    let Some(confirmed) = existing else {
+        return Ok(SlotPlan::Create {
+            drop_existing: false,
+        });
+    };
+    if !snapshot {
+        return Ok(SlotPlan::Stream);
+    }
+    match recorded {
+        Some(state::SlotState {
+            phase: SnapshotPhase::Complete,
+            consistent_point: Some(point),
+        }) if confirmed >= point => Ok(SlotPlan::Stream),
+        Some(state::SlotState {
+            phase: SnapshotPhase::Complete,
+            consistent_point,
+        }) => {
+            tracing::warn!(%slot, confirmed = %confirmed, recorded_consistent_point = ?consistent_point.map(|p| p.to_string()), "the slot is not the one the recorded snapshot was taken from (it is confirmed before that snapshot's consistent point); taking a new snapshot from a new slot");
+            Ok(SlotPlan::Create {
+                drop_existing: true,
+            })
         }
+        Some(state::SlotState {
+            phase: SnapshotPhase::Started,
+            ..
+        }) => {
+            // A snapshot began from this slot and never completed: its rows may be partial
+            // and its snapshot point is gone. Start again from a new slot and snapshot point.
+            tracing::warn!(%slot, "the previous snapshot did not complete; taking a new one");
+            Ok(SlotPlan::Create {
+                drop_existing: true,
+            })
+        }
+        None => Err(PipelineError::Setup(format!(
+            "replication slot {slot} exists, but the state topic records no snapshot for it \
+             (the topic was deleted, its records expired under a delete policy, or another \
+             program made the slot): sluice cannot tell whether a snapshot completed, and \
+             dropping the slot could lose changes. To take a new snapshot, drop the slot \
+             (sluice teardown, or SELECT pg_drop_replication_slot('{slot}')); to stream from it \
+             as it is, set snapshot.mode = \"never\""
+        ))),
     }
 }
 
@@ -2396,6 +2465,48 @@ mod shape_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn recorded(phase: SnapshotPhase, point: Option<u64>) -> Option<state::SlotState> {
+        Some(state::SlotState {
+            phase,
+            consistent_point: point.map(Lsn),
+        })
+    }
+
+    #[test]
+    fn a_slot_is_streamed_only_when_the_recorded_snapshot_is_of_it() {
+        let plan = |existing: Option<u64>, state, snapshot| {
+            plan_slot("s", existing.map(Lsn), state, snapshot)
+        };
+        let create = SlotPlan::Create {
+            drop_existing: false,
+        };
+        let recreate = SlotPlan::Create {
+            drop_existing: true,
+        };
+        // No slot: create one, whatever the state says (an old slot's `complete` included).
+        assert_eq!(plan(None, None, true).unwrap(), create);
+        let complete = recorded(SnapshotPhase::Complete, Some(100));
+        assert_eq!(plan(None, complete, true).unwrap(), create);
+        // A slot that got at least to the recorded snapshot's point is the one it was of.
+        assert_eq!(plan(Some(100), complete, true).unwrap(), SlotPlan::Stream);
+        assert_eq!(plan(Some(500), complete, true).unwrap(), SlotPlan::Stream);
+        // One confirmed before that point is another slot: a new snapshot.
+        assert_eq!(plan(Some(99), complete, true).unwrap(), recreate);
+        let started = recorded(SnapshotPhase::Started, None);
+        assert_eq!(plan(Some(500), started, true).unwrap(), recreate);
+        // Without snapshots there is nothing to match.
+        assert_eq!(plan(Some(500), None, false).unwrap(), SlotPlan::Stream);
+    }
+
+    #[test]
+    fn a_slot_without_recorded_state_is_refused_not_dropped() {
+        let error = plan_slot("s", Some(Lsn(500)), None, true)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("records no snapshot"), "{error}");
+        assert!(error.contains("snapshot.mode"), "{error}");
+    }
 
     #[test]
     fn tables_are_split_by_their_row_estimate() {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sluice_kafka::{Deliveries, KafkaConfig, Producer, read_to_end};
+use sluice_pgoutput::Lsn;
 
 use crate::error::PipelineError;
 
@@ -24,7 +25,17 @@ pub enum SnapshotPhase {
 struct StateRecord {
     slot: String,
     snapshot: SnapshotPhase,
+    /// The slot's consistent point: the snapshot is of this slot, no other of its name. Empty
+    /// in the `started` record written before the slot is created.
     consistent_point: String,
+}
+
+/// What the state topic says of a slot's snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotState {
+    pub phase: SnapshotPhase,
+    /// The consistent point of the slot the snapshot was taken from, once it was created.
+    pub consistent_point: Option<Lsn>,
 }
 
 /// The ticket of state records, which belong to no transaction.
@@ -48,22 +59,59 @@ pub(crate) async fn ensure_state_topic(
     Ok(())
 }
 
-/// The latest phase recorded for `slot` in the state topic `topic`, reading only (a missing
-/// topic reads as empty): for `sluice status`.
+/// The latest phase recorded for `slot` in the state topic `topic`, reading only: for `sluice
+/// status`.
 pub async fn recorded_phase(
     config: &KafkaConfig,
     topic: &str,
     slot: &str,
 ) -> Result<Option<SnapshotPhase>, PipelineError> {
+    Ok(recorded_state(config, topic, slot)
+        .await?
+        .map(|state| state.phase))
+}
+
+/// The latest state recorded for `slot` in the state topic `topic`; `None` when the topic
+/// holds none (or does not exist). A topic that cannot be read, or a record that cannot be
+/// understood, is an error: never taken for "no snapshot yet".
+pub async fn recorded_state(
+    config: &KafkaConfig,
+    topic: &str,
+    slot: &str,
+) -> Result<Option<SlotState>, PipelineError> {
     let records = read_topic(config, topic).await?;
-    Ok(records
+    let Some((_, value)) = records
         .iter()
         .rev()
-        .filter(|(key, _)| key.as_deref() == Some(slot.as_bytes()))
-        .filter_map(|(_, value)| value.as_deref())
-        .filter_map(|value| serde_json::from_slice::<StateRecord>(value).ok())
-        .map(|record| record.snapshot)
-        .next())
+        .find(|(key, _)| key.as_deref() == Some(slot.as_bytes()))
+    else {
+        return Ok(None);
+    };
+    // A tombstone: the state was deleted on purpose (`sluice teardown --delete-state`).
+    let Some(value) = value else { return Ok(None) };
+    let unreadable = |why: String| {
+        PipelineError::Setup(format!(
+            "the state topic {topic} holds a record for slot {slot} that sluice cannot read \
+             ({why}): it was written by something else, or by a newer sluice; fix or delete the \
+             record (a tombstone for key {slot}), or use another topic_prefix"
+        ))
+    };
+    let record: StateRecord =
+        serde_json::from_slice(value).map_err(|e| unreadable(e.to_string()))?;
+    let consistent_point = if record.consistent_point.is_empty() {
+        None
+    } else {
+        Some(
+            record
+                .consistent_point
+                .parse::<Lsn>()
+                .map_err(|_| unreadable("its consistent point is not an LSN".to_owned()))?,
+        )
+    };
+    Ok(Some(SlotState {
+        phase: record.snapshot,
+        consistent_point,
+    }))
 }
 
 /// Records `phase` for `slot` and waits until the broker has it.
@@ -73,12 +121,14 @@ pub(crate) async fn write_phase(
     topic: &str,
     slot: &str,
     phase: SnapshotPhase,
-    consistent_point: &str,
+    consistent_point: Option<Lsn>,
 ) -> Result<(), PipelineError> {
     let record = serde_json::to_vec(&StateRecord {
         slot: slot.to_owned(),
         snapshot: phase,
-        consistent_point: consistent_point.to_owned(),
+        consistent_point: consistent_point
+            .map(|lsn| lsn.to_string())
+            .unwrap_or_default(),
     })
     .map_err(|e| PipelineError::Internal(e.to_string()))?;
     loop {

@@ -1452,6 +1452,7 @@ async fn check_acks(
     let Some((broker_config, topic_configs)) = results.split_first() else {
         return;
     };
+    check_state_policy(&existing, topic_configs, settings, report);
     let min_isr = setting(broker_config, "min.insync.replicas");
     // -1 asks the broker for its default.
     let new_factor = if factor == -1 {
@@ -1505,6 +1506,49 @@ async fn check_acks(
         detail.push_str("; the existing topics allow acks=all too");
     }
     report.ok(ITEM, detail);
+}
+
+/// The state topic, if it exists, must be compacted only: under a delete policy its records
+/// expire, and sluice would then find a slot without a recorded snapshot.
+fn check_state_policy(
+    existing: &[(&str, usize)],
+    configs: &[ConfigResourceResult],
+    settings: &Settings,
+    report: &mut Report,
+) {
+    let state_topic = state_topic(&settings.topic_prefix);
+    let Some(config) = existing
+        .iter()
+        .zip(configs)
+        .find(|((topic, _), _)| *topic == state_topic)
+        .and_then(|(_, config)| config.as_ref().ok())
+    else {
+        return;
+    };
+    let policy = config
+        .get("cleanup.policy")
+        .and_then(|entry| entry.value.clone())
+        .unwrap_or_default();
+    if policy == "compact" {
+        report.ok(
+            "state topic",
+            format!("{state_topic} is compacted (cleanup.policy = compact)"),
+        );
+    } else {
+        report.fail(
+            "state topic",
+            format!(
+                "{state_topic} has cleanup.policy = {policy:?}: its records expire, and sluice \
+                 then cannot tell whether the slot's snapshot completed (it stops rather than \
+                 guess)"
+            ),
+            format!(
+                "set cleanup.policy = compact on {state_topic} (kafka-configs --alter \
+                 --entity-type topics --entity-name {state_topic} --add-config \
+                 cleanup.policy=compact)"
+            ),
+        );
+    }
 }
 
 /// An HTTP answer: its status and body.

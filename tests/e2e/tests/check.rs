@@ -357,6 +357,32 @@ async fn a_topic_with_another_partition_count_is_named_by_check_and_run() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_state_topic_under_a_delete_policy_fails_naming_the_policy() {
+    let case = Case::ready("check_policy").await;
+    let state = format!("{}._sluice_state", case.prefix);
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &case.stack.kafka_bootstrap)
+        .create()
+        .unwrap();
+    let created =
+        admin
+            .create_topics(
+                &[NewTopic::new(&state, 1, TopicReplication::Fixed(1))
+                    .set("cleanup.policy", "delete")],
+                &AdminOptions::new(),
+            )
+            .await
+            .unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    let run = case.check(&[]);
+    case.clean_up().await;
+    let (code, report) = run.report();
+    assert_eq!(code, 2);
+    let fix = report.expect("state topic", "fail", "cleanup.policy = \"delete\"");
+    assert!(fix.contains("cleanup.policy=compact"), "{fix}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_table_without_a_key_fails_by_name() {
     let case = Case::ready("check_nokey").await;
     case.sql(&format!(

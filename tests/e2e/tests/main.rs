@@ -17,6 +17,7 @@ mod replication;
 mod selection;
 mod sessions;
 mod stack;
+mod state;
 mod status;
 mod tail;
 mod text_binary;
