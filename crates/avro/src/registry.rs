@@ -176,6 +176,46 @@ impl Registry {
         }
     }
 
+    /// The schema registered with `id` (`GET /schemas/ids/{id}`): what a record written with
+    /// it was written with.
+    pub async fn schema_by_id(&self, id: u32) -> Result<String, RegistryError> {
+        let mut request = self.http.get(format!(
+            "{}/schemas/ids/{id}",
+            self.url.trim_end_matches('/')
+        ));
+        if let Some(username) = &self.username {
+            request = request.basic_auth(username, self.password.as_deref());
+        }
+        let unavailable = |detail: String| RegistryError::Unavailable {
+            url: self.url.clone(),
+            detail,
+        };
+        let rejected = |detail: String| RegistryError::Rejected {
+            url: self.url.clone(),
+            subject: format!("schema id {id}"),
+            detail,
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let status = response.status();
+        if status.is_server_error() {
+            return Err(unavailable(format!("HTTP {status}")));
+        }
+        if !status.is_success() {
+            return Err(rejected(format!("HTTP {status}")));
+        }
+        let answer: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|e| rejected(format!("an answer that is not JSON: {e}")))?;
+        answer["schema"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| rejected("an answer without a schema".to_owned()))
+    }
+
     fn classify(&self, subject: &str, err: &SRCError) -> RegistryError {
         let detail = match &err.cause {
             Some(cause) => format!("{}: {cause}", err.error),

@@ -15,47 +15,95 @@ use crate::error::KafkaError;
 pub type Record = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// Every record of `topic`, partition by partition, up to the end it had when reading began.
-/// Blocking: call it from `spawn_blocking`.
+/// Blocking: call it from `spawn_blocking`. `timeout` bounds each wait for the broker, not the
+/// whole read, which takes as long as the topic's size needs.
 pub fn read_to_end(
     config: &KafkaConfig,
     topic: &str,
     timeout: Duration,
 ) -> Result<Vec<Record>, KafkaError> {
+    let ends = end_offsets(config, topic, timeout)?;
+    let mut records = Vec::new();
+    read_to(config, topic, &ends, timeout, |key, value| {
+        records.push((key.map(<[u8]>::to_vec), value.map(<[u8]>::to_vec)));
+        Ok(())
+    })?;
+    Ok(records)
+}
+
+/// Where each partition of `topic` holding records ends now: (partition, offset after its
+/// last record). Empty for a topic that does not exist; an error for one the broker will not
+/// describe. Blocking.
+pub fn end_offsets(
+    config: &KafkaConfig,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<(i32, i64)>, KafkaError> {
+    let consumer = consumer(config)?;
+    let ends = ends_with(&consumer, config, topic, timeout);
+    close_in_background(consumer);
+    ends
+}
+
+/// Calls `record` with every record of `topic` (key, value) up to `ends` (from
+/// [`end_offsets`]), partition by partition in offset order. `timeout` bounds each wait for
+/// the broker: a read makes progress or fails, however long the topic. Blocking.
+pub fn read_to<E: From<KafkaError>>(
+    config: &KafkaConfig,
+    topic: &str,
+    ends: &[(i32, i64)],
+    timeout: Duration,
+    mut record: impl FnMut(Option<&[u8]>, Option<&[u8]>) -> Result<(), E>,
+) -> Result<(), E> {
+    if ends.is_empty() {
+        return Ok(());
+    }
+    let consumer = consumer(config)?;
+    let read = read_with(&consumer, config, topic, ends, timeout, &mut record);
+    close_in_background(consumer);
+    read
+}
+
+fn consumer(config: &KafkaConfig) -> Result<BaseConsumer<TracingContext>, KafkaError> {
     let mut client = client_config(config);
     client
         .set("group.id", "sluice-reader")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false");
-    let consumer: BaseConsumer<TracingContext> =
-        BaseConsumer::from_config_and_context(&client, TracingContext).map_err(|source| {
-            KafkaError::Create {
-                client: "consumer",
-                source,
-            }
-        })?;
-    let records = read_with(&consumer, config, topic, timeout);
-    // Destroying a consumer waits for librdkafka's threads to stop, about 100 ms: off the
-    // caller's path (a restart waits for this read), as nothing depends on it.
+    BaseConsumer::from_config_and_context(&client, TracingContext).map_err(|source| {
+        KafkaError::Create {
+            client: "consumer",
+            source,
+        }
+    })
+}
+
+/// Destroying a consumer waits for librdkafka's threads to stop, about 100 ms: off the
+/// caller's path (a restart waits for the read), as nothing depends on it.
+fn close_in_background(consumer: BaseConsumer<TracingContext>) {
     let closing = std::thread::Builder::new()
         .name("consumer close".to_owned())
         .spawn(move || drop(consumer));
     if let Err(err) = closing {
         tracing::debug!(target: "sluice_kafka", error = %err, "closing the consumer in place");
     }
-    records
 }
 
-fn read_with(
+fn unreachable(config: &KafkaConfig, timeout: Duration, reason: String) -> KafkaError {
+    KafkaError::Unreachable {
+        bootstrap_servers: config.bootstrap_servers.clone(),
+        timeout,
+        reason,
+    }
+}
+
+fn ends_with(
     consumer: &BaseConsumer<TracingContext>,
     config: &KafkaConfig,
     topic: &str,
     timeout: Duration,
-) -> Result<Vec<Record>, KafkaError> {
-    let unreachable = |reason: String| KafkaError::Unreachable {
-        bootstrap_servers: config.bootstrap_servers.clone(),
-        timeout,
-        reason,
-    };
+) -> Result<Vec<(i32, i64)>, KafkaError> {
+    let unreachable = |reason: String| unreachable(config, timeout, reason);
     let metadata = consumer
         .fetch_metadata(Some(topic), timeout)
         .map_err(|e| unreachable(format!("reading topic `{topic}`: {e}")))?;
@@ -86,8 +134,7 @@ fn read_with(
             });
         }
     }
-    let partitions: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
-    if partitions.is_empty() {
+    if found.partitions().is_empty() {
         return Err(KafkaError::Topic {
             topic: topic.to_owned(),
             code: None,
@@ -95,46 +142,78 @@ fn read_with(
         });
     }
     let mut ends = Vec::new();
-    let mut assignment = TopicPartitionList::new();
-    for partition in partitions {
+    for partition in found.partitions() {
         let (low, high) = consumer
-            .fetch_watermarks(topic, partition, timeout)
+            .fetch_watermarks(topic, partition.id(), timeout)
             .map_err(|e| unreachable(format!("reading topic `{topic}`: {e}")))?;
         if high > low {
-            ends.push((partition, high));
-            assignment
-                .add_partition_offset(topic, partition, Offset::Beginning)
-                .map_err(|e| unreachable(e.to_string()))?;
+            ends.push((partition.id(), high));
         }
     }
-    let mut records = Vec::new();
-    if ends.is_empty() {
-        return Ok(records);
+    Ok(ends)
+}
+
+fn read_with<E: From<KafkaError>>(
+    consumer: &BaseConsumer<TracingContext>,
+    config: &KafkaConfig,
+    topic: &str,
+    ends: &[(i32, i64)],
+    timeout: Duration,
+    record: &mut impl FnMut(Option<&[u8]>, Option<&[u8]>) -> Result<(), E>,
+) -> Result<(), E> {
+    let unreachable = |reason: String| unreachable(config, timeout, reason);
+    let mut assignment = TopicPartitionList::new();
+    for (partition, _) in ends {
+        assignment
+            .add_partition_offset(topic, *partition, Offset::Beginning)
+            .map_err(|e| unreachable(e.to_string()))?;
     }
     consumer
         .assign(&assignment)
         .map_err(|e| unreachable(e.to_string()))?;
-    let deadline = Instant::now() + timeout;
-    let mut remaining = ends.len();
-    while remaining > 0 {
-        if Instant::now() > deadline {
-            return Err(unreachable(format!(
-                "reading topic `{topic}` to its end took longer than {timeout:?}"
-            )));
-        }
+    let mut remaining: Vec<(i32, i64)> = ends.to_vec();
+    let mut last_progress = Instant::now();
+    while !remaining.is_empty() {
         let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            // Compaction leaves gaps: a partition whose last offsets were cleaned away is read
+            // once the consumer's position has passed its end.
+            if let Ok(positions) = consumer.position() {
+                remaining.retain(|(partition, end)| {
+                    !matches!(
+                        positions.find_partition(topic, *partition).map(|p| p.offset()),
+                        Some(Offset::Offset(position)) if position >= *end
+                    )
+                });
+                if remaining.is_empty() {
+                    break;
+                }
+            }
+            if last_progress.elapsed() > timeout {
+                return Err(unreachable(format!(
+                    "reading topic `{topic}`: no record arrived for {timeout:?}"
+                ))
+                .into());
+            }
             continue;
         };
         let message = message.map_err(|e| unreachable(format!("reading topic `{topic}`: {e}")))?;
-        records.push((
-            message.key().map(<[u8]>::to_vec),
-            message.payload().map(<[u8]>::to_vec),
-        ));
-        if let Some((_, end)) = ends.iter().find(|(p, _)| *p == message.partition())
-            && message.offset() + 1 == *end
-        {
-            remaining -= 1;
+        last_progress = Instant::now();
+        let Some(at) = remaining
+            .iter()
+            .position(|(partition, _)| *partition == message.partition())
+        else {
+            continue;
+        };
+        let end = remaining[at].1;
+        if message.offset() >= end {
+            // Written after the read began: not part of it.
+            remaining.swap_remove(at);
+            continue;
+        }
+        record(message.key(), message.payload())?;
+        if message.offset() + 1 >= end {
+            remaining.swap_remove(at);
         }
     }
-    Ok(records)
+    Ok(())
 }

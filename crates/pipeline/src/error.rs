@@ -26,6 +26,8 @@ pub enum PipelineError {
     /// The producer's queue is full: wait for deliveries, then send again.
     #[error("the producer's queue is full")]
     QueueFull,
+    #[error("writing or reading a temporary file: {0}")]
+    TempFile(#[from] std::io::Error),
     #[error("internal error: {0}")]
     Internal(String),
 }

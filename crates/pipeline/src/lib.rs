@@ -5,9 +5,11 @@
 pub mod catalog;
 pub mod config;
 mod copy;
+mod delivery;
 mod error;
 pub mod metrics;
 mod progress;
+mod reconcile;
 pub mod run;
 pub mod state;
 

@@ -38,8 +38,10 @@ use tokio_postgres::Client;
 
 use crate::catalog::{self, CapturedTable, Shape, quote_ident, quote_literal};
 use crate::copy::CopyReader;
+use crate::delivery::{SNAPSHOT_TICKET, STATE_TICKET, take_deliveries};
 use crate::error::{PipelineError, pg};
 use crate::metrics::{self, TableMetrics};
+use crate::reconcile::{self, TableReconcile};
 use crate::state::{self, SnapshotPhase};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -326,7 +328,7 @@ async fn start(settings: &mut Settings) -> Result<Started, PipelineError> {
                 // Rows an earlier snapshot (of this slot's name) sent may have been deleted
                 // since: the new snapshot sends tombstones for keys its topic holds that no
                 // longer exist.
-                let reconcile = recorded.is_some();
+                let reconcile_with = recorded.is_some().then_some(&registry);
                 snapshot(
                     settings,
                     &snapshot_name,
@@ -334,7 +336,7 @@ async fn start(settings: &mut Settings) -> Result<Started, PipelineError> {
                     &outs,
                     &producer,
                     &mut deliveries,
-                    reconcile,
+                    reconcile_with,
                 )
                 .await?;
                 state::write_phase(
@@ -830,10 +832,6 @@ fn now_us() -> i64 {
         .unwrap_or(0)
 }
 
-/// The ticket of snapshot events: they are not part of any transaction; the snapshot is
-/// complete once the producer has nothing left in flight.
-const SNAPSHOT_TICKET: u64 = u64::MAX;
-
 /// Copies every table inside the exported snapshot and produces an `r` event per row; returns
 /// when the broker has acknowledged them all.
 async fn snapshot(
@@ -843,7 +841,7 @@ async fn snapshot(
     outs: &HashMap<u32, TableOut>,
     producer: &Arc<Producer>,
     deliveries: &mut Deliveries,
-    reconcile: bool,
+    reconcile_with: Option<&Registry>,
 ) -> Result<(), PipelineError> {
     let sql = connect_sql(settings).await?;
     let mut pieces = Vec::new();
@@ -866,8 +864,22 @@ async fn snapshot(
         .min(pieces.len().max(1));
     let names: Vec<String> = tables.iter().map(CapturedTable::qualified).collect();
     let progress = tokio::spawn(report_progress(names, settings.snapshot_progress_interval));
+    // Rows an earlier snapshot sent may be gone now: the keys this one sends are noted, to
+    // be compared with what each table's topic held before it began.
+    let mut reconciles: HashMap<u32, TableReconcile> = HashMap::new();
+    if reconcile_with.is_some() {
+        for table in tables {
+            let estimate = metrics::global()
+                .table(&table.qualified())
+                .snapshot_rows_estimate
+                .load(Relaxed);
+            let topic = &outs[&table.oid].topic;
+            let reconcile = TableReconcile::prepare(&settings.kafka, topic, estimate).await?;
+            reconciles.insert(table.oid, reconcile);
+        }
+    }
+    let reconciles = Arc::new(reconciles);
     let queue = Arc::new(std::sync::Mutex::new(pieces));
-    let produced: Arc<std::sync::Mutex<HashMap<u32, HashSet<Vec<u8>>>>> = Arc::default();
     let mut copiers = tokio::task::JoinSet::new();
     for _ in 0..parallelism {
         let client = connect_sql(settings).await?;
@@ -884,7 +896,7 @@ async fn snapshot(
         let tables: HashMap<u32, CapturedTable> =
             tables.iter().map(|t| (t.oid, t.clone())).collect();
         let settings = settings.clone();
-        let produced = Arc::clone(&produced);
+        let reconciles = Arc::clone(&reconciles);
         copiers.spawn(async move {
             loop {
                 let next = queue
@@ -893,24 +905,16 @@ async fn snapshot(
                     .pop();
                 let Some(piece) = next else { break };
                 let oid = piece.oid;
-                let keys = copy_piece(
+                copy_piece(
                     &settings,
                     &client,
                     &tables[&oid],
                     &outs[&oid],
                     &producer,
                     &piece,
-                    reconcile,
+                    reconciles.get(&oid),
                 )
                 .await?;
-                if reconcile {
-                    produced
-                        .lock()
-                        .map_err(|_| PipelineError::Internal("produced keys".into()))?
-                        .entry(oid)
-                        .or_default()
-                        .extend(keys);
-                }
             }
             client
                 .batch_execute("COMMIT")
@@ -931,7 +935,7 @@ async fn snapshot(
                 },
                 Some(delivery) = deliveries.recv() => {
                     delivery.result.map_err(PipelineError::Delivery)?;
-                    check_waiting_deliveries(deliveries)?;
+                    take_deliveries(deliveries)?;
                 }
             }
         }
@@ -940,39 +944,30 @@ async fn snapshot(
     .await;
     progress.abort();
     copied?;
-    if reconcile {
-        // Rows an earlier, unfinished snapshot sent may be gone now: a tombstone for every key
-        // a table's topic holds that this snapshot did not send.
-        let mut produced = std::mem::take(
-            &mut *produced
-                .lock()
-                .map_err(|_| PipelineError::Internal("produced keys".into()))?,
-        );
-        for table in tables {
-            let out = &outs[&table.oid];
-            let sent = produced.remove(&table.oid).unwrap_or_default();
-            let stale: Vec<Vec<u8>> = live_keys_of(&settings.kafka, &out.topic)
-                .await?
-                .into_iter()
-                .filter(|key| !sent.contains(key))
-                .collect();
-            send_tombstones(producer, out, &stale).await?;
-            if !stale.is_empty() {
-                tracing::info!(table = %table.qualified(), deleted = stale.len(), "tombstones sent for rows gone since an earlier snapshot");
+    let reconciles = Arc::into_inner(reconciles)
+        .ok_or_else(|| PipelineError::Internal("the copiers still hold the reconciles".into()))?;
+    if let Some(registry) = reconcile_with {
+        let events = reconcile::Events {
+            upsert: settings.upsert,
+            tombstones: settings.tombstones,
+            now_us: now_us(),
+        };
+        for (oid, reconcile) in reconciles {
+            let vanished = reconcile
+                .finish(&settings.kafka, producer, deliveries, registry, events)
+                .await?;
+            if vanished > 0 {
+                let table = tables
+                    .iter()
+                    .find(|t| t.oid == oid)
+                    .map(CapturedTable::qualified);
+                tracing::info!(table = ?table, deleted = vanished, "delete events and tombstones sent for rows gone since an earlier snapshot");
             }
         }
     }
     state::flush(producer).await?;
-    check_waiting_deliveries(deliveries)?;
+    take_deliveries(deliveries)?;
     tracing::info!(tables = tables.len(), "snapshot complete and acknowledged");
-    Ok(())
-}
-
-/// Takes every delivery report waiting, failing on the first refused one.
-fn check_waiting_deliveries(deliveries: &mut Deliveries) -> Result<(), PipelineError> {
-    while let Some(delivery) = deliveries.try_recv() {
-        delivery.result.map_err(PipelineError::Delivery)?;
-    }
     Ok(())
 }
 
@@ -1128,29 +1123,6 @@ fn rows_estimate(estimated_rows: f64) -> Option<u64> {
     Some(estimated_rows as u64)
 }
 
-/// Tombstones for `keys` (Avro key bodies) on a table's topic.
-async fn send_tombstones(
-    producer: &Producer,
-    out: &TableOut,
-    keys: &[Vec<u8>],
-) -> Result<(), PipelineError> {
-    for body in keys {
-        // The key schema may have another id now; the body is what identifies the row.
-        let mut key = Vec::with_capacity(5 + body.len());
-        key.push(0);
-        key.extend_from_slice(&out.key_id.to_be_bytes());
-        key.extend_from_slice(body);
-        loop {
-            match producer.send(&out.topic, Some(&key), None, SNAPSHOT_TICKET) {
-                Ok(()) => break,
-                Err(SendError::QueueFull) => tokio::time::sleep(Duration::from_millis(5)).await,
-                Err(err) => return Err(err.into()),
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Copies one piece of a table, producing an `r` event per row; returns the key bodies sent
 /// when `collect_keys`.
 async fn copy_piece(
@@ -1160,8 +1132,8 @@ async fn copy_piece(
     out: &TableOut,
     producer: &Producer,
     piece: &Piece,
-    collect_keys: bool,
-) -> Result<HashSet<Vec<u8>>, PipelineError> {
+    reconcile: Option<&TableReconcile>,
+) -> Result<(), PipelineError> {
     use futures_util::StreamExt as _;
     let columns: Vec<String> = table
         .spec
@@ -1192,7 +1164,6 @@ async fn copy_piece(
         columns.join(", "),
         table.quoted()
     );
-    let mut sent_keys = HashSet::new();
     let stream = client
         .copy_out(&copy)
         .await
@@ -1240,8 +1211,8 @@ async fn copy_piece(
                         &mut scratch,
                     )?;
                     producer.send(&out.topic, Some(&key), Some(&value), SNAPSHOT_TICKET)?;
-                    if collect_keys {
-                        sent_keys.insert(key_body(&key).to_vec());
+                    if let Some(reconcile) = reconcile {
+                        reconcile.sent(&key)?;
                     }
                     rows += 1;
                     out.metrics.read.fetch_add(1, Relaxed);
@@ -1268,7 +1239,7 @@ async fn copy_piece(
         )));
     }
     tracing::info!(table = %table.qualified(), pages = ?piece.pages, rows, "table copied");
-    Ok(sent_keys)
+    Ok(())
 }
 
 /// A pgoutput tuple as an encoder row. An unchanged TOASTed value (`u`) is taken from `old`
@@ -1705,7 +1676,7 @@ fn acknowledge(
         return Err(PipelineError::Delivery(err));
     }
     if delivery.ticket != SNAPSHOT_TICKET
-        && delivery.ticket != state::STATE_TICKET
+        && delivery.ticket != STATE_TICKET
         && let Some(confirmed) = tracker.acknowledged(delivery.ticket)
     {
         confirm(changes, Lsn(confirmed));
@@ -2303,27 +2274,6 @@ fn key_changed(out: &TableOut, old: &OldTuple, new: &Tuple) -> bool {
         let new = new.get(i);
         !matches!(new, Some(ColumnValue::UnchangedToast)) && old.get(i) != new
     })
-}
-
-/// The Avro body of a Confluent-framed key: what identifies a row whatever the schema id.
-fn key_body(key: &[u8]) -> &[u8] {
-    key.get(5..).unwrap_or_default()
-}
-
-/// The keys a table's topic holds a live row for: the last record per key is not a
-/// tombstone.
-async fn live_keys_of(kafka: &KafkaConfig, topic: &str) -> Result<HashSet<Vec<u8>>, PipelineError> {
-    let mut live = HashSet::new();
-    for (key, value) in state::read_topic(kafka, topic).await? {
-        let Some(key) = key else { continue };
-        let body = key_body(&key).to_vec();
-        if value.is_some() {
-            live.insert(body);
-        } else {
-            live.remove(&body);
-        }
-    }
-    Ok(live)
 }
 
 /// Produces to `topic` (to the key's partition, or to the one given), handling deliveries while

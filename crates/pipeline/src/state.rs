@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sluice_kafka::{Deliveries, KafkaConfig, Producer, read_to_end};
 use sluice_pgoutput::Lsn;
 
+use crate::delivery::{STATE_TICKET, send_outside_transactions, take_deliveries};
 use crate::error::PipelineError;
 
 /// How far a slot's snapshot got.
@@ -37,9 +38,6 @@ pub struct SlotState {
     /// The consistent point of the slot the snapshot was taken from, once it was created.
     pub consistent_point: Option<Lsn>,
 }
-
-/// The ticket of state records, which belong to no transaction.
-pub(crate) const STATE_TICKET: u64 = u64::MAX - 1;
 
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -131,20 +129,17 @@ pub(crate) async fn write_phase(
             .unwrap_or_default(),
     })
     .map_err(|e| PipelineError::Internal(e.to_string()))?;
-    loop {
-        match producer.send(topic, Some(slot.as_bytes()), Some(&record), STATE_TICKET) {
-            Ok(()) => break,
-            Err(sluice_kafka::SendError::QueueFull) => {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            Err(err) => return Err(err.into()),
-        }
-    }
+    send_outside_transactions(
+        producer,
+        deliveries,
+        topic,
+        Some(slot.as_bytes()),
+        Some(&record),
+        STATE_TICKET,
+    )
+    .await?;
     flush(producer).await?;
-    while let Some(delivery) = deliveries.try_recv() {
-        delivery.result.map_err(PipelineError::Delivery)?;
-    }
-    Ok(())
+    take_deliveries(deliveries)
 }
 
 /// Waits until everything produced so far is delivered (librdkafka's flush blocks).

@@ -449,3 +449,24 @@ pub async fn wait_until_confirmed(sql: &tokio_postgres::Client, slot: &str, lsn:
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// How many records `topic` holds: the sum of its partitions' high watermarks.
+pub fn record_count(stack: &Stack, topic: &str) -> i64 {
+    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &stack.kafka_bootstrap)
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(30))
+        .unwrap();
+    metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|partition| {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, partition.id(), Duration::from_secs(30))
+                .unwrap();
+            high - low
+        })
+        .sum()
+}
