@@ -134,6 +134,15 @@ impl Stack {
         self.state_dir.join("tls/ca.crt")
     }
 
+    /// The client certificate (CN=sluice-client) and its key that the broker's mutual-TLS
+    /// listener accepts.
+    pub fn client_cert(&self) -> (PathBuf, PathBuf) {
+        (
+            self.state_dir.join("tls/client.crt"),
+            self.state_dir.join("tls/client.key"),
+        )
+    }
+
     /// A CA that signed nothing the stack serves.
     pub fn unrelated_ca_cert(&self) -> PathBuf {
         self.state_dir.join("tls/other-ca.crt")

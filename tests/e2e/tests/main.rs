@@ -1,6 +1,7 @@
 //! End-to-end tests: one binary, so the stack is shared and the link step runs once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod broker_security;
 mod check;
 mod compose;
 mod crash;
