@@ -21,9 +21,11 @@ fn write_block(out: &mut Vec<u8>, count: usize, items: &[u8]) {
     writer::long(out, 0);
 }
 
-/// One element, or NULL, as a union branch of `["null", element]`.
+/// The element at `index`, or NULL, as a union branch of `["null", element]`. An element
+/// the element type cannot hold is null (a stand-in in a key), and goes to the exact field.
 fn write_element(
     element: ScalarKind,
+    index: usize,
     value: Option<Raw<'_>>,
     out: &mut Vec<u8>,
     scratch: &mut Scratch,
@@ -34,8 +36,17 @@ fn write_element(
             Ok(())
         }
         Some(raw) => {
+            let start = out.len();
             writer::union_index(out, 1);
-            element.encode(raw, out, scratch)
+            element.encode(raw, out, scratch)?;
+            if scratch.exact.took_stand_in() {
+                if !scratch.exact.keep_stand_ins {
+                    out.truncate(start);
+                    writer::union_index(out, 0);
+                }
+                scratch.exact.element(index);
+            }
+            Ok(())
         }
     }
 }
@@ -53,12 +64,22 @@ pub(crate) fn encode_text_array(
     let mut items = std::mem::take(&mut scratch.items);
     let mut unescaped = std::mem::take(&mut scratch.element);
     items.clear();
+    let mut index = 0;
     let result = for_each_text_element(
         raw,
         delimiter,
         &mut unescaped,
         &|| kind.malformed("text", raw),
-        |value| write_element(element, value.map(Raw::Text), &mut items, scratch),
+        |value| {
+            index += 1;
+            write_element(
+                element,
+                index - 1,
+                value.map(Raw::Text),
+                &mut items,
+                scratch,
+            )
+        },
     );
     if let Ok(count) = result {
         write_block(out, count, &items);
@@ -202,9 +223,9 @@ pub(crate) fn encode_binary_array(
     if count > 0 {
         writer::long(out, i64::try_from(count).unwrap_or(i64::MAX));
     }
-    for _ in 0..count {
+    for index in 0..count {
         let value = wire.field().ok_or_else(bad)?;
-        write_element(element, value.map(Raw::Binary), out, scratch)?;
+        write_element(element, index, value.map(Raw::Binary), out, scratch)?;
     }
     writer::long(out, 0);
     wire.end().ok_or_else(bad)

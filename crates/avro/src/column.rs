@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::array;
 use crate::decimal::{self, Numeric};
+use crate::exact::Exact;
 use crate::formats;
 use crate::network::{self, Address};
 use crate::temporal::{self, Interval};
@@ -47,15 +48,15 @@ pub enum ScalarKind {
     /// `float8`, NaN and ±Infinity included.
     Float64,
     /// `numeric(p, s)` in decimal mode: Avro decimal of that precision and scale (Kafka
-    /// Connect's `Decimal`). NaN and ±Infinity are refused with
-    /// [`ValueError::NonFiniteNumeric`].
+    /// Connect's `Decimal`). NaN and ±Infinity are stand-ins past the column's range, the
+    /// value in the event's `exact` field (see [`ScalarKind::encode_nonfinite`]).
     Decimal {
         precision: u32,
         scale: u32,
     },
     /// Unconstrained `numeric` in decimal mode (or one with a negative scale): Debezium's
-    /// `VariableScaleDecimal` record (scale, unscaled bytes). NaN and ±Infinity are refused
-    /// with [`ValueError::NonFiniteNumeric`].
+    /// `VariableScaleDecimal` record (scale, unscaled bytes). NaN and ±Infinity as for
+    /// `Decimal`.
     VariableDecimal,
     /// Any `numeric` in string mode: Avro string holding PostgreSQL's text form, trailing
     /// zeros of the scale kept (`1.50`), and `NaN`, `Infinity`, `-Infinity`.
@@ -90,7 +91,8 @@ pub enum ScalarKind {
     /// zeros dropped, a zero offset as `Z`).
     TimeTz,
     /// Debezium's `io.debezium.time.MicroTimestamp`: microseconds since 1970, no zone;
-    /// `infinity` and `-infinity` as `i64::MAX` and `i64::MIN`.
+    /// `infinity` and `-infinity` as `i64::MAX` and `i64::MIN`. The last 30 years PostgreSQL
+    /// holds are past them: stand-ins, see [`timestamp_micros`].
     Timestamp,
     /// Debezium's `io.debezium.time.ZonedTimestamp`: ISO-8601 in UTC, or `infinity`,
     /// `-infinity`.
@@ -118,7 +120,7 @@ pub enum ScalarKind {
     MacAddr8,
     /// `oid`, `xid`, `cid` (unsigned 32-bit): Avro long.
     UInt32,
-    /// `xid8`: Avro long; a value past `i64::MAX` is refused.
+    /// `xid8`: Avro long; a value past `i64::MAX` is a stand-in, see [`write_u64`].
     UInt64,
     /// `pg_lsn`: a string `16/B374D848`.
     PgLsn,
@@ -305,11 +307,6 @@ pub enum ValueError {
     },
     #[error("{0} has no representation in this column's Avro type")]
     Unrepresentable(&'static str),
-    /// A numeric NaN, Infinity or -Infinity in decimal mode.
-    #[error(
-        "numeric NaN (or Infinity) has no form in an Avro decimal; set events.numeric = \"string\" to carry numerics as exact strings"
-    )]
-    NonFiniteNumeric,
     /// A binary value of a text-only kind (see [`ColumnKind::reads_binary`]).
     #[error(
         "{kind:?} values are read as text only: their binary form is not decoded (replication.binary must be false)"
@@ -329,6 +326,8 @@ pub struct Scratch {
     pub(crate) element: Vec<u8>,
     /// An hstore's encoded pairs, before their count is known.
     pub(crate) map_items: Vec<u8>,
+    /// What the event's Debezium-shaped fields could not hold.
+    pub(crate) exact: Exact,
 }
 
 impl Scratch {
@@ -497,7 +496,10 @@ impl ScalarKind {
                 let micros = match text {
                     "infinity" => i64::MAX,
                     "-infinity" => i64::MIN,
-                    _ => micros_since_1970(temporal::parse_timestamp(text).ok_or_else(bad)?)?,
+                    _ => {
+                        timestamp_micros(temporal::parse_timestamp(text).ok_or_else(bad)?, scratch)
+                            .ok_or_else(bad)?
+                    }
                 };
                 writer::long(out, micros);
             }
@@ -535,7 +537,9 @@ impl ScalarKind {
                 out,
                 i64::from(formats::decimal::<u32>(text).ok_or_else(bad)?),
             ),
-            ScalarKind::UInt64 => write_u64(out, formats::decimal::<u64>(text).ok_or_else(bad)?)?,
+            ScalarKind::UInt64 => {
+                write_u64(out, formats::decimal::<u64>(text).ok_or_else(bad)?, scratch);
+            }
             ScalarKind::PgLsn => {
                 let lsn = formats::parse_lsn(text).ok_or_else(bad)?;
                 scratch.string(out, |s| formats::format_lsn(s, lsn));
@@ -647,7 +651,9 @@ impl ScalarKind {
             ScalarKind::Timestamp => {
                 let micros = match i64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?) {
                     infinity @ (i64::MAX | i64::MIN) => infinity,
-                    micros => micros_since_1970(temporal::since_1970(micros))?,
+                    micros => {
+                        timestamp_micros(temporal::since_1970(micros), scratch).ok_or_else(bad)?
+                    }
                 };
                 writer::long(out, micros);
             }
@@ -700,7 +706,11 @@ impl ScalarKind {
                 i64::from(u32::from_be_bytes(wire::exact(raw).ok_or_else(bad)?)),
             ),
             ScalarKind::UInt64 => {
-                write_u64(out, u64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?))?;
+                write_u64(
+                    out,
+                    u64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?),
+                    scratch,
+                );
             }
             ScalarKind::PgLsn => {
                 let lsn = u64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?);
@@ -729,7 +739,8 @@ impl ScalarKind {
             return Ok(());
         }
         let Numeric::Finite { negative, scale } = numeric else {
-            return Err(ValueError::NonFiniteNumeric);
+            self.encode_nonfinite(numeric, out, scratch);
+            return Ok(());
         };
         scratch.unscaled.clear();
         if let ScalarKind::Decimal {
@@ -759,6 +770,38 @@ impl ScalarKind {
     }
 }
 
+impl ScalarKind {
+    /// A numeric NaN or ±Infinity in decimal mode, which no decimal holds: a stand-in just
+    /// past what the column holds, in PostgreSQL's order (-Infinity below every number,
+    /// Infinity above, NaN above Infinity): -10^L, 10^L and 2 × 10^L, where 10^L is the first
+    /// magnitude the column cannot hold: unscaled 10^p for `numeric(p, s)`, 10^131072 for an
+    /// unconstrained numeric (written as scale -131072). The value itself (`NaN`) goes to the
+    /// event's `exact` field.
+    fn encode_nonfinite(self, numeric: Numeric, out: &mut Vec<u8>, scratch: &mut Scratch) {
+        let (negative, leading) = match numeric {
+            Numeric::NegativeInfinity => (true, b'1'),
+            Numeric::NaN => (false, b'2'),
+            Numeric::Infinity | Numeric::Finite { .. } => (false, b'1'),
+        };
+        scratch.digits.clear();
+        scratch.digits.push(leading);
+        match self {
+            ScalarKind::Decimal { precision, .. } => scratch.digits.extend(std::iter::repeat_n(
+                b'0',
+                usize::try_from(precision).unwrap_or(0),
+            )),
+            _ => writer::int(out, -NUMERIC_STAND_IN_EXPONENT),
+        }
+        scratch.unscaled.clear();
+        decimal::unscaled_bytes(negative, &scratch.digits, &mut scratch.unscaled);
+        writer::bytes(out, &scratch.unscaled);
+        decimal::format_text(scratch.exact.stand_in(), numeric, &[]);
+    }
+}
+
+/// PostgreSQL's numerics are below 10^131072 (131072 digits before the point at most).
+const NUMERIC_STAND_IN_EXPONENT: i32 = 131_072;
+
 /// Kafka Connect's `Decimal` as an Avro decimal; `with_precision` also names the precision
 /// in `connect.parameters`, as Connect does for `numeric(p, s)` but not for `money`.
 fn decimal_schema(precision: u32, scale: u32, with_precision: bool) -> Value {
@@ -784,22 +827,33 @@ fn write_money(out: &mut Vec<u8>, minor: i64, scratch: &mut Scratch) {
     writer::bytes(out, &scratch.unscaled);
 }
 
-/// An unsigned 64-bit value as an Avro long, refused past `i64::MAX`.
-fn write_u64(out: &mut Vec<u8>, value: u64) -> Result<(), ValueError> {
-    let value =
-        i64::try_from(value).map_err(|_| ValueError::Unrepresentable("an xid8 past 2^63 - 1"))?;
-    writer::long(out, value);
-    Ok(())
+/// An unsigned 64-bit value as an Avro long. Past `i64::MAX` the long is its two's
+/// complement (negative: `2^64 - 1` is -1), a stand-in no other value has, and the value
+/// goes to the event's `exact` field.
+fn write_u64(out: &mut Vec<u8>, value: u64, scratch: &mut Scratch) {
+    let long = i64::from_ne_bytes(value.to_ne_bytes());
+    if long < 0 {
+        use std::fmt::Write as _;
+        let _ = write!(scratch.exact.stand_in(), "{value}");
+    }
+    writer::long(out, long);
 }
 
-/// A `MicroTimestamp`: refused past `i64::MAX` (PostgreSQL's timestamps from 294247-01-10
-/// 04:00:54.775807), and at `i64::MAX` and `i64::MIN` themselves, which stand for the
-/// infinities.
-fn micros_since_1970(micros: i128) -> Result<i64, ValueError> {
-    i64::try_from(micros)
-        .ok()
-        .filter(|m| *m != i64::MAX && *m != i64::MIN)
-        .ok_or(ValueError::Unrepresentable(
-            "a timestamp from 294247-01-10 04:00:54.775807 on (past an Avro long of microseconds since 1970)",
-        ))
+/// A `MicroTimestamp` of `micros` since 1970, or `None` outside PostgreSQL's range.
+/// PostgreSQL's timestamps from 294247-01-10 04:00:54.775807 on (`i64::MAX`, which stands
+/// for `infinity`, and up) are stand-ins counted up from `i64::MIN + 1`, far below
+/// PostgreSQL's first timestamp (4714 BC) and past `-infinity` (`i64::MIN`): the one of
+/// `i64::MAX + n` is `i64::MIN + 1 + n`. The value goes to the event's `exact` field.
+fn timestamp_micros(micros: i128, scratch: &mut Scratch) -> Option<i64> {
+    if !temporal::timestamp_in_range(micros) {
+        return None;
+    }
+    match i64::try_from(micros) {
+        Ok(micros) if micros != i64::MAX => Some(micros),
+        _ => {
+            temporal::format_timestamp(scratch.exact.stand_in(), micros);
+            let past = micros - i128::from(i64::MAX);
+            i64::try_from(i128::from(i64::MIN) + 1 + past).ok()
+        }
+    }
 }

@@ -5,6 +5,7 @@
 mod array;
 mod column;
 mod decimal;
+mod exact;
 mod formats;
 mod network;
 #[cfg(test)]

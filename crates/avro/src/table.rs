@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::column::{ColumnKind, Raw, Scratch, UNCHANGED_PLACEHOLDER, ValueError};
+use crate::exact::{self, Side};
 use crate::transaction::TransactionBlock;
 use crate::types::{TypeInfo, TypeOptions};
 use crate::writer;
@@ -211,6 +212,13 @@ impl TableCodec {
         });
         let mut row_schema = row.clone();
         row_schema["namespace"] = json!(namespace);
+        // An upsert row carries what its fields cannot hold after them (the envelope, in its
+        // own field).
+        let exact_field =
+            exact::row_field_name(value_fields.iter().filter_map(|f| f["name"].as_str()));
+        if let Some(fields) = row_schema["fields"].as_array_mut() {
+            fields.push(exact::row_field(&exact_field));
+        }
         let optional_long = || json!(["null", "long"]);
         let value_schema = json!({
             "type": "record",
@@ -228,6 +236,8 @@ impl TableCodec {
                 // sluice's own: the columns whose TOASTed value was unchanged and not sent
                 // (Debezium consumers ignore it; the value itself is a placeholder or null).
                 {"name": "unchanged_toast", "type": ["null", {"type": "array", "items": "string"}], "default": null},
+                // sluice's own: what the rows' Debezium-shaped fields could not hold.
+                exact::envelope_field(),
             ],
             "connect.version": 2,
             "connect.name": format!("{namespace}.Envelope"),
@@ -253,7 +263,8 @@ impl TableCodec {
         &self.value_schema
     }
 
-    /// The schema of a bare row: the value of upsert-mode events.
+    /// The schema of a bare row, with its `__exact` field after the columns: the value of
+    /// upsert-mode events.
     pub fn row_schema(&self) -> &str {
         &self.row_schema
     }
@@ -267,7 +278,10 @@ impl TableCodec {
         scratch: &mut Scratch,
     ) -> Result<(), EncodeError> {
         confluent_header(out, schema_id);
-        self.encode_row_fields(row, out, scratch)
+        scratch.exact.begin_event();
+        self.encode_row_fields(row, Side::After, out, scratch)?;
+        scratch.exact.write_map(Side::After, out);
+        Ok(())
     }
 
     /// How each column is read: binary where the encoder knows the type's binary form.
@@ -293,11 +307,14 @@ impl TableCodec {
         scratch: &mut Scratch,
     ) -> Result<(), EncodeError> {
         confluent_header(out, schema_id);
+        scratch.exact.begin_event();
+        // A key must tell rows apart: an array element that is a stand-in stays one.
+        scratch.exact.keep_stand_ins = true;
         let mut keys = self.key_columns.iter().peekable();
         for (i, raw) in row.values().enumerate() {
             if keys.peek() == Some(&&i) {
                 keys.next();
-                self.encode_column(i, raw, false, out, scratch)?;
+                self.encode_column(i, raw, false, None, out, scratch)?;
             }
         }
         match keys.next() {
@@ -331,14 +348,9 @@ impl TableCodec {
         scratch: &mut Scratch,
     ) -> Result<(), EncodeError> {
         confluent_header(out, schema_id);
-        match before {
-            None => writer::union_index(out, 0),
-            Some(row) => self.encode_row(row, out, scratch)?,
-        }
-        match after {
-            None => writer::union_index(out, 0),
-            Some(row) => self.encode_row(row, out, scratch)?,
-        }
+        scratch.exact.begin_event();
+        self.encode_row(before, Side::Before, out, scratch)?;
+        self.encode_row(after, Side::After, out, scratch)?;
         encode_source(out, source, &self.schema, &self.table);
         match &source.transaction {
             Some(block) => block.encode(out),
@@ -349,6 +361,7 @@ impl TableCodec {
         optional_long(out, Some(now_us));
         optional_long(out, Some(now_us.saturating_mul(1000)));
         self.encode_unchanged(after, out);
+        scratch.exact.write_envelope_field(out);
         Ok(())
     }
 
@@ -376,26 +389,34 @@ impl TableCodec {
         writer::long(out, 0);
     }
 
-    /// The `Value` branch of a row union.
+    /// A row union: null, or the `Value` record of the event's `side`.
     fn encode_row(
         &self,
-        row: &impl Row,
+        row: Option<&impl Row>,
+        side: Side,
         out: &mut Vec<u8>,
         scratch: &mut Scratch,
     ) -> Result<(), EncodeError> {
+        let Some(row) = row else {
+            writer::union_index(out, 0);
+            return Ok(());
+        };
         writer::union_index(out, 1);
-        self.encode_row_fields(row, out, scratch)
+        self.encode_row_fields(row, side, out, scratch)
     }
 
+    /// The fields of `row`, which is the event's `side`.
     fn encode_row_fields(
         &self,
         row: &impl Row,
+        side: Side,
         out: &mut Vec<u8>,
         scratch: &mut Scratch,
     ) -> Result<(), EncodeError> {
         let mut count = 0;
         for (i, raw) in row.values().enumerate().take(self.columns.len()) {
-            self.encode_column(i, raw, self.columns[i].nullable, out, scratch)?;
+            let nullable = self.columns[i].nullable;
+            self.encode_column(i, raw, nullable, Some(side), out, scratch)?;
             count += 1;
         }
         if count < self.columns.len() {
@@ -404,11 +425,14 @@ impl TableCodec {
         Ok(())
     }
 
+    /// One column's field; what it cannot hold goes to `side`'s exact map (nowhere for a
+    /// key's).
     fn encode_column(
         &self,
         index: usize,
         raw: Raw<'_>,
         nullable: bool,
+        side: Option<Side>,
         out: &mut Vec<u8>,
         scratch: &mut Scratch,
     ) -> Result<(), EncodeError> {
@@ -439,11 +463,27 @@ impl TableCodec {
                 Ok(())
             }
             (raw, true) => {
+                let start = out.len();
                 writer::union_index(out, value_branch);
-                column.kind.encode(raw, out, scratch)
+                let result = column.kind.encode(raw, out, scratch);
+                // A value the field cannot hold is null where the field may be, as Debezium
+                // writes it; the exact field has it.
+                if result.is_ok() && scratch.exact.took_stand_in() {
+                    out.truncate(start);
+                    writer::union_index(out, null_branch);
+                    scratch.exact.scalar();
+                }
+                result
             }
-            (raw, false) => column.kind.encode(raw, out, scratch),
+            (raw, false) => {
+                let result = column.kind.encode(raw, out, scratch);
+                if scratch.exact.took_stand_in() {
+                    scratch.exact.scalar();
+                }
+                result
+            }
         };
+        scratch.exact.end_column(side, &column.name);
         result.map_err(|source| EncodeError {
             table: self.qualified.clone(),
             column: column.name.clone(),
@@ -602,8 +642,15 @@ mod tests {
         }
     }
 
-    fn spec() -> TableSpec {
-        let column = |name: &str, type_oid, type_modifier, nullable, is_key| ColumnSpec {
+    /// A column of a built-in type.
+    fn column(
+        name: &str,
+        type_oid: u32,
+        type_modifier: i32,
+        nullable: bool,
+        is_key: bool,
+    ) -> ColumnSpec {
+        ColumnSpec {
             name: name.to_owned(),
             type_oid,
             type_modifier,
@@ -611,18 +658,28 @@ mod tests {
             is_key,
             type_info: TypeInfo::default(),
             default: None,
-        };
+        }
+    }
+
+    fn public_table(name: &str, columns: Vec<ColumnSpec>) -> TableSpec {
         TableSpec {
             schema: "public".into(),
-            name: "orders".into(),
-            columns: vec![
+            name: name.into(),
+            columns,
+        }
+    }
+
+    fn spec() -> TableSpec {
+        public_table(
+            "orders",
+            vec![
                 column("id", 20, -1, false, true),
                 column("amount", 1700, (10 << 16 | 2) + 4, true, false),
                 column("note", 25, -1, true, false),
                 column("placed", 1184, -1, true, false),
                 column("ratio", 1700, -1, true, false),
             ],
-        }
+        )
     }
 
     /// A row of text values where `None` is an unchanged TOASTed value.
@@ -789,6 +846,154 @@ mod tests {
             field(&decoded, "note"),
             &Avro::Union(1, Box::new(Avro::String("n".into())))
         );
+    }
+
+    /// A table whose values may not fit their Debezium-shaped fields.
+    fn specials_spec() -> TableSpec {
+        public_table(
+            "specials",
+            vec![
+                column("id", 1700, -1, false, true),
+                column("amount", 1700, (10 << 16 | 2) + 4, true, false),
+                column("at", 1114, -1, false, false),
+                column("amounts", 1231, -1, true, false),
+                column("__exact", 25, -1, true, false),
+            ],
+        )
+    }
+
+    #[test]
+    fn values_no_debezium_field_holds_are_null_or_stand_ins_and_exact_beside() {
+        let codec = TableCodec::new("shop.public.specials", &specials_spec());
+        let value_schema = Schema::parse_str(codec.value_schema()).unwrap();
+        let key_schema = Schema::parse_str(codec.key_schema()).unwrap();
+        let before = TextRow(vec![
+            Some("1"),
+            Some("1.50"),
+            Some("2024-01-01 00:00:00"),
+            None,
+            None,
+        ]);
+        let after = TextRow(vec![
+            Some("NaN"),
+            Some("NaN"),
+            Some("294276-12-31 23:59:59.999999"),
+            Some("{1,Infinity,NaN}"),
+            Some("x"),
+        ]);
+        let source = Source {
+            name: "shop",
+            db: "sluice",
+            commit_time_us: 0,
+            snapshot: SnapshotMarker::False,
+            tx_id: None,
+            lsn: None,
+            transaction: None,
+        };
+        let mut scratch = Scratch::default();
+        let mut value = Vec::new();
+        codec
+            .encode_envelope(
+                1,
+                Op::Update,
+                Some(&before),
+                Some(&after),
+                &source,
+                0,
+                &mut value,
+                &mut scratch,
+            )
+            .unwrap();
+        let event = read(&value_schema, &value[5..]);
+        let null = Avro::Union(0, Box::new(Avro::Null));
+        let Avro::Union(1, row) = field(&event, "after") else {
+            panic!()
+        };
+        // NOT NULL key and timestamp: stand-ins; nullable fields and elements: null.
+        assert_eq!(
+            field(row, "id"),
+            &Avro::Record(vec![
+                ("scale".into(), Avro::Int(-131_072)),
+                ("value".into(), Avro::Bytes(vec![2])),
+            ])
+        );
+        assert_eq!(field(row, "amount"), &null);
+        assert_eq!(field(row, "at"), &Avro::Long(-9_222_426_057_709_551_615));
+        let Avro::Union(1, amounts) = field(row, "amounts") else {
+            panic!()
+        };
+        let Avro::Array(amounts) = &**amounts else {
+            panic!()
+        };
+        assert_eq!(amounts[1..], [null.clone(), null.clone()]);
+        let Avro::Union(1, exact) = field(&event, "exact") else {
+            panic!("{event:?}")
+        };
+        assert_eq!(field(exact, "before"), &null);
+        let Avro::Union(1, exact_after) = field(exact, "after") else {
+            panic!()
+        };
+        let Avro::Map(exact_after) = &**exact_after else {
+            panic!()
+        };
+        let value_of = |column: &str| field(&exact_after[column], "value").clone();
+        let text = |t: &str| Avro::Union(1, Box::new(Avro::String(t.into())));
+        assert_eq!(value_of("id"), text("NaN"));
+        assert_eq!(value_of("amount"), text("NaN"));
+        assert_eq!(value_of("at"), text("294276-12-31 23:59:59.999999"));
+        assert_eq!(value_of("amounts"), null);
+        let element = |index, value: &str| {
+            Avro::Record(vec![
+                ("index".into(), Avro::Int(index)),
+                ("value".into(), Avro::String(value.into())),
+            ])
+        };
+        assert_eq!(
+            field(&exact_after["amounts"], "elements"),
+            &Avro::Union(
+                1,
+                Box::new(Avro::Array(vec![element(1, "Infinity"), element(2, "NaN")]))
+            )
+        );
+        assert_eq!(exact_after.len(), 4, "{exact_after:?}");
+
+        // Nothing special: null.
+        value.clear();
+        codec
+            .encode_envelope(
+                1,
+                Op::Create,
+                None::<&TextRow>,
+                Some(&before),
+                &source,
+                0,
+                &mut value,
+                &mut scratch,
+            )
+            .unwrap();
+        assert_eq!(field(&read(&value_schema, &value[5..]), "exact"), &null);
+
+        // The key holds the stand-in, which no other value has.
+        let mut key = Vec::new();
+        codec.encode_key(1, &after, &mut key, &mut scratch).unwrap();
+        let Avro::Record(id) = field(&read(&key_schema, &key[5..]), "id").clone() else {
+            panic!()
+        };
+        assert_eq!(id[0].1, Avro::Int(-131_072));
+
+        // An upsert row carries the same map after its columns, named past the columns'.
+        let row_schema = Schema::parse_str(codec.row_schema()).unwrap();
+        let mut row = Vec::new();
+        codec
+            .encode_row_value(1, &after, &mut row, &mut scratch)
+            .unwrap();
+        let row = read(&row_schema, &row[5..]);
+        assert_eq!(field(&row, "__exact"), &text("x"));
+        let Avro::Union(1, exact) = field(&row, "__exact_") else {
+            panic!("{row:?}")
+        };
+        let Avro::Map(exact) = &**exact else { panic!() };
+        assert_eq!(field(&exact["id"], "value"), &text("NaN"));
     }
 
     #[test]

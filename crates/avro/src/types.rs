@@ -44,8 +44,8 @@ pub struct ElementType {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum NumericMode {
     /// Avro decimals: `numeric(p, s)` as Kafka Connect's `Decimal`, unconstrained `numeric`
-    /// as Debezium's `VariableScaleDecimal`. NaN and ±Infinity are refused
-    /// ([`crate::ValueError::NonFiniteNumeric`]).
+    /// as Debezium's `VariableScaleDecimal`. NaN and ±Infinity are null (a stand-in in a
+    /// key), the value in the event's `exact` field.
     #[default]
     Decimal,
     /// Avro strings holding PostgreSQL's own text form (`1.50`, `NaN`, `-Infinity`): exact,

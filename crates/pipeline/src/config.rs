@@ -690,8 +690,8 @@ pub struct EventsSection {
     /// these go to the `<topic_prefix>.message` topic; empty: none.
     #[serde(default)]
     pub message_prefixes: Vec<String>,
-    /// How `numeric` values are carried: Avro decimals, or exact strings that also hold NaN
-    /// and ±Infinity.
+    /// How `numeric` values are carried: Avro decimals (NaN and ±Infinity beside them), or
+    /// exact strings.
     #[serde(default)]
     pub numeric: NumericHandling,
     /// Transaction metadata: BEGIN and END records on `<topic_prefix>.transaction`, and a
@@ -712,7 +712,7 @@ fn default_unchanged_placeholder() -> String {
 #[serde(rename_all = "lowercase")]
 pub enum NumericHandling {
     /// `numeric(p, s)` as Connect's Decimal, unconstrained as Debezium's VariableScaleDecimal;
-    /// NaN and ±Infinity stop sluice, naming the column.
+    /// NaN and ±Infinity are null there, exact in the event's `exact` field.
     #[default]
     Decimal,
     /// PostgreSQL's own text form in an Avro string.

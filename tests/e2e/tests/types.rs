@@ -3,20 +3,22 @@
 //! binary COPY) and through streaming (op `c`), in three runs:
 //! - text mode, the text-only types included;
 //! - binary mode, without them: its Avro must be identical to text mode's, row for row;
-//! - `events.numeric = "string"`, with numeric's NaN and infinities.
+//! - `events.numeric = "string"`.
 //!
 //! Each value is decoded through the registry's schema, read as its field's schema says
 //! (docs/types.md) into an SQL expression of the column's type, and PostgreSQL judges: its
 //! output for that expression must equal its output for the stored value, and a plain Avro
-//! string must be that output verbatim. The snapshot's and the stream's copy of a row must
-//! give identical Avro, and an array's items the schema of its type's values.
+//! string must be that output verbatim. Where the event's `exact` field has the column, the
+//! value is read as an exact reader does (its exact value, an array's exact elements and
+//! dimensions), the exact value must be PostgreSQL's output verbatim and the field null. The
+//! snapshot's and the stream's copy of a row must give identical Avro, and an array's items
+//! the schema of its type's values.
 //!
 //! Every type is exact, but for what this file names:
 //! - inexact: the arrays of [`MULTI_DIMENSIONAL`], flattened (asserted to differ from the
 //!   stored array, and to equal it flattened);
-//! - refused, sluice stops naming the column and the way out (a test each): numeric NaN and
-//!   ±Infinity in decimal mode, timestamps from 294247-01-10 04:00:54.775807 on (past an Avro
-//!   long of microseconds; PostgreSQL goes to 294276), and in binary mode the text-only types.
+//! - refused, sluice stops naming the column and the way out (a test): in binary mode the
+//!   text-only types.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,8 +29,7 @@ use schema_registry_converter::async_impl::schema_registry::{
     SrSettings, get_schema_by_subject_and_version,
 };
 use sluice_e2e::pipeline::{
-    Event, Sluice, confirmed_below, current_wal_lsn, read_events, run_until_exit, slot_exists,
-    stop_and_drop_slot, wait_until_streaming, write_config,
+    Event, Sluice, read_events, run_until_exit, slot_exists, stop_and_drop_slot, write_config,
 };
 use sluice_e2e::{Stack, unique_name};
 
@@ -238,6 +239,8 @@ const BINARY_TYPES: &[Column] = &[
             "'4713-01-01 00:00:00 BC'",
             "'10000-01-01 00:00:00'",
             "'294247-01-10 04:00:54.775806'",
+            "'294247-01-10 04:00:54.775807'",
+            "'294276-12-31 23:59:59.999999'",
             "'1969-12-31 23:59:59.999999'",
             "'4714-11-24 00:00:00 BC'",
         ],
@@ -319,7 +322,16 @@ const BINARY_TYPES: &[Column] = &[
         &["B'10101'", "B''", "B'11111111000000001'"],
     ),
     col("oid", "oid", &["0", "4294967295"]),
-    col("xid8", "xid8", &["'0'", "'9223372036854775807'"]),
+    col(
+        "xid8",
+        "xid8",
+        &[
+            "'0'",
+            "'9223372036854775807'",
+            "'9223372036854775808'",
+            "'18446744073709551615'",
+        ],
+    ),
     col("tid", "tid", &["'(0,1)'", "'(4294967295,65535)'"]),
     col(
         "pg_lsn",
@@ -385,7 +397,7 @@ const TEXT_ONLY_TYPES: &[Column] = &[
     ),
 ];
 
-/// numeric's NaN and infinities, which only `events.numeric = "string"` carries.
+/// numeric's NaN and infinities: in decimal mode null, and the value in the `exact` field.
 const NUMERIC_SPECIALS: &[Column] = &[
     col("numeric_12_3", "numeric(12,3)", &["'NaN'", "1234.5"]),
     col(
@@ -897,8 +909,11 @@ fn identical(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// Whether two events' rows are the same apart from `id`.
+/// Whether two events' rows, and their exact values, are the same apart from `id`.
 fn same_row(a: &Event, b: &Event) -> bool {
+    if !identical(&a.exact, &b.exact) {
+        return false;
+    }
     let (Some(a), Some(b)) = (&a.after, &b.after) else {
         return false;
     };
@@ -1029,15 +1044,19 @@ async fn compare_with_postgres(
             continue;
         };
         let reading = readings[&column];
-        match sql_of(value, &ty, reading) {
-            Ok(expr) => checks.push((column, reading, expr, array, value)),
-            Err(err) => mismatches.push(format!("{here} {column}: Avro {}: {err}", shown(value))),
+        let exact = ExactEntry::of(&event.exact, "after", &column);
+        match exact_sql_of(value, &ty, reading, exact.as_ref()) {
+            Ok(expr) => checks.push((column, reading, expr, array, value, exact)),
+            Err(err) => mismatches.push(format!(
+                "{here} {column}: Avro {} exact {exact:?}: {err}",
+                shown(value)
+            )),
         }
     }
     let from = format!("{schema}.{table}");
     let queried: Vec<(String, String, bool)> = checks
         .iter()
-        .map(|(column, _, expr, array, _)| (column.clone(), expr.clone(), *array))
+        .map(|(column, _, expr, array, ..)| (column.clone(), expr.clone(), *array))
         .collect();
     // One query for the row; if PostgreSQL refuses it, one per column to find which.
     let results: Vec<Result<ReadBack, String>> = match read_back(sql, &from, id, &queried).await {
@@ -1052,7 +1071,7 @@ async fn compare_with_postgres(
         }
     };
     let mut named = 0;
-    for ((column, reading, expr, _, value), result) in checks.iter().zip(results) {
+    for ((column, reading, expr, _, value, exact), result) in checks.iter().zip(results) {
         let back = match result {
             Ok(back) => back,
             Err(err) => {
@@ -1092,8 +1111,165 @@ async fn compare_with_postgres(
                 shown(&back.elements)
             ));
         }
+        if let Some(exact) = exact {
+            check_exact(exact, value, &back, &format!("{here} {column}"), mismatches);
+        }
     }
     named
+}
+
+/// An exact value is PostgreSQL's output verbatim, where its field holds null.
+fn check_exact(
+    exact: &ExactEntry,
+    value: &Value,
+    back: &ReadBack,
+    here: &str,
+    mismatches: &mut Vec<String>,
+) {
+    if let Some(text) = &exact.value {
+        if back.stored.as_ref() != Some(text) {
+            mismatches.push(format!(
+                "{here}: exact {text:?} is not PostgreSQL's output {:?}",
+                back.stored
+            ));
+        }
+        if *value != Value::Null {
+            mismatches.push(format!("{here}: exact {text:?}, but Avro {}", shown(value)));
+        }
+    }
+    let items = match value {
+        Value::Array(items) => items.as_slice(),
+        _ => &[],
+    };
+    for (&index, text) in &exact.elements {
+        if back.elements.get(index) != Some(&Some(text.clone())) {
+            mismatches.push(format!(
+                "{here}: exact element {index} {text:?} is not PostgreSQL's output {:?}",
+                back.elements.get(index)
+            ));
+        }
+        if !matches!(items.get(index), Some(Value::Union(0, _))) {
+            mismatches.push(format!(
+                "{here}: exact element {index} {text:?}, but Avro {}",
+                shown(&items.get(index))
+            ));
+        }
+    }
+}
+
+/// A column's entry in the event's `exact` field (docs/types.md, "Exact values").
+#[derive(Debug, Default)]
+struct ExactEntry {
+    value: Option<String>,
+    /// (lower bound, length) of each dimension.
+    dimensions: Vec<(i32, i32)>,
+    /// Elements by their index in the flat list.
+    elements: BTreeMap<usize, String>,
+}
+
+impl ExactEntry {
+    /// The entry of `column` in the `side` ("before", "after") map of `exact`.
+    fn of(exact: &Value, side: &str, column: &str) -> Option<ExactEntry> {
+        let Value::Record(sides) = exact else {
+            return None;
+        };
+        let map = sides.iter().find(|(name, _)| name == side)?;
+        let Value::Union(1, map) = &map.1 else {
+            return None;
+        };
+        let Value::Map(entries) = &**map else {
+            panic!("exact.{side}: {map:?}")
+        };
+        let Value::Record(fields) = entries.get(column)? else {
+            panic!("exact.{side}.{column}")
+        };
+        let mut entry = ExactEntry::default();
+        for (name, field) in fields {
+            let Value::Union(1, inner) = field else {
+                continue;
+            };
+            match (name.as_str(), &**inner) {
+                ("value", Value::String(text)) => entry.value = Some(text.clone()),
+                ("dimensions", Value::Array(dimensions)) => {
+                    for dimension in dimensions {
+                        let Value::Record(bounds) = dimension else {
+                            panic!("{dimension:?}")
+                        };
+                        let [(_, Value::Int(lower)), (_, Value::Int(length))] = bounds.as_slice()
+                        else {
+                            panic!("{bounds:?}")
+                        };
+                        entry.dimensions.push((*lower, *length));
+                    }
+                }
+                ("elements", Value::Array(elements)) => {
+                    for element in elements {
+                        let Value::Record(pair) = element else {
+                            panic!("{element:?}")
+                        };
+                        let [(_, Value::Int(index)), (_, Value::String(text))] = pair.as_slice()
+                        else {
+                            panic!("{pair:?}")
+                        };
+                        entry
+                            .elements
+                            .insert(usize::try_from(*index).unwrap(), text.clone());
+                    }
+                }
+                _ => panic!("exact.{side}.{column}.{name}: {inner:?}"),
+            }
+        }
+        Some(entry)
+    }
+}
+
+/// An SQL expression of type `ty` for the decoded Avro `value` and its `exact` entry, read as
+/// an exact reader does: the exact value where there is one, an array's exact elements in
+/// place of theirs and its dimensions and bounds applied.
+fn exact_sql_of(
+    value: &Value,
+    ty: &str,
+    reading: Reading,
+    exact: Option<&ExactEntry>,
+) -> Result<String, String> {
+    let Some(exact) = exact else {
+        return sql_of(value, ty, reading);
+    };
+    if let Some(text) = &exact.value {
+        return Ok(format!("({})::{ty}", literal(text)));
+    }
+    let (Value::Array(items), Some(element)) = (value, ty.strip_suffix("[]")) else {
+        return Err("exact elements or dimensions of a scalar".to_owned());
+    };
+    let items = items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| match exact.elements.get(&index) {
+            Some(text) => Ok(format!("({})::{element}", literal(text))),
+            None => sql_of(item, element, reading),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if exact.dimensions.is_empty() {
+        return Ok(format!("(ARRAY[{}]::{ty})", items.join(", ")));
+    }
+    // Nested ARRAY[...]s of the dimensions' lengths, printed, then read with the bounds.
+    let mut nested = items;
+    for &(_, length) in exact.dimensions.iter().skip(1).rev() {
+        let length = usize::try_from(length).map_err(|e| e.to_string())?;
+        nested = nested
+            .chunks(length.max(1))
+            .map(|chunk| format!("ARRAY[{}]", chunk.join(", ")))
+            .collect();
+    }
+    let bounds: String = exact
+        .dimensions
+        .iter()
+        .map(|(lower, length)| format!("[{lower}:{}]", lower + length - 1))
+        .collect();
+    Ok(format!(
+        "('{bounds}=' || (ARRAY[{}]::{ty})::text)::{ty}",
+        nested.join(", ")
+    ))
 }
 
 /// Drops what a test made: its runs' publications (and slots, if left), then its schema.
@@ -1123,16 +1299,23 @@ async fn every_type_is_exact_through_snapshot_and_streaming_in_text_and_binary_m
         create_table(&sql, &schema, table).await;
     }
     // Text mode (the snapshot reads binary COPY, streaming text), binary mode, and numerics as
-    // strings (with NaN and the infinities).
+    // strings.
     let text = Run::new(
         &stack,
         "text",
         &schema,
-        &[BINARY.0, TEXT_ONLY.0],
+        &[BINARY.0, TEXT_ONLY.0, SPECIALS.0],
         false,
         false,
     );
-    let binary = Run::new(&stack, "binary", &schema, &[BINARY.0], true, false);
+    let binary = Run::new(
+        &stack,
+        "binary",
+        &schema,
+        &[BINARY.0, SPECIALS.0],
+        true,
+        false,
+    );
     let string = Run::new(
         &stack,
         "numeric string",
@@ -1300,70 +1483,4 @@ fn run_to_exit(run: &Run) -> (Option<i32>, String) {
         &run.config,
         Duration::from_secs(60),
     )
-}
-
-/// A table with `column` of `ty` in a new schema, and a run capturing it.
-async fn one_column_table(stack: &Stack, sql: &tokio_postgres::Client, ty: &str) -> (String, Run) {
-    let schema = unique_name("fidelity_refused");
-    sql.batch_execute(&format!(
-        "CREATE SCHEMA {schema}; CREATE TABLE {schema}.t (id int PRIMARY KEY, v {ty});"
-    ))
-    .await
-    .unwrap();
-    let run = Run::new(stack, "refused", &schema, &["t"], false, false);
-    (schema, run)
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn numeric_nan_in_decimal_mode_stops_sluice_naming_events_numeric_unconfirmed() {
-    let stack = Stack::from_env();
-    let sql = stack.pg_connect("sluice").await;
-    let (schema, run) = one_column_table(&stack, &sql, "numeric").await;
-    let mut sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &run.config);
-    wait_until_streaming(&sql, &run.slot).await;
-    sql.batch_execute(&format!("INSERT INTO {schema}.t VALUES (1, 1.5)"))
-        .await
-        .unwrap();
-    read_run(&stack, &run, &schema, 1).await;
-    sql.batch_execute(&format!("INSERT INTO {schema}.t VALUES (2, 'NaN')"))
-        .await
-        .unwrap();
-    let after_commit = current_wal_lsn(&sql).await;
-    sluice.wait_until_stopped("at the NaN").await;
-    let confirmed_before = confirmed_below(&sql, &run.slot, &after_commit).await;
-    // Not confirmed past it: a restart meets the same row again.
-    let (code, stderr) = run_to_exit(&run);
-    drop_all(&sql, &schema, &[&run]).await;
-    assert!(
-        confirmed_before,
-        "the slot is not confirmed past the NaN row"
-    );
-    assert_ne!(code, Some(0), "{stderr}");
-    for needle in [
-        "NaN",
-        "events.numeric",
-        "\"string\"",
-        &format!("{schema}.t"),
-    ] {
-        assert!(stderr.contains(needle), "{needle:?} in {stderr}");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_timestamp_past_294247_is_refused_naming_the_column() {
-    let stack = Stack::from_env();
-    let sql = stack.pg_connect("sluice").await;
-    let (schema, run) = one_column_table(&stack, &sql, "timestamp").await;
-    // One microsecond past the last MicroTimestamp: the snapshot refuses it.
-    sql.batch_execute(&format!(
-        "INSERT INTO {schema}.t VALUES (1, '294247-01-10 04:00:54.775807')"
-    ))
-    .await
-    .unwrap();
-    let (code, stderr) = run_to_exit(&run);
-    drop_all(&sql, &schema, &[&run]).await;
-    assert_ne!(code, Some(0), "{stderr}");
-    for needle in ["294247", &format!("{schema}.t.v")] {
-        assert!(stderr.contains(needle), "{needle:?} in {stderr}");
-    }
 }
