@@ -100,7 +100,11 @@ pub enum ScalarKind {
     /// `interval`: Debezium's `io.debezium.time.Interval`, ISO-8601 with every component
     /// signed on its own and months, days and time kept apart: `P1Y2M3DT4H5M6.78S`,
     /// `P0Y0M-1DT2H3M0S`, zero as `P0Y0M0DT0H0M0S`.
-    Interval,
+    Interval {
+        /// Whether the binary form's all-extreme value is PostgreSQL 17's `infinity` (or
+        /// `-infinity`), as it is from PostgreSQL 17 on; before, it is a finite interval.
+        infinities: bool,
+    },
     /// `json`: Debezium's `io.debezium.data.Json` string, as PostgreSQL keeps it.
     Json,
     /// `jsonb`: the same as json; its binary form starts with a version byte.
@@ -405,7 +409,7 @@ impl ScalarKind {
             ScalarKind::TimeTz => debezium("string", "io.debezium.time.ZonedTime"),
             ScalarKind::Timestamp => debezium("long", "io.debezium.time.MicroTimestamp"),
             ScalarKind::TimestampTz => debezium("string", "io.debezium.time.ZonedTimestamp"),
-            ScalarKind::Interval => debezium("string", "io.debezium.time.Interval"),
+            ScalarKind::Interval { .. } => debezium("string", "io.debezium.time.Interval"),
             ScalarKind::Json | ScalarKind::Jsonb => debezium("string", "io.debezium.data.Json"),
             ScalarKind::HStore => json!({"type": "map", "values": ["null", "string"]}),
         }
@@ -510,10 +514,14 @@ impl ScalarKind {
                     scratch.string(out, |s| temporal::format_zoned_timestamp(s, micros));
                 }
             },
-            ScalarKind::Interval => {
-                let interval = temporal::parse_interval(text).ok_or_else(bad)?;
-                scratch.string(out, |s| temporal::format_interval(s, interval));
-            }
+            ScalarKind::Interval { .. } => match text {
+                // PostgreSQL 17's; a finite interval is never printed so.
+                "infinity" | "-infinity" => writer::string(out, text),
+                _ => {
+                    let interval = temporal::parse_interval(text).ok_or_else(bad)?;
+                    scratch.string(out, |s| temporal::format_interval(s, interval, false));
+                }
+            },
             ScalarKind::Bits => {
                 if !formats::is_bit_text(text) {
                     return Err(bad());
@@ -667,7 +675,7 @@ impl ScalarKind {
                     }),
                 }
             }
-            ScalarKind::Interval => {
+            ScalarKind::Interval { infinities } => {
                 let mut wire = Wire::new(raw);
                 let interval = (|| {
                     let micros = wire.i64()?;
@@ -681,7 +689,7 @@ impl ScalarKind {
                     })
                 })()
                 .ok_or_else(bad)?;
-                scratch.string(out, |s| temporal::format_interval(s, interval));
+                scratch.string(out, |s| temporal::format_interval(s, interval, infinities));
             }
             ScalarKind::Bits => {
                 scratch.text.clear();

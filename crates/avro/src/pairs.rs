@@ -117,6 +117,20 @@ pub(crate) const PAIRS: &[(&str, &str, &str, &str)] = &[
     ("interval", "00:00:00.000001", "00000000000000010000000000000000", r#""P0Y0M0DT0H0M0.000001S""#),
     ("interval", "-1 years -2 mons +3 days -04:05:06", "fffffffc93743f8000000003fffffff2", r#""P-1Y-2M3DT-4H-5M-6S""#),
     ("interval", "1 day 01:00:00", "00000000d693a4000000000100000000", r#""P0Y0M1DT1H0M0S""#),
+    ("interval", "178956970 years 7 mons 2147483647 days 2562047788:00:54.775807", "7fffffffffffffff7fffffff7fffffff", r#""P178956970Y7M2147483647DT2562047788H0M54.775807S""#),
+    ("interval", "178956970 years 7 mons", "0000000000000000000000007fffffff", r#""P178956970Y7M0DT0H0M0S""#),
+    ("interval", "-178956970 years -8 mons", "00000000000000000000000080000000", r#""P-178956970Y-8M0DT0H0M0S""#),
+    ("interval", "2147483647 days", "00000000000000007fffffff00000000", r#""P0Y0M2147483647DT0H0M0S""#),
+    ("interval", "-2147483648 days", "00000000000000008000000000000000", r#""P0Y0M-2147483648DT0H0M0S""#),
+    ("float4", "1e-45", "00000001", "1e-45"),
+    ("float4", "-3.4028235e+38", "ff7fffff", "-3.4028235e38"),
+    ("float4", "1.1754944e-38", "00800000", "1.1754944e-38"),
+    ("timetz", "00:00:00-15:59:59", "00000000000000000000e0ff", r#""00:00:00-15:59:59""#),
+    ("timestamp", "4714-11-24 00:00:00 BC", "fd0f7cc1411fa000", "-210866803200000000"),
+    ("timestamp", "-infinity", "8000000000000000", "-9223372036854775808"),
+    ("cid", "4294967295", "ffffffff", "4294967295"),
+    ("xid", "0", "00000000", "0"),
+    ("macaddr8", "ff:ff:ff:ff:ff:ff:ff:ff", "ffffffffffffffff", r#""ff:ff:ff:ff:ff:ff:ff:ff""#),
     ("interval", "-00:00:00.5", "fffffffffff85ee00000000000000000", r#""P0Y0M0DT0H0M-0.5S""#),
     ("json", r#"{"a": [1, 2.50]}"#, "7b2261223a205b312c20322e35305d7d", r#""{\"a\": [1, 2.50]}""#),
     ("jsonb", r#"{"a": [1, 2.50], "b": null}"#, "017b2261223a205b312c20322e35305d2c202262223a206e756c6c7d", r#""{\"a\": [1, 2.50], \"b\": null}""#),
@@ -523,6 +537,20 @@ fn numerics_in_string_mode_are_postgres_own_text() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(checked >= 20, "{checked}");
+}
+
+#[test]
+fn from_postgres_17_the_all_extreme_intervals_are_its_infinities() {
+    let options = TypeOptions {
+        interval_infinities: true,
+        ..TypeOptions::default()
+    };
+    for (text, binary) in [
+        ("infinity", "7fffffffffffffff7fffffff7fffffff"),
+        ("-infinity", "80000000000000008000000080000000"),
+    ] {
+        check("interval", text, binary, &format!("{text:?}"), &options).unwrap();
+    }
 }
 
 #[test]

@@ -239,7 +239,8 @@ pub(crate) struct Interval {
 }
 
 impl Interval {
-    /// PostgreSQL 17's `infinity` and `-infinity`: every field at its extreme.
+    /// PostgreSQL 17's `infinity` and `-infinity` in the binary form: every field at its
+    /// extreme (a finite interval before PostgreSQL 17).
     const INFINITY: Interval = Interval {
         months: i32::MAX,
         days: i32::MAX,
@@ -254,13 +255,8 @@ impl Interval {
 
 /// An `interval` in `IntervalStyle` `postgres` output (the default, and what the walsender
 /// uses): `1 year 2 mons -3 days +04:05:06.78`, `-00:00:01.5`, `178000000 years`,
-/// `00:00:00`, and PostgreSQL 17's `infinity` / `-infinity`.
+/// `00:00:00`; not PostgreSQL 17's `infinity` and `-infinity`, which callers take first.
 pub(crate) fn parse_interval(text: &str) -> Option<Interval> {
-    match text {
-        "infinity" => return Some(Interval::INFINITY),
-        "-infinity" => return Some(Interval::NEG_INFINITY),
-        _ => {}
-    }
     let (mut months, mut days, mut micros) = (0i64, 0i64, None);
     let mut tokens = text.split(' ');
     while let Some(token) = tokens.next() {
@@ -320,12 +316,13 @@ fn parse_interval_time(token: &str) -> Option<i64> {
 /// `P1Y2M3DT4H5M6.78S`, `P0Y0M-1DT2H3M0S`, zero as `P0Y0M0DT0H0M0S`. Months become years and
 /// months, microseconds hours, minutes and seconds (fixed ratios); months, days and time
 /// are never converted into one another, as their lengths vary. Seconds drop trailing
-/// fractional zeros. PostgreSQL 17's infinities are `infinity` and `-infinity`.
-pub(crate) fn format_interval(out: &mut String, interval: Interval) {
+/// fractional zeros. With `infinities` (PostgreSQL 17 on), the all-extreme values are
+/// `infinity` and `-infinity`.
+pub(crate) fn format_interval(out: &mut String, interval: Interval, infinities: bool) {
     use std::fmt::Write as _;
     match interval {
-        Interval::INFINITY => return out.push_str("infinity"),
-        Interval::NEG_INFINITY => return out.push_str("-infinity"),
+        Interval::INFINITY if infinities => return out.push_str("infinity"),
+        Interval::NEG_INFINITY if infinities => return out.push_str("-infinity"),
         _ => {}
     }
     let Interval {
@@ -478,15 +475,24 @@ mod tests {
     }
 
     #[test]
-    fn postgres_17_interval_infinities_print_as_such() {
-        for (text, interval) in [
-            ("infinity", Interval::INFINITY),
-            ("-infinity", Interval::NEG_INFINITY),
+    fn the_all_extreme_intervals_are_infinities_from_postgres_17_on() {
+        for (interval, infinite, finite) in [
+            (
+                Interval::INFINITY,
+                "infinity",
+                "P178956970Y7M2147483647DT2562047788H0M54.775807S",
+            ),
+            (
+                Interval::NEG_INFINITY,
+                "-infinity",
+                "P-178956970Y-8M-2147483648DT-2562047788H0M-54.775808S",
+            ),
         ] {
-            assert_eq!(parse_interval(text), Some(interval));
-            let mut out = String::new();
-            format_interval(&mut out, interval);
-            assert_eq!(out, text);
+            for (infinities, expected) in [(true, infinite), (false, finite)] {
+                let mut out = String::new();
+                format_interval(&mut out, interval, infinities);
+                assert_eq!(out, expected);
+            }
         }
     }
 

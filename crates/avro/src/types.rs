@@ -60,6 +60,10 @@ pub struct TypeOptions {
     /// The database's money fraction digits (`lc_monetary`'s; 2 in most locales): the scale
     /// of money's Avro decimal.
     pub money_scale: u32,
+    /// Whether the server has interval infinities (PostgreSQL 17 on): there the binary form
+    /// whose fields are all at their extremes is `infinity` (`-infinity`), before it is a
+    /// finite interval. Default false.
+    pub interval_infinities: bool,
 }
 
 impl Default for TypeOptions {
@@ -67,6 +71,7 @@ impl Default for TypeOptions {
         TypeOptions {
             numeric: NumericMode::Decimal,
             money_scale: 2,
+            interval_infinities: false,
         }
     }
 }
@@ -268,7 +273,9 @@ impl ScalarKind {
             oid::TIMETZ => ScalarKind::TimeTz,
             oid::TIMESTAMP => ScalarKind::Timestamp,
             oid::TIMESTAMPTZ => ScalarKind::TimestampTz,
-            oid::INTERVAL => ScalarKind::Interval,
+            oid::INTERVAL => ScalarKind::Interval {
+                infinities: options.interval_infinities,
+            },
             oid::JSON => ScalarKind::Json,
             oid::JSONB => ScalarKind::Jsonb,
             oid::JSONPATH => ScalarKind::JsonPath,

@@ -376,6 +376,7 @@ struct Prepared {
 async fn prepare(settings: &mut Settings, producer: &Producer) -> Result<Prepared, PipelineError> {
     let sql = connect_sql(settings).await?;
     settings.type_options.money_scale = money_scale(&sql).await?;
+    settings.type_options.interval_infinities = has_interval_infinities(&sql).await?;
     let tables = choose_tables(&sql, settings).await?;
     ensure_publication(&sql, settings, &tables).await?;
     let mut registry = Registry::new(&settings.registry)?;
@@ -1764,6 +1765,17 @@ async fn money_scale(sql: &Client) -> Result<u32, PipelineError> {
         .map_err(|e| pg("reading the money scale (lc_monetary)", &e))?
         .get(0);
     Ok(u32::try_from(scale).unwrap_or(2))
+}
+
+/// Whether the server has interval infinities (PostgreSQL 17 on), which change what the
+/// binary form of the all-extreme interval means.
+async fn has_interval_infinities(sql: &Client) -> Result<bool, PipelineError> {
+    let version: i32 = sql
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(|e| pg("reading server_version_num", &e))?
+        .get(0);
+    Ok(version >= 170_000)
 }
 
 /// In binary mode the server sends every column in its binary form; sluice cannot decode that

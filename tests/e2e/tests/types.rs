@@ -102,6 +102,8 @@ const BINARY_TYPES: &[Column] = &[
             "'1e-16383'",
             "123456789012345678901234567890.123456789012345678901234567890",
             "-0.00000000000000000001",
+            // The widest: 131072 digits before the point, 16383 after.
+            "('-' || repeat('9', 131072) || '.' || repeat('9', 16383))::numeric",
         ],
     ),
     col(
@@ -227,6 +229,7 @@ const BINARY_TYPES: &[Column] = &[
             "'10:15:30.1-03:30:15'",
             "'00:00:00+00'",
             "'23:59:59.999999+15:59'",
+            "'00:00:00-15:59:59'",
         ],
     ),
     col(
@@ -278,6 +281,10 @@ const BINARY_TYPES: &[Column] = &[
             "'2562047788:00:54.775807'",
             "'1 mon 30 days 24:00:00'",
             "'-1 years -2 mons +3 days -04:05:06'",
+            // Every field at its largest: finite before PostgreSQL 17, `infinity` from it.
+            "'178956970 years 7 mons 2147483647 days 2562047788:00:54.775807'",
+            "'-178956970 years -8 mons'",
+            "'-2147483648 days'",
         ],
     ),
     col(
@@ -322,6 +329,8 @@ const BINARY_TYPES: &[Column] = &[
         &["B'10101'", "B''", "B'11111111000000001'"],
     ),
     col("oid", "oid", &["0", "4294967295"]),
+    col("xid", "xid", &["'0'", "'4294967295'"]),
+    col("cid", "cid", &["'0'", "'4294967295'"]),
     col(
         "xid8",
         "xid8",
