@@ -24,9 +24,9 @@ pub enum ColumnKind {
     /// A single value.
     Scalar(ScalarKind),
     /// An array of any dimensions: `{"type": "array", "items": ["null", element]}` with the
-    /// elements in row-major order. **Not exact** for a multi-dimensional array or one
-    /// whose lower bound is not 1: the dimensions and bounds are not carried, only the
-    /// elements (see [`ColumnKind::inexact`]). An empty array is an empty Avro array.
+    /// elements in row-major order, as Debezium's flat list; a multi-dimensional array's
+    /// dimensions, or a lower bound other than 1, go to the event's `exact` field. An empty
+    /// array is an empty Avro array.
     Array {
         element: ScalarKind,
         /// What separates elements in the text form: `,`, or `;` for `box`.
@@ -173,20 +173,6 @@ impl ColumnKind {
             ColumnKind::Scalar(kind) | ColumnKind::Array { element: kind, .. } => {
                 kind != ScalarKind::Text
             }
-        }
-    }
-
-    /// Why values of this kind may not be carried exactly, if they may not: a
-    /// multi-dimensional array, or one with a lower bound other than 1, is flattened to its
-    /// elements in row-major order. Every other kind carries its values exactly (or refuses
-    /// them with a [`ValueError`]).
-    pub fn inexact(self) -> Option<&'static str> {
-        match self {
-            ColumnKind::Array { .. } => Some(
-                "arrays are flattened: a multi-dimensional array's dimensions and any lower \
-                 bound other than 1 are not carried",
-            ),
-            ColumnKind::Scalar(_) => None,
         }
     }
 

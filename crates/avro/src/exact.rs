@@ -94,6 +94,19 @@ impl Exact {
         self.elements.push((index, std::mem::take(&mut self.text)));
     }
 
+    /// An array's shape, kept unless it is the default: one dimension from 1 (or none, `{}`).
+    pub(crate) fn shape(&mut self, dimensions: &[Dimension]) {
+        let default = match dimensions {
+            [] => true,
+            [only] => only.lower == 1,
+            _ => false,
+        };
+        if !default {
+            self.dimensions.clear();
+            self.dimensions.extend_from_slice(dimensions);
+        }
+    }
+
     /// Ends a column: its entry, if it needs one, goes to `side`'s map (nowhere for a key).
     pub(crate) fn end_column(&mut self, side: Option<Side>, name: &str) {
         let pending = self.has_value || !self.elements.is_empty() || !self.dimensions.is_empty();
