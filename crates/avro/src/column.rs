@@ -84,16 +84,23 @@ pub enum ScalarKind {
     /// `-infinity` as `i32::MAX` and `i32::MIN`, as PostgreSQL stores them.
     Date,
     /// `time`: Debezium's `io.debezium.time.MicroTime`, microseconds since midnight
-    /// (`24:00:00` is 86 400 000 000).
-    Time,
+    /// (`24:00:00` is 86 400 000 000); with `millis` (`time(0)` to `time(3)` under Debezium's
+    /// adaptive precision) `io.debezium.time.Time`, an Avro int of milliseconds.
+    Time {
+        millis: bool,
+    },
     /// `timetz`: Debezium's `io.debezium.time.ZonedTime`, keeping the value's own offset:
     /// `10:15:30.123456+05:30`, `00:00:00Z`, `10:15:30-03:30:15` (trailing fractional
     /// zeros dropped, a zero offset as `Z`).
     TimeTz,
     /// Debezium's `io.debezium.time.MicroTimestamp`: microseconds since 1970, no zone;
     /// `infinity` and `-infinity` as `i64::MAX` and `i64::MIN`. The last 30 years PostgreSQL
-    /// holds are past them: stand-ins, see [`timestamp_micros`].
-    Timestamp,
+    /// holds are past them: stand-ins, see [`timestamp_micros`]. With `millis` (`timestamp(0)`
+    /// to `timestamp(3)` under Debezium's adaptive precision) `io.debezium.time.Timestamp`,
+    /// milliseconds, which hold every timestamp.
+    Timestamp {
+        millis: bool,
+    },
     /// Debezium's `io.debezium.time.ZonedTimestamp`: ISO-8601 in UTC, or `infinity`,
     /// `-infinity`.
     TimestampTz,
@@ -194,8 +201,8 @@ impl ColumnKind {
                     | K::VariableDecimal
                     | K::Money { .. }
                     | K::Date
-                    | K::Time
-                    | K::Timestamp
+                    | K::Time { .. }
+                    | K::Timestamp { .. }
                     | K::UInt32
                     | K::UInt64
                     | K::HStore
@@ -391,9 +398,15 @@ impl ScalarKind {
             // Without Avro's own `logicalType: date`: Connect's Avro converters take that for
             // org.apache.kafka.connect.data.Date and refuse the Debezium name beside it.
             ScalarKind::Date => debezium("int", "io.debezium.time.Date"),
-            ScalarKind::Time => debezium("long", "io.debezium.time.MicroTime"),
+            ScalarKind::Time { millis: false } => debezium("long", "io.debezium.time.MicroTime"),
+            ScalarKind::Time { millis: true } => debezium("int", "io.debezium.time.Time"),
             ScalarKind::TimeTz => debezium("string", "io.debezium.time.ZonedTime"),
-            ScalarKind::Timestamp => debezium("long", "io.debezium.time.MicroTimestamp"),
+            ScalarKind::Timestamp { millis: false } => {
+                debezium("long", "io.debezium.time.MicroTimestamp")
+            }
+            ScalarKind::Timestamp { millis: true } => {
+                debezium("long", "io.debezium.time.Timestamp")
+            }
             ScalarKind::TimestampTz => debezium("string", "io.debezium.time.ZonedTimestamp"),
             ScalarKind::Interval { .. } => debezium("string", "io.debezium.time.Interval"),
             ScalarKind::Json | ScalarKind::Jsonb => debezium("string", "io.debezium.data.Json"),
@@ -477,21 +490,20 @@ impl ScalarKind {
                 };
                 writer::int(out, days);
             }
-            ScalarKind::Time => writer::long(out, temporal::parse_time(text).ok_or_else(bad)?),
+            ScalarKind::Time { millis } => {
+                write_time(out, temporal::parse_time(text).ok_or_else(bad)?, millis);
+            }
             ScalarKind::TimeTz => {
                 let (micros, offset) = temporal::parse_timetz(text).ok_or_else(bad)?;
                 scratch.string(out, |s| temporal::format_zoned_time(s, micros, offset));
             }
-            ScalarKind::Timestamp => {
-                let micros = match text {
-                    "infinity" => i64::MAX,
-                    "-infinity" => i64::MIN,
-                    _ => {
-                        timestamp_micros(temporal::parse_timestamp(text).ok_or_else(bad)?, scratch)
-                            .ok_or_else(bad)?
-                    }
+            ScalarKind::Timestamp { millis } => {
+                let value = match text {
+                    "infinity" => Timestamp::Infinity,
+                    "-infinity" => Timestamp::NegativeInfinity,
+                    _ => Timestamp::Micros(temporal::parse_timestamp(text).ok_or_else(bad)?),
                 };
-                writer::long(out, micros);
+                write_timestamp(out, value, millis, scratch).ok_or_else(bad)?;
             }
             ScalarKind::TimestampTz => match text {
                 "infinity" | "-infinity" => writer::string(out, text),
@@ -625,12 +637,12 @@ impl ScalarKind {
                 };
                 writer::int(out, days);
             }
-            ScalarKind::Time => {
+            ScalarKind::Time { millis } => {
                 let micros = i64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?);
                 if !temporal::valid_time(micros) {
                     return Err(bad());
                 }
-                writer::long(out, micros);
+                write_time(out, micros, millis);
             }
             ScalarKind::TimeTz => {
                 let mut wire = Wire::new(raw);
@@ -642,14 +654,13 @@ impl ScalarKind {
                     .ok_or_else(bad)?;
                 scratch.string(out, |s| temporal::format_zoned_time(s, micros, offset));
             }
-            ScalarKind::Timestamp => {
-                let micros = match i64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?) {
-                    infinity @ (i64::MAX | i64::MIN) => infinity,
-                    micros => {
-                        timestamp_micros(temporal::since_1970(micros), scratch).ok_or_else(bad)?
-                    }
+            ScalarKind::Timestamp { millis } => {
+                let value = match i64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?) {
+                    i64::MAX => Timestamp::Infinity,
+                    i64::MIN => Timestamp::NegativeInfinity,
+                    micros => Timestamp::Micros(temporal::since_1970(micros)),
                 };
-                writer::long(out, micros);
+                write_timestamp(out, value, millis, scratch).ok_or_else(bad)?;
             }
             ScalarKind::TimestampTz => {
                 let micros = i64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?);
@@ -831,6 +842,48 @@ fn write_u64(out: &mut Vec<u8>, value: u64, scratch: &mut Scratch) {
         let _ = write!(scratch.exact.stand_in(), "{value}");
     }
     writer::long(out, long);
+}
+
+/// A `time` of `micros` since midnight: microseconds, or with `millis` milliseconds (a
+/// `time(0)` to `time(3)` holds whole ones).
+fn write_time(out: &mut Vec<u8>, micros: i64, millis: bool) {
+    if millis {
+        writer::int(out, i32::try_from(micros / 1000).unwrap_or(i32::MAX));
+    } else {
+        writer::long(out, micros);
+    }
+}
+
+/// A `timestamp`: an infinity, or microseconds since 1970.
+#[derive(Debug, Clone, Copy)]
+enum Timestamp {
+    Infinity,
+    NegativeInfinity,
+    Micros(i128),
+}
+
+/// A `timestamp` as microseconds (see [`timestamp_micros`]) or with `millis` milliseconds
+/// since 1970 (a `timestamp(0)` to `timestamp(3)` holds whole ones); the infinities as
+/// `i64::MAX` and `i64::MIN` either way. `None` outside PostgreSQL's range.
+fn write_timestamp(
+    out: &mut Vec<u8>,
+    value: Timestamp,
+    millis: bool,
+    scratch: &mut Scratch,
+) -> Option<()> {
+    let long = match value {
+        Timestamp::Infinity => i64::MAX,
+        Timestamp::NegativeInfinity => i64::MIN,
+        Timestamp::Micros(micros) if millis => {
+            if !temporal::timestamp_in_range(micros) {
+                return None;
+            }
+            i64::try_from(micros.div_euclid(1000)).ok()?
+        }
+        Timestamp::Micros(micros) => timestamp_micros(micros, scratch)?,
+    };
+    writer::long(out, long);
+    Some(())
 }
 
 /// A `MicroTimestamp` of `micros` since 1970, or `None` outside PostgreSQL's range.

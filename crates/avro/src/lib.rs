@@ -28,4 +28,4 @@ pub use table::{
 };
 pub use temporal::civil_from_days;
 pub use transaction::{TransactionBlock, TransactionCodec};
-pub use types::{ElementType, NumericMode, TypeInfo, TypeOptions};
+pub use types::{ElementType, NumericMode, TimePrecision, TypeInfo, TypeOptions};

@@ -129,6 +129,14 @@ pub(crate) const PAIRS: &[(&str, &str, &str, &str)] = &[
     ("timestamp", "4714-11-24 00:00:00 BC", "fd0f7cc1411fa000", "-210866803200000000"),
     ("timestamp", "-infinity", "8000000000000000", "-9223372036854775808"),
     ("cid", "4294967295", "ffffffff", "4294967295"),
+    ("timestamp(3)", "2024-02-29 12:34:56.789", "0002b58341728608", "1709210096789"),
+    ("timestamp(3)", "294276-12-31 23:59:59.999", "7fffff5bb3b29c18", "9224318015999999"),
+    ("timestamp(3)", "4714-11-24 00:00:00 BC", "fd0f7cc1411fa000", "-210866803200000"),
+    ("timestamp(3)", "infinity", "7fffffffffffffff", "9223372036854775807"),
+    ("timestamp(0)", "1969-12-31 23:59:59", "fffca2fec4b8ddc0", "-1000"),
+    ("time(3)", "24:00:00", "000000141dd76000", "86400000"),
+    ("time(3)", "12:34:56.789", "0000000a8be62608", "45296789"),
+    ("time(0)", "23:59:59", "000000141dc81dc0", "86399000"),
     ("xid", "0", "00000000", "0"),
     ("macaddr8", "ff:ff:ff:ff:ff:ff:ff:ff", "ffffffffffffffff", r#""ff:ff:ff:ff:ff:ff:ff:ff""#),
     ("interval", "-00:00:00.5", "fffffffffff85ee00000000000000000", r#""P0Y0M0DT0H0M-0.5S""#),
@@ -341,6 +349,10 @@ pub(crate) fn column(ty: &str) -> (u32, i32, TypeInfo) {
         "date" => built_in(1082),
         "time" => built_in(1083),
         "timestamp" => built_in(1114),
+        "timestamp(0)" => (1114, 0, TypeInfo::default()),
+        "timestamp(3)" => (1114, 3, TypeInfo::default()),
+        "time(0)" => (1083, 0, TypeInfo::default()),
+        "time(3)" => (1083, 3, TypeInfo::default()),
         "timestamptz" => built_in(1184),
         "interval" => built_in(1186),
         "timetz" => built_in(1266),
@@ -546,6 +558,59 @@ fn numerics_in_string_mode_are_postgres_own_text() {
 }
 
 #[test]
+fn adaptive_precision_gives_milliseconds_up_to_precision_3_and_microseconds_otherwise() {
+    let name = |ty: &str, options: &TypeOptions| {
+        let (oid, modifier, info) = column(ty);
+        let kind = ColumnKind::of(oid, modifier, &info, options);
+        kind.schema(&info, &mut Vec::new())["connect.name"].clone()
+    };
+    let adaptive = TypeOptions::default();
+    let micro = TypeOptions {
+        time_precision: crate::types::TimePrecision::Microseconds,
+        ..TypeOptions::default()
+    };
+    for (ty, adaptively, always_micro) in [
+        (
+            "timestamp(0)",
+            "io.debezium.time.Timestamp",
+            "io.debezium.time.MicroTimestamp",
+        ),
+        (
+            "timestamp(3)",
+            "io.debezium.time.Timestamp",
+            "io.debezium.time.MicroTimestamp",
+        ),
+        (
+            "timestamp",
+            "io.debezium.time.MicroTimestamp",
+            "io.debezium.time.MicroTimestamp",
+        ),
+        (
+            "time(3)",
+            "io.debezium.time.Time",
+            "io.debezium.time.MicroTime",
+        ),
+        (
+            "time",
+            "io.debezium.time.MicroTime",
+            "io.debezium.time.MicroTime",
+        ),
+    ] {
+        assert_eq!(name(ty, &adaptive), adaptively, "{ty}");
+        assert_eq!(name(ty, &micro), always_micro, "{ty}");
+    }
+    let micros = "1709210096789000";
+    check(
+        "timestamp(3)",
+        "2024-02-29 12:34:56.789",
+        "0002b58341728608",
+        micros,
+        &micro,
+    )
+    .unwrap();
+}
+
+#[test]
 fn from_postgres_17_the_all_extreme_intervals_are_its_infinities() {
     let options = TypeOptions {
         interval_infinities: true,
@@ -604,6 +669,9 @@ fn text_postgres_never_prints_is_refused() {
         ("\"char\"", r"\100"),
         ("\"char\"", "ab"),
         ("time", "24:00:00.000001"),
+        ("timestamp", "4714-11-23 23:59:59.999999 BC"),
+        ("timestamp", "294277-01-01 00:00:00"),
+        ("timestamp(3)", "294277-01-01 00:00:00"),
         ("time", "-01:00:00"),
         ("timetz", "12:00:00+16:00"),
         ("timetz", "12:00:00"),

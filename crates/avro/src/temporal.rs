@@ -102,7 +102,7 @@ pub(crate) fn parse_timestamptz(text: &str) -> Option<i128> {
 }
 
 /// PostgreSQL's first timestamp, 4714-11-24 00:00:00 BC, in microseconds since 1970.
-const FIRST_TIMESTAMP: i128 = -212_760_172_800_000_000;
+const FIRST_TIMESTAMP: i128 = -210_866_803_200_000_000;
 /// The microsecond after PostgreSQL's last timestamp (294276-12-31 23:59:59.999999), since
 /// 1970.
 const END_TIMESTAMP: i128 = 9_224_318_016_000_000_000;

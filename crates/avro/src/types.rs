@@ -53,10 +53,31 @@ pub enum NumericMode {
     String,
 }
 
+/// How `time` and `timestamp` values are carried (Debezium's `time.precision.mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TimePrecision {
+    /// As the column's precision: `time(0)` to `time(3)` and `timestamp(0)` to `timestamp(3)`
+    /// in milliseconds (`io.debezium.time.Time`, `io.debezium.time.Timestamp`), the others
+    /// in microseconds (`MicroTime`, `MicroTimestamp`): Debezium's default.
+    #[default]
+    Adaptive,
+    /// Always microseconds.
+    Microseconds,
+}
+
+impl TimePrecision {
+    /// Whether a `time` or `timestamp` column of this type modifier (its precision, -1 when
+    /// unconstrained) is carried in milliseconds.
+    fn millis(self, type_modifier: i32) -> bool {
+        self == TimePrecision::Adaptive && (0..=3).contains(&type_modifier)
+    }
+}
+
 /// Run-wide choices of how types are carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TypeOptions {
     pub numeric: NumericMode,
+    pub time_precision: TimePrecision,
     /// The database's money fraction digits (`lc_monetary`'s; 2 in most locales): the scale
     /// of money's Avro decimal.
     pub money_scale: u32,
@@ -70,6 +91,7 @@ impl Default for TypeOptions {
     fn default() -> Self {
         TypeOptions {
             numeric: NumericMode::Decimal,
+            time_precision: TimePrecision::Adaptive,
             money_scale: 2,
             interval_infinities: false,
         }
@@ -269,9 +291,13 @@ impl ScalarKind {
             oid::BYTEA => ScalarKind::Bytes,
             oid::UUID => ScalarKind::Uuid,
             oid::DATE => ScalarKind::Date,
-            oid::TIME => ScalarKind::Time,
+            oid::TIME => ScalarKind::Time {
+                millis: options.time_precision.millis(type_modifier),
+            },
             oid::TIMETZ => ScalarKind::TimeTz,
-            oid::TIMESTAMP => ScalarKind::Timestamp,
+            oid::TIMESTAMP => ScalarKind::Timestamp {
+                millis: options.time_precision.millis(type_modifier),
+            },
             oid::TIMESTAMPTZ => ScalarKind::TimestampTz,
             oid::INTERVAL => ScalarKind::Interval {
                 infinities: options.interval_infinities,

@@ -157,6 +157,8 @@ impl Config {
             ),
             format!("events={}", self.events.mode.as_str()),
             format!("numeric={}", self.events.numeric.as_str()),
+            format!("time_precision={}", self.events.time_precision.as_str()),
+            format!("truncate={}", self.events.truncate),
             format!("transactions={}", self.events.transactions),
             format!("tombstones={}", self.events.tombstones),
             format!("key_change={}", self.events.key_change.as_str()),
@@ -683,8 +685,9 @@ pub struct EventsSection {
     pub tombstones: bool,
     #[serde(default)]
     pub key_change: KeyChange,
-    /// A TRUNCATE becomes an event (op `t`, no key) on each truncated table's topic.
-    #[serde(default = "default_true")]
+    /// A TRUNCATE becomes an event (op `t`, no key) on each truncated table's topic. Off by
+    /// default, as Debezium skips them (`skipped.operations = t`).
+    #[serde(default)]
     pub truncate: bool,
     /// Logical decoding messages (`pg_logical_emit_message`) whose prefix starts with one of
     /// these go to the `<topic_prefix>.message` topic; empty: none.
@@ -694,6 +697,10 @@ pub struct EventsSection {
     /// exact strings.
     #[serde(default)]
     pub numeric: NumericHandling,
+    /// How `time` and `timestamp` values are carried: as Debezium's adaptive precision, or
+    /// always in microseconds.
+    #[serde(default)]
+    pub time_precision: TimePrecisionHandling,
     /// Transaction metadata: BEGIN and END records on `<topic_prefix>.transaction`, and a
     /// `transaction` block (id, order) in every streamed event.
     #[serde(default)]
@@ -728,15 +735,36 @@ impl NumericHandling {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimePrecisionHandling {
+    /// `time(0..3)` and `timestamp(0..3)` in milliseconds (Debezium's `Time`, `Timestamp`),
+    /// the others in microseconds: Debezium's default, `time.precision.mode = adaptive`.
+    #[default]
+    Adaptive,
+    /// Always microseconds (`MicroTime`, `MicroTimestamp`).
+    Microseconds,
+}
+
+impl TimePrecisionHandling {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimePrecisionHandling::Adaptive => "adaptive",
+            TimePrecisionHandling::Microseconds => "microseconds",
+        }
+    }
+}
+
 impl Default for EventsSection {
     fn default() -> Self {
         EventsSection {
             mode: EventsMode::default(),
             tombstones: true,
             key_change: KeyChange::default(),
-            truncate: true,
+            truncate: false,
             message_prefixes: Vec::new(),
             numeric: NumericHandling::default(),
+            time_precision: TimePrecisionHandling::default(),
             transactions: false,
             unchanged_placeholder: default_unchanged_placeholder(),
         }
@@ -1043,6 +1071,12 @@ const SCHEMA: &[KeySpec] = &[
     opt("events", "truncate", Typed, check::<bool>),
     opt("events", "message_prefixes", Typed, check::<Vec<String>>),
     opt("events", "numeric", Text, check::<NumericHandling>),
+    opt(
+        "events",
+        "time_precision",
+        Text,
+        check::<TimePrecisionHandling>,
+    ),
     opt("events", "transactions", Typed, check::<bool>),
     opt("events", "unchanged_placeholder", Text, check::<String>),
     opt("shutdown", "drain_timeout", Text, check_duration),
@@ -1890,9 +1924,10 @@ mod tests {
         mode = "upsert"
         tombstones = false
         key_change = "delete_create"
-        truncate = false
+        truncate = true
         message_prefixes = ["audit", "app."]
         numeric = "string"
+        time_precision = "microseconds"
         transactions = true
         unchanged_placeholder = "<unchanged>"
 
@@ -1964,6 +1999,11 @@ mod tests {
 
         assert_eq!(config.events.mode, EventsMode::Upsert);
         assert!(!config.events.tombstones);
+        assert!(config.events.truncate);
+        assert_eq!(
+            config.events.time_precision,
+            TimePrecisionHandling::Microseconds
+        );
         assert_eq!(config.shutdown.drain_timeout, Duration::from_secs(60));
         assert_eq!(config.metrics.bind, "0.0.0.0:9000".parse().unwrap());
         assert!(!config.metrics.enabled);

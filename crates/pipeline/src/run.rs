@@ -23,8 +23,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sluice_avro::{
     ColumnKind, ColumnSpec, MessageCodec, NumericMode, Op, Raw, Registry, RegistryConfig,
-    RegistryError, Row, Scratch, SnapshotMarker, Source, TableCodec, TableSpec, TransactionBlock,
-    TransactionCodec, TypeOptions,
+    RegistryError, Row, Scratch, SnapshotMarker, Source, TableCodec, TableSpec, TimePrecision,
+    TransactionBlock, TransactionCodec, TypeOptions,
 };
 use sluice_kafka::{AckTracker, Deliveries, Delivery, KafkaConfig, Producer, SendError};
 use sluice_pgoutput::{ColumnValue, LogicalMessage, Lsn, OldTuple, Relation, Tuple};
@@ -2243,6 +2243,12 @@ impl Settings {
                 numeric: match config.events.numeric {
                     crate::config::NumericHandling::Decimal => NumericMode::Decimal,
                     crate::config::NumericHandling::String => NumericMode::String,
+                },
+                time_precision: match config.events.time_precision {
+                    crate::config::TimePrecisionHandling::Adaptive => TimePrecision::Adaptive,
+                    crate::config::TimePrecisionHandling::Microseconds => {
+                        TimePrecision::Microseconds
+                    }
                 },
                 ..TypeOptions::default()
             },

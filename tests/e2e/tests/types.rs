@@ -250,7 +250,25 @@ const BINARY_TYPES: &[Column] = &[
     col(
         "timestamp_3",
         "timestamp(3)",
-        &["'2024-02-29 12:00:00.1234'", "'infinity'"],
+        &[
+            "'2024-02-29 12:00:00.1234'",
+            "'infinity'",
+            "'-infinity'",
+            "'294276-12-31 23:59:59.999'",
+            "'4714-11-24 00:00:00 BC'",
+            "'1969-12-31 23:59:59.999'",
+        ],
+    ),
+    col("timestamp_0", "timestamp(0)", &["'2024-02-29 12:00:00.5'"]),
+    col(
+        "time_3",
+        "time(3)",
+        &[
+            "'00:00:00'",
+            "'24:00:00'",
+            "'12:34:56.789'",
+            "'23:59:59.999'",
+        ],
     ),
     col(
         "timestamptz",
@@ -670,6 +688,11 @@ enum Reading {
     Date,
     /// `io.debezium.time.MicroTime`: microseconds since midnight, 24:00:00 included.
     MicroTime,
+    /// `io.debezium.time.Time`: milliseconds since midnight, 24:00:00 included.
+    MilliTime,
+    /// `io.debezium.time.Timestamp`: milliseconds since 1970, the infinities at the ends of
+    /// long.
+    MilliTimestamp,
     /// `io.debezium.time.MicroTimestamp`: microseconds since 1970, the infinities at the ends
     /// of long.
     MicroTimestamp,
@@ -717,6 +740,8 @@ async fn readings(stack: &Stack, topic: &str) -> BTreeMap<String, Reading> {
             let reading = match schema["connect.name"].as_str() {
                 Some("io.debezium.time.Date") => Reading::Date,
                 Some("io.debezium.time.MicroTime") => Reading::MicroTime,
+                Some("io.debezium.time.Time") => Reading::MilliTime,
+                Some("io.debezium.time.Timestamp") => Reading::MilliTimestamp,
                 Some("io.debezium.time.MicroTimestamp") => Reading::MicroTimestamp,
                 Some("io.debezium.time.ZonedTimestamp") => Reading::ZonedTimestamp,
                 Some("io.debezium.time.ZonedTime" | "io.debezium.time.Interval") => Reading::Iso,
@@ -769,6 +794,16 @@ fn sql_of(value: &Value, ty: &str, reading: Reading) -> Result<String, String> {
             i32::MIN => "'-infinity'::date".to_owned(),
             days => format!("'1970-01-01'::date + {days}"),
         }),
+        (Value::Int(millis), Reading::MilliTime) => sql_of(
+            &Value::Long(i64::from(*millis) * 1000),
+            ty,
+            Reading::MicroTime,
+        ),
+        (Value::Long(millis), Reading::MilliTimestamp) => cast(match *millis {
+            i64::MAX => "'infinity'::timestamp".to_owned(),
+            i64::MIN => "'-infinity'::timestamp".to_owned(),
+            millis => timestamp_sql(i128::from(millis) * 1000),
+        }),
         (Value::Long(micros), Reading::MicroTime) => {
             let seconds = micros / 1_000_000;
             cast(format!(
@@ -779,18 +814,10 @@ fn sql_of(value: &Value, ty: &str, reading: Reading) -> Result<String, String> {
                 micros % 1_000_000
             ))
         }
-        // Whole days and the rest, so that no step goes through a double.
         (Value::Long(micros), Reading::MicroTimestamp) => cast(match *micros {
             i64::MAX => "'infinity'::timestamp".to_owned(),
             i64::MIN => "'-infinity'::timestamp".to_owned(),
-            micros => {
-                let day = 86_400_000_000;
-                format!(
-                    "'1970-01-01'::timestamp + {} * interval '1 day' + {} * interval '1 microsecond'",
-                    micros.div_euclid(day),
-                    micros.rem_euclid(day)
-                )
-            }
+            micros => timestamp_sql(i128::from(micros)),
         }),
         (Value::String(text), Reading::ZonedTimestamp) => cast(literal(&pg_timestamptz(text)?)),
         (Value::Decimal(decimal), Reading::Decimal(scale)) => {
@@ -822,6 +849,17 @@ fn sql_of(value: &Value, ty: &str, reading: Reading) -> Result<String, String> {
         (Value::String(text), Reading::Plain | Reading::Iso) => cast(literal(text)),
         (other, reading) => Err(format!("no reading of {other:?} as {reading:?}")),
     }
+}
+
+/// A timestamp of `micros` since 1970: whole days and the rest, so that no step goes through
+/// a double.
+fn timestamp_sql(micros: i128) -> String {
+    let day = 86_400_000_000;
+    format!(
+        "'1970-01-01'::timestamp + {} * interval '1 day' + {} * interval '1 microsecond'",
+        micros.div_euclid(day),
+        micros.rem_euclid(day)
+    )
 }
 
 /// A float as PostgreSQL reads it; `shortest` is Rust's round-tripping form of the value.
