@@ -1,12 +1,12 @@
-//! Containers: arrays (Avro arrays of nullable elements) and `hstore` (an Avro map of
-//! nullable strings), from PostgreSQL's text output or binary send form.
+//! Arrays (Avro arrays of nullable elements), from PostgreSQL's text output or binary send
+//! form.
 //!
 //! Avro writes a container as a block (`count`, then the items) and a closing 0. The binary
 //! forms give the count first; the text forms are parsed into a reused buffer of items,
 //! counted, then copied, so both forms give the same bytes.
 
 use crate::column::{ColumnKind, Raw, ScalarKind, Scratch, ValueError};
-use crate::exact::Dimension;
+use crate::exact::{Dimension, Inexact};
 use crate::formats;
 use crate::wire::Wire;
 use crate::writer;
@@ -15,7 +15,7 @@ use crate::writer;
 const MAX_DIMENSIONS: usize = 6;
 
 /// Appends `count` items already encoded in `items` as one Avro block and the closing 0.
-fn write_block(out: &mut Vec<u8>, count: usize, items: &[u8]) {
+pub(crate) fn write_block(out: &mut Vec<u8>, count: usize, items: &[u8]) {
     if count > 0 {
         writer::long(out, i64::try_from(count).unwrap_or(i64::MAX));
         out.extend_from_slice(items);
@@ -41,12 +41,14 @@ fn write_element(
             let start = out.len();
             writer::union_index(out, 1);
             element.encode(raw, out, scratch)?;
-            if scratch.exact.took_stand_in() {
-                if !scratch.exact.keep_stand_ins {
+            match scratch.exact.took() {
+                Inexact::No => {}
+                Inexact::StandIn if !scratch.exact.keep_stand_ins => {
                     out.truncate(start);
                     writer::union_index(out, 0);
+                    scratch.exact.element(index);
                 }
-                scratch.exact.element(index);
+                Inexact::StandIn | Inexact::Lossy => scratch.exact.element(index),
             }
             Ok(())
         }
@@ -326,115 +328,4 @@ pub(crate) fn encode_binary_array(
         scratch.exact.shape(shape.dimensions());
     }
     Ok(())
-}
-
-/// An hstore as `hstore_out` prints it: `"a"=>"1", "b"=>NULL`, keys and values quoted with
-/// `"` and `\` escaped by a backslash; empty for no pairs.
-pub(crate) fn encode_text_hstore(
-    kind: ColumnKind,
-    text: &[u8],
-    out: &mut Vec<u8>,
-    scratch: &mut Scratch,
-) -> Result<(), ValueError> {
-    let bad = || kind.malformed("text", text);
-    let items = &mut scratch.map_items;
-    items.clear();
-    let mut count = 0;
-    let mut rest = text;
-    while !rest.is_empty() {
-        if count > 0 {
-            rest = rest.strip_prefix(b", ").ok_or_else(bad)?;
-        }
-        let (key, after) = quoted(rest).ok_or_else(bad)?;
-        write_unescaped(items, key);
-        rest = after.strip_prefix(b"=>").ok_or_else(bad)?;
-        if let Some(after) = rest.strip_prefix(b"NULL") {
-            writer::union_index(items, 0);
-            rest = after;
-        } else {
-            let (value, after) = quoted(rest).ok_or_else(bad)?;
-            writer::union_index(items, 1);
-            write_unescaped(items, value);
-            rest = after;
-        }
-        count += 1;
-    }
-    write_block(out, count, items);
-    Ok(())
-}
-
-/// A `"`-quoted string at the start of `text`: its body (escapes kept) and what follows.
-fn quoted(text: &[u8]) -> Option<(&[u8], &[u8])> {
-    let body = text.strip_prefix(b"\"")?;
-    let mut at = 0;
-    loop {
-        match body.get(at)? {
-            b'"' => return Some((&body[..at], &body[at + 1..])),
-            b'\\' => at += 2,
-            _ => at += 1,
-        }
-    }
-}
-
-/// An Avro string of a quoted body with its backslash escapes removed, written without an
-/// intermediate copy: the length first, then the bytes.
-fn write_unescaped(out: &mut Vec<u8>, body: &[u8]) {
-    let mut escaped = false;
-    let mut length = 0usize;
-    for &byte in body {
-        if escaped || byte != b'\\' {
-            length += 1;
-            escaped = false;
-        } else {
-            escaped = true;
-        }
-    }
-    writer::long(out, i64::try_from(length).unwrap_or(i64::MAX));
-    let mut escaped = false;
-    for &byte in body {
-        if escaped || byte != b'\\' {
-            out.push(byte);
-            escaped = false;
-        } else {
-            escaped = true;
-        }
-    }
-}
-
-/// An hstore's binary form: `int32` count, then per pair an `int32` key length and the
-/// key, an `int32` value length (-1 for NULL) and the value.
-pub(crate) fn encode_binary_hstore(
-    kind: ColumnKind,
-    raw: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<(), ValueError> {
-    let bad = || kind.malformed("binary", raw);
-    let mut wire = Wire::new(raw);
-    let count = wire
-        .i32()
-        .and_then(|n| usize::try_from(n).ok())
-        .ok_or_else(bad)?;
-    // Every pair takes at least its two 4-byte lengths.
-    if count > wire.remaining() / 8 {
-        return Err(bad());
-    }
-    if count > 0 {
-        writer::long(out, i64::try_from(count).unwrap_or(i64::MAX));
-    }
-    let text = |bytes: &[u8]| std::str::from_utf8(bytes).ok().map(|_| ());
-    for _ in 0..count {
-        let key = wire.field().flatten().ok_or_else(bad)?;
-        text(key).ok_or_else(bad)?;
-        writer::bytes(out, key);
-        match wire.field().ok_or_else(bad)? {
-            None => writer::union_index(out, 0),
-            Some(value) => {
-                text(value).ok_or_else(bad)?;
-                writer::union_index(out, 1);
-                writer::bytes(out, value);
-            }
-        }
-    }
-    writer::long(out, 0);
-    wire.end().ok_or_else(bad)
 }

@@ -12,7 +12,9 @@ use crate::array;
 use crate::decimal::{self, Numeric};
 use crate::exact::Exact;
 use crate::formats;
+use crate::hstore;
 use crate::network::{self, Address};
+use crate::special::{Timestamp, write_money, write_time, write_timestamp, write_u64};
 use crate::temporal::{self, Interval};
 use crate::types::TypeInfo;
 use crate::wire::{self, Wire};
@@ -68,9 +70,16 @@ pub enum ScalarKind {
         scale: u32,
     },
     /// Text-like types carried as their text: `text`, `varchar`, `bpchar` (padded, as
-    /// PostgreSQL prints it), `name`, `xml`, `refcursor`, `citext`. Their binary form is the
-    /// same text.
+    /// PostgreSQL prints it), `name`, `refcursor`, `citext`. Their binary form is the same
+    /// text.
     String,
+    /// `xml`: Debezium's `io.debezium.data.Xml` string, its text.
+    Xml,
+    /// `tsvector`: Debezium's `io.debezium.data.Tsvector` string, its text. **Text-only**.
+    Tsvector,
+    /// `point`: Debezium's `io.debezium.data.geometry.Point` record: `x` and `y`, the point as
+    /// WKB (`wkb`, 21 bytes) and `srid` null.
+    Point,
     /// `"char"`: a string of its one byte as PostgreSQL prints it: empty for the byte 0,
     /// `\ooo` octal from 0x80 up.
     Char,
@@ -118,8 +127,15 @@ pub enum ScalarKind {
     Jsonb,
     /// `jsonpath`: a string; its binary form starts with a version byte.
     JsonPath,
-    /// `bit(n)` and `varbit`: a string of `0`s and `1`s.
-    Bits,
+    /// `bit(n)` and `varbit(n)`, as Debezium: `io.debezium.data.Bits`, the bits as an
+    /// unsigned number in little-endian bytes (`1010` is `[0x0a]`), the column's `length` (its
+    /// type modifier; -1 for an unconstrained varbit) in `connect.parameters`; a length of 1
+    /// is a boolean. A varbit's value does not tell its leading zeros (nor an empty string)
+    /// apart: those go to the event's `exact` field as well.
+    Bits {
+        length: i32,
+        varying: bool,
+    },
     /// `inet`: a string as PostgreSQL prints it (a host's `/32` or `/128` omitted, IPv6
     /// compressed as `inet_net_ntop` does).
     Inet,
@@ -137,8 +153,12 @@ pub enum ScalarKind {
     PgLsn,
     /// `tid`: a string `(block,offset)`.
     Tid,
-    /// `hstore` (extension): Avro map of nullable strings, as Debezium's map mode.
-    HStore,
+    /// `hstore` (extension): with `json`, Debezium's default, a JSON object of nullable
+    /// strings (`io.debezium.data.Json`, `{"a":"1","b":null}`); else an Avro map of nullable
+    /// strings, as Debezium's map mode.
+    HStore {
+        json: bool,
+    },
     /// Any other type (`tsvector`, `tsquery`, geometric types, ranges, multiranges,
     /// composite types, `reg*` types, unknown types): its text form, as a string.
     /// **Text-only**: the binary form is refused ([`ValueError::BinaryUnsupported`]).
@@ -166,7 +186,9 @@ impl ColumnKind {
                 let value = text.parse::<f64>().ok().filter(|v| v.is_finite())?;
                 json!(value)
             }
-            ScalarKind::String | ScalarKind::Enum | ScalarKind::NumericString => json!(text),
+            ScalarKind::String | ScalarKind::Xml | ScalarKind::Enum | ScalarKind::NumericString => {
+                json!(text)
+            }
             _ => return None,
         })
     }
@@ -178,17 +200,23 @@ impl ColumnKind {
     pub fn reads_binary(self) -> bool {
         match self {
             ColumnKind::Scalar(kind) | ColumnKind::Array { element: kind, .. } => {
-                kind != ScalarKind::Text
+                !matches!(kind, ScalarKind::Text | ScalarKind::Tsvector)
             }
         }
     }
 
     /// Whether an unchanged TOASTed value of this kind is sent as [`UNCHANGED_PLACEHOLDER`]
     /// (kinds whose Avro type is a plain string or bytes; Avro strings and bytes encode
-    /// alike). Other kinds send null.
+    /// alike), or as an array of it alone (arrays of text, json and bytea), as Debezium sends
+    /// them. Other kinds send null.
     pub fn has_unchanged_placeholder(self) -> bool {
         use ScalarKind as K;
         match self {
+            // The arrays Debezium sends the placeholder in (it sends null for the others, or
+            // for integer and date arrays the placeholder's bytes as numbers).
+            ColumnKind::Array { element, .. } => {
+                matches!(element, K::String | K::Json | K::Jsonb | K::Bytes)
+            }
             ColumnKind::Scalar(kind) => !matches!(
                 kind,
                 K::Boolean
@@ -205,20 +233,39 @@ impl ColumnKind {
                     | K::Timestamp { .. }
                     | K::UInt32
                     | K::UInt64
-                    | K::HStore
+                    | K::HStore { json: false }
+                    | K::Point
+                    | K::Bits { length: 1, .. }
             ),
-            ColumnKind::Array { .. } => false,
+        }
+    }
+
+    /// Appends the placeholder of an unchanged TOASTed value of a kind that
+    /// [has one](ColumnKind::has_unchanged_placeholder): the bytes, or an array of them.
+    pub(crate) fn write_unchanged(self, placeholder: &[u8], out: &mut Vec<u8>) {
+        match self {
+            ColumnKind::Scalar(_) => writer::bytes(out, placeholder),
+            ColumnKind::Array { .. } => {
+                writer::long(out, 1);
+                writer::union_index(out, 1);
+                writer::bytes(out, placeholder);
+                writer::long(out, 0);
+            }
         }
     }
 
     /// Whether a value of this kind may be large enough to be TOASTed, and so arrive unchanged,
     /// without having a placeholder form: its field must then allow null even for a NOT NULL
-    /// column (numerics, hstore, arrays).
+    /// column (numerics, hstore, arrays). Every array's field does: those of strings had
+    /// none before, and a field that stops allowing null is not BACKWARD compatible.
     pub fn toastable_without_placeholder(self) -> bool {
         use ScalarKind as K;
         match self {
             ColumnKind::Scalar(kind) => {
-                matches!(kind, K::Decimal { .. } | K::VariableDecimal | K::HStore)
+                matches!(
+                    kind,
+                    K::Decimal { .. } | K::VariableDecimal | K::HStore { json: false }
+                )
             }
             ColumnKind::Array { .. } => true,
         }
@@ -258,7 +305,7 @@ impl ColumnKind {
                 if !self.has_unchanged_placeholder() {
                     return Err(ValueError::Unrepresentable("an unchanged TOASTed value"));
                 }
-                writer::bytes(out, UNCHANGED_PLACEHOLDER.as_bytes());
+                self.write_unchanged(UNCHANGED_PLACEHOLDER.as_bytes(), out);
                 Ok(())
             }
             (_, Raw::Binary(_)) if !self.reads_binary() => {
@@ -314,15 +361,17 @@ pub enum ValueError {
 /// Reused buffers for the encoders, so a value needs no allocation of its own.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    digits: Vec<u8>,
-    unscaled: Vec<u8>,
-    text: String,
+    pub(crate) digits: Vec<u8>,
+    pub(crate) unscaled: Vec<u8>,
+    pub(crate) text: String,
     /// An array's encoded elements, before their count is known.
     pub(crate) items: Vec<u8>,
     /// An array element's unescaped text.
     pub(crate) element: Vec<u8>,
     /// An hstore's encoded pairs, before their count is known.
     pub(crate) map_items: Vec<u8>,
+    /// An hstore pair's unescaped key and value.
+    pub(crate) pair: [Vec<u8>; 2],
     /// What the event's Debezium-shaped fields could not hold.
     pub(crate) exact: Exact,
 }
@@ -341,79 +390,6 @@ const DATE_POS_INFINITY: i32 = i32::MAX;
 const DATE_NEG_INFINITY: i32 = i32::MIN;
 
 impl ScalarKind {
-    /// The Avro schema of a non-null value; `info` gives an enum's labels.
-    fn schema(self, info: &TypeInfo, defined: &mut Vec<&'static str>) -> Value {
-        let debezium = |base: &str, name: &str| json!({"type": base, "connect.version": 1, "connect.name": name});
-        match self {
-            ScalarKind::Boolean => json!("boolean"),
-            ScalarKind::Int16 => json!({"type": "int", "connect.type": "int16"}),
-            ScalarKind::Int32 => json!("int"),
-            ScalarKind::Int64 | ScalarKind::UInt32 | ScalarKind::UInt64 => json!("long"),
-            ScalarKind::Float32 => json!("float"),
-            ScalarKind::Float64 => json!("double"),
-            ScalarKind::Decimal { precision, scale } => decimal_schema(precision, scale, true),
-            // Kafka Connect's Decimal without a precision, which Confluent's converter
-            // writes with precision 64.
-            ScalarKind::Money { scale } => decimal_schema(64, scale, false),
-            ScalarKind::VariableDecimal => {
-                const NAME: &str = "io.debezium.data.VariableScaleDecimal";
-                if defined.contains(&NAME) {
-                    json!(NAME)
-                } else {
-                    defined.push(NAME);
-                    json!({
-                        "type": "record",
-                        "name": "VariableScaleDecimal",
-                        "namespace": "io.debezium.data",
-                        "fields": [
-                            {"name": "scale", "type": "int"},
-                            {"name": "value", "type": "bytes"},
-                        ],
-                        "connect.doc": "Variable scaled decimal",
-                        "connect.version": 1,
-                        "connect.name": NAME,
-                    })
-                }
-            }
-            ScalarKind::NumericString
-            | ScalarKind::String
-            | ScalarKind::Char
-            | ScalarKind::JsonPath
-            | ScalarKind::Bits
-            | ScalarKind::Inet
-            | ScalarKind::Cidr
-            | ScalarKind::MacAddr
-            | ScalarKind::MacAddr8
-            | ScalarKind::PgLsn
-            | ScalarKind::Tid
-            | ScalarKind::Text => json!("string"),
-            ScalarKind::Enum => json!({
-                "type": "string",
-                "connect.version": 1,
-                "connect.parameters": {"allowed": info.enum_labels.join(",")},
-                "connect.name": "io.debezium.data.Enum",
-            }),
-            ScalarKind::Bytes => json!("bytes"),
-            ScalarKind::Uuid => debezium("string", "io.debezium.data.Uuid"),
-            // Without Avro's own `logicalType: date`: Connect's Avro converters take that for
-            // org.apache.kafka.connect.data.Date and refuse the Debezium name beside it.
-            ScalarKind::Date => debezium("int", "io.debezium.time.Date"),
-            ScalarKind::Time { millis: false } => debezium("long", "io.debezium.time.MicroTime"),
-            ScalarKind::Time { millis: true } => debezium("int", "io.debezium.time.Time"),
-            ScalarKind::TimeTz => debezium("string", "io.debezium.time.ZonedTime"),
-            ScalarKind::Timestamp { millis: false } => {
-                debezium("long", "io.debezium.time.MicroTimestamp")
-            }
-            ScalarKind::Timestamp { millis: true } => {
-                debezium("long", "io.debezium.time.Timestamp")
-            }
-            ScalarKind::TimestampTz => debezium("string", "io.debezium.time.ZonedTimestamp"),
-            ScalarKind::Interval { .. } => debezium("string", "io.debezium.time.Interval"),
-            ScalarKind::Json | ScalarKind::Jsonb => debezium("string", "io.debezium.data.Json"),
-            ScalarKind::HStore => json!({"type": "map", "values": ["null", "string"]}),
-        }
-    }
-
     /// Appends the Avro encoding of a non-null text or binary value.
     pub(crate) fn encode(
         self,
@@ -460,6 +436,8 @@ impl ScalarKind {
                 write_money(out, minor, scratch);
             }
             ScalarKind::String
+            | ScalarKind::Xml
+            | ScalarKind::Tsvector
             | ScalarKind::Enum
             | ScalarKind::Json
             | ScalarKind::Jsonb
@@ -520,11 +498,15 @@ impl ScalarKind {
                     scratch.string(out, |s| temporal::format_interval(s, interval, false));
                 }
             },
-            ScalarKind::Bits => {
+            ScalarKind::Point => {
+                let (x, y) = formats::parse_point(text).ok_or_else(bad)?;
+                formats::write_point(out, x, y);
+            }
+            ScalarKind::Bits { .. } => {
                 if !formats::is_bit_text(text) {
                     return Err(bad());
                 }
-                writer::string(out, text);
+                self.encode_bits(text, out, scratch);
             }
             ScalarKind::Inet | ScalarKind::Cidr => {
                 let address = Address::of_text(text).ok_or_else(bad)?;
@@ -554,7 +536,7 @@ impl ScalarKind {
                 let tid = formats::parse_tid(text).ok_or_else(bad)?;
                 scratch.string(out, |s| formats::format_tid(s, tid));
             }
-            ScalarKind::HStore => array::encode_text_hstore(kind, raw, out, scratch)?,
+            ScalarKind::HStore { json } => hstore::encode(kind, json, raw, false, out, scratch)?,
         }
         Ok(())
     }
@@ -600,7 +582,7 @@ impl ScalarKind {
                 let minor = i64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?);
                 write_money(out, minor, scratch);
             }
-            ScalarKind::String | ScalarKind::Enum | ScalarKind::Json => {
+            ScalarKind::String | ScalarKind::Xml | ScalarKind::Enum | ScalarKind::Json => {
                 writer::string(out, utf8(raw)?);
             }
             ScalarKind::Jsonb | ScalarKind::JsonPath => {
@@ -688,10 +670,23 @@ impl ScalarKind {
                 .ok_or_else(bad)?;
                 scratch.string(out, |s| temporal::format_interval(s, interval, infinities));
             }
-            ScalarKind::Bits => {
-                scratch.text.clear();
-                formats::format_bits(&mut scratch.text, raw).ok_or_else(bad)?;
-                writer::string(out, &scratch.text);
+            ScalarKind::Point => {
+                let mut wire = Wire::new(raw);
+                let (x, y) = (wire.i64(), wire.i64());
+                wire.end().ok_or_else(bad)?;
+                let (x, y) = x.zip(y).ok_or_else(bad)?;
+                let float = |bits: i64| f64::from_bits(u64::from_ne_bytes(bits.to_ne_bytes()));
+                formats::write_point(out, float(x), float(y));
+            }
+            ScalarKind::Bits { .. } => {
+                let mut bits = std::mem::take(&mut scratch.text);
+                bits.clear();
+                let parsed = formats::format_bits(&mut bits, raw);
+                if parsed.is_some() {
+                    self.encode_bits(&bits, out, scratch);
+                }
+                scratch.text = bits;
+                parsed.ok_or_else(bad)?;
             }
             ScalarKind::Inet | ScalarKind::Cidr => {
                 let address = Address::of_binary(raw).ok_or_else(bad)?;
@@ -725,8 +720,10 @@ impl ScalarKind {
                 let tid = formats::tid_of_binary(raw).ok_or_else(bad)?;
                 scratch.string(out, |s| formats::format_tid(s, tid));
             }
-            ScalarKind::HStore => array::encode_binary_hstore(kind, raw, out)?,
-            ScalarKind::Text => return Err(ValueError::BinaryUnsupported { kind }),
+            ScalarKind::HStore { json } => hstore::encode(kind, json, raw, true, out, scratch)?,
+            ScalarKind::Text | ScalarKind::Tsvector => {
+                return Err(ValueError::BinaryUnsupported { kind });
+            }
         }
         Ok(())
     }
@@ -772,135 +769,5 @@ impl ScalarKind {
         decimal::unscaled_bytes(negative, &scratch.digits, &mut scratch.unscaled);
         writer::bytes(out, &scratch.unscaled);
         Ok(())
-    }
-}
-
-impl ScalarKind {
-    /// A numeric NaN or ±Infinity in decimal mode, which no decimal holds: a stand-in just
-    /// past what the column holds, in PostgreSQL's order (-Infinity below every number,
-    /// Infinity above, NaN above Infinity): -10^L, 10^L and 2 × 10^L, where 10^L is the first
-    /// magnitude the column cannot hold: unscaled 10^p for `numeric(p, s)`, 10^131072 for an
-    /// unconstrained numeric (written as scale -131072). The value itself (`NaN`) goes to the
-    /// event's `exact` field.
-    fn encode_nonfinite(self, numeric: Numeric, out: &mut Vec<u8>, scratch: &mut Scratch) {
-        let (negative, leading) = match numeric {
-            Numeric::NegativeInfinity => (true, b'1'),
-            Numeric::NaN => (false, b'2'),
-            Numeric::Infinity | Numeric::Finite { .. } => (false, b'1'),
-        };
-        scratch.digits.clear();
-        scratch.digits.push(leading);
-        match self {
-            ScalarKind::Decimal { precision, .. } => scratch.digits.extend(std::iter::repeat_n(
-                b'0',
-                usize::try_from(precision).unwrap_or(0),
-            )),
-            _ => writer::int(out, -NUMERIC_STAND_IN_EXPONENT),
-        }
-        scratch.unscaled.clear();
-        decimal::unscaled_bytes(negative, &scratch.digits, &mut scratch.unscaled);
-        writer::bytes(out, &scratch.unscaled);
-        decimal::format_text(scratch.exact.stand_in(), numeric, &[]);
-    }
-}
-
-/// PostgreSQL's numerics are below 10^131072 (131072 digits before the point at most).
-const NUMERIC_STAND_IN_EXPONENT: i32 = 131_072;
-
-/// Kafka Connect's `Decimal` as an Avro decimal; `with_precision` also names the precision
-/// in `connect.parameters`, as Connect does for `numeric(p, s)` but not for `money`.
-fn decimal_schema(precision: u32, scale: u32, with_precision: bool) -> Value {
-    let mut parameters = json!({"scale": scale.to_string()});
-    if with_precision {
-        parameters["connect.decimal.precision"] = json!(precision.to_string());
-    }
-    json!({
-        "type": "bytes",
-        "scale": scale,
-        "precision": precision,
-        "connect.version": 1,
-        "connect.parameters": parameters,
-        "connect.name": "org.apache.kafka.connect.data.Decimal",
-        "logicalType": "decimal",
-    })
-}
-
-/// A money value's minor-unit integer as its decimal's unscaled bytes.
-fn write_money(out: &mut Vec<u8>, minor: i64, scratch: &mut Scratch) {
-    scratch.unscaled.clear();
-    decimal::unscaled_i64(minor, &mut scratch.unscaled);
-    writer::bytes(out, &scratch.unscaled);
-}
-
-/// An unsigned 64-bit value as an Avro long. Past `i64::MAX` the long is its two's
-/// complement (negative: `2^64 - 1` is -1), a stand-in no other value has, and the value
-/// goes to the event's `exact` field.
-fn write_u64(out: &mut Vec<u8>, value: u64, scratch: &mut Scratch) {
-    let long = i64::from_ne_bytes(value.to_ne_bytes());
-    if long < 0 {
-        use std::fmt::Write as _;
-        let _ = write!(scratch.exact.stand_in(), "{value}");
-    }
-    writer::long(out, long);
-}
-
-/// A `time` of `micros` since midnight: microseconds, or with `millis` milliseconds (a
-/// `time(0)` to `time(3)` holds whole ones).
-fn write_time(out: &mut Vec<u8>, micros: i64, millis: bool) {
-    if millis {
-        writer::int(out, i32::try_from(micros / 1000).unwrap_or(i32::MAX));
-    } else {
-        writer::long(out, micros);
-    }
-}
-
-/// A `timestamp`: an infinity, or microseconds since 1970.
-#[derive(Debug, Clone, Copy)]
-enum Timestamp {
-    Infinity,
-    NegativeInfinity,
-    Micros(i128),
-}
-
-/// A `timestamp` as microseconds (see [`timestamp_micros`]) or with `millis` milliseconds
-/// since 1970 (a `timestamp(0)` to `timestamp(3)` holds whole ones); the infinities as
-/// `i64::MAX` and `i64::MIN` either way. `None` outside PostgreSQL's range.
-fn write_timestamp(
-    out: &mut Vec<u8>,
-    value: Timestamp,
-    millis: bool,
-    scratch: &mut Scratch,
-) -> Option<()> {
-    let long = match value {
-        Timestamp::Infinity => i64::MAX,
-        Timestamp::NegativeInfinity => i64::MIN,
-        Timestamp::Micros(micros) if millis => {
-            if !temporal::timestamp_in_range(micros) {
-                return None;
-            }
-            i64::try_from(micros.div_euclid(1000)).ok()?
-        }
-        Timestamp::Micros(micros) => timestamp_micros(micros, scratch)?,
-    };
-    writer::long(out, long);
-    Some(())
-}
-
-/// A `MicroTimestamp` of `micros` since 1970, or `None` outside PostgreSQL's range.
-/// PostgreSQL's timestamps from 294247-01-10 04:00:54.775807 on (`i64::MAX`, which stands
-/// for `infinity`, and up) are stand-ins counted up from `i64::MIN + 1`, far below
-/// PostgreSQL's first timestamp (4714 BC) and past `-infinity` (`i64::MIN`): the one of
-/// `i64::MAX + n` is `i64::MIN + 1 + n`. The value goes to the event's `exact` field.
-fn timestamp_micros(micros: i128, scratch: &mut Scratch) -> Option<i64> {
-    if !temporal::timestamp_in_range(micros) {
-        return None;
-    }
-    match i64::try_from(micros) {
-        Ok(micros) if micros != i64::MAX => Some(micros),
-        _ => {
-            temporal::format_timestamp(scratch.exact.stand_in(), micros);
-            let past = micros - i128::from(i64::MAX);
-            i64::try_from(i128::from(i64::MIN) + 1 + past).ok()
-        }
     }
 }

@@ -31,12 +31,25 @@ impl Side {
     }
 }
 
+/// What an encoder wrote that is not the whole value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Inexact {
+    /// The value it wrote is the value.
+    #[default]
+    No,
+    /// A stand-in: the field cannot hold the value, and holds null where it may.
+    StandIn,
+    /// Debezium's form of the value, which does not tell it apart from others (a `varbit`'s
+    /// leading zeros): the field keeps it, and the exact value goes beside it.
+    Lossy,
+}
+
 /// What an event's encoders found the Debezium-shaped fields could not hold: the column
 /// being encoded, then the entries of the columns done, per side, already encoded.
 #[derive(Debug, Default)]
 pub(crate) struct Exact {
-    /// An encoder wrote a stand-in; `text` holds PostgreSQL's text of the real value.
-    stood_in: bool,
+    /// What the encoder just wrote; `text` holds PostgreSQL's text of the real value.
+    inexact: Inexact,
     text: String,
     /// Whether an array's elements keep their stand-ins instead of becoming null: in a key,
     /// which must tell rows apart.
@@ -55,7 +68,7 @@ pub(crate) struct Exact {
 impl Exact {
     /// Forgets everything: an event starts.
     pub(crate) fn begin_event(&mut self) {
-        self.stood_in = false;
+        self.inexact = Inexact::No;
         self.keep_stand_ins = false;
         self.clear_column();
         for entries in &mut self.entries {
@@ -73,14 +86,24 @@ impl Exact {
     /// Called by an encoder that wrote a stand-in: the buffer to print the real value into,
     /// as PostgreSQL prints it.
     pub(crate) fn stand_in(&mut self) -> &mut String {
-        self.stood_in = true;
+        self.inexact(Inexact::StandIn)
+    }
+
+    /// Called by an encoder that wrote Debezium's lossy form of the value: the buffer to print
+    /// the real value into, as PostgreSQL prints it.
+    pub(crate) fn lossy(&mut self) -> &mut String {
+        self.inexact(Inexact::Lossy)
+    }
+
+    fn inexact(&mut self, inexact: Inexact) -> &mut String {
+        self.inexact = inexact;
         self.text.clear();
         &mut self.text
     }
 
-    /// Whether the value just encoded was a stand-in (and forgets it).
-    pub(crate) fn took_stand_in(&mut self) -> bool {
-        std::mem::take(&mut self.stood_in)
+    /// What the value just encoded was (and forgets it).
+    pub(crate) fn took(&mut self) -> Inexact {
+        std::mem::take(&mut self.inexact)
     }
 
     /// The stand-in just taken was a scalar column's value.
@@ -154,8 +177,10 @@ impl Exact {
     #[cfg(test)]
     pub(crate) fn describe_value(&mut self) -> String {
         let mut parts = Vec::new();
-        if self.took_stand_in() {
-            parts.push(format!("exact {}", self.text));
+        match self.took() {
+            Inexact::No => {}
+            Inexact::StandIn => parts.push(format!("exact {}", self.text)),
+            Inexact::Lossy => parts.push(format!("beside {}", self.text)),
         }
         if !self.dimensions.is_empty() {
             let bounds = self.dimensions.iter().map(|d| {

@@ -257,6 +257,7 @@ fn any_bytes_are_a_value(kind: ColumnKind) -> bool {
         kind,
         ColumnKind::Scalar(
             ScalarKind::String
+                | ScalarKind::Xml
                 | ScalarKind::Enum
                 | ScalarKind::Json
                 | ScalarKind::Jsonb

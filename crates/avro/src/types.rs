@@ -73,11 +73,22 @@ impl TimePrecision {
     }
 }
 
+/// How `hstore` values are carried (Debezium's `hstore.handling.mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HstoreMode {
+    /// A JSON object of nullable strings, `io.debezium.data.Json`: Debezium's default.
+    #[default]
+    Json,
+    /// An Avro map of nullable strings.
+    Map,
+}
+
 /// Run-wide choices of how types are carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TypeOptions {
     pub numeric: NumericMode,
     pub time_precision: TimePrecision,
+    pub hstore: HstoreMode,
     /// The database's money fraction digits (`lc_monetary`'s; 2 in most locales): the scale
     /// of money's Avro decimal.
     pub money_scale: u32,
@@ -92,6 +103,7 @@ impl Default for TypeOptions {
         TypeOptions {
             numeric: NumericMode::Decimal,
             time_precision: TimePrecision::Adaptive,
+            hstore: HstoreMode::Json,
             money_scale: 2,
             interval_infinities: false,
         }
@@ -114,6 +126,8 @@ pub(crate) mod oid {
     pub(crate) const CID: u32 = 29;
     pub(crate) const JSON: u32 = 114;
     pub(crate) const XML: u32 = 142;
+    pub(crate) const TSVECTOR: u32 = 3614;
+    pub(crate) const POINT: u32 = 600;
     pub(crate) const BOX: u32 = 603;
     pub(crate) const CIDR: u32 = 650;
     pub(crate) const FLOAT4: u32 = 700;
@@ -284,9 +298,12 @@ impl ScalarKind {
             oid::MONEY => ScalarKind::Money {
                 scale: options.money_scale,
             },
-            oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::XML | oid::REFCURSOR => {
+            oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::REFCURSOR => {
                 ScalarKind::String
             }
+            oid::XML => ScalarKind::Xml,
+            oid::TSVECTOR => ScalarKind::Tsvector,
+            oid::POINT => ScalarKind::Point,
             oid::CHAR => ScalarKind::Char,
             oid::BYTEA => ScalarKind::Bytes,
             oid::UUID => ScalarKind::Uuid,
@@ -305,7 +322,10 @@ impl ScalarKind {
             oid::JSON => ScalarKind::Json,
             oid::JSONB => ScalarKind::Jsonb,
             oid::JSONPATH => ScalarKind::JsonPath,
-            oid::BIT | oid::VARBIT => ScalarKind::Bits,
+            oid::BIT | oid::VARBIT => ScalarKind::Bits {
+                length: type_modifier,
+                varying: type_oid == oid::VARBIT,
+            },
             oid::INET => ScalarKind::Inet,
             oid::CIDR => ScalarKind::Cidr,
             oid::MACADDR => ScalarKind::MacAddr,
@@ -315,7 +335,9 @@ impl ScalarKind {
             oid::PG_LSN => ScalarKind::PgLsn,
             oid::TID => ScalarKind::Tid,
             _ => match info.name.as_str() {
-                "hstore" => ScalarKind::HStore,
+                "hstore" => ScalarKind::HStore {
+                    json: options.hstore == HstoreMode::Json,
+                },
                 "citext" => ScalarKind::String,
                 _ => ScalarKind::Text,
             },

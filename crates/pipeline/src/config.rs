@@ -158,6 +158,7 @@ impl Config {
             format!("events={}", self.events.mode.as_str()),
             format!("numeric={}", self.events.numeric.as_str()),
             format!("time_precision={}", self.events.time_precision.as_str()),
+            format!("hstore={}", self.events.hstore.as_str()),
             format!("truncate={}", self.events.truncate),
             format!("transactions={}", self.events.transactions),
             format!("tombstones={}", self.events.tombstones),
@@ -701,6 +702,9 @@ pub struct EventsSection {
     /// always in microseconds.
     #[serde(default)]
     pub time_precision: TimePrecisionHandling,
+    /// How `hstore` values are carried: a JSON string, as Debezium's default, or an Avro map.
+    #[serde(default)]
+    pub hstore: HstoreHandling,
     /// Transaction metadata: BEGIN and END records on `<topic_prefix>.transaction`, and a
     /// `transaction` block (id, order) in every streamed event.
     #[serde(default)]
@@ -755,6 +759,26 @@ impl TimePrecisionHandling {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HstoreHandling {
+    /// A JSON object of nullable strings (`io.debezium.data.Json`): Debezium's default,
+    /// `hstore.handling.mode = json`.
+    #[default]
+    Json,
+    /// An Avro map of nullable strings.
+    Map,
+}
+
+impl HstoreHandling {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HstoreHandling::Json => "json",
+            HstoreHandling::Map => "map",
+        }
+    }
+}
+
 impl Default for EventsSection {
     fn default() -> Self {
         EventsSection {
@@ -765,6 +789,7 @@ impl Default for EventsSection {
             message_prefixes: Vec::new(),
             numeric: NumericHandling::default(),
             time_precision: TimePrecisionHandling::default(),
+            hstore: HstoreHandling::default(),
             transactions: false,
             unchanged_placeholder: default_unchanged_placeholder(),
         }
@@ -1077,6 +1102,7 @@ const SCHEMA: &[KeySpec] = &[
         Text,
         check::<TimePrecisionHandling>,
     ),
+    opt("events", "hstore", Text, check::<HstoreHandling>),
     opt("events", "transactions", Typed, check::<bool>),
     opt("events", "unchanged_placeholder", Text, check::<String>),
     opt("shutdown", "drain_timeout", Text, check_duration),
@@ -1928,6 +1954,7 @@ mod tests {
         message_prefixes = ["audit", "app."]
         numeric = "string"
         time_precision = "microseconds"
+        hstore = "map"
         transactions = true
         unchanged_placeholder = "<unchanged>"
 
@@ -2004,6 +2031,7 @@ mod tests {
             config.events.time_precision,
             TimePrecisionHandling::Microseconds
         );
+        assert_eq!(config.events.hstore, HstoreHandling::Map);
         assert_eq!(config.shutdown.drain_timeout, Duration::from_secs(60));
         assert_eq!(config.metrics.bind, "0.0.0.0:9000".parse().unwrap());
         assert!(!config.metrics.enabled);

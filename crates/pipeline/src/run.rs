@@ -22,9 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sluice_avro::{
-    ColumnKind, ColumnSpec, MessageCodec, NumericMode, Op, Raw, Registry, RegistryConfig,
-    RegistryError, Row, Scratch, SnapshotMarker, Source, TableCodec, TableSpec, TimePrecision,
-    TransactionBlock, TransactionCodec, TypeOptions,
+    ColumnKind, ColumnSpec, HstoreMode, MessageCodec, NumericMode, Op, Raw, Registry,
+    RegistryConfig, RegistryError, Row, Scratch, SnapshotMarker, Source, TableCodec, TableSpec,
+    TimePrecision, TransactionBlock, TransactionCodec, TypeOptions,
 };
 use sluice_kafka::{AckTracker, Deliveries, Delivery, KafkaConfig, Producer, SendError};
 use sluice_pgoutput::{ColumnValue, LogicalMessage, Lsn, OldTuple, Relation, Tuple};
@@ -2243,6 +2243,10 @@ impl Settings {
                 numeric: match config.events.numeric {
                     crate::config::NumericHandling::Decimal => NumericMode::Decimal,
                     crate::config::NumericHandling::String => NumericMode::String,
+                },
+                hstore: match config.events.hstore {
+                    crate::config::HstoreHandling::Json => HstoreMode::Json,
+                    crate::config::HstoreHandling::Map => HstoreMode::Map,
                 },
                 time_precision: match config.events.time_precision {
                     crate::config::TimePrecisionHandling::Adaptive => TimePrecision::Adaptive,

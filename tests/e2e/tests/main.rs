@@ -4,6 +4,7 @@
 mod check;
 mod compose;
 mod crash;
+mod debezium_compare;
 mod debezium_sink;
 mod errors;
 mod large_transactions;
