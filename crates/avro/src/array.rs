@@ -1,19 +1,21 @@
-//! Containers: arrays (Avro arrays of nullable elements) and `hstore` (an Avro map of
-//! nullable strings), from PostgreSQL's text output or binary send form.
+//! Arrays (Avro arrays of nullable elements), from PostgreSQL's text output or binary send
+//! form.
 //!
 //! Avro writes a container as a block (`count`, then the items) and a closing 0. The binary
 //! forms give the count first; the text forms are parsed into a reused buffer of items,
 //! counted, then copied, so both forms give the same bytes.
 
 use crate::column::{ColumnKind, Raw, ScalarKind, Scratch, ValueError};
+use crate::exact::{Dimension, Inexact};
+use crate::formats;
 use crate::wire::Wire;
 use crate::writer;
 
 /// PostgreSQL's limit on an array's dimensions (`MAXDIM`).
-const MAX_DIMENSIONS: i32 = 6;
+const MAX_DIMENSIONS: usize = 6;
 
 /// Appends `count` items already encoded in `items` as one Avro block and the closing 0.
-fn write_block(out: &mut Vec<u8>, count: usize, items: &[u8]) {
+pub(crate) fn write_block(out: &mut Vec<u8>, count: usize, items: &[u8]) {
     if count > 0 {
         writer::long(out, i64::try_from(count).unwrap_or(i64::MAX));
         out.extend_from_slice(items);
@@ -21,9 +23,11 @@ fn write_block(out: &mut Vec<u8>, count: usize, items: &[u8]) {
     writer::long(out, 0);
 }
 
-/// One element, or NULL, as a union branch of `["null", element]`.
+/// The element at `index`, or NULL, as a union branch of `["null", element]`. An element
+/// the element type cannot hold is null (a stand-in in a key), and goes to the exact field.
 fn write_element(
     element: ScalarKind,
+    index: usize,
     value: Option<Raw<'_>>,
     out: &mut Vec<u8>,
     scratch: &mut Scratch,
@@ -34,8 +38,19 @@ fn write_element(
             Ok(())
         }
         Some(raw) => {
+            let start = out.len();
             writer::union_index(out, 1);
-            element.encode(raw, out, scratch)
+            element.encode(raw, out, scratch)?;
+            match scratch.exact.took() {
+                Inexact::No => {}
+                Inexact::StandIn if !scratch.exact.keep_stand_ins => {
+                    out.truncate(start);
+                    writer::union_index(out, 0);
+                    scratch.exact.element(index);
+                }
+                Inexact::StandIn | Inexact::Lossy => scratch.exact.element(index),
+            }
+            Ok(())
         }
     }
 }
@@ -53,15 +68,26 @@ pub(crate) fn encode_text_array(
     let mut items = std::mem::take(&mut scratch.items);
     let mut unescaped = std::mem::take(&mut scratch.element);
     items.clear();
+    let mut index = 0;
     let result = for_each_text_element(
         raw,
         delimiter,
         &mut unescaped,
         &|| kind.malformed("text", raw),
-        |value| write_element(element, value.map(Raw::Text), &mut items, scratch),
+        |value| {
+            index += 1;
+            write_element(
+                element,
+                index - 1,
+                value.map(Raw::Text),
+                &mut items,
+                scratch,
+            )
+        },
     );
-    if let Ok(count) = result {
-        write_block(out, count, &items);
+    if let Ok((count, shape)) = &result {
+        write_block(out, *count, &items);
+        scratch.exact.shape(shape.dimensions());
     }
     scratch.items = items;
     scratch.element = unescaped;
@@ -79,26 +105,65 @@ enum Expect {
     Separator,
 }
 
+/// An array's dimensions, as its text or binary form gives them; none for an empty array.
+#[derive(Debug, Default)]
+pub(crate) struct Shape {
+    dimensions: [Dimension; MAX_DIMENSIONS],
+    count: usize,
+}
+
+impl Shape {
+    fn push(&mut self, dimension: Dimension) -> Option<()> {
+        *self.dimensions.get_mut(self.count)? = dimension;
+        self.count += 1;
+        Some(())
+    }
+
+    pub(crate) fn dimensions(&self) -> &[Dimension] {
+        &self.dimensions[..self.count]
+    }
+}
+
+/// The bounds PostgreSQL prints before an array whose lower bounds are not all 1:
+/// `[0:1][1:2]`, as (lower, length) per dimension.
+fn parse_bounds(decoration: &[u8]) -> Option<Shape> {
+    let text = std::str::from_utf8(decoration).ok()?;
+    let mut shape = Shape::default();
+    for bounds in text.strip_prefix('[')?.strip_suffix(']')?.split("][") {
+        let (lower, upper) = bounds.split_once(':')?;
+        let (lower, upper) = (signed(lower)?, signed(upper)?);
+        let length = i32::try_from(i64::from(upper) - i64::from(lower) + 1).ok()?;
+        if length < 1 {
+            return None;
+        }
+        shape.push(Dimension { lower, length })?;
+    }
+    Some(shape)
+}
+
+/// An `int4` as PostgreSQL prints it: digits, perhaps after a `-`.
+fn signed(text: &str) -> Option<i32> {
+    formats::decimal::<u32>(text.strip_prefix('-').unwrap_or(text))?;
+    text.parse().ok()
+}
+
 /// Calls `each` with every element of an array literal (`None` for NULL), in order, nesting
-/// flattened; returns how many. Quoted elements are unescaped into `unescaped`.
+/// flattened; returns how many, and the array's shape (its bounds from the decoration, 1
+/// without one; its lengths from the braces, which must agree). Quoted elements are
+/// unescaped into `unescaped`.
 fn for_each_text_element(
     text: &[u8],
     delimiter: u8,
     unescaped: &mut Vec<u8>,
     bad: &dyn Fn() -> ValueError,
     mut each: impl FnMut(Option<&[u8]>) -> Result<(), ValueError>,
-) -> Result<usize, ValueError> {
+) -> Result<(usize, Shape), ValueError> {
     let mut at = 0;
-    // Bounds other than 1 come first: `[0:1][1:2]=`. They are not kept.
+    // Bounds other than 1 come first: `[0:1][1:2]=`.
+    let mut declared = None;
     if text.first() == Some(&b'[') {
         let equals = text.iter().position(|&b| b == b'=').ok_or_else(bad)?;
-        let decoration = &text[..equals];
-        if !decoration
-            .iter()
-            .all(|b| b.is_ascii_digit() || b"[]:-".contains(b))
-        {
-            return Err(bad());
-        }
+        declared = Some(parse_bounds(&text[..equals]).ok_or_else(bad)?);
         at = equals + 1;
     }
     if text.get(at) != Some(&b'{') {
@@ -106,17 +171,37 @@ fn for_each_text_element(
     }
     at += 1;
     let mut depth = 1usize;
+    // Per level: the items of the sub-array being read, and the length all of them have.
+    let mut items = [0usize; MAX_DIMENSIONS];
+    let mut lengths = [None::<usize>; MAX_DIMENSIONS];
+    // The level elements are at: all of them at the same one.
+    let mut element_depth = None;
+    let mut element_at = |depth: usize| match element_depth {
+        None => {
+            element_depth = Some(depth);
+            true
+        }
+        Some(known) => known == depth,
+    };
     let mut expect = Expect::Opened;
     let mut count = 0;
     while depth > 0 {
         let byte = *text.get(at).ok_or_else(bad)?;
+        let level = depth - 1;
         match (byte, expect) {
             (b'{', Expect::Opened | Expect::Item) => {
+                items[level] += 1;
                 depth += 1;
+                *items.get_mut(depth - 1).ok_or_else(bad)? = 0;
                 at += 1;
                 expect = Expect::Opened;
             }
             (b'}', Expect::Opened | Expect::Separator) => {
+                match lengths[level] {
+                    None => lengths[level] = Some(items[level]),
+                    Some(length) if length == items[level] => {}
+                    Some(_) => return Err(bad()),
+                }
                 depth -= 1;
                 at += 1;
                 expect = Expect::Separator;
@@ -142,6 +227,10 @@ fn for_each_text_element(
                     }
                 }
                 at += 1;
+                if !element_at(depth) {
+                    return Err(bad());
+                }
+                items[level] += 1;
                 each(Some(unescaped))?;
                 count += 1;
                 expect = Expect::Separator;
@@ -156,6 +245,10 @@ fn for_each_text_element(
                     return Err(bad());
                 }
                 at += length;
+                if !element_at(depth) {
+                    return Err(bad());
+                }
+                items[level] += 1;
                 each((!value.eq_ignore_ascii_case(b"NULL")).then_some(value))?;
                 count += 1;
                 expect = Expect::Separator;
@@ -163,16 +256,32 @@ fn for_each_text_element(
             _ => return Err(bad()),
         }
     }
-    if at == text.len() {
-        Ok(count)
-    } else {
-        Err(bad())
+    if at != text.len() {
+        return Err(bad());
     }
+    // `{}` has no dimensions; otherwise as many as the elements are deep.
+    let mut shape = Shape::default();
+    for length in lengths.iter().take(element_depth.unwrap_or(0)) {
+        let length = length.and_then(|l| i32::try_from(l).ok());
+        let length = length.filter(|l| *l > 0).ok_or_else(bad)?;
+        shape.push(Dimension { lower: 1, length }).ok_or_else(bad)?;
+    }
+    if let Some(declared) = declared {
+        let agrees = declared.count == shape.count
+            && (declared.dimensions().iter())
+                .zip(shape.dimensions())
+                .all(|(d, s)| d.length == s.length);
+        if !agrees {
+            return Err(bad());
+        }
+        shape = declared;
+    }
+    Ok((count, shape))
 }
 
 /// An array's binary form (`array_send`): `int32` dimensions, `int32` has-nulls flag,
 /// element type OID, then per dimension `int32` length and lower bound, then per element an
-/// `int32` length (-1 for NULL) and its binary form. Dimensions and bounds are not kept.
+/// `int32` length (-1 for NULL) and its binary form.
 pub(crate) fn encode_binary_array(
     kind: ColumnKind,
     element: ScalarKind,
@@ -186,13 +295,19 @@ pub(crate) fn encode_binary_array(
     let has_nulls = wire.i32().ok_or_else(bad)?;
     // The element OID: a domain's or the base type's; the column already says how to read.
     wire.u32().ok_or_else(bad)?;
-    if !(0..=MAX_DIMENSIONS).contains(&dimensions) || !(0..=1).contains(&has_nulls) {
+    let dimensions = usize::try_from(dimensions)
+        .ok()
+        .filter(|d| *d <= MAX_DIMENSIONS)
+        .ok_or_else(bad)?;
+    if !(0..=1).contains(&has_nulls) {
         return Err(bad());
     }
     let mut count: usize = usize::from(dimensions > 0);
+    let mut shape = Shape::default();
     for _ in 0..dimensions {
-        let length = wire.i32().and_then(|n| usize::try_from(n).ok());
-        wire.i32().ok_or_else(bad)?;
+        let (length, lower) = (wire.i32().ok_or_else(bad)?, wire.i32().ok_or_else(bad)?);
+        shape.push(Dimension { lower, length }).ok_or_else(bad)?;
+        let length = usize::try_from(length).ok();
         count = length.and_then(|n| count.checked_mul(n)).ok_or_else(bad)?;
     }
     // Every element takes at least its 4-byte length: a larger count is a lie.
@@ -202,121 +317,15 @@ pub(crate) fn encode_binary_array(
     if count > 0 {
         writer::long(out, i64::try_from(count).unwrap_or(i64::MAX));
     }
-    for _ in 0..count {
+    for index in 0..count {
         let value = wire.field().ok_or_else(bad)?;
-        write_element(element, value.map(Raw::Binary), out, scratch)?;
+        write_element(element, index, value.map(Raw::Binary), out, scratch)?;
     }
     writer::long(out, 0);
-    wire.end().ok_or_else(bad)
-}
-
-/// An hstore as `hstore_out` prints it: `"a"=>"1", "b"=>NULL`, keys and values quoted with
-/// `"` and `\` escaped by a backslash; empty for no pairs.
-pub(crate) fn encode_text_hstore(
-    kind: ColumnKind,
-    text: &[u8],
-    out: &mut Vec<u8>,
-    scratch: &mut Scratch,
-) -> Result<(), ValueError> {
-    let bad = || kind.malformed("text", text);
-    let items = &mut scratch.map_items;
-    items.clear();
-    let mut count = 0;
-    let mut rest = text;
-    while !rest.is_empty() {
-        if count > 0 {
-            rest = rest.strip_prefix(b", ").ok_or_else(bad)?;
-        }
-        let (key, after) = quoted(rest).ok_or_else(bad)?;
-        write_unescaped(items, key);
-        rest = after.strip_prefix(b"=>").ok_or_else(bad)?;
-        if let Some(after) = rest.strip_prefix(b"NULL") {
-            writer::union_index(items, 0);
-            rest = after;
-        } else {
-            let (value, after) = quoted(rest).ok_or_else(bad)?;
-            writer::union_index(items, 1);
-            write_unescaped(items, value);
-            rest = after;
-        }
-        count += 1;
-    }
-    write_block(out, count, items);
-    Ok(())
-}
-
-/// A `"`-quoted string at the start of `text`: its body (escapes kept) and what follows.
-fn quoted(text: &[u8]) -> Option<(&[u8], &[u8])> {
-    let body = text.strip_prefix(b"\"")?;
-    let mut at = 0;
-    loop {
-        match body.get(at)? {
-            b'"' => return Some((&body[..at], &body[at + 1..])),
-            b'\\' => at += 2,
-            _ => at += 1,
-        }
-    }
-}
-
-/// An Avro string of a quoted body with its backslash escapes removed, written without an
-/// intermediate copy: the length first, then the bytes.
-fn write_unescaped(out: &mut Vec<u8>, body: &[u8]) {
-    let mut escaped = false;
-    let mut length = 0usize;
-    for &byte in body {
-        if escaped || byte != b'\\' {
-            length += 1;
-            escaped = false;
-        } else {
-            escaped = true;
-        }
-    }
-    writer::long(out, i64::try_from(length).unwrap_or(i64::MAX));
-    let mut escaped = false;
-    for &byte in body {
-        if escaped || byte != b'\\' {
-            out.push(byte);
-            escaped = false;
-        } else {
-            escaped = true;
-        }
-    }
-}
-
-/// An hstore's binary form: `int32` count, then per pair an `int32` key length and the
-/// key, an `int32` value length (-1 for NULL) and the value.
-pub(crate) fn encode_binary_hstore(
-    kind: ColumnKind,
-    raw: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<(), ValueError> {
-    let bad = || kind.malformed("binary", raw);
-    let mut wire = Wire::new(raw);
-    let count = wire
-        .i32()
-        .and_then(|n| usize::try_from(n).ok())
-        .ok_or_else(bad)?;
-    // Every pair takes at least its two 4-byte lengths.
-    if count > wire.remaining() / 8 {
-        return Err(bad());
-    }
+    wire.end().ok_or_else(bad)?;
+    // An array with no elements is `{}` whatever its header says, as PostgreSQL prints it.
     if count > 0 {
-        writer::long(out, i64::try_from(count).unwrap_or(i64::MAX));
+        scratch.exact.shape(shape.dimensions());
     }
-    let text = |bytes: &[u8]| std::str::from_utf8(bytes).ok().map(|_| ());
-    for _ in 0..count {
-        let key = wire.field().flatten().ok_or_else(bad)?;
-        text(key).ok_or_else(bad)?;
-        writer::bytes(out, key);
-        match wire.field().ok_or_else(bad)? {
-            None => writer::union_index(out, 0),
-            Some(value) => {
-                text(value).ok_or_else(bad)?;
-                writer::union_index(out, 1);
-                writer::bytes(out, value);
-            }
-        }
-    }
-    writer::long(out, 0);
-    wire.end().ok_or_else(bad)
+    Ok(())
 }

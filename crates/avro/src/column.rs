@@ -10,8 +10,11 @@ use serde_json::{Value, json};
 
 use crate::array;
 use crate::decimal::{self, Numeric};
+use crate::exact::Exact;
 use crate::formats;
+use crate::hstore;
 use crate::network::{self, Address};
+use crate::special::{Timestamp, write_money, write_time, write_timestamp, write_u64};
 use crate::temporal::{self, Interval};
 use crate::types::TypeInfo;
 use crate::wire::{self, Wire};
@@ -23,9 +26,9 @@ pub enum ColumnKind {
     /// A single value.
     Scalar(ScalarKind),
     /// An array of any dimensions: `{"type": "array", "items": ["null", element]}` with the
-    /// elements in row-major order. **Not exact** for a multi-dimensional array or one
-    /// whose lower bound is not 1: the dimensions and bounds are not carried, only the
-    /// elements (see [`ColumnKind::inexact`]). An empty array is an empty Avro array.
+    /// elements in row-major order, as Debezium's flat list; a multi-dimensional array's
+    /// dimensions, or a lower bound other than 1, go to the event's `exact` field. An empty
+    /// array is an empty Avro array.
     Array {
         element: ScalarKind,
         /// What separates elements in the text form: `,`, or `;` for `box`.
@@ -47,15 +50,15 @@ pub enum ScalarKind {
     /// `float8`, NaN and ±Infinity included.
     Float64,
     /// `numeric(p, s)` in decimal mode: Avro decimal of that precision and scale (Kafka
-    /// Connect's `Decimal`). NaN and ±Infinity are refused with
-    /// [`ValueError::NonFiniteNumeric`].
+    /// Connect's `Decimal`). NaN and ±Infinity are stand-ins past the column's range, the
+    /// value in the event's `exact` field (see [`ScalarKind::encode_nonfinite`]).
     Decimal {
         precision: u32,
         scale: u32,
     },
     /// Unconstrained `numeric` in decimal mode (or one with a negative scale): Debezium's
-    /// `VariableScaleDecimal` record (scale, unscaled bytes). NaN and ±Infinity are refused
-    /// with [`ValueError::NonFiniteNumeric`].
+    /// `VariableScaleDecimal` record (scale, unscaled bytes). NaN and ±Infinity as for
+    /// `Decimal`.
     VariableDecimal,
     /// Any `numeric` in string mode: Avro string holding PostgreSQL's text form, trailing
     /// zeros of the scale kept (`1.50`), and `NaN`, `Infinity`, `-Infinity`.
@@ -67,9 +70,16 @@ pub enum ScalarKind {
         scale: u32,
     },
     /// Text-like types carried as their text: `text`, `varchar`, `bpchar` (padded, as
-    /// PostgreSQL prints it), `name`, `xml`, `refcursor`, `citext`. Their binary form is the
-    /// same text.
+    /// PostgreSQL prints it), `name`, `refcursor`, `citext`. Their binary form is the same
+    /// text.
     String,
+    /// `xml`: Debezium's `io.debezium.data.Xml` string, its text.
+    Xml,
+    /// `tsvector`: Debezium's `io.debezium.data.Tsvector` string, its text. **Text-only**.
+    Tsvector,
+    /// `point`: Debezium's `io.debezium.data.geometry.Point` record: `x` and `y`, the point as
+    /// WKB (`wkb`, 21 bytes) and `srid` null.
+    Point,
     /// `"char"`: a string of its one byte as PostgreSQL prints it: empty for the byte 0,
     /// `\ooo` octal from 0x80 up.
     Char,
@@ -83,30 +93,49 @@ pub enum ScalarKind {
     /// `-infinity` as `i32::MAX` and `i32::MIN`, as PostgreSQL stores them.
     Date,
     /// `time`: Debezium's `io.debezium.time.MicroTime`, microseconds since midnight
-    /// (`24:00:00` is 86 400 000 000).
-    Time,
+    /// (`24:00:00` is 86 400 000 000); with `millis` (`time(0)` to `time(3)` under Debezium's
+    /// adaptive precision) `io.debezium.time.Time`, an Avro int of milliseconds.
+    Time {
+        millis: bool,
+    },
     /// `timetz`: Debezium's `io.debezium.time.ZonedTime`, keeping the value's own offset:
     /// `10:15:30.123456+05:30`, `00:00:00Z`, `10:15:30-03:30:15` (trailing fractional
     /// zeros dropped, a zero offset as `Z`).
     TimeTz,
     /// Debezium's `io.debezium.time.MicroTimestamp`: microseconds since 1970, no zone;
-    /// `infinity` and `-infinity` as `i64::MAX` and `i64::MIN`.
-    Timestamp,
+    /// `infinity` and `-infinity` as `i64::MAX` and `i64::MIN`. The last 30 years PostgreSQL
+    /// holds are past them: stand-ins, see [`timestamp_micros`]. With `millis` (`timestamp(0)`
+    /// to `timestamp(3)` under Debezium's adaptive precision) `io.debezium.time.Timestamp`,
+    /// milliseconds, which hold every timestamp.
+    Timestamp {
+        millis: bool,
+    },
     /// Debezium's `io.debezium.time.ZonedTimestamp`: ISO-8601 in UTC, or `infinity`,
     /// `-infinity`.
     TimestampTz,
     /// `interval`: Debezium's `io.debezium.time.Interval`, ISO-8601 with every component
     /// signed on its own and months, days and time kept apart: `P1Y2M3DT4H5M6.78S`,
     /// `P0Y0M-1DT2H3M0S`, zero as `P0Y0M0DT0H0M0S`.
-    Interval,
+    Interval {
+        /// Whether the binary form's all-extreme value is PostgreSQL 17's `infinity` (or
+        /// `-infinity`), as it is from PostgreSQL 17 on; before, it is a finite interval.
+        infinities: bool,
+    },
     /// `json`: Debezium's `io.debezium.data.Json` string, as PostgreSQL keeps it.
     Json,
     /// `jsonb`: the same as json; its binary form starts with a version byte.
     Jsonb,
     /// `jsonpath`: a string; its binary form starts with a version byte.
     JsonPath,
-    /// `bit(n)` and `varbit`: a string of `0`s and `1`s.
-    Bits,
+    /// `bit(n)` and `varbit(n)`, as Debezium: `io.debezium.data.Bits`, the bits as an
+    /// unsigned number in little-endian bytes (`1010` is `[0x0a]`), the column's `length` (its
+    /// type modifier; -1 for an unconstrained varbit) in `connect.parameters`; a length of 1
+    /// is a boolean. A varbit's value does not tell its leading zeros (nor an empty string)
+    /// apart: those go to the event's `exact` field as well.
+    Bits {
+        length: i32,
+        varying: bool,
+    },
     /// `inet`: a string as PostgreSQL prints it (a host's `/32` or `/128` omitted, IPv6
     /// compressed as `inet_net_ntop` does).
     Inet,
@@ -118,14 +147,18 @@ pub enum ScalarKind {
     MacAddr8,
     /// `oid`, `xid`, `cid` (unsigned 32-bit): Avro long.
     UInt32,
-    /// `xid8`: Avro long; a value past `i64::MAX` is refused.
+    /// `xid8`: Avro long; a value past `i64::MAX` is a stand-in, see [`write_u64`].
     UInt64,
     /// `pg_lsn`: a string `16/B374D848`.
     PgLsn,
     /// `tid`: a string `(block,offset)`.
     Tid,
-    /// `hstore` (extension): Avro map of nullable strings, as Debezium's map mode.
-    HStore,
+    /// `hstore` (extension): with `json`, Debezium's default, a JSON object of nullable
+    /// strings (`io.debezium.data.Json`, `{"a":"1","b":null}`); else an Avro map of nullable
+    /// strings, as Debezium's map mode.
+    HStore {
+        json: bool,
+    },
     /// Any other type (`tsvector`, `tsquery`, geometric types, ranges, multiranges,
     /// composite types, `reg*` types, unknown types): its text form, as a string.
     /// **Text-only**: the binary form is refused ([`ValueError::BinaryUnsupported`]).
@@ -153,7 +186,9 @@ impl ColumnKind {
                 let value = text.parse::<f64>().ok().filter(|v| v.is_finite())?;
                 json!(value)
             }
-            ScalarKind::String | ScalarKind::Enum | ScalarKind::NumericString => json!(text),
+            ScalarKind::String | ScalarKind::Xml | ScalarKind::Enum | ScalarKind::NumericString => {
+                json!(text)
+            }
             _ => return None,
         })
     }
@@ -165,31 +200,23 @@ impl ColumnKind {
     pub fn reads_binary(self) -> bool {
         match self {
             ColumnKind::Scalar(kind) | ColumnKind::Array { element: kind, .. } => {
-                kind != ScalarKind::Text
+                !matches!(kind, ScalarKind::Text | ScalarKind::Tsvector)
             }
-        }
-    }
-
-    /// Why values of this kind may not be carried exactly, if they may not: a
-    /// multi-dimensional array, or one with a lower bound other than 1, is flattened to its
-    /// elements in row-major order. Every other kind carries its values exactly (or refuses
-    /// them with a [`ValueError`]).
-    pub fn inexact(self) -> Option<&'static str> {
-        match self {
-            ColumnKind::Array { .. } => Some(
-                "arrays are flattened: a multi-dimensional array's dimensions and any lower \
-                 bound other than 1 are not carried",
-            ),
-            ColumnKind::Scalar(_) => None,
         }
     }
 
     /// Whether an unchanged TOASTed value of this kind is sent as [`UNCHANGED_PLACEHOLDER`]
     /// (kinds whose Avro type is a plain string or bytes; Avro strings and bytes encode
-    /// alike). Other kinds send null.
+    /// alike), or as an array of it alone (arrays of text, json and bytea), as Debezium sends
+    /// them. Other kinds send null.
     pub fn has_unchanged_placeholder(self) -> bool {
         use ScalarKind as K;
         match self {
+            // The arrays Debezium sends the placeholder in (it sends null for the others, or
+            // for integer and date arrays the placeholder's bytes as numbers).
+            ColumnKind::Array { element, .. } => {
+                matches!(element, K::String | K::Json | K::Jsonb | K::Bytes)
+            }
             ColumnKind::Scalar(kind) => !matches!(
                 kind,
                 K::Boolean
@@ -202,24 +229,43 @@ impl ColumnKind {
                     | K::VariableDecimal
                     | K::Money { .. }
                     | K::Date
-                    | K::Time
-                    | K::Timestamp
+                    | K::Time { .. }
+                    | K::Timestamp { .. }
                     | K::UInt32
                     | K::UInt64
-                    | K::HStore
+                    | K::HStore { json: false }
+                    | K::Point
+                    | K::Bits { length: 1, .. }
             ),
-            ColumnKind::Array { .. } => false,
+        }
+    }
+
+    /// Appends the placeholder of an unchanged TOASTed value of a kind that
+    /// [has one](ColumnKind::has_unchanged_placeholder): the bytes, or an array of them.
+    pub(crate) fn write_unchanged(self, placeholder: &[u8], out: &mut Vec<u8>) {
+        match self {
+            ColumnKind::Scalar(_) => writer::bytes(out, placeholder),
+            ColumnKind::Array { .. } => {
+                writer::long(out, 1);
+                writer::union_index(out, 1);
+                writer::bytes(out, placeholder);
+                writer::long(out, 0);
+            }
         }
     }
 
     /// Whether a value of this kind may be large enough to be TOASTed, and so arrive unchanged,
     /// without having a placeholder form: its field must then allow null even for a NOT NULL
-    /// column (numerics, hstore, arrays).
+    /// column (numerics, hstore, arrays). Every array's field does: those of strings had
+    /// none before, and a field that stops allowing null is not BACKWARD compatible.
     pub fn toastable_without_placeholder(self) -> bool {
         use ScalarKind as K;
         match self {
             ColumnKind::Scalar(kind) => {
-                matches!(kind, K::Decimal { .. } | K::VariableDecimal | K::HStore)
+                matches!(
+                    kind,
+                    K::Decimal { .. } | K::VariableDecimal | K::HStore { json: false }
+                )
             }
             ColumnKind::Array { .. } => true,
         }
@@ -259,7 +305,7 @@ impl ColumnKind {
                 if !self.has_unchanged_placeholder() {
                     return Err(ValueError::Unrepresentable("an unchanged TOASTed value"));
                 }
-                writer::bytes(out, UNCHANGED_PLACEHOLDER.as_bytes());
+                self.write_unchanged(UNCHANGED_PLACEHOLDER.as_bytes(), out);
                 Ok(())
             }
             (_, Raw::Binary(_)) if !self.reads_binary() => {
@@ -305,11 +351,6 @@ pub enum ValueError {
     },
     #[error("{0} has no representation in this column's Avro type")]
     Unrepresentable(&'static str),
-    /// A numeric NaN, Infinity or -Infinity in decimal mode.
-    #[error(
-        "numeric NaN (or Infinity) has no form in an Avro decimal; set events.numeric = \"string\" to carry numerics as exact strings"
-    )]
-    NonFiniteNumeric,
     /// A binary value of a text-only kind (see [`ColumnKind::reads_binary`]).
     #[error(
         "{kind:?} values are read as text only: their binary form is not decoded (replication.binary must be false)"
@@ -320,15 +361,19 @@ pub enum ValueError {
 /// Reused buffers for the encoders, so a value needs no allocation of its own.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    digits: Vec<u8>,
-    unscaled: Vec<u8>,
-    text: String,
+    pub(crate) digits: Vec<u8>,
+    pub(crate) unscaled: Vec<u8>,
+    pub(crate) text: String,
     /// An array's encoded elements, before their count is known.
     pub(crate) items: Vec<u8>,
     /// An array element's unescaped text.
     pub(crate) element: Vec<u8>,
     /// An hstore's encoded pairs, before their count is known.
     pub(crate) map_items: Vec<u8>,
+    /// An hstore pair's unescaped key and value.
+    pub(crate) pair: [Vec<u8>; 2],
+    /// What the event's Debezium-shaped fields could not hold.
+    pub(crate) exact: Exact,
 }
 
 impl Scratch {
@@ -345,73 +390,6 @@ const DATE_POS_INFINITY: i32 = i32::MAX;
 const DATE_NEG_INFINITY: i32 = i32::MIN;
 
 impl ScalarKind {
-    /// The Avro schema of a non-null value; `info` gives an enum's labels.
-    fn schema(self, info: &TypeInfo, defined: &mut Vec<&'static str>) -> Value {
-        let debezium = |base: &str, name: &str| json!({"type": base, "connect.version": 1, "connect.name": name});
-        match self {
-            ScalarKind::Boolean => json!("boolean"),
-            ScalarKind::Int16 => json!({"type": "int", "connect.type": "int16"}),
-            ScalarKind::Int32 => json!("int"),
-            ScalarKind::Int64 | ScalarKind::UInt32 | ScalarKind::UInt64 => json!("long"),
-            ScalarKind::Float32 => json!("float"),
-            ScalarKind::Float64 => json!("double"),
-            ScalarKind::Decimal { precision, scale } => decimal_schema(precision, scale, true),
-            // Kafka Connect's Decimal without a precision, which Confluent's converter
-            // writes with precision 64.
-            ScalarKind::Money { scale } => decimal_schema(64, scale, false),
-            ScalarKind::VariableDecimal => {
-                const NAME: &str = "io.debezium.data.VariableScaleDecimal";
-                if defined.contains(&NAME) {
-                    json!(NAME)
-                } else {
-                    defined.push(NAME);
-                    json!({
-                        "type": "record",
-                        "name": "VariableScaleDecimal",
-                        "namespace": "io.debezium.data",
-                        "fields": [
-                            {"name": "scale", "type": "int"},
-                            {"name": "value", "type": "bytes"},
-                        ],
-                        "connect.doc": "Variable scaled decimal",
-                        "connect.version": 1,
-                        "connect.name": NAME,
-                    })
-                }
-            }
-            ScalarKind::NumericString
-            | ScalarKind::String
-            | ScalarKind::Char
-            | ScalarKind::JsonPath
-            | ScalarKind::Bits
-            | ScalarKind::Inet
-            | ScalarKind::Cidr
-            | ScalarKind::MacAddr
-            | ScalarKind::MacAddr8
-            | ScalarKind::PgLsn
-            | ScalarKind::Tid
-            | ScalarKind::Text => json!("string"),
-            ScalarKind::Enum => json!({
-                "type": "string",
-                "connect.version": 1,
-                "connect.parameters": {"allowed": info.enum_labels.join(",")},
-                "connect.name": "io.debezium.data.Enum",
-            }),
-            ScalarKind::Bytes => json!("bytes"),
-            ScalarKind::Uuid => debezium("string", "io.debezium.data.Uuid"),
-            // Without Avro's own `logicalType: date`: Connect's Avro converters take that for
-            // org.apache.kafka.connect.data.Date and refuse the Debezium name beside it.
-            ScalarKind::Date => debezium("int", "io.debezium.time.Date"),
-            ScalarKind::Time => debezium("long", "io.debezium.time.MicroTime"),
-            ScalarKind::TimeTz => debezium("string", "io.debezium.time.ZonedTime"),
-            ScalarKind::Timestamp => debezium("long", "io.debezium.time.MicroTimestamp"),
-            ScalarKind::TimestampTz => debezium("string", "io.debezium.time.ZonedTimestamp"),
-            ScalarKind::Interval => debezium("string", "io.debezium.time.Interval"),
-            ScalarKind::Json | ScalarKind::Jsonb => debezium("string", "io.debezium.data.Json"),
-            ScalarKind::HStore => json!({"type": "map", "values": ["null", "string"]}),
-        }
-    }
-
     /// Appends the Avro encoding of a non-null text or binary value.
     pub(crate) fn encode(
         self,
@@ -458,6 +436,8 @@ impl ScalarKind {
                 write_money(out, minor, scratch);
             }
             ScalarKind::String
+            | ScalarKind::Xml
+            | ScalarKind::Tsvector
             | ScalarKind::Enum
             | ScalarKind::Json
             | ScalarKind::Jsonb
@@ -488,18 +468,20 @@ impl ScalarKind {
                 };
                 writer::int(out, days);
             }
-            ScalarKind::Time => writer::long(out, temporal::parse_time(text).ok_or_else(bad)?),
+            ScalarKind::Time { millis } => {
+                write_time(out, temporal::parse_time(text).ok_or_else(bad)?, millis);
+            }
             ScalarKind::TimeTz => {
                 let (micros, offset) = temporal::parse_timetz(text).ok_or_else(bad)?;
                 scratch.string(out, |s| temporal::format_zoned_time(s, micros, offset));
             }
-            ScalarKind::Timestamp => {
-                let micros = match text {
-                    "infinity" => i64::MAX,
-                    "-infinity" => i64::MIN,
-                    _ => micros_since_1970(temporal::parse_timestamp(text).ok_or_else(bad)?)?,
+            ScalarKind::Timestamp { millis } => {
+                let value = match text {
+                    "infinity" => Timestamp::Infinity,
+                    "-infinity" => Timestamp::NegativeInfinity,
+                    _ => Timestamp::Micros(temporal::parse_timestamp(text).ok_or_else(bad)?),
                 };
-                writer::long(out, micros);
+                write_timestamp(out, value, millis, scratch).ok_or_else(bad)?;
             }
             ScalarKind::TimestampTz => match text {
                 "infinity" | "-infinity" => writer::string(out, text),
@@ -508,15 +490,23 @@ impl ScalarKind {
                     scratch.string(out, |s| temporal::format_zoned_timestamp(s, micros));
                 }
             },
-            ScalarKind::Interval => {
-                let interval = temporal::parse_interval(text).ok_or_else(bad)?;
-                scratch.string(out, |s| temporal::format_interval(s, interval));
+            ScalarKind::Interval { .. } => match text {
+                // PostgreSQL 17's; a finite interval is never printed so.
+                "infinity" | "-infinity" => writer::string(out, text),
+                _ => {
+                    let interval = temporal::parse_interval(text).ok_or_else(bad)?;
+                    scratch.string(out, |s| temporal::format_interval(s, interval, false));
+                }
+            },
+            ScalarKind::Point => {
+                let (x, y) = formats::parse_point(text).ok_or_else(bad)?;
+                formats::write_point(out, x, y);
             }
-            ScalarKind::Bits => {
+            ScalarKind::Bits { .. } => {
                 if !formats::is_bit_text(text) {
                     return Err(bad());
                 }
-                writer::string(out, text);
+                self.encode_bits(text, out, scratch);
             }
             ScalarKind::Inet | ScalarKind::Cidr => {
                 let address = Address::of_text(text).ok_or_else(bad)?;
@@ -535,7 +525,9 @@ impl ScalarKind {
                 out,
                 i64::from(formats::decimal::<u32>(text).ok_or_else(bad)?),
             ),
-            ScalarKind::UInt64 => write_u64(out, formats::decimal::<u64>(text).ok_or_else(bad)?)?,
+            ScalarKind::UInt64 => {
+                write_u64(out, formats::decimal::<u64>(text).ok_or_else(bad)?, scratch);
+            }
             ScalarKind::PgLsn => {
                 let lsn = formats::parse_lsn(text).ok_or_else(bad)?;
                 scratch.string(out, |s| formats::format_lsn(s, lsn));
@@ -544,7 +536,7 @@ impl ScalarKind {
                 let tid = formats::parse_tid(text).ok_or_else(bad)?;
                 scratch.string(out, |s| formats::format_tid(s, tid));
             }
-            ScalarKind::HStore => array::encode_text_hstore(kind, raw, out, scratch)?,
+            ScalarKind::HStore { json } => hstore::encode(kind, json, raw, false, out, scratch)?,
         }
         Ok(())
     }
@@ -590,7 +582,7 @@ impl ScalarKind {
                 let minor = i64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?);
                 write_money(out, minor, scratch);
             }
-            ScalarKind::String | ScalarKind::Enum | ScalarKind::Json => {
+            ScalarKind::String | ScalarKind::Xml | ScalarKind::Enum | ScalarKind::Json => {
                 writer::string(out, utf8(raw)?);
             }
             ScalarKind::Jsonb | ScalarKind::JsonPath => {
@@ -627,12 +619,12 @@ impl ScalarKind {
                 };
                 writer::int(out, days);
             }
-            ScalarKind::Time => {
+            ScalarKind::Time { millis } => {
                 let micros = i64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?);
                 if !temporal::valid_time(micros) {
                     return Err(bad());
                 }
-                writer::long(out, micros);
+                write_time(out, micros, millis);
             }
             ScalarKind::TimeTz => {
                 let mut wire = Wire::new(raw);
@@ -644,12 +636,13 @@ impl ScalarKind {
                     .ok_or_else(bad)?;
                 scratch.string(out, |s| temporal::format_zoned_time(s, micros, offset));
             }
-            ScalarKind::Timestamp => {
-                let micros = match i64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?) {
-                    infinity @ (i64::MAX | i64::MIN) => infinity,
-                    micros => micros_since_1970(temporal::since_1970(micros))?,
+            ScalarKind::Timestamp { millis } => {
+                let value = match i64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?) {
+                    i64::MAX => Timestamp::Infinity,
+                    i64::MIN => Timestamp::NegativeInfinity,
+                    micros => Timestamp::Micros(temporal::since_1970(micros)),
                 };
-                writer::long(out, micros);
+                write_timestamp(out, value, millis, scratch).ok_or_else(bad)?;
             }
             ScalarKind::TimestampTz => {
                 let micros = i64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?);
@@ -661,7 +654,7 @@ impl ScalarKind {
                     }),
                 }
             }
-            ScalarKind::Interval => {
+            ScalarKind::Interval { infinities } => {
                 let mut wire = Wire::new(raw);
                 let interval = (|| {
                     let micros = wire.i64()?;
@@ -675,12 +668,25 @@ impl ScalarKind {
                     })
                 })()
                 .ok_or_else(bad)?;
-                scratch.string(out, |s| temporal::format_interval(s, interval));
+                scratch.string(out, |s| temporal::format_interval(s, interval, infinities));
             }
-            ScalarKind::Bits => {
-                scratch.text.clear();
-                formats::format_bits(&mut scratch.text, raw).ok_or_else(bad)?;
-                writer::string(out, &scratch.text);
+            ScalarKind::Point => {
+                let mut wire = Wire::new(raw);
+                let (x, y) = (wire.i64(), wire.i64());
+                wire.end().ok_or_else(bad)?;
+                let (x, y) = x.zip(y).ok_or_else(bad)?;
+                let float = |bits: i64| f64::from_bits(u64::from_ne_bytes(bits.to_ne_bytes()));
+                formats::write_point(out, float(x), float(y));
+            }
+            ScalarKind::Bits { .. } => {
+                let mut bits = std::mem::take(&mut scratch.text);
+                bits.clear();
+                let parsed = formats::format_bits(&mut bits, raw);
+                if parsed.is_some() {
+                    self.encode_bits(&bits, out, scratch);
+                }
+                scratch.text = bits;
+                parsed.ok_or_else(bad)?;
             }
             ScalarKind::Inet | ScalarKind::Cidr => {
                 let address = Address::of_binary(raw).ok_or_else(bad)?;
@@ -700,7 +706,11 @@ impl ScalarKind {
                 i64::from(u32::from_be_bytes(wire::exact(raw).ok_or_else(bad)?)),
             ),
             ScalarKind::UInt64 => {
-                write_u64(out, u64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?))?;
+                write_u64(
+                    out,
+                    u64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?),
+                    scratch,
+                );
             }
             ScalarKind::PgLsn => {
                 let lsn = u64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?);
@@ -710,8 +720,10 @@ impl ScalarKind {
                 let tid = formats::tid_of_binary(raw).ok_or_else(bad)?;
                 scratch.string(out, |s| formats::format_tid(s, tid));
             }
-            ScalarKind::HStore => array::encode_binary_hstore(kind, raw, out)?,
-            ScalarKind::Text => return Err(ValueError::BinaryUnsupported { kind }),
+            ScalarKind::HStore { json } => hstore::encode(kind, json, raw, true, out, scratch)?,
+            ScalarKind::Text | ScalarKind::Tsvector => {
+                return Err(ValueError::BinaryUnsupported { kind });
+            }
         }
         Ok(())
     }
@@ -729,7 +741,8 @@ impl ScalarKind {
             return Ok(());
         }
         let Numeric::Finite { negative, scale } = numeric else {
-            return Err(ValueError::NonFiniteNumeric);
+            self.encode_nonfinite(numeric, out, scratch);
+            return Ok(());
         };
         scratch.unscaled.clear();
         if let ScalarKind::Decimal {
@@ -757,49 +770,4 @@ impl ScalarKind {
         writer::bytes(out, &scratch.unscaled);
         Ok(())
     }
-}
-
-/// Kafka Connect's `Decimal` as an Avro decimal; `with_precision` also names the precision
-/// in `connect.parameters`, as Connect does for `numeric(p, s)` but not for `money`.
-fn decimal_schema(precision: u32, scale: u32, with_precision: bool) -> Value {
-    let mut parameters = json!({"scale": scale.to_string()});
-    if with_precision {
-        parameters["connect.decimal.precision"] = json!(precision.to_string());
-    }
-    json!({
-        "type": "bytes",
-        "scale": scale,
-        "precision": precision,
-        "connect.version": 1,
-        "connect.parameters": parameters,
-        "connect.name": "org.apache.kafka.connect.data.Decimal",
-        "logicalType": "decimal",
-    })
-}
-
-/// A money value's minor-unit integer as its decimal's unscaled bytes.
-fn write_money(out: &mut Vec<u8>, minor: i64, scratch: &mut Scratch) {
-    scratch.unscaled.clear();
-    decimal::unscaled_i64(minor, &mut scratch.unscaled);
-    writer::bytes(out, &scratch.unscaled);
-}
-
-/// An unsigned 64-bit value as an Avro long, refused past `i64::MAX`.
-fn write_u64(out: &mut Vec<u8>, value: u64) -> Result<(), ValueError> {
-    let value =
-        i64::try_from(value).map_err(|_| ValueError::Unrepresentable("an xid8 past 2^63 - 1"))?;
-    writer::long(out, value);
-    Ok(())
-}
-
-/// A `MicroTimestamp`: refused past `i64::MAX` (PostgreSQL's timestamps from 294247-01-10
-/// 04:00:54.775807), and at `i64::MAX` and `i64::MIN` themselves, which stand for the
-/// infinities.
-fn micros_since_1970(micros: i128) -> Result<i64, ValueError> {
-    i64::try_from(micros)
-        .ok()
-        .filter(|m| *m != i64::MAX && *m != i64::MIN)
-        .ok_or(ValueError::Unrepresentable(
-            "a timestamp from 294247-01-10 04:00:54.775807 on (past an Avro long of microseconds since 1970)",
-        ))
 }

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::wire::Wire;
+use crate::writer;
 
 /// A `"char"`'s text form: empty for the byte 0, the byte itself below 0x80, `\ooo`
 /// (three octal digits) from 0x80 up, as `charout` prints it.
@@ -32,6 +33,64 @@ pub(crate) fn format_char(out: &mut String, byte: u8) {
         _ if byte.is_ascii() => out.push(char::from(byte)),
         _ => {
             let _ = write!(out, "\\{byte:03o}");
+        }
+    }
+}
+
+/// `text` as a JSON string, as Jackson writes it: `"` and `\` escaped, control characters as
+/// `\n`, `\t`, `\r`, `\b`, `\f` or `\u00XX`, everything else as it is.
+pub(crate) fn push_json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A `point` as PostgreSQL prints it: `(1.5,2)`.
+pub(crate) fn parse_point(text: &str) -> Option<(f64, f64)> {
+    let (x, y) = text.strip_prefix('(')?.strip_suffix(')')?.split_once(',')?;
+    Some((x.parse().ok()?, y.parse().ok()?))
+}
+
+/// Debezium's `Point` record: `x`, `y`, the point's WKB (little-endian, type 1), `srid` null.
+pub(crate) fn write_point(out: &mut Vec<u8>, x: f64, y: f64) {
+    writer::double(out, x);
+    writer::double(out, y);
+    writer::union_index(out, 1);
+    let mut wkb = [0u8; 21];
+    wkb[0] = 1;
+    wkb[1..5].copy_from_slice(&1u32.to_le_bytes());
+    wkb[5..13].copy_from_slice(&x.to_le_bytes());
+    wkb[13..21].copy_from_slice(&y.to_le_bytes());
+    writer::bytes(out, &wkb);
+    writer::union_index(out, 0);
+}
+
+/// A bit string as Debezium's `Bits`: the bits as an unsigned number, the last bit its
+/// lowest, in little-endian bytes up to the highest set bit (none for zero), as Java's
+/// `BitSet.toByteArray` gives them.
+pub(crate) fn bits_as_number(bits: &str, out: &mut Vec<u8>) {
+    out.clear();
+    for (position, bit) in bits.bytes().rev().enumerate() {
+        if bit == b'1' {
+            let byte = position / 8;
+            if out.len() <= byte {
+                out.resize(byte + 1, 0);
+            }
+            out[byte] |= 1 << (position % 8);
         }
     }
 }

@@ -5,13 +5,17 @@
 mod array;
 mod column;
 mod decimal;
+mod exact;
 mod formats;
+mod hstore;
 mod network;
 #[cfg(test)]
 mod pairs;
 #[cfg(test)]
 mod properties;
 mod registry;
+mod schema;
+mod special;
 mod table;
 mod temporal;
 mod transaction;
@@ -27,4 +31,4 @@ pub use table::{
 };
 pub use temporal::civil_from_days;
 pub use transaction::{TransactionBlock, TransactionCodec};
-pub use types::{ElementType, NumericMode, TypeInfo, TypeOptions};
+pub use types::{ElementType, HstoreMode, NumericMode, TimePrecision, TypeInfo, TypeOptions};

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::column::{ColumnKind, Raw, Scratch, UNCHANGED_PLACEHOLDER, ValueError};
+use crate::exact::{self, Inexact, Side};
 use crate::transaction::TransactionBlock;
 use crate::types::{TypeInfo, TypeOptions};
 use crate::writer;
@@ -211,6 +212,13 @@ impl TableCodec {
         });
         let mut row_schema = row.clone();
         row_schema["namespace"] = json!(namespace);
+        // An upsert row carries what its fields cannot hold after them (the envelope, in its
+        // own field).
+        let exact_field =
+            exact::row_field_name(value_fields.iter().filter_map(|f| f["name"].as_str()));
+        if let Some(fields) = row_schema["fields"].as_array_mut() {
+            fields.push(exact::row_field(&exact_field));
+        }
         let optional_long = || json!(["null", "long"]);
         let value_schema = json!({
             "type": "record",
@@ -228,6 +236,8 @@ impl TableCodec {
                 // sluice's own: the columns whose TOASTed value was unchanged and not sent
                 // (Debezium consumers ignore it; the value itself is a placeholder or null).
                 {"name": "unchanged_toast", "type": ["null", {"type": "array", "items": "string"}], "default": null},
+                // sluice's own: what the rows' Debezium-shaped fields could not hold.
+                exact::envelope_field(),
             ],
             "connect.version": 2,
             "connect.name": format!("{namespace}.Envelope"),
@@ -253,7 +263,8 @@ impl TableCodec {
         &self.value_schema
     }
 
-    /// The schema of a bare row: the value of upsert-mode events.
+    /// The schema of a bare row, with its `__exact` field after the columns: the value of
+    /// upsert-mode events.
     pub fn row_schema(&self) -> &str {
         &self.row_schema
     }
@@ -267,7 +278,10 @@ impl TableCodec {
         scratch: &mut Scratch,
     ) -> Result<(), EncodeError> {
         confluent_header(out, schema_id);
-        self.encode_row_fields(row, out, scratch)
+        scratch.exact.begin_event();
+        self.encode_row_fields(row, Side::After, out, scratch)?;
+        scratch.exact.write_map(Side::After, out);
+        Ok(())
     }
 
     /// How each column is read: binary where the encoder knows the type's binary form.
@@ -293,11 +307,14 @@ impl TableCodec {
         scratch: &mut Scratch,
     ) -> Result<(), EncodeError> {
         confluent_header(out, schema_id);
+        scratch.exact.begin_event();
+        // A key must tell rows apart: an array element that is a stand-in stays one.
+        scratch.exact.keep_stand_ins = true;
         let mut keys = self.key_columns.iter().peekable();
         for (i, raw) in row.values().enumerate() {
             if keys.peek() == Some(&&i) {
                 keys.next();
-                self.encode_column(i, raw, false, out, scratch)?;
+                self.encode_column(i, raw, false, None, out, scratch)?;
             }
         }
         match keys.next() {
@@ -331,14 +348,9 @@ impl TableCodec {
         scratch: &mut Scratch,
     ) -> Result<(), EncodeError> {
         confluent_header(out, schema_id);
-        match before {
-            None => writer::union_index(out, 0),
-            Some(row) => self.encode_row(row, out, scratch)?,
-        }
-        match after {
-            None => writer::union_index(out, 0),
-            Some(row) => self.encode_row(row, out, scratch)?,
-        }
+        scratch.exact.begin_event();
+        self.encode_row(before, Side::Before, out, scratch)?;
+        self.encode_row(after, Side::After, out, scratch)?;
         encode_source(out, source, &self.schema, &self.table);
         match &source.transaction {
             Some(block) => block.encode(out),
@@ -349,6 +361,7 @@ impl TableCodec {
         optional_long(out, Some(now_us));
         optional_long(out, Some(now_us.saturating_mul(1000)));
         self.encode_unchanged(after, out);
+        scratch.exact.write_envelope_field(out);
         Ok(())
     }
 
@@ -376,26 +389,34 @@ impl TableCodec {
         writer::long(out, 0);
     }
 
-    /// The `Value` branch of a row union.
+    /// A row union: null, or the `Value` record of the event's `side`.
     fn encode_row(
         &self,
-        row: &impl Row,
+        row: Option<&impl Row>,
+        side: Side,
         out: &mut Vec<u8>,
         scratch: &mut Scratch,
     ) -> Result<(), EncodeError> {
+        let Some(row) = row else {
+            writer::union_index(out, 0);
+            return Ok(());
+        };
         writer::union_index(out, 1);
-        self.encode_row_fields(row, out, scratch)
+        self.encode_row_fields(row, side, out, scratch)
     }
 
+    /// The fields of `row`, which is the event's `side`.
     fn encode_row_fields(
         &self,
         row: &impl Row,
+        side: Side,
         out: &mut Vec<u8>,
         scratch: &mut Scratch,
     ) -> Result<(), EncodeError> {
         let mut count = 0;
         for (i, raw) in row.values().enumerate().take(self.columns.len()) {
-            self.encode_column(i, raw, self.columns[i].nullable, out, scratch)?;
+            let nullable = self.columns[i].nullable;
+            self.encode_column(i, raw, nullable, Some(side), out, scratch)?;
             count += 1;
         }
         if count < self.columns.len() {
@@ -404,11 +425,14 @@ impl TableCodec {
         Ok(())
     }
 
+    /// One column's field; what it cannot hold goes to `side`'s exact map (nowhere for a
+    /// key's).
     fn encode_column(
         &self,
         index: usize,
         raw: Raw<'_>,
         nullable: bool,
+        side: Option<Side>,
         out: &mut Vec<u8>,
         scratch: &mut Scratch,
     ) -> Result<(), EncodeError> {
@@ -431,7 +455,9 @@ impl TableCodec {
                 if nullable {
                     writer::union_index(out, value_branch);
                 }
-                writer::bytes(out, self.unchanged_placeholder.as_bytes());
+                column
+                    .kind
+                    .write_unchanged(self.unchanged_placeholder.as_bytes(), out);
                 Ok(())
             }
             (Raw::Unchanged, true) => {
@@ -439,11 +465,31 @@ impl TableCodec {
                 Ok(())
             }
             (raw, true) => {
+                let start = out.len();
                 writer::union_index(out, value_branch);
-                column.kind.encode(raw, out, scratch)
+                let result = column.kind.encode(raw, out, scratch);
+                match scratch.exact.took() {
+                    Inexact::No => {}
+                    // A value the field cannot hold is null where the field may be, as
+                    // Debezium writes it; the exact field has it.
+                    Inexact::StandIn => {
+                        out.truncate(start);
+                        writer::union_index(out, null_branch);
+                        scratch.exact.scalar();
+                    }
+                    Inexact::Lossy => scratch.exact.scalar(),
+                }
+                result
             }
-            (raw, false) => column.kind.encode(raw, out, scratch),
+            (raw, false) => {
+                let result = column.kind.encode(raw, out, scratch);
+                if scratch.exact.took() != Inexact::No {
+                    scratch.exact.scalar();
+                }
+                result
+            }
         };
+        scratch.exact.end_column(side, &column.name);
         result.map_err(|source| EncodeError {
             table: self.qualified.clone(),
             column: column.name.clone(),
@@ -471,6 +517,8 @@ fn encode_source(out: &mut Vec<u8>, source: &Source<'_>, schema: &str, table: &s
     optional_long(out, source.tx_id.map(i64::from));
     optional_long(out, source.lsn.and_then(|lsn| i64::try_from(lsn).ok()));
     writer::union_index(out, 0); // xmin
+    writer::union_index(out, 0); // origin
+    writer::union_index(out, 0); // origin_lsn
 }
 
 pub(crate) fn confluent_header(out: &mut Vec<u8>, schema_id: u32) {
@@ -543,6 +591,8 @@ fn source_schema() -> Value {
             {"name": "txId", "type": optional_long(), "default": null},
             {"name": "lsn", "type": optional_long(), "default": null},
             {"name": "xmin", "type": optional_long(), "default": null},
+            {"name": "origin", "type": ["null", "string"], "default": null},
+            {"name": "origin_lsn", "type": optional_long(), "default": null},
         ],
         "connect.version": 1,
         "connect.name": "io.debezium.connector.postgresql.Source",
@@ -584,357 +634,8 @@ pub fn avro_name(name: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use apache_avro::Schema;
-    use apache_avro::reader::datum::GenericDatumReader;
-    use apache_avro::types::Value as Avro;
-
-    use super::*;
-
-    struct TextRow(Vec<Option<&'static str>>);
-
-    impl Row for TextRow {
-        fn values(&self) -> impl Iterator<Item = Raw<'_>> {
-            self.0.iter().map(|value| match value {
-                None => Raw::Null,
-                Some(text) => Raw::Text(text.as_bytes()),
-            })
-        }
-    }
-
-    fn spec() -> TableSpec {
-        let column = |name: &str, type_oid, type_modifier, nullable, is_key| ColumnSpec {
-            name: name.to_owned(),
-            type_oid,
-            type_modifier,
-            nullable,
-            is_key,
-            type_info: TypeInfo::default(),
-            default: None,
-        };
-        TableSpec {
-            schema: "public".into(),
-            name: "orders".into(),
-            columns: vec![
-                column("id", 20, -1, false, true),
-                column("amount", 1700, (10 << 16 | 2) + 4, true, false),
-                column("note", 25, -1, true, false),
-                column("placed", 1184, -1, true, false),
-                column("ratio", 1700, -1, true, false),
-            ],
-        }
-    }
-
-    /// A row of text values where `None` is an unchanged TOASTed value.
-    struct UnchangedRow(Vec<Option<&'static str>>);
-
-    impl Row for UnchangedRow {
-        fn values(&self) -> impl Iterator<Item = Raw<'_>> {
-            self.0.iter().map(|value| match value {
-                None => Raw::Unchanged,
-                Some(text) => Raw::Text(text.as_bytes()),
-            })
-        }
-    }
-
-    #[test]
-    fn unchanged_toasted_values_get_the_placeholder_or_null_even_when_not_null() {
-        let column = |name: &str, type_oid, is_key| ColumnSpec {
-            name: name.to_owned(),
-            type_oid,
-            type_modifier: -1,
-            nullable: false,
-            is_key,
-            type_info: TypeInfo::default(),
-            default: None,
-        };
-        // All NOT NULL: a large int[] or numeric can still arrive unchanged, with no
-        // placeholder form, so their fields allow null; text keeps its NOT NULL.
-        let spec = TableSpec {
-            schema: "public".into(),
-            name: "docs".into(),
-            columns: vec![
-                column("id", 23, true),
-                column("body", 25, false),
-                column("tags", 1007, false),
-                column("total", 1700, false),
-            ],
-        };
-        let codec = TableCodec::new("shop.public.docs", &spec).with_unchanged_placeholder("<same>");
-        let schema = Schema::parse_str(codec.row_schema()).unwrap();
-        let mut out = Vec::new();
-        codec
-            .encode_row_value(
-                1,
-                &UnchangedRow(vec![Some("7"), None, None, None]),
-                &mut out,
-                &mut Scratch::default(),
-            )
-            .unwrap();
-        let decoded = read(&schema, &out[5..]);
-        assert_eq!(field(&decoded, "body"), &Avro::String("<same>".into()));
-        let null = Avro::Union(0, Box::new(Avro::Null));
-        assert_eq!(field(&decoded, "tags"), &null);
-        assert_eq!(field(&decoded, "total"), &null);
-    }
-
-    fn read(schema: &Schema, mut datum: &[u8]) -> Avro {
-        GenericDatumReader::builder(schema)
-            .build()
-            .unwrap()
-            .read_value(&mut datum)
-            .unwrap()
-    }
-
-    fn field<'a>(record: &'a Avro, name: &str) -> &'a Avro {
-        let Avro::Record(fields) = record else {
-            panic!("{record:?}")
-        };
-        &fields.iter().find(|(n, _)| n == name).unwrap().1
-    }
-
-    #[test]
-    fn events_decode_with_their_own_schemas() {
-        let codec = TableCodec::new("shop.public.orders", &spec());
-        let key_schema = Schema::parse_str(codec.key_schema()).unwrap();
-        let value_schema = Schema::parse_str(codec.value_schema()).unwrap();
-        let row = TextRow(vec![
-            Some("42"),
-            Some("-12.50"),
-            None,
-            Some("2024-02-29 12:00:00.25+01"),
-            Some("3.14159"),
-        ]);
-        let mut scratch = Scratch::default();
-
-        let mut key = Vec::new();
-        codec.encode_key(7, &row, &mut key, &mut scratch).unwrap();
-        assert_eq!(&key[..5], &[0, 0, 0, 0, 7]);
-        let decoded = read(&key_schema, &key[5..]);
-        assert_eq!(field(&decoded, "id"), &Avro::Long(42));
-
-        let mut value = Vec::new();
-        let source = Source {
-            name: "shop",
-            db: "sluice",
-            commit_time_us: 1_700_000_000_123_456,
-            snapshot: SnapshotMarker::False,
-            tx_id: Some(777),
-            lsn: Some(0x16_B374_D848),
-            transaction: None,
-        };
-        codec
-            .encode_envelope(
-                8,
-                Op::Create,
-                None::<&TextRow>,
-                Some(&row),
-                &source,
-                1,
-                &mut value,
-                &mut scratch,
-            )
-            .unwrap();
-        let event = read(&value_schema, &value[5..]);
-        assert_eq!(field(&event, "op"), &Avro::String("c".into()));
-        assert_eq!(
-            field(&event, "before"),
-            &Avro::Union(0, Box::new(Avro::Null))
-        );
-        let Avro::Union(1, after) = field(&event, "after") else {
-            panic!()
-        };
-        let amount = field(after, "amount");
-        assert_eq!(
-            amount,
-            &Avro::Union(
-                1,
-                Box::new(Avro::Decimal((-1250i32).to_be_bytes()[2..].to_vec().into()))
-            )
-        );
-        assert_eq!(field(after, "note"), &Avro::Union(0, Box::new(Avro::Null)));
-        assert_eq!(
-            field(after, "placed"),
-            &Avro::Union(1, Box::new(Avro::String("2024-02-29T11:00:00.25Z".into())))
-        );
-        let Avro::Union(1, ratio) = field(after, "ratio") else {
-            panic!()
-        };
-        assert_eq!(field(ratio, "scale"), &Avro::Int(5));
-        assert_eq!(
-            field(ratio, "value"),
-            &Avro::Bytes(314_159i32.to_be_bytes()[1..].to_vec())
-        );
-        let source = field(&event, "source");
-        assert_eq!(field(source, "table"), &Avro::String("orders".into()));
-        assert_eq!(field(source, "ts_ms"), &Avro::Long(1_700_000_000_123));
-        assert_eq!(
-            field(source, "txId"),
-            &Avro::Union(1, Box::new(Avro::Long(777)))
-        );
-    }
-
-    #[test]
-    fn upsert_rows_decode_with_the_row_schema() {
-        let codec = TableCodec::new("shop.public.orders", &spec());
-        let schema = Schema::parse_str(codec.row_schema()).unwrap();
-        let row = TextRow(vec![Some("1"), None, Some("n"), None, None]);
-        let mut value = Vec::new();
-        codec
-            .encode_row_value(3, &row, &mut value, &mut Scratch::default())
-            .unwrap();
-        let decoded = read(&schema, &value[5..]);
-        assert_eq!(field(&decoded, "id"), &Avro::Long(1));
-        assert_eq!(
-            field(&decoded, "note"),
-            &Avro::Union(1, Box::new(Avro::String("n".into())))
-        );
-    }
-
-    #[test]
-    fn a_null_in_a_not_null_column_names_the_column() {
-        let codec = TableCodec::new("shop.public.orders", &spec());
-        let row = TextRow(vec![None, None, None, None, None]);
-        let err = codec
-            .encode_key(1, &row, &mut Vec::new(), &mut Scratch::default())
-            .unwrap_err();
-        assert_eq!(err.column, "id");
-        assert_eq!(err.table, "public.orders");
-    }
-
-    #[test]
-    fn messages_decode_with_their_schemas() {
-        let codec = MessageCodec::new("shop.message");
-        let value_schema = Schema::parse_str(codec.value_schema()).unwrap();
-        let key_schema = Schema::parse_str(codec.key_schema()).unwrap();
-        let source = Source {
-            name: "shop",
-            db: "sluice",
-            commit_time_us: 0,
-            snapshot: SnapshotMarker::False,
-            tx_id: None,
-            lsn: Some(42),
-            transaction: None,
-        };
-        let mut key = Vec::new();
-        codec.encode_key(1, "audit", &mut key);
-        assert_eq!(
-            field(&read(&key_schema, &key[5..]), "prefix"),
-            &Avro::String("audit".into())
-        );
-        let mut value = Vec::new();
-        codec.encode_value(2, "audit", b"\x00hi", &source, "", 7_000, &mut value);
-        let decoded = read(&value_schema, &value[5..]);
-        assert_eq!(field(&decoded, "op"), &Avro::String("m".into()));
-        let message = field(&decoded, "message");
-        assert_eq!(field(message, "content"), &Avro::Bytes(b"\x00hi".to_vec()));
-    }
-
-    #[test]
-    fn enums_domains_and_extension_types_shape_the_schema() {
-        let named = |name: &str, typtype| TypeInfo {
-            name: name.into(),
-            typtype,
-            ..TypeInfo::default()
-        };
-        let mood = TypeInfo {
-            enum_labels: vec!["sad".into(), "ok".into()],
-            ..named("mood", 'e')
-        };
-        let posint = TypeInfo {
-            domain: Some("posint".into()),
-            ..named("int4", 'b')
-        };
-        let column = |name: &str, type_oid, type_info| ColumnSpec {
-            name: name.to_owned(),
-            type_oid,
-            type_modifier: -1,
-            nullable: true,
-            is_key: false,
-            type_info,
-            default: None,
-        };
-        let posints = TypeInfo {
-            element: Some(Box::new(crate::ElementType {
-                type_oid: 23,
-                info: posint.clone(),
-            })),
-            ..named("_posint", 'b')
-        };
-        let spec = TableSpec {
-            schema: "public".into(),
-            name: "things".into(),
-            columns: vec![
-                ColumnSpec {
-                    is_key: true,
-                    nullable: false,
-                    ..column("id", 23, posint)
-                },
-                column("feeling", 16_390, mood),
-                column("tags", 16_391, named("hstore", 'b')),
-                column("counts", 16_392, posints),
-                column("price", 1700, TypeInfo::default()),
-                column("spot", 600, TypeInfo::default()),
-            ],
-        };
-        let options = TypeOptions {
-            numeric: crate::NumericMode::String,
-            money_scale: 2,
-        };
-        let codec = TableCodec::with_options("shop.public.things", &spec, &options);
-        let value: Value = serde_json::from_str(codec.row_schema()).unwrap();
-        let fields = value["fields"].as_array().unwrap();
-        assert_eq!(fields[0]["sluice.domain"], "posint");
-        assert_eq!(fields[0]["type"], "int");
-        assert_eq!(
-            fields[1]["type"][1]["connect.name"],
-            "io.debezium.data.Enum"
-        );
-        assert_eq!(
-            fields[1]["type"][1]["connect.parameters"]["allowed"],
-            "sad,ok"
-        );
-        assert_eq!(fields[2]["type"][1]["type"], "map");
-        assert_eq!(fields[3]["sluice.domain"], "posint[]");
-        assert_eq!(fields[3]["type"][1]["items"], json!(["null", "int"]));
-        assert_eq!(fields[4]["type"][1], "string");
-        let binary: Vec<bool> = codec.column_kinds().map(ColumnKind::reads_binary).collect();
-        assert_eq!(binary, [true, true, true, true, true, false]);
-
-        let schema = Schema::parse_str(codec.row_schema()).unwrap();
-        let row = TextRow(vec![
-            Some("7"),
-            Some("ok"),
-            Some(r#""a"=>"1", "b"=>NULL"#),
-            Some("{1,NULL}"),
-            Some("NaN"),
-            Some("(1,2)"),
-        ]);
-        let mut out = Vec::new();
-        codec
-            .encode_row_value(1, &row, &mut out, &mut Scratch::default())
-            .unwrap();
-        let decoded = read(&schema, &out[5..]);
-        assert_eq!(field(&decoded, "id"), &Avro::Int(7));
-        let some = |v| Avro::Union(1, Box::new(v));
-        assert_eq!(field(&decoded, "feeling"), &some(Avro::String("ok".into())));
-        assert_eq!(
-            field(&decoded, "counts"),
-            &some(Avro::Array(vec![
-                some(Avro::Int(1)),
-                Avro::Union(0, Box::new(Avro::Null))
-            ]))
-        );
-        assert_eq!(field(&decoded, "price"), &some(Avro::String("NaN".into())));
-        assert_eq!(field(&decoded, "spot"), &some(Avro::String("(1,2)".into())));
-    }
-
-    #[test]
-    fn names_become_valid_avro_names() {
-        assert_eq!(avro_name("shop.public.orders"), "shop.public.orders");
-        assert_eq!(avro_name("my-db.1st table"), "my_db._1st_table");
-    }
-}
+#[path = "table_tests.rs"]
+mod tests;
 
 /// Logical decoding messages (`pg_logical_emit_message`) as events on the messages topic: key
 /// `{prefix}`, value `{op: "m", source, message: {prefix, content}}`, as Debezium shapes them.

@@ -58,10 +58,14 @@ pub(crate) fn parse_date(text: &str) -> Option<i64> {
     parse_ymd(text, bc)
 }
 
+/// Years PostgreSQL's dates and timestamps stay within (4714 BC to 5874897 AD), with room:
+/// a year far beyond is no value PostgreSQL prints, and would overflow the day count.
+const MAX_YEAR: i64 = 10_000_000;
+
 fn parse_ymd(text: &str, bc: bool) -> Option<i64> {
     let (year, rest) = text.split_once('-')?;
     let (month, day) = rest.split_once('-')?;
-    let year: i64 = year.parse().ok()?;
+    let year: i64 = decimal::<i64>(year).filter(|y| *y <= MAX_YEAR)?;
     let year = if bc { 1 - year } else { year };
     let (month, day): (u32, u32) = (month.parse().ok()?, day.parse().ok()?);
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
@@ -95,6 +99,32 @@ pub(crate) fn parse_timestamptz(text: &str) -> Option<i128> {
         i128::from(days) * i128::from(MICROS_PER_DAY) + i128::from(micros)
             - i128::from(offset_seconds) * 1_000_000,
     )
+}
+
+/// PostgreSQL's first timestamp, 4714-11-24 00:00:00 BC, in microseconds since 1970.
+const FIRST_TIMESTAMP: i128 = -210_866_803_200_000_000;
+/// The microsecond after PostgreSQL's last timestamp (294276-12-31 23:59:59.999999), since
+/// 1970.
+const END_TIMESTAMP: i128 = 9_224_318_016_000_000_000;
+
+/// Whether `micros` since 1970 is a timestamp PostgreSQL holds (infinities aside).
+pub(crate) fn timestamp_in_range(micros: i128) -> bool {
+    (FIRST_TIMESTAMP..END_TIMESTAMP).contains(&micros)
+}
+
+/// A timestamp as PostgreSQL prints it (`DateStyle` ISO): `294276-12-31 23:59:59.999999`,
+/// `2024-02-29 12:00:00.5`, `4714-11-24 00:00:00 BC`.
+pub(crate) fn format_timestamp(out: &mut String, micros: i128) {
+    let ((year, month, day), in_day) = date_and_time(micros);
+    // Astronomical year 0 is 1 BC.
+    let bc = year <= 0;
+    push_padded(out, if bc { 1 - year } else { year }.unsigned_abs(), 4);
+    push_month_day(out, month, day);
+    out.push(' ');
+    format_time_of_day(out, in_day);
+    if bc {
+        out.push_str(" BC");
+    }
 }
 
 /// PostgreSQL's microseconds since 2000 as microseconds since 1970.
@@ -209,7 +239,8 @@ pub(crate) struct Interval {
 }
 
 impl Interval {
-    /// PostgreSQL 17's `infinity` and `-infinity`: every field at its extreme.
+    /// PostgreSQL 17's `infinity` and `-infinity` in the binary form: every field at its
+    /// extreme (a finite interval before PostgreSQL 17).
     const INFINITY: Interval = Interval {
         months: i32::MAX,
         days: i32::MAX,
@@ -224,13 +255,8 @@ impl Interval {
 
 /// An `interval` in `IntervalStyle` `postgres` output (the default, and what the walsender
 /// uses): `1 year 2 mons -3 days +04:05:06.78`, `-00:00:01.5`, `178000000 years`,
-/// `00:00:00`, and PostgreSQL 17's `infinity` / `-infinity`.
+/// `00:00:00`; not PostgreSQL 17's `infinity` and `-infinity`, which callers take first.
 pub(crate) fn parse_interval(text: &str) -> Option<Interval> {
-    match text {
-        "infinity" => return Some(Interval::INFINITY),
-        "-infinity" => return Some(Interval::NEG_INFINITY),
-        _ => {}
-    }
     let (mut months, mut days, mut micros) = (0i64, 0i64, None);
     let mut tokens = text.split(' ');
     while let Some(token) = tokens.next() {
@@ -290,12 +316,13 @@ fn parse_interval_time(token: &str) -> Option<i64> {
 /// `P1Y2M3DT4H5M6.78S`, `P0Y0M-1DT2H3M0S`, zero as `P0Y0M0DT0H0M0S`. Months become years and
 /// months, microseconds hours, minutes and seconds (fixed ratios); months, days and time
 /// are never converted into one another, as their lengths vary. Seconds drop trailing
-/// fractional zeros. PostgreSQL 17's infinities are `infinity` and `-infinity`.
-pub(crate) fn format_interval(out: &mut String, interval: Interval) {
+/// fractional zeros. With `infinities` (PostgreSQL 17 on), the all-extreme values are
+/// `infinity` and `-infinity`.
+pub(crate) fn format_interval(out: &mut String, interval: Interval, infinities: bool) {
     use std::fmt::Write as _;
     match interval {
-        Interval::INFINITY => return out.push_str("infinity"),
-        Interval::NEG_INFINITY => return out.push_str("-infinity"),
+        Interval::INFINITY if infinities => return out.push_str("infinity"),
+        Interval::NEG_INFINITY if infinities => return out.push_str("-infinity"),
         _ => {}
     }
     let Interval {
@@ -325,10 +352,7 @@ pub(crate) fn format_interval(out: &mut String, interval: Interval) {
 /// `2024-01-31T12:34:56.123456Z`, the fraction without trailing zeros, years past 9999 with
 /// a `+` and years before 1 (astronomical) with a `-`, as Java's ISO formatter prints them.
 pub(crate) fn format_zoned_timestamp(out: &mut String, micros: i128) {
-    let day = i128::from(MICROS_PER_DAY);
-    let days = i64::try_from(micros.div_euclid(day)).unwrap_or(i64::MAX);
-    let in_day = i64::try_from(micros.rem_euclid(day)).unwrap_or(0);
-    let (year, month, day) = civil_from_days(days);
+    let ((year, month, day), in_day) = date_and_time(micros);
     if year > 9999 {
         use std::fmt::Write as _;
         let _ = write!(out, "+{year}");
@@ -338,13 +362,26 @@ pub(crate) fn format_zoned_timestamp(out: &mut String, micros: i128) {
     } else {
         push_padded(out, year.unsigned_abs(), 4);
     }
+    push_month_day(out, month, day);
+    out.push('T');
+    format_time_of_day(out, in_day);
+    out.push('Z');
+}
+
+/// The date (year, month, day) of `micros` since 1970 and the microseconds into its day.
+fn date_and_time(micros: i128) -> ((i64, u32, u32), i64) {
+    let day = i128::from(MICROS_PER_DAY);
+    let days = i64::try_from(micros.div_euclid(day)).unwrap_or(i64::MAX);
+    let in_day = i64::try_from(micros.rem_euclid(day)).unwrap_or(0);
+    (civil_from_days(days), in_day)
+}
+
+/// `-MM-DD`.
+fn push_month_day(out: &mut String, month: u32, day: u32) {
     out.push('-');
     push_padded(out, u64::from(month), 2);
     out.push('-');
     push_padded(out, u64::from(day), 2);
-    out.push('T');
-    format_time_of_day(out, in_day);
-    out.push('Z');
 }
 
 /// `HH:MM:SS` and, when not zero, a fraction without trailing zeros (`.5`, `.000001`), as
@@ -438,15 +475,24 @@ mod tests {
     }
 
     #[test]
-    fn postgres_17_interval_infinities_print_as_such() {
-        for (text, interval) in [
-            ("infinity", Interval::INFINITY),
-            ("-infinity", Interval::NEG_INFINITY),
+    fn the_all_extreme_intervals_are_infinities_from_postgres_17_on() {
+        for (interval, infinite, finite) in [
+            (
+                Interval::INFINITY,
+                "infinity",
+                "P178956970Y7M2147483647DT2562047788H0M54.775807S",
+            ),
+            (
+                Interval::NEG_INFINITY,
+                "-infinity",
+                "P-178956970Y-8M-2147483648DT-2562047788H0M-54.775808S",
+            ),
         ] {
-            assert_eq!(parse_interval(text), Some(interval));
-            let mut out = String::new();
-            format_interval(&mut out, interval);
-            assert_eq!(out, text);
+            for (infinities, expected) in [(true, infinite), (false, finite)] {
+                let mut out = String::new();
+                format_interval(&mut out, interval, infinities);
+                assert_eq!(out, expected);
+            }
         }
     }
 

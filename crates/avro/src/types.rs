@@ -44,8 +44,8 @@ pub struct ElementType {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum NumericMode {
     /// Avro decimals: `numeric(p, s)` as Kafka Connect's `Decimal`, unconstrained `numeric`
-    /// as Debezium's `VariableScaleDecimal`. NaN and ±Infinity are refused
-    /// ([`crate::ValueError::NonFiniteNumeric`]).
+    /// as Debezium's `VariableScaleDecimal`. NaN and ±Infinity are null (a stand-in in a
+    /// key), the value in the event's `exact` field.
     #[default]
     Decimal,
     /// Avro strings holding PostgreSQL's own text form (`1.50`, `NaN`, `-Infinity`): exact,
@@ -53,20 +53,59 @@ pub enum NumericMode {
     String,
 }
 
+/// How `time` and `timestamp` values are carried (Debezium's `time.precision.mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TimePrecision {
+    /// As the column's precision: `time(0)` to `time(3)` and `timestamp(0)` to `timestamp(3)`
+    /// in milliseconds (`io.debezium.time.Time`, `io.debezium.time.Timestamp`), the others
+    /// in microseconds (`MicroTime`, `MicroTimestamp`): Debezium's default.
+    #[default]
+    Adaptive,
+    /// Always microseconds.
+    Microseconds,
+}
+
+impl TimePrecision {
+    /// Whether a `time` or `timestamp` column of this type modifier (its precision, -1 when
+    /// unconstrained) is carried in milliseconds.
+    fn millis(self, type_modifier: i32) -> bool {
+        self == TimePrecision::Adaptive && (0..=3).contains(&type_modifier)
+    }
+}
+
+/// How `hstore` values are carried (Debezium's `hstore.handling.mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HstoreMode {
+    /// A JSON object of nullable strings, `io.debezium.data.Json`: Debezium's default.
+    #[default]
+    Json,
+    /// An Avro map of nullable strings.
+    Map,
+}
+
 /// Run-wide choices of how types are carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TypeOptions {
     pub numeric: NumericMode,
+    pub time_precision: TimePrecision,
+    pub hstore: HstoreMode,
     /// The database's money fraction digits (`lc_monetary`'s; 2 in most locales): the scale
     /// of money's Avro decimal.
     pub money_scale: u32,
+    /// Whether the server has interval infinities (PostgreSQL 17 on): there the binary form
+    /// whose fields are all at their extremes is `infinity` (`-infinity`), before it is a
+    /// finite interval. Default false.
+    pub interval_infinities: bool,
 }
 
 impl Default for TypeOptions {
     fn default() -> Self {
         TypeOptions {
             numeric: NumericMode::Decimal,
+            time_precision: TimePrecision::Adaptive,
+            hstore: HstoreMode::Json,
             money_scale: 2,
+            interval_infinities: false,
         }
     }
 }
@@ -87,6 +126,8 @@ pub(crate) mod oid {
     pub(crate) const CID: u32 = 29;
     pub(crate) const JSON: u32 = 114;
     pub(crate) const XML: u32 = 142;
+    pub(crate) const TSVECTOR: u32 = 3614;
+    pub(crate) const POINT: u32 = 600;
     pub(crate) const BOX: u32 = 603;
     pub(crate) const CIDR: u32 = 650;
     pub(crate) const FLOAT4: u32 = 700;
@@ -257,22 +298,34 @@ impl ScalarKind {
             oid::MONEY => ScalarKind::Money {
                 scale: options.money_scale,
             },
-            oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::XML | oid::REFCURSOR => {
+            oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::REFCURSOR => {
                 ScalarKind::String
             }
+            oid::XML => ScalarKind::Xml,
+            oid::TSVECTOR => ScalarKind::Tsvector,
+            oid::POINT => ScalarKind::Point,
             oid::CHAR => ScalarKind::Char,
             oid::BYTEA => ScalarKind::Bytes,
             oid::UUID => ScalarKind::Uuid,
             oid::DATE => ScalarKind::Date,
-            oid::TIME => ScalarKind::Time,
+            oid::TIME => ScalarKind::Time {
+                millis: options.time_precision.millis(type_modifier),
+            },
             oid::TIMETZ => ScalarKind::TimeTz,
-            oid::TIMESTAMP => ScalarKind::Timestamp,
+            oid::TIMESTAMP => ScalarKind::Timestamp {
+                millis: options.time_precision.millis(type_modifier),
+            },
             oid::TIMESTAMPTZ => ScalarKind::TimestampTz,
-            oid::INTERVAL => ScalarKind::Interval,
+            oid::INTERVAL => ScalarKind::Interval {
+                infinities: options.interval_infinities,
+            },
             oid::JSON => ScalarKind::Json,
             oid::JSONB => ScalarKind::Jsonb,
             oid::JSONPATH => ScalarKind::JsonPath,
-            oid::BIT | oid::VARBIT => ScalarKind::Bits,
+            oid::BIT | oid::VARBIT => ScalarKind::Bits {
+                length: type_modifier,
+                varying: type_oid == oid::VARBIT,
+            },
             oid::INET => ScalarKind::Inet,
             oid::CIDR => ScalarKind::Cidr,
             oid::MACADDR => ScalarKind::MacAddr,
@@ -282,7 +335,9 @@ impl ScalarKind {
             oid::PG_LSN => ScalarKind::PgLsn,
             oid::TID => ScalarKind::Tid,
             _ => match info.name.as_str() {
-                "hstore" => ScalarKind::HStore,
+                "hstore" => ScalarKind::HStore {
+                    json: options.hstore == HstoreMode::Json,
+                },
                 "citext" => ScalarKind::String,
                 _ => ScalarKind::Text,
             },

@@ -157,6 +157,9 @@ impl Config {
             ),
             format!("events={}", self.events.mode.as_str()),
             format!("numeric={}", self.events.numeric.as_str()),
+            format!("time_precision={}", self.events.time_precision.as_str()),
+            format!("hstore={}", self.events.hstore.as_str()),
+            format!("truncate={}", self.events.truncate),
             format!("transactions={}", self.events.transactions),
             format!("tombstones={}", self.events.tombstones),
             format!("key_change={}", self.events.key_change.as_str()),
@@ -688,17 +691,25 @@ pub struct EventsSection {
     pub tombstones: bool,
     #[serde(default)]
     pub key_change: KeyChange,
-    /// A TRUNCATE becomes an event (op `t`, no key) on each truncated table's topic.
-    #[serde(default = "default_true")]
+    /// A TRUNCATE becomes an event (op `t`, no key) on each truncated table's topic. Off by
+    /// default, as Debezium skips them (`skipped.operations = t`).
+    #[serde(default)]
     pub truncate: bool,
     /// Logical decoding messages (`pg_logical_emit_message`) whose prefix starts with one of
     /// these go to the `<topic_prefix>.message` topic; empty: none.
     #[serde(default)]
     pub message_prefixes: Vec<String>,
-    /// How `numeric` values are carried: Avro decimals, or exact strings that also hold NaN
-    /// and ±Infinity.
+    /// How `numeric` values are carried: Avro decimals (NaN and ±Infinity beside them), or
+    /// exact strings.
     #[serde(default)]
     pub numeric: NumericHandling,
+    /// How `time` and `timestamp` values are carried: as Debezium's adaptive precision, or
+    /// always in microseconds.
+    #[serde(default)]
+    pub time_precision: TimePrecisionHandling,
+    /// How `hstore` values are carried: a JSON string, as Debezium's default, or an Avro map.
+    #[serde(default)]
+    pub hstore: HstoreHandling,
     /// Transaction metadata: BEGIN and END records on `<topic_prefix>.transaction`, and a
     /// `transaction` block (id, order) in every streamed event.
     #[serde(default)]
@@ -717,7 +728,7 @@ fn default_unchanged_placeholder() -> String {
 #[serde(rename_all = "lowercase")]
 pub enum NumericHandling {
     /// `numeric(p, s)` as Connect's Decimal, unconstrained as Debezium's VariableScaleDecimal;
-    /// NaN and ±Infinity stop sluice, naming the column.
+    /// NaN and ±Infinity are null there, exact in the event's `exact` field.
     #[default]
     Decimal,
     /// PostgreSQL's own text form in an Avro string.
@@ -733,15 +744,57 @@ impl NumericHandling {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimePrecisionHandling {
+    /// `time(0..3)` and `timestamp(0..3)` in milliseconds (Debezium's `Time`, `Timestamp`),
+    /// the others in microseconds: Debezium's default, `time.precision.mode = adaptive`.
+    #[default]
+    Adaptive,
+    /// Always microseconds (`MicroTime`, `MicroTimestamp`).
+    Microseconds,
+}
+
+impl TimePrecisionHandling {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimePrecisionHandling::Adaptive => "adaptive",
+            TimePrecisionHandling::Microseconds => "microseconds",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HstoreHandling {
+    /// A JSON object of nullable strings (`io.debezium.data.Json`): Debezium's default,
+    /// `hstore.handling.mode = json`.
+    #[default]
+    Json,
+    /// An Avro map of nullable strings.
+    Map,
+}
+
+impl HstoreHandling {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HstoreHandling::Json => "json",
+            HstoreHandling::Map => "map",
+        }
+    }
+}
+
 impl Default for EventsSection {
     fn default() -> Self {
         EventsSection {
             mode: EventsMode::default(),
             tombstones: true,
             key_change: KeyChange::default(),
-            truncate: true,
+            truncate: false,
             message_prefixes: Vec::new(),
             numeric: NumericHandling::default(),
+            time_precision: TimePrecisionHandling::default(),
+            hstore: HstoreHandling::default(),
             transactions: false,
             unchanged_placeholder: default_unchanged_placeholder(),
         }
@@ -1048,6 +1101,13 @@ const SCHEMA: &[KeySpec] = &[
     opt("events", "truncate", Typed, check::<bool>),
     opt("events", "message_prefixes", Typed, check::<Vec<String>>),
     opt("events", "numeric", Text, check::<NumericHandling>),
+    opt(
+        "events",
+        "time_precision",
+        Text,
+        check::<TimePrecisionHandling>,
+    ),
+    opt("events", "hstore", Text, check::<HstoreHandling>),
     opt("events", "transactions", Typed, check::<bool>),
     opt("events", "unchanged_placeholder", Text, check::<String>),
     opt("shutdown", "drain_timeout", Text, check_duration),
@@ -1895,9 +1955,11 @@ mod tests {
         mode = "upsert"
         tombstones = false
         key_change = "delete_create"
-        truncate = false
+        truncate = true
         message_prefixes = ["audit", "app."]
         numeric = "string"
+        time_precision = "microseconds"
+        hstore = "map"
         transactions = true
         unchanged_placeholder = "<unchanged>"
 
@@ -1969,6 +2031,12 @@ mod tests {
 
         assert_eq!(config.events.mode, EventsMode::Upsert);
         assert!(!config.events.tombstones);
+        assert!(config.events.truncate);
+        assert_eq!(
+            config.events.time_precision,
+            TimePrecisionHandling::Microseconds
+        );
+        assert_eq!(config.events.hstore, HstoreHandling::Map);
         assert_eq!(config.shutdown.drain_timeout, Duration::from_secs(60));
         assert_eq!(config.metrics.bind, "0.0.0.0:9000".parse().unwrap());
         assert!(!config.metrics.enabled);

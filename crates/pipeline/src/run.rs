@@ -22,9 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sluice_avro::{
-    ColumnKind, ColumnSpec, MessageCodec, NumericMode, Op, Raw, Registry, RegistryConfig,
-    RegistryError, Row, Scratch, SnapshotMarker, Source, TableCodec, TableSpec, TransactionBlock,
-    TransactionCodec, TypeOptions,
+    ColumnKind, ColumnSpec, HstoreMode, MessageCodec, NumericMode, Op, Raw, Registry,
+    RegistryConfig, RegistryError, Row, Scratch, SnapshotMarker, Source, TableCodec, TableSpec,
+    TimePrecision, TransactionBlock, TransactionCodec, TypeOptions,
 };
 use sluice_kafka::{AckTracker, Deliveries, Delivery, KafkaConfig, Producer, SendError};
 use sluice_pgoutput::{
@@ -386,6 +386,7 @@ struct Prepared {
 async fn prepare(settings: &mut Settings, producer: &Producer) -> Result<Prepared, PipelineError> {
     let sql = connect_sql(settings).await?;
     settings.type_options.money_scale = money_scale(&sql).await?;
+    settings.type_options.interval_infinities = has_interval_infinities(&sql).await?;
     let tables = choose_tables(&sql, settings).await?;
     ensure_publication(&sql, settings, &tables).await?;
     let mut registry = Registry::new(&settings.registry)?;
@@ -1897,6 +1898,17 @@ async fn money_scale(sql: &Client) -> Result<u32, PipelineError> {
     Ok(u32::try_from(scale).unwrap_or(2))
 }
 
+/// Whether the server has interval infinities (PostgreSQL 17 on), which change what the
+/// binary form of the all-extreme interval means.
+async fn has_interval_infinities(sql: &Client) -> Result<bool, PipelineError> {
+    let version: i32 = sql
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(|e| pg("reading server_version_num", &e))?
+        .get(0);
+    Ok(version >= 170_000)
+}
+
 /// In binary mode the server sends every column in its binary form; sluice cannot decode that
 /// for some types, so such a column stops sluice before anything of the table is produced.
 async fn refuse_text_only_columns(
@@ -2364,6 +2376,16 @@ impl Settings {
                 numeric: match config.events.numeric {
                     crate::config::NumericHandling::Decimal => NumericMode::Decimal,
                     crate::config::NumericHandling::String => NumericMode::String,
+                },
+                hstore: match config.events.hstore {
+                    crate::config::HstoreHandling::Json => HstoreMode::Json,
+                    crate::config::HstoreHandling::Map => HstoreMode::Map,
+                },
+                time_precision: match config.events.time_precision {
+                    crate::config::TimePrecisionHandling::Adaptive => TimePrecision::Adaptive,
+                    crate::config::TimePrecisionHandling::Microseconds => {
+                        TimePrecision::Microseconds
+                    }
                 },
                 ..TypeOptions::default()
             },

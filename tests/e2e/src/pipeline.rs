@@ -28,6 +28,8 @@ pub struct Event {
     pub before: Option<BTreeMap<String, Value>>,
     pub after: Option<BTreeMap<String, Value>>,
     pub snapshot: Option<String>,
+    /// The envelope's `exact` field: null, or the record of what the rows' fields cannot hold.
+    pub exact: Value,
 }
 
 fn fields(value: &Value) -> BTreeMap<String, Value> {
@@ -137,6 +139,7 @@ pub async fn read_events(stack: &Stack, topics: &[String], count: usize) -> Vec<
                 before: None,
                 after: None,
                 snapshot: None,
+                exact: Value::Null,
             },
             Some(value) => {
                 let Value::String(op) = &value["op"] else {
@@ -153,6 +156,7 @@ pub async fn read_events(stack: &Stack, topics: &[String], count: usize) -> Vec<
                     before: optional_record(&value["before"]),
                     after: optional_record(&value["after"]),
                     snapshot: Some(snapshot.clone()),
+                    exact: unwrap_union(&value["exact"]).clone(),
                 }
             }
         })

@@ -5,6 +5,7 @@ mod broker_security;
 mod check;
 mod compose;
 mod crash;
+mod debezium_compare;
 mod debezium_sink;
 mod defaults;
 mod errors;

@@ -622,8 +622,8 @@ async fn truncates_become_events_and_chosen_messages_go_to_the_messages_topic() 
     .await
     .unwrap();
     let config = write_config(&stack, &prefix, &slot, &unique_name("trunc_pub"), &schema);
-    let text =
-        std::fs::read_to_string(&config).unwrap() + "\n[events]\nmessage_prefixes = [\"audit\"]\n";
+    let text = std::fs::read_to_string(&config).unwrap()
+        + "\n[events]\ntruncate = true\nmessage_prefixes = [\"audit\"]\n";
     std::fs::write(&config, text).unwrap();
     let sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
     let table_topic = format!("{prefix}.{schema}.t");

@@ -297,7 +297,7 @@ fn skip_optional_long(bytes: &[u8], at: &mut usize) -> anyhow::Result<()> {
 /// [`STEADY_TABLE`] in sluice's Debezium envelope (Confluent framing, then `before` null,
 /// `after` {id, payload: a union, as sluice makes every column outside the key nullable},
 /// `source` {version, connector, name, ts_ms, snapshot, db, sequence, ts_us, ts_ns, schema,
-/// table, txId, lsn, xmin}, `transaction`, `op`, `ts_ms`, `ts_us`, ...).
+/// table, txId, lsn, xmin, origin, origin_lsn}, `transaction`, `op`, `ts_ms`, `ts_us`, ...).
 fn decode(value: &[u8]) -> anyhow::Result<SteadyEvent> {
     let mut at = 5;
     anyhow::ensure!(long(value, &mut at)? == 0, "an event with a before image");
@@ -324,6 +324,8 @@ fn decode(value: &[u8]) -> anyhow::Result<SteadyEvent> {
     skip_optional_long(value, &mut at)?; // txId
     skip_optional_long(value, &mut at)?; // lsn
     skip_optional_long(value, &mut at)?; // xmin
+    anyhow::ensure!(long(value, &mut at)? == 0, "an event with a source.origin");
+    skip_optional_long(value, &mut at)?; // origin_lsn
     anyhow::ensure!(
         long(value, &mut at)? == 0,
         "an event with a transaction block"
