@@ -12,9 +12,10 @@ use crate::array;
 use crate::decimal::{self, Numeric};
 use crate::formats;
 use crate::network::{self, Address};
+use crate::output::{Output, OutputError};
 use crate::temporal::{self, Interval};
 use crate::types::TypeInfo;
-use crate::wire::{self, Wire};
+use crate::wire;
 use crate::writer;
 
 /// The Avro shape of a column, from its type (see [`ColumnKind::of`]).
@@ -127,8 +128,10 @@ pub enum ScalarKind {
     /// `hstore` (extension): Avro map of nullable strings, as Debezium's map mode.
     HStore,
     /// Any other type (`tsvector`, `tsquery`, geometric types, ranges, multiranges,
-    /// composite types, `reg*` types, unknown types): its text form, as a string.
-    /// **Text-only**: the binary form is refused ([`ValueError::BinaryUnsupported`]).
+    /// composite types, `reg*` types, unknown types): its text output, as a string. Its
+    /// binary form is printed as that text by the type's output (see
+    /// [`ColumnKind::encode_with`]); without one it is refused
+    /// ([`ValueError::BinaryUnsupported`]).
     Text,
 }
 
@@ -158,10 +161,10 @@ impl ColumnKind {
         })
     }
 
-    /// Whether values of this kind can be read in PostgreSQL's binary form. The others are
-    /// text-only: asked for as text (`column::text` in a COPY, and `replication.binary =
-    /// false`), and [`Raw::Binary`] values of them are refused with
-    /// [`ValueError::BinaryUnsupported`]. An array is text-only when its element is.
+    /// Whether values of this kind are read from PostgreSQL's binary form by the kind alone.
+    /// The others ([`ScalarKind::Text`], and arrays of it) carry PostgreSQL's text output:
+    /// their binary form is printed as that text first, by the column type's output (see
+    /// [`ColumnKind::encode_with`]), and a COPY asks for them as text (`column::text`).
     pub fn reads_binary(self) -> bool {
         match self {
             ColumnKind::Scalar(kind) | ColumnKind::Array { element: kind, .. } => {
@@ -246,6 +249,32 @@ impl ColumnKind {
         }
     }
 
+    /// Appends the Avro encoding of a non-null `raw` value; `output` prints the binary form
+    /// of a kind that does not read it by itself (see [`ColumnKind::reads_binary`]) as
+    /// PostgreSQL's text output, which is then encoded as text mode's value is.
+    pub(crate) fn encode_with(
+        self,
+        output: Option<&Output>,
+        raw: Raw<'_>,
+        out: &mut Vec<u8>,
+        scratch: &mut Scratch,
+    ) -> Result<(), ValueError> {
+        let (Raw::Binary(bytes), Some(output)) = (raw, output) else {
+            return self.encode(raw, out, scratch);
+        };
+        if self.reads_binary() {
+            return self.encode(raw, out, scratch);
+        }
+        let mut printed = std::mem::take(&mut scratch.printed);
+        printed.clear();
+        let result = output
+            .print(bytes, &mut printed)
+            .map_err(|source| ValueError::Binary { kind: self, source })
+            .and_then(|()| self.encode(Raw::Text(printed.as_bytes()), out, scratch));
+        scratch.printed = printed;
+        result
+    }
+
     /// Appends the Avro encoding of a non-null `raw` value.
     pub(crate) fn encode(
         self,
@@ -310,11 +339,19 @@ pub enum ValueError {
         "numeric NaN (or Infinity) has no form in an Avro decimal; set events.numeric = \"string\" to carry numerics as exact strings"
     )]
     NonFiniteNumeric,
-    /// A binary value of a text-only kind (see [`ColumnKind::reads_binary`]).
+    /// A binary value of a kind that carries text, whose type's binary form sluice cannot
+    /// print (see [`ColumnKind::reads_binary`]).
     #[error(
-        "{kind:?} values are read as text only: their binary form is not decoded (replication.binary must be false)"
+        "{kind:?} values of this type are read as text only: their binary form is not decoded (replication.binary must be false)"
     )]
     BinaryUnsupported { kind: ColumnKind },
+    /// A binary value that could not be printed as PostgreSQL's text output.
+    #[error("{kind:?} value in binary form: {source}")]
+    Binary {
+        kind: ColumnKind,
+        #[source]
+        source: OutputError,
+    },
 }
 
 /// Reused buffers for the encoders, so a value needs no allocation of its own.
@@ -329,6 +366,8 @@ pub struct Scratch {
     pub(crate) element: Vec<u8>,
     /// An hstore's encoded pairs, before their count is known.
     pub(crate) map_items: Vec<u8>,
+    /// A binary value printed as PostgreSQL's text output.
+    printed: String,
 }
 
 impl Scratch {
@@ -608,15 +647,7 @@ impl ScalarKind {
             ScalarKind::Bytes => writer::bytes(out, raw),
             ScalarKind::Uuid => {
                 let bytes: [u8; 16] = wire::exact(raw).ok_or_else(bad)?;
-                scratch.string(out, |s| {
-                    for (i, byte) in bytes.iter().enumerate() {
-                        if matches!(i, 4 | 6 | 8 | 10) {
-                            s.push('-');
-                        }
-                        use std::fmt::Write as _;
-                        let _ = write!(s, "{byte:02x}");
-                    }
-                });
+                scratch.string(out, |s| formats::format_uuid(s, &bytes));
             }
             ScalarKind::Date => {
                 let days = i32::from_be_bytes(wire::exact(raw).ok_or_else(bad)?);
@@ -628,20 +659,10 @@ impl ScalarKind {
                 writer::int(out, days);
             }
             ScalarKind::Time => {
-                let micros = i64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?);
-                if !temporal::valid_time(micros) {
-                    return Err(bad());
-                }
-                writer::long(out, micros);
+                writer::long(out, temporal::time_of_binary(raw).ok_or_else(bad)?);
             }
             ScalarKind::TimeTz => {
-                let mut wire = Wire::new(raw);
-                let (micros, zone) = (wire.i64(), wire.i32());
-                let (micros, offset) = micros
-                    .zip(zone)
-                    .and_then(|(micros, zone)| temporal::timetz_of_binary(micros, zone))
-                    .filter(|_| wire.end().is_some())
-                    .ok_or_else(bad)?;
+                let (micros, offset) = temporal::timetz_of_binary(raw).ok_or_else(bad)?;
                 scratch.string(out, |s| temporal::format_zoned_time(s, micros, offset));
             }
             ScalarKind::Timestamp => {
@@ -662,19 +683,7 @@ impl ScalarKind {
                 }
             }
             ScalarKind::Interval => {
-                let mut wire = Wire::new(raw);
-                let interval = (|| {
-                    let micros = wire.i64()?;
-                    let days = wire.i32()?;
-                    let months = wire.i32()?;
-                    wire.end()?;
-                    Some(Interval {
-                        months,
-                        days,
-                        micros,
-                    })
-                })()
-                .ok_or_else(bad)?;
+                let interval = Interval::of_binary(raw).ok_or_else(bad)?;
                 scratch.string(out, |s| temporal::format_interval(s, interval));
             }
             ScalarKind::Bits => {

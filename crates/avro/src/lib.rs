@@ -7,6 +7,9 @@ mod column;
 mod decimal;
 mod formats;
 mod network;
+mod output;
+#[cfg(test)]
+mod output_pairs;
 #[cfg(test)]
 mod pairs;
 #[cfg(test)]
@@ -20,6 +23,7 @@ mod wire;
 mod writer;
 
 pub use column::{ColumnKind, Raw, ScalarKind, Scratch, UNCHANGED_PLACEHOLDER, ValueError};
+pub use output::{OutputError, Unsupported};
 pub use registry::{Registry, RegistryConfig, RegistryError, RegistryStats};
 pub use table::{
     ColumnSpec, EncodeError, MessageCodec, Op, Row, SOURCE_VERSION, SnapshotMarker, Source,

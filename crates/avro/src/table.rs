@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::column::{ColumnKind, Raw, Scratch, UNCHANGED_PLACEHOLDER, ValueError};
+use crate::output::{Output, Unsupported};
 use crate::transaction::TransactionBlock;
 use crate::types::{TypeInfo, TypeOptions};
 use crate::writer;
@@ -120,6 +121,15 @@ struct Column {
     default: Option<Value>,
     /// The domain the schema names, if the column's type (or its element type) is one.
     domain: Option<String>,
+    /// For a kind that carries PostgreSQL's text output: how its binary form prints as that
+    /// text, or why it cannot.
+    output: Option<Result<Output, Unsupported>>,
+}
+
+impl Column {
+    fn printer(&self) -> Option<&Output> {
+        self.output.as_ref().and_then(|output| output.as_ref().ok())
+    }
 }
 
 /// Schemas and encoders of one table.
@@ -166,6 +176,8 @@ impl TableCodec {
                     nullable: c.nullable || (!c.is_key && kind.toastable_without_placeholder()),
                     default: c.default.as_deref().and_then(|d| kind.avro_default(d)),
                     domain: domain_name(&c.type_info),
+                    output: (!kind.reads_binary())
+                        .then(|| Output::of(c.type_oid, &c.type_info, options)),
                 }
             })
             .collect();
@@ -273,6 +285,17 @@ impl TableCodec {
     /// How each column is read: binary where the encoder knows the type's binary form.
     pub fn column_kinds(&self) -> impl Iterator<Item = ColumnKind> + '_ {
         self.columns.iter().map(|c| c.kind)
+    }
+
+    /// The columns whose values in binary form sluice cannot decode, by name, with why:
+    /// pgoutput's binary mode would send them so (a column of a type with no binary form at
+    /// all is sent as text and is not listed). Their table is captured in text mode.
+    pub fn binary_unsupported(&self) -> impl Iterator<Item = (&str, &Unsupported)> + '_ {
+        self.columns.iter().filter_map(|c| match &c.output {
+            Some(Err(Unsupported::NoSend(_))) if matches!(c.kind, ColumnKind::Scalar(_)) => None,
+            Some(Err(why)) => Some((c.name.as_str(), why)),
+            _ => None,
+        })
     }
 
     /// Positions of the key columns, in column order.
@@ -440,9 +463,9 @@ impl TableCodec {
             }
             (raw, true) => {
                 writer::union_index(out, value_branch);
-                column.kind.encode(raw, out, scratch)
+                column.kind.encode_with(column.printer(), raw, out, scratch)
             }
-            (raw, false) => column.kind.encode(raw, out, scratch),
+            (raw, false) => column.kind.encode_with(column.printer(), raw, out, scratch),
         };
         result.map_err(|source| EncodeError {
             table: self.qualified.clone(),
@@ -857,6 +880,7 @@ mod tests {
         let posints = TypeInfo {
             element: Some(Box::new(crate::ElementType {
                 type_oid: 23,
+                declared_oid: 0,
                 info: posint.clone(),
             })),
             ..named("_posint", 'b')

@@ -303,6 +303,7 @@ async fn resolve_type(
         }
         Some(Box::new(ElementType {
             type_oid: element_oid,
+            declared_oid: found.element,
             info: element_info,
         }))
     } else {
@@ -317,6 +318,7 @@ async fn resolve_type(
             domain,
             element,
             enum_labels: found.enum_labels,
+            ..TypeInfo::default()
         },
     ))
 }
