@@ -35,18 +35,22 @@ use sluice_e2e::{Stack, unique_name};
 
 /// A column of type `ty` (`{s}` stands for the test's schema) named `c_<name>`, with an array
 /// column `a_<name>` of `ty[]` beside it; `values` are SQL literals, one row each.
-struct Column {
+pub(crate) struct Column {
+    pub(crate) name: &'static str,
+    pub(crate) ty: &'static str,
+    pub(crate) values: &'static [&'static str],
+}
+
+pub(crate) const fn col(
     name: &'static str,
     ty: &'static str,
     values: &'static [&'static str],
-}
-
-const fn col(name: &'static str, ty: &'static str, values: &'static [&'static str]) -> Column {
+) -> Column {
     Column { name, ty, values }
 }
 
 /// Types sluice reads in both text and binary form.
-const BINARY_TYPES: &[Column] = &[
+pub(crate) const BINARY_TYPES: &[Column] = &[
     col("bool", "bool", &["true", "false"]),
     col("int2", "int2", &["0", "-32768", "32767"]),
     col("int4", "int4", &["-2147483648", "2147483647", "0"]),
@@ -345,7 +349,7 @@ const BINARY_TYPES: &[Column] = &[
 
 /// Types carried as their text form; in binary mode sluice prints their binary form as that
 /// text.
-const TEXT_FORM_TYPES: &[Column] = &[
+pub(crate) const TEXT_FORM_TYPES: &[Column] = &[
     col(
         "tsvector",
         "tsvector",
@@ -423,7 +427,7 @@ const SPECIALS: (&str, &[Column]) = ("numeric_specials", NUMERIC_SPECIALS);
 const STREAMED: i32 = 100;
 
 /// Creates the test's types in `schema`, and hstore and citext (kept: others use them too).
-async fn create_types(stack: &Stack, sql: &tokio_postgres::Client, schema: &str) {
+pub(crate) async fn create_types(stack: &Stack, sql: &tokio_postgres::Client, schema: &str) {
     let admin = stack.pg_connect("postgres").await;
     for extension in ["hstore", "citext"] {
         let created = admin
@@ -457,7 +461,7 @@ async fn create_types(stack: &Stack, sql: &tokio_postgres::Client, schema: &str)
 }
 
 /// The columns of a table after `id`: (name, type, whether an array column).
-fn columns_of(schema: &str, columns: &[Column]) -> Vec<(String, String, bool)> {
+pub(crate) fn columns_of(schema: &str, columns: &[Column]) -> Vec<(String, String, bool)> {
     columns
         .iter()
         .flat_map(|c| {
@@ -471,7 +475,7 @@ fn columns_of(schema: &str, columns: &[Column]) -> Vec<(String, String, bool)> {
 }
 
 /// How many rows a table gets: one per value of its longest list, and one of NULLs.
-fn row_count(columns: &[Column]) -> i32 {
+pub(crate) fn row_count(columns: &[Column]) -> i32 {
     let longest = columns.iter().map(|c| c.values.len()).max().unwrap_or(0);
     i32::try_from(longest).unwrap().max(MULTI_DIMENSIONAL_ROW) + 1
 }
@@ -479,7 +483,7 @@ fn row_count(columns: &[Column]) -> i32 {
 /// Creates table `name` and its snapshot rows (ids from 1): row i holds each column's i-th
 /// value (NULL past its list); the arrays hold all values and a NULL in row 1, none in row 2,
 /// a multi-dimensional value or `{NULL}` in row 3; the last row is NULLs.
-async fn create_table(
+pub(crate) async fn create_table(
     sql: &tokio_postgres::Client,
     schema: &str,
     (name, columns): (&str, &[Column]),
@@ -496,7 +500,7 @@ async fn create_table(
                 let ty = column.ty.replace("{s}", schema);
                 let index = usize::try_from(id - 1).unwrap();
                 let scalar = match column.values.get(index) {
-                    Some(value) if id < last => value.to_string(),
+                    Some(value) if id < last => value.replace("{s}", schema),
                     _ => "NULL".to_owned(),
                 };
                 let multi = MULTI_DIMENSIONAL
@@ -508,7 +512,7 @@ async fn create_table(
                         let elements: Vec<String> = column
                             .values
                             .iter()
-                            .map(|v| format!("({v})::{ty}"))
+                            .map(|v| format!("({})::{ty}", v.replace("{s}", schema)))
                             .collect();
                         format!("ARRAY[{}, NULL]::{ty}[]", elements.join(", "))
                     }
