@@ -2246,6 +2246,11 @@ impl Settings {
         if let Some(password) = &pg.password {
             conninfo.push_str(&format!(" password={}", conninfo_value(password.expose())));
         }
+        let options: Vec<String> = sluice_postgres::SESSION_SETTINGS
+            .iter()
+            .map(|(name, value)| format!("-c {name}={value}"))
+            .collect();
+        conninfo.push_str(&format!(" options={}", conninfo_value(&options.join(" "))));
         // tokio-postgres knows disable, prefer and require; verification is the connector's.
         conninfo.push_str(match pg.sslmode {
             SslMode::Disable => " sslmode=disable",

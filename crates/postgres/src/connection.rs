@@ -25,6 +25,12 @@ use crate::options::{PgOutputOptions, ProtocolChoice};
 use crate::stream::ReplicationStream;
 use crate::transport::Transport;
 
+/// Settings every session of sluice's runs with, replication and SQL alike, whatever the role
+/// or database say: the text of values (a `timestamptz` inside a composite or range) must not
+/// depend on them, so that the snapshot, text mode and binary mode (which prints such values
+/// from their binary form in UTC) give the same events.
+pub const SESSION_SETTINGS: &[(&str, &str)] = &[("TimeZone", "UTC")];
+
 /// Bytes asked of the socket per read: large reads let the walsender run ahead of us instead
 /// of waking this task once per message.
 const READ_CHUNK: usize = 256 * 1024;
@@ -161,6 +167,7 @@ impl ReplicationConnection {
             ("application_name", config.application_name.as_str()),
             ("client_encoding", "UTF8"),
         ];
+        let params = params.into_iter().chain(SESSION_SETTINGS.iter().copied());
         frontend::startup_message(params, &mut self.write_buf)
             .map_err(|e| Error::io(&self.target, e))?;
         self.flush().await?;

@@ -16,7 +16,9 @@ mod transport;
 
 pub use changes::{Change, ChangeStream};
 pub use config::{ConnectConfig, Host, SslMode};
-pub use connection::{CreatedSlot, IdentifySystem, ReplicationConnection, Row, SnapshotAction};
+pub use connection::{
+    CreatedSlot, IdentifySystem, ReplicationConnection, Row, SESSION_SETTINGS, SnapshotAction,
+};
 pub use error::{Error, ServerError, ServerErrorKind};
 pub use options::{PgOutputOptions, ProtocolChoice, Streaming};
 pub use stream::{DEFAULT_STATUS_INTERVAL, ReplicationStream, StreamEvent};

@@ -139,8 +139,8 @@ impl Row for ArrivedRow {
 
 /// A replication connection holding a new temporary slot: it goes away with the connection,
 /// whatever becomes of the test.
-async fn connection_with_slot(stack: &Stack) -> (ReplicationConnection, String) {
-    let mut conn = ReplicationConnection::connect(&stack.replication_config("sluice"))
+async fn connection_with_slot(stack: &Stack, user: &str) -> (ReplicationConnection, String) {
+    let mut conn = ReplicationConnection::connect(&stack.replication_config(user))
         .await
         .unwrap();
     let slot = unique_name("types");
@@ -319,8 +319,8 @@ async fn binary_values_convert_to_text_modes_avro_and_to_what_postgres_prints() 
     ))
     .await
     .unwrap();
-    let text_slot = connection_with_slot(&stack).await;
-    let binary_slot = connection_with_slot(&stack).await;
+    let text_slot = connection_with_slot(&stack, "sluice").await;
+    let binary_slot = connection_with_slot(&stack, "sluice").await;
     let mut count = 0;
     for (name, columns) in TABLES {
         let list: Vec<String> = columns_of(&schema, columns)
@@ -343,99 +343,7 @@ async fn binary_values_convert_to_text_modes_avro_and_to_what_postgres_prints() 
     let mut mismatches = Vec::new();
     let mut compared = 0;
     for (name, _) in TABLES {
-        let oid: u32 = sql
-            .query_one(
-                "SELECT $1::text::regclass::oid",
-                &[&format!("{schema}.{name}")],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        let table = sluice_pipeline::catalog::describe(&sql, oid, &schema, name, 'd')
-            .await
-            .unwrap();
-        let codec = TableCodec::with_options("text_binary", &table.spec, &TypeOptions::default());
-        let schema_json: serde_json::Value = serde_json::from_str(codec.row_schema()).unwrap();
-        let avro = Schema::parse(&schema_json).unwrap();
-        let kinds: Vec<(String, ColumnKind)> = table
-            .spec
-            .columns
-            .iter()
-            .map(|c| c.name.clone())
-            .zip(codec.column_kinds())
-            .collect();
-        for (text_row, binary_row) in text[*name].iter().zip(&binary[*name]) {
-            assert!(
-                binary_row.0.iter().any(|v| matches!(v, Arrived::Binary(_))),
-                "{name}: binary mode sent no binary value"
-            );
-            let Some(Arrived::Text(id)) = text_row.0.first() else {
-                panic!("{name}: no id")
-            };
-            let id: i32 = std::str::from_utf8(id).unwrap().parse().unwrap();
-            let encode = |row: &ArrivedRow| {
-                let mut out = Vec::new();
-                codec
-                    .encode_row_value(1, row, &mut out, &mut Scratch::default())
-                    .map(|()| out)
-            };
-            let (from_text, from_binary) = match (encode(text_row), encode(binary_row)) {
-                (Ok(t), Ok(b)) => (t, b),
-                (Err(t), Err(b))
-                    if t.column == b.column
-                        && std::mem::discriminant(&t.source)
-                            == std::mem::discriminant(&b.source) =>
-                {
-                    continue;
-                }
-                (t, b) => {
-                    mismatches.push(format!(
-                        "{name} id {id}: text {:?}, binary {:?}",
-                        t.err(),
-                        b.err()
-                    ));
-                    continue;
-                }
-            };
-            let decode = |bytes: &[u8]| {
-                let mut datum = &bytes[5..];
-                let Value::Record(fields) = GenericDatumReader::builder(&avro)
-                    .build()
-                    .unwrap()
-                    .read_value(&mut datum)
-                    .unwrap()
-                else {
-                    panic!("a record")
-                };
-                fields
-            };
-            let (text_fields, binary_fields) = (decode(&from_text), decode(&from_binary));
-            if from_text != from_binary {
-                for ((column, t), (_, b)) in text_fields.iter().zip(&binary_fields) {
-                    if t != b {
-                        mismatches.push(format!(
-                            "{name} id {id} {column}: text mode {t:?}, binary mode {b:?}"
-                        ));
-                    }
-                }
-            }
-            let expected = postgres_texts(&sql, &schema, name, &kinds, id).await;
-            for ((column, value), expected) in binary_fields.iter().zip(expected) {
-                let Some(expected) = expected else { continue };
-                compared += 1;
-                let got = as_postgres_text(value);
-                if got != expected {
-                    mismatches.push(format!(
-                        "{name} id {id} {column}: sluice {got:?}, PostgreSQL {expected:?}"
-                    ));
-                }
-            }
-        }
-        assert_eq!(
-            text[*name].len(),
-            binary[*name].len(),
-            "{name}: rows in each mode"
-        );
+        compared += compare_modes(&sql, &schema, name, &text, &binary, &mut mismatches).await;
     }
     sql.batch_execute(&format!(
         "DROP PUBLICATION {publication}; DROP SCHEMA {schema} CASCADE"
@@ -449,6 +357,178 @@ async fn binary_values_convert_to_text_modes_avro_and_to_what_postgres_prints() 
         mismatches.join("\n")
     );
     assert!(compared > 200, "{compared} values compared with PostgreSQL");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zoned_values_inside_composites_and_ranges_are_utc_whatever_the_roles_time_zone() {
+    let stack = Stack::from_env();
+    let sql = stack.pg_connect("sluice").await;
+    let admin = stack.pg_connect("postgres").await;
+    let schema = unique_name("text_binary_tz");
+    let role = format!("{schema}_role");
+    let publication = unique_name("text_binary_tz_pub");
+    // A role whose sessions would print timestamps at +05:30.
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN REPLICATION PASSWORD '{role}';
+             ALTER ROLE {role} SET TimeZone = 'Asia/Kolkata';"
+        ))
+        .await
+        .unwrap();
+    sql.batch_execute(&format!(
+        "CREATE SCHEMA {schema};
+         CREATE TYPE {schema}.stamped AS (at timestamptz, during tstzrange);
+         CREATE TABLE {schema}.zoned (id int PRIMARY KEY, s {schema}.stamped, r tstzrange,
+                                      m tstzmultirange, a {schema}.stamped[]);
+         CREATE PUBLICATION {publication} FOR TABLE {schema}.zoned;"
+    ))
+    .await
+    .unwrap();
+    let text_slot = connection_with_slot(&stack, &role).await;
+    let binary_slot = connection_with_slot(&stack, &role).await;
+    sql.batch_execute(&format!(
+        "INSERT INTO {schema}.zoned VALUES (1,
+           ROW('2024-02-29 12:00:00+00', '[2024-01-01 00:00+00,infinity)'),
+           '[2024-01-01 00:00+00,2024-06-01 12:30+00)', '{{[2024-01-01,2024-02-01)}}',
+           ARRAY[ROW('1999-12-31 23:59:59.5+00', 'empty')::{schema}.stamped])"
+    ))
+    .await
+    .unwrap();
+    let (text, binary) = tokio::join!(
+        capture(text_slot, &publication, false, 1),
+        capture(binary_slot, &publication, true, 1),
+    );
+    let mut mismatches = Vec::new();
+    let compared = compare_modes(&sql, &schema, "zoned", &text, &binary, &mut mismatches).await;
+    let Arrived::Text(composite) = &text["zoned"][0].0[1] else {
+        panic!("the composite in text")
+    };
+    let composite = String::from_utf8(composite.clone()).unwrap();
+    sql.batch_execute(&format!(
+        "DROP PUBLICATION {publication}; DROP SCHEMA {schema} CASCADE"
+    ))
+    .await
+    .unwrap();
+    admin
+        .batch_execute(&format!("DROP ROLE {role}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        composite, r#"("2024-02-29 12:00:00+00","[""2024-01-01 00:00:00+00"",infinity)")"#,
+        "text mode prints in UTC"
+    );
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    assert_eq!(
+        compared, 5,
+        "the id, s, r, m and a compared with PostgreSQL"
+    );
+}
+
+/// Encodes the rows of `table` that arrived in each mode with sluice's table codec and
+/// compares them (see the file's comment), adding what differs to `mismatches`; returns how
+/// many values were compared with PostgreSQL's output.
+async fn compare_modes(
+    sql: &tokio_postgres::Client,
+    schema: &str,
+    name: &str,
+    text: &HashMap<String, Vec<ArrivedRow>>,
+    binary: &HashMap<String, Vec<ArrivedRow>>,
+    mismatches: &mut Vec<String>,
+) -> usize {
+    let mut compared = 0;
+    let oid: u32 = sql
+        .query_one(
+            "SELECT $1::text::regclass::oid",
+            &[&format!("{schema}.{name}")],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let table = sluice_pipeline::catalog::describe(sql, oid, schema, name, 'd')
+        .await
+        .unwrap();
+    let codec = TableCodec::with_options("text_binary", &table.spec, &TypeOptions::default());
+    let schema_json: serde_json::Value = serde_json::from_str(codec.row_schema()).unwrap();
+    let avro = Schema::parse(&schema_json).unwrap();
+    let kinds: Vec<(String, ColumnKind)> = table
+        .spec
+        .columns
+        .iter()
+        .map(|c| c.name.clone())
+        .zip(codec.column_kinds())
+        .collect();
+    for (text_row, binary_row) in text[name].iter().zip(&binary[name]) {
+        assert!(
+            binary_row.0.iter().any(|v| matches!(v, Arrived::Binary(_))),
+            "{name}: binary mode sent no binary value"
+        );
+        let Some(Arrived::Text(id)) = text_row.0.first() else {
+            panic!("{name}: no id")
+        };
+        let id: i32 = std::str::from_utf8(id).unwrap().parse().unwrap();
+        let encode = |row: &ArrivedRow| {
+            let mut out = Vec::new();
+            codec
+                .encode_row_value(1, row, &mut out, &mut Scratch::default())
+                .map(|()| out)
+        };
+        let (from_text, from_binary) = match (encode(text_row), encode(binary_row)) {
+            (Ok(t), Ok(b)) => (t, b),
+            (Err(t), Err(b))
+                if t.column == b.column
+                    && std::mem::discriminant(&t.source) == std::mem::discriminant(&b.source) =>
+            {
+                continue;
+            }
+            (t, b) => {
+                mismatches.push(format!(
+                    "{name} id {id}: text {:?}, binary {:?}",
+                    t.err(),
+                    b.err()
+                ));
+                continue;
+            }
+        };
+        let decode = |bytes: &[u8]| {
+            let mut datum = &bytes[5..];
+            let Value::Record(fields) = GenericDatumReader::builder(&avro)
+                .build()
+                .unwrap()
+                .read_value(&mut datum)
+                .unwrap()
+            else {
+                panic!("a record")
+            };
+            fields
+        };
+        let (text_fields, binary_fields) = (decode(&from_text), decode(&from_binary));
+        if from_text != from_binary {
+            for ((column, t), (_, b)) in text_fields.iter().zip(&binary_fields) {
+                if t != b {
+                    mismatches.push(format!(
+                        "{name} id {id} {column}: text mode {t:?}, binary mode {b:?}"
+                    ));
+                }
+            }
+        }
+        let expected = postgres_texts(sql, schema, name, &kinds, id).await;
+        for ((column, value), expected) in binary_fields.iter().zip(expected) {
+            let Some(expected) = expected else { continue };
+            compared += 1;
+            let got = as_postgres_text(value);
+            if got != expected {
+                mismatches.push(format!(
+                    "{name} id {id} {column}: sluice {got:?}, PostgreSQL {expected:?}"
+                ));
+            }
+        }
+    }
+    assert_eq!(
+        text[name].len(),
+        binary[name].len(),
+        "{name}: rows in each mode"
+    );
+    compared
 }
 
 /// A table `t` in a new schema with `columns` (after `id int PRIMARY KEY`), and a sluice
@@ -479,9 +559,14 @@ async fn binary_mode_run(
     (schema, prefix, slot, publication, config)
 }
 
-/// The `after` rows of `topic` by id, read until one of `id` is there (a stream started again
-/// sends the changes since the slot's confirmed position again, so rows may repeat).
-async fn rows_until(stack: &Stack, topic: &str, id: i32) -> BTreeMap<i32, BTreeMap<String, Value>> {
+/// The `after` rows of `topic` by id, read until every id up to `last` is there (a stream
+/// started again sends the changes since the slot's confirmed position again, so rows may
+/// repeat; the partitions' records come in any order).
+async fn rows_until(
+    stack: &Stack,
+    topic: &str,
+    last: i32,
+) -> BTreeMap<i32, BTreeMap<String, Value>> {
     for count in 1.. {
         let rows: BTreeMap<i32, BTreeMap<String, Value>> =
             read_events(stack, &[topic.to_owned()], count)
@@ -494,7 +579,7 @@ async fn rows_until(stack: &Stack, topic: &str, id: i32) -> BTreeMap<i32, BTreeM
                     (id, event.after.expect("an after row"))
                 })
                 .collect();
-        if rows.contains_key(&id) {
+        if (1..=last).all(|id| rows.contains_key(&id)) {
             return rows;
         }
     }
