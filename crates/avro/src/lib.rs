@@ -23,7 +23,7 @@ mod wire;
 mod writer;
 
 pub use column::{ColumnKind, Raw, ScalarKind, Scratch, UNCHANGED_PLACEHOLDER, ValueError};
-pub use output::{OutputError, Unsupported};
+pub use output::{OutputError, Unsupported, money_text};
 pub use registry::{Registry, RegistryConfig, RegistryError, RegistryStats};
 pub use table::{
     ColumnSpec, EncodeError, MessageCodec, Op, Row, SOURCE_VERSION, SnapshotMarker, Source,

@@ -903,7 +903,7 @@ mod tests {
         };
         let options = TypeOptions {
             numeric: crate::NumericMode::String,
-            money_scale: 2,
+            ..TypeOptions::default()
         };
         let codec = TableCodec::with_options("shop.public.things", &spec, &options);
         let value: Value = serde_json::from_str(codec.row_schema()).unwrap();

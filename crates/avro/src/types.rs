@@ -78,6 +78,11 @@ pub struct TypeOptions {
     /// The database's money fraction digits (`lc_monetary`'s; 2 in most locales): the scale
     /// of money's Avro decimal.
     pub money_scale: u32,
+    /// Whether the database prints money as the C locale does (`$1,234.56`, `-$1,234.56`;
+    /// see [`crate::money_text`]): money inside a composite or range is printed so from its
+    /// binary form. When not, such columns' binary form is not decoded (their table is
+    /// streamed in text mode).
+    pub money_in_c_format: bool,
 }
 
 impl Default for TypeOptions {
@@ -85,6 +90,7 @@ impl Default for TypeOptions {
         TypeOptions {
             numeric: NumericMode::Decimal,
             money_scale: 2,
+            money_in_c_format: true,
         }
     }
 }

@@ -443,7 +443,10 @@ struct Prepared {
 /// The tables, their publication, topics and schemas, and a replication connection.
 async fn prepare(settings: &mut Settings, producer: &Producer) -> Result<Prepared, PipelineError> {
     let sql = connect_sql(settings).await?;
-    settings.type_options.money_scale = money_scale(&sql).await?;
+    (
+        settings.type_options.money_scale,
+        settings.type_options.money_in_c_format,
+    ) = money_format(&sql).await?;
     let tables = choose_tables(&sql, settings).await?;
     ensure_publication(&sql, settings, &tables).await?;
     let mut registry = Registry::new(&settings.registry)?;
@@ -1827,14 +1830,25 @@ async fn publish_via_root(sql: &Client, publication: &str) -> Result<(), Pipelin
     Ok(())
 }
 
-/// The database's money fraction digits (its `lc_monetary`'s), the scale of money values.
-async fn money_scale(sql: &Client) -> Result<u32, PipelineError> {
-    let scale: i32 = sql
-        .query_one("SELECT scale('1'::money::numeric)", &[])
+/// The database's money fraction digits (its `lc_monetary`'s), the scale of money values;
+/// and whether it prints money as sluice prints money inside composites and ranges from
+/// their binary form (the C locale's `-$1,234,567.89`).
+async fn money_format(sql: &Client) -> Result<(u32, bool), PipelineError> {
+    const SAMPLE: i64 = 123_456_789;
+    let row = sql
+        .query_one(
+            "SELECT s, (-$1::bigint::numeric / 10::numeric ^ s)::money::text,
+                    ($1::bigint::numeric / 10::numeric ^ s)::money::text
+               FROM (SELECT scale('1'::money::numeric) AS s) scale",
+            &[&SAMPLE],
+        )
         .await
-        .map_err(|e| pg("reading the money scale (lc_monetary)", &e))?
-        .get(0);
-    Ok(u32::try_from(scale).unwrap_or(2))
+        .map_err(|e| pg("reading the money format (lc_monetary)", &e))?;
+    let scale = u32::try_from(row.get::<_, i32>(0)).unwrap_or(2);
+    let (negative, positive): (String, String) = (row.get(1), row.get(2));
+    let c_format = negative == sluice_avro::money_text(-SAMPLE, scale)
+        && positive == sluice_avro::money_text(SAMPLE, scale);
+    Ok((scale, c_format))
 }
 
 /// The columns of `outs` whose binary form sluice cannot decode, as `schema.table.column

@@ -531,8 +531,9 @@ async fn compare_modes(
     compared
 }
 
-/// A table `t` in a new schema with `columns` (after `id int PRIMARY KEY`), and a sluice
-/// configuration capturing it in binary mode: (schema, prefix, slot, config).
+/// A table `t` in a new schema with `columns` (after `id int PRIMARY KEY`; `{s}.priced` is a
+/// composite of money and timestamptz), and a sluice configuration capturing it in binary
+/// mode: (schema, prefix, slot, publication, config).
 async fn binary_mode_run(
     stack: &Stack,
     sql: &tokio_postgres::Client,
@@ -544,8 +545,11 @@ async fn binary_mode_run(
         unique_name("binary_fallback_slot"),
         unique_name("binary_fallback_pub"),
     );
+    let columns = columns.replace("{s}", &schema);
     sql.batch_execute(&format!(
-        "CREATE SCHEMA {schema}; CREATE TABLE {schema}.t (id int PRIMARY KEY, {columns});"
+        "CREATE SCHEMA {schema};
+         CREATE TYPE {schema}.priced AS (amount money, at timestamptz);
+         CREATE TABLE {schema}.t (id int PRIMARY KEY, {columns});"
     ))
     .await
     .unwrap();
@@ -633,18 +637,20 @@ async fn binary_mode_switches_to_text_mode_when_a_column_it_cannot_decode_appear
     let stack = Stack::from_env();
     let sql = stack.pg_connect("sluice").await;
     let (schema, prefix, slot, publication, config) =
-        binary_mode_run(&stack, &sql, "v tsvector").await;
+        binary_mode_run(&stack, &sql, "v tsvector, p {s}.priced").await;
     let mut sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
     wait_until_streaming(&sql, &slot).await;
     let binary_before = streams_binary(&sql, &slot).await;
     let topic = format!("{prefix}.{schema}.t");
-    sql.batch_execute(&format!("INSERT INTO {schema}.t VALUES (1, 'a:1')"))
-        .await
-        .unwrap();
+    sql.batch_execute(&format!(
+        "INSERT INTO {schema}.t VALUES (1, 'a:1', ROW(-1234.5, '2024-01-01 00:00+00'))"
+    ))
+    .await
+    .unwrap();
     rows_until(&stack, &topic, 1).await;
     sql.batch_execute(&format!(
         "ALTER TABLE {schema}.t ADD COLUMN r regclass;
-         INSERT INTO {schema}.t VALUES (2, 'b:2', 'pg_type');"
+         INSERT INTO {schema}.t VALUES (2, 'b:2', NULL, 'pg_type');"
     ))
     .await
     .unwrap();
@@ -666,6 +672,10 @@ async fn binary_mode_switches_to_text_mode_when_a_column_it_cannot_decode_appear
     assert!(running, "sluice runs on");
     assert_eq!(binary_after, Some(false), "streams in text mode since");
     assert_eq!(string(&rows[&1]["v"]), Some("'a':1"));
+    assert_eq!(
+        string(&rows[&1]["p"]),
+        Some(r#"("-$1,234.50","2024-01-01 00:00:00+00")"#)
+    );
     assert_eq!(string(&rows[&2]["r"]), Some("pg_type"));
     assert_eq!(string(&rows[&2]["v"]), Some("'b':2"));
 }

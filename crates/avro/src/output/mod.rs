@@ -277,9 +277,14 @@ impl Output {
             oid::FLOAT4 => Output::Float4,
             oid::FLOAT8 => Output::Float8,
             oid::NUMERIC => Output::Numeric,
-            oid::MONEY => Output::Money {
+            oid::MONEY if options.money_in_c_format => Output::Money {
                 scale: options.money_scale,
             },
+            oid::MONEY => {
+                return Err(Unsupported::Unknown(
+                    "money (printed in this database's lc_monetary)".to_owned(),
+                ));
+            }
             oid::TEXT
             | oid::VARCHAR
             | oid::BPCHAR
@@ -477,6 +482,15 @@ impl Output {
             Output::Record(_) => "composite",
         }
     }
+}
+
+/// A money value of `minor` units at `scale` as `cash_out` prints it in the C locale (and
+/// en_US): `$1,234.56`, `-$1,234.56`, `$0.00`. A database whose money prints otherwise has
+/// [`TypeOptions::money_in_c_format`] false.
+pub fn money_text(minor: i64, scale: u32) -> String {
+    let mut out = String::new();
+    push_money(&mut out, minor, scale);
+    out
 }
 
 /// `cash_out` in the C locale: `$1,234.56`, `-$1,234.56`, `$0.00`, thousands grouped by

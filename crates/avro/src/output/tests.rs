@@ -146,6 +146,22 @@ fn catalog_named_and_unknown_types_are_unsupported() {
         Output::of(1033, &TypeInfo::default(), &options),
         Err(Unsupported::NoSend(_))
     ));
+    // Money inside containers, where the database prints it otherwise than the C locale.
+    let other_locale = TypeOptions {
+        money_in_c_format: false,
+        ..TypeOptions::default()
+    };
+    assert!(matches!(
+        Output::of(790, &TypeInfo::default(), &other_locale),
+        Err(Unsupported::Unknown(_))
+    ));
+    assert_eq!(super::money_text(-123_456_789, 2), "-$1,234,567.89");
+    assert_eq!(super::money_text(5, 2), "$0.05");
+    assert_eq!(
+        super::money_text(i64::MIN, 2),
+        "-$92,233,720,368,547,758.08"
+    );
+    assert_eq!(super::money_text(1234, 0), "$1,234");
     let geometry = TypeInfo {
         name: "geometry".into(),
         typtype: 'b',
