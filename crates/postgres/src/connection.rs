@@ -26,10 +26,17 @@ use crate::stream::ReplicationStream;
 use crate::transport::Transport;
 
 /// Settings every session of sluice's runs with, replication and SQL alike, whatever the role
-/// or database say: the text of values (a `timestamptz` inside a composite or range) must not
-/// depend on them, so that the snapshot, text mode and binary mode (which prints such values
-/// from their binary form in UTC) give the same events.
-pub const SESSION_SETTINGS: &[(&str, &str)] = &[("TimeZone", "UTC")];
+/// or database say: the text of values must not depend on them, for sluice parses it (dates
+/// in ISO order, intervals in the postgres style, floats to their last digit, bytea in hex),
+/// and the snapshot, text mode and binary mode (which prints the values inside composites
+/// and ranges from their binary form, timestamps in UTC) must give the same events.
+pub const SESSION_SETTINGS: &[(&str, &str)] = &[
+    ("DateStyle", "ISO"),
+    ("IntervalStyle", "postgres"),
+    ("extra_float_digits", "3"),
+    ("bytea_output", "hex"),
+    ("TimeZone", "UTC"),
+];
 
 /// Bytes asked of the socket per read: large reads let the walsender run ahead of us instead
 /// of waking this task once per message.

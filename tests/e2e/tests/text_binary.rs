@@ -360,37 +360,47 @@ async fn binary_values_convert_to_text_modes_avro_and_to_what_postgres_prints() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn zoned_values_inside_composites_and_ranges_are_utc_whatever_the_roles_time_zone() {
+async fn values_print_the_same_whatever_the_roles_settings() {
     let stack = Stack::from_env();
     let sql = stack.pg_connect("sluice").await;
     let admin = stack.pg_connect("postgres").await;
-    let schema = unique_name("text_binary_tz");
+    let schema = unique_name("text_binary_settings");
     let role = format!("{schema}_role");
-    let publication = unique_name("text_binary_tz_pub");
-    // A role whose sessions would print timestamps at +05:30.
+    let publication = unique_name("text_binary_settings_pub");
+    // A role whose sessions would print timestamps at +05:30, dates day first, intervals as
+    // ISO durations, floats rounded to 15 digits and bytea escaped.
     admin
         .batch_execute(&format!(
             "CREATE ROLE {role} LOGIN REPLICATION PASSWORD '{role}';
-             ALTER ROLE {role} SET TimeZone = 'Asia/Kolkata';"
+             ALTER ROLE {role} SET TimeZone = 'Asia/Kolkata';
+             ALTER ROLE {role} SET DateStyle = 'SQL, DMY';
+             ALTER ROLE {role} SET IntervalStyle = 'iso_8601';
+             ALTER ROLE {role} SET extra_float_digits = 0;
+             ALTER ROLE {role} SET bytea_output = 'escape';"
         ))
         .await
         .unwrap();
     sql.batch_execute(&format!(
         "CREATE SCHEMA {schema};
-         CREATE TYPE {schema}.stamped AS (at timestamptz, during tstzrange);
-         CREATE TABLE {schema}.zoned (id int PRIMARY KEY, s {schema}.stamped, r tstzrange,
-                                      m tstzmultirange, a {schema}.stamped[]);
-         CREATE PUBLICATION {publication} FOR TABLE {schema}.zoned;"
+         CREATE TYPE {schema}.stamped AS (
+           at timestamptz, during tstzrange, d date, iv interval, f float8, b bytea);
+         CREATE TABLE {schema}.t (id int PRIMARY KEY, s {schema}.stamped, r tstzrange,
+                                  m tstzmultirange, a {schema}.stamped[], ts timestamptz,
+                                  d date, iv interval, f float8, b bytea);
+         CREATE PUBLICATION {publication} FOR TABLE {schema}.t;"
     ))
     .await
     .unwrap();
     let text_slot = connection_with_slot(&stack, &role).await;
     let binary_slot = connection_with_slot(&stack, &role).await;
     sql.batch_execute(&format!(
-        "INSERT INTO {schema}.zoned VALUES (1,
-           ROW('2024-02-29 12:00:00+00', '[2024-01-01 00:00+00,infinity)'),
+        "INSERT INTO {schema}.t VALUES (1,
+           ROW('2024-02-29 12:00:00+00', '[2024-01-01 00:00+00,infinity)', '2024-02-29',
+               '1 year -2 days 03:04:05.5', 0.1::float8 + 0.2, '\\x00ff'),
            '[2024-01-01 00:00+00,2024-06-01 12:30+00)', '{{[2024-01-01,2024-02-01)}}',
-           ARRAY[ROW('1999-12-31 23:59:59.5+00', 'empty')::{schema}.stamped])"
+           ARRAY[ROW('1999-12-31 23:59:59.5+00', 'empty', NULL, NULL, NULL, NULL)::{schema}.stamped],
+           '2024-02-29 12:00:00+00', '0044-03-15 BC', '-1 mons +00:00:01', 0.1::float8 + 0.2,
+           '\\x5c27')"
     ))
     .await
     .unwrap();
@@ -399,8 +409,8 @@ async fn zoned_values_inside_composites_and_ranges_are_utc_whatever_the_roles_ti
         capture(binary_slot, &publication, true, 1),
     );
     let mut mismatches = Vec::new();
-    let compared = compare_modes(&sql, &schema, "zoned", &text, &binary, &mut mismatches).await;
-    let Arrived::Text(composite) = &text["zoned"][0].0[1] else {
+    let compared = compare_modes(&sql, &schema, "t", &text, &binary, &mut mismatches).await;
+    let Arrived::Text(composite) = &text["t"][0].0[1] else {
         panic!("the composite in text")
     };
     let composite = String::from_utf8(composite.clone()).unwrap();
@@ -414,8 +424,9 @@ async fn zoned_values_inside_composites_and_ranges_are_utc_whatever_the_roles_ti
         .await
         .unwrap();
     assert_eq!(
-        composite, r#"("2024-02-29 12:00:00+00","[""2024-01-01 00:00:00+00"",infinity)")"#,
-        "text mode prints in UTC"
+        composite,
+        r#"("2024-02-29 12:00:00+00","[""2024-01-01 00:00:00+00"",infinity)",2024-02-29,"1 year -2 days +03:04:05.5",0.30000000000000004,"\\x00ff")"#,
+        "text mode prints in sluice's settings"
     );
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
     assert_eq!(
