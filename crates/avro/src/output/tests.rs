@@ -69,7 +69,12 @@ fn truncated_or_extended_binary_forms_are_errors_not_panics() {
     for &(ty, text, binary) in OUTPUT_PAIRS {
         let output = output(ty, &options).unwrap();
         let bytes = unhex(binary);
-        for end in 0..bytes.len() {
+        // Every cut of a short value; of a long one (the float arrays), about a hundred.
+        let step = (bytes.len() / 64).max(1);
+        let cuts = (0..bytes.len())
+            .step_by(step)
+            .chain(bytes.len().saturating_sub(16)..bytes.len());
+        for end in cuts {
             // A shorter form can be another valid value only where lengths allow it; it
             // must never panic, and is never the whole value's text.
             let mut printed = String::new();
