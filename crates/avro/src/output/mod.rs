@@ -2,9 +2,10 @@
 //!
 //! The types sluice carries as their text (ranges, multiranges, composites, geometric and
 //! text search types, snapshots, ...) arrive in binary mode in their send form. Printed as
-//! the type's output function prints it, in sluice's sessions' settings (`DateStyle` ISO,
-//! `IntervalStyle` postgres, `extra_float_digits` above 0, `bytea_output` hex, `TimeZone`
-//! UTC, `lc_monetary` C), they give the same Avro as text mode. Containers print their
+//! the type's output function prints it, in the settings sluice's sessions pin
+//! (`sluice_postgres::SESSION_SETTINGS`: `DateStyle` ISO, `IntervalStyle` postgres,
+//! `extra_float_digits` 3, `bytea_output` hex, `TimeZone` UTC; money as the C locale prints
+//! it, where the database does), they give the same Avro as text mode. Containers print their
 //! elements through the element type's [`Output`], to any depth a type has (bounded by
 //! [`MAX_DEPTH`]).
 //!
