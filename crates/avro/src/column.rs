@@ -14,6 +14,7 @@ use crate::exact::Exact;
 use crate::formats;
 use crate::hstore;
 use crate::network::{self, Address};
+use crate::output::{Output, OutputError};
 use crate::special::{Timestamp, write_money, write_time, write_timestamp, write_u64};
 use crate::temporal::{self, Interval};
 use crate::types::TypeInfo;
@@ -160,8 +161,10 @@ pub enum ScalarKind {
         json: bool,
     },
     /// Any other type (`tsvector`, `tsquery`, geometric types, ranges, multiranges,
-    /// composite types, `reg*` types, unknown types): its text form, as a string.
-    /// **Text-only**: the binary form is refused ([`ValueError::BinaryUnsupported`]).
+    /// composite types, `reg*` types, unknown types): its text output, as a string. Its
+    /// binary form is printed as that text by the type's output (see
+    /// [`ColumnKind::encode_with`]); without one it is refused
+    /// ([`ValueError::BinaryUnsupported`]).
     Text,
 }
 
@@ -193,10 +196,10 @@ impl ColumnKind {
         })
     }
 
-    /// Whether values of this kind can be read in PostgreSQL's binary form. The others are
-    /// text-only: asked for as text (`column::text` in a COPY, and `replication.binary =
-    /// false`), and [`Raw::Binary`] values of them are refused with
-    /// [`ValueError::BinaryUnsupported`]. An array is text-only when its element is.
+    /// Whether values of this kind are read from PostgreSQL's binary form by the kind alone.
+    /// The others ([`ScalarKind::Text`], and arrays of it) carry PostgreSQL's text output:
+    /// their binary form is printed as that text first, by the column type's output (see
+    /// [`ColumnKind::encode_with`]), and a COPY asks for them as text (`column::text`).
     pub fn reads_binary(self) -> bool {
         match self {
             ColumnKind::Scalar(kind) | ColumnKind::Array { element: kind, .. } => {
@@ -292,6 +295,32 @@ impl ColumnKind {
         }
     }
 
+    /// Appends the Avro encoding of a non-null `raw` value; `output` prints the binary form
+    /// of a kind that does not read it by itself (see [`ColumnKind::reads_binary`]) as
+    /// PostgreSQL's text output, which is then encoded as text mode's value is.
+    pub(crate) fn encode_with(
+        self,
+        output: Option<&Output>,
+        raw: Raw<'_>,
+        out: &mut Vec<u8>,
+        scratch: &mut Scratch,
+    ) -> Result<(), ValueError> {
+        let (Raw::Binary(bytes), Some(output)) = (raw, output) else {
+            return self.encode(raw, out, scratch);
+        };
+        if self.reads_binary() {
+            return self.encode(raw, out, scratch);
+        }
+        let mut printed = std::mem::take(&mut scratch.printed);
+        printed.clear();
+        let result = output
+            .print(bytes, &mut printed)
+            .map_err(|source| ValueError::Binary { kind: self, source })
+            .and_then(|()| self.encode(Raw::Text(printed.as_bytes()), out, scratch));
+        scratch.printed = printed;
+        result
+    }
+
     /// Appends the Avro encoding of a non-null `raw` value.
     pub(crate) fn encode(
         self,
@@ -351,11 +380,19 @@ pub enum ValueError {
     },
     #[error("{0} has no representation in this column's Avro type")]
     Unrepresentable(&'static str),
-    /// A binary value of a text-only kind (see [`ColumnKind::reads_binary`]).
+    /// A binary value of a kind that carries text, whose type's binary form sluice cannot
+    /// print (see [`ColumnKind::reads_binary`]).
     #[error(
-        "{kind:?} values are read as text only: their binary form is not decoded (replication.binary must be false)"
+        "{kind:?} values of this type are read as text only: their binary form is not decoded (replication.binary must be false)"
     )]
     BinaryUnsupported { kind: ColumnKind },
+    /// A binary value that could not be printed as PostgreSQL's text output.
+    #[error("{kind:?} value in binary form: {source}")]
+    Binary {
+        kind: ColumnKind,
+        #[source]
+        source: OutputError,
+    },
 }
 
 /// Reused buffers for the encoders, so a value needs no allocation of its own.
@@ -374,6 +411,8 @@ pub struct Scratch {
     pub(crate) pair: [Vec<u8>; 2],
     /// What the event's Debezium-shaped fields could not hold.
     pub(crate) exact: Exact,
+    /// A binary value printed as PostgreSQL's text output.
+    printed: String,
 }
 
 impl Scratch {
@@ -600,15 +639,7 @@ impl ScalarKind {
             ScalarKind::Bytes => writer::bytes(out, raw),
             ScalarKind::Uuid => {
                 let bytes: [u8; 16] = wire::exact(raw).ok_or_else(bad)?;
-                scratch.string(out, |s| {
-                    for (i, byte) in bytes.iter().enumerate() {
-                        if matches!(i, 4 | 6 | 8 | 10) {
-                            s.push('-');
-                        }
-                        use std::fmt::Write as _;
-                        let _ = write!(s, "{byte:02x}");
-                    }
-                });
+                scratch.string(out, |s| formats::format_uuid(s, &bytes));
             }
             ScalarKind::Date => {
                 let days = i32::from_be_bytes(wire::exact(raw).ok_or_else(bad)?);
@@ -620,20 +651,11 @@ impl ScalarKind {
                 writer::int(out, days);
             }
             ScalarKind::Time { millis } => {
-                let micros = i64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?);
-                if !temporal::valid_time(micros) {
-                    return Err(bad());
-                }
+                let micros = temporal::time_of_binary(raw).ok_or_else(bad)?;
                 write_time(out, micros, millis);
             }
             ScalarKind::TimeTz => {
-                let mut wire = Wire::new(raw);
-                let (micros, zone) = (wire.i64(), wire.i32());
-                let (micros, offset) = micros
-                    .zip(zone)
-                    .and_then(|(micros, zone)| temporal::timetz_of_binary(micros, zone))
-                    .filter(|_| wire.end().is_some())
-                    .ok_or_else(bad)?;
+                let (micros, offset) = temporal::timetz_of_binary(raw).ok_or_else(bad)?;
                 scratch.string(out, |s| temporal::format_zoned_time(s, micros, offset));
             }
             ScalarKind::Timestamp { millis } => {
@@ -655,28 +677,15 @@ impl ScalarKind {
                 }
             }
             ScalarKind::Interval { infinities } => {
-                let mut wire = Wire::new(raw);
-                let interval = (|| {
-                    let micros = wire.i64()?;
-                    let days = wire.i32()?;
-                    let months = wire.i32()?;
-                    wire.end()?;
-                    Some(Interval {
-                        months,
-                        days,
-                        micros,
-                    })
-                })()
-                .ok_or_else(bad)?;
+                let interval = Interval::of_binary(raw).ok_or_else(bad)?;
                 scratch.string(out, |s| temporal::format_interval(s, interval, infinities));
             }
             ScalarKind::Point => {
                 let mut wire = Wire::new(raw);
-                let (x, y) = (wire.i64(), wire.i64());
+                let (x, y) = (wire.f64(), wire.f64());
                 wire.end().ok_or_else(bad)?;
                 let (x, y) = x.zip(y).ok_or_else(bad)?;
-                let float = |bits: i64| f64::from_bits(u64::from_ne_bytes(bits.to_ne_bytes()));
-                formats::write_point(out, float(x), float(y));
+                formats::write_point(out, x, y);
             }
             ScalarKind::Bits { .. } => {
                 let mut bits = std::mem::take(&mut scratch.text);

@@ -159,3 +159,13 @@ pub(crate) fn tid_of_binary(raw: &[u8]) -> Option<(u32, u16)> {
 pub(crate) fn format_tid(out: &mut String, (block, offset): (u32, u16)) {
     let _ = write!(out, "({block},{offset})");
 }
+
+/// A `uuid` as PostgreSQL prints it: lower-case hex, hyphenated 8-4-4-4-12.
+pub(crate) fn format_uuid(out: &mut String, bytes: &[u8; 16]) {
+    for (i, byte) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        let _ = write!(out, "{byte:02x}");
+    }
+}

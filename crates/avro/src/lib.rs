@@ -9,6 +9,9 @@ mod exact;
 mod formats;
 mod hstore;
 mod network;
+mod output;
+#[cfg(test)]
+mod output_pairs;
 #[cfg(test)]
 mod pairs;
 #[cfg(test)]
@@ -24,6 +27,7 @@ mod wire;
 mod writer;
 
 pub use column::{ColumnKind, Raw, ScalarKind, Scratch, UNCHANGED_PLACEHOLDER, ValueError};
+pub use output::{OutputError, Unsupported, money_text};
 pub use registry::{Registry, RegistryConfig, RegistryError, RegistryStats};
 pub use table::{
     ColumnSpec, EncodeError, MessageCodec, Op, Row, SOURCE_VERSION, SnapshotMarker, Source,

@@ -2,12 +2,11 @@
 //! it would send (each built here from PostgreSQL's documented rules) give the same Avro
 //! bytes; and no input, however malformed, panics.
 
-use std::fmt::Write as _;
-
 use proptest::prelude::*;
 
 use crate::column::{ColumnKind, Raw, ScalarKind};
 use crate::pairs::{PAIRS, encode, kind_and_schema, unhex};
+use crate::temporal::Interval;
 use crate::types::{NumericMode, TypeOptions};
 
 fn kind(ty: &str) -> ColumnKind {
@@ -21,45 +20,18 @@ fn same_from_both(kind: ColumnKind, text: &str, binary: &[u8]) -> Result<Vec<u8>
     from_text.map_err(|e| TestCaseError::fail(format!("{text:?}: {e}")))
 }
 
-/// An interval as `IntervalStyle = postgres` prints it (`EncodeInterval`): year, mon and day
-/// parts when not zero, a `+` on a positive part after a negative one, then the time when it
-/// is not zero or nothing else was printed, signed as a whole.
+/// An interval as `IntervalStyle = postgres` prints it (the printer the binary forms of
+/// containers use, itself checked against PostgreSQL's output in the pairs).
 fn postgres_interval(months: i32, days: i32, micros: i64) -> String {
     let mut out = String::new();
-    let (mut is_zero, mut is_before) = (true, false);
-    for (value, unit) in [(months / 12, "year"), (months % 12, "mon"), (days, "day")] {
-        if value == 0 {
-            continue;
-        }
-        let space = if is_zero { "" } else { " " };
-        let plus = if is_before && value > 0 { "+" } else { "" };
-        let plural = if value == 1 { "" } else { "s" };
-        let _ = write!(out, "{space}{plus}{value} {unit}{plural}");
-        is_zero = false;
-        is_before = value < 0;
-    }
-    if is_zero || micros != 0 {
-        let space = if is_zero { "" } else { " " };
-        let sign = match (micros < 0, is_before) {
-            (true, _) => "-",
-            (false, true) => "+",
-            (false, false) => "",
-        };
-        let magnitude = micros.unsigned_abs();
-        let seconds = magnitude / 1_000_000;
-        let _ = write!(
-            out,
-            "{space}{sign}{:02}:{:02}:{:02}",
-            seconds / 3600,
-            seconds / 60 % 60,
-            seconds % 60
-        );
-        let fraction = magnitude % 1_000_000;
-        if fraction != 0 {
-            let digits = format!("{fraction:06}");
-            let _ = write!(out, ".{}", digits.trim_end_matches('0'));
-        }
-    }
+    crate::output::push_interval(
+        &mut out,
+        Interval {
+            months,
+            days,
+            micros,
+        },
+    );
     out
 }
 

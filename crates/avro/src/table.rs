@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use crate::column::{ColumnKind, Raw, Scratch, UNCHANGED_PLACEHOLDER, ValueError};
 use crate::exact::{self, Inexact, Side};
+use crate::output::{Output, Unsupported};
 use crate::transaction::TransactionBlock;
 use crate::types::{TypeInfo, TypeOptions};
 use crate::writer;
@@ -121,6 +122,15 @@ struct Column {
     default: Option<Value>,
     /// The domain the schema names, if the column's type (or its element type) is one.
     domain: Option<String>,
+    /// For a kind that carries PostgreSQL's text output: how its binary form prints as that
+    /// text, or why it cannot.
+    output: Option<Result<Output, Unsupported>>,
+}
+
+impl Column {
+    fn printer(&self) -> Option<&Output> {
+        self.output.as_ref().and_then(|output| output.as_ref().ok())
+    }
 }
 
 /// Schemas and encoders of one table.
@@ -167,6 +177,8 @@ impl TableCodec {
                     nullable: c.nullable || (!c.is_key && kind.toastable_without_placeholder()),
                     default: c.default.as_deref().and_then(|d| kind.avro_default(d)),
                     domain: domain_name(&c.type_info),
+                    output: (!kind.reads_binary())
+                        .then(|| Output::of(c.type_oid, &c.type_info, options)),
                 }
             })
             .collect();
@@ -287,6 +299,17 @@ impl TableCodec {
     /// How each column is read: binary where the encoder knows the type's binary form.
     pub fn column_kinds(&self) -> impl Iterator<Item = ColumnKind> + '_ {
         self.columns.iter().map(|c| c.kind)
+    }
+
+    /// The columns whose values in binary form sluice cannot decode, by name, with why:
+    /// pgoutput's binary mode would send them so (a column of a type with no binary form at
+    /// all is sent as text and is not listed). Their table is captured in text mode.
+    pub fn binary_unsupported(&self) -> impl Iterator<Item = (&str, &Unsupported)> + '_ {
+        self.columns.iter().filter_map(|c| match &c.output {
+            Some(Err(Unsupported::NoSend(_))) if matches!(c.kind, ColumnKind::Scalar(_)) => None,
+            Some(Err(why)) => Some((c.name.as_str(), why)),
+            _ => None,
+        })
     }
 
     /// Positions of the key columns, in column order.
@@ -467,7 +490,7 @@ impl TableCodec {
             (raw, true) => {
                 let start = out.len();
                 writer::union_index(out, value_branch);
-                let result = column.kind.encode(raw, out, scratch);
+                let result = column.kind.encode_with(column.printer(), raw, out, scratch);
                 match scratch.exact.took() {
                     Inexact::No => {}
                     // A value the field cannot hold is null where the field may be, as
@@ -482,7 +505,7 @@ impl TableCodec {
                 result
             }
             (raw, false) => {
-                let result = column.kind.encode(raw, out, scratch);
+                let result = column.kind.encode_with(column.printer(), raw, out, scratch);
                 if scratch.exact.took() != Inexact::No {
                     scratch.exact.scalar();
                 }

@@ -444,6 +444,7 @@ fn enums_domains_and_extension_types_shape_the_schema() {
     let posints = TypeInfo {
         element: Some(Box::new(crate::ElementType {
             type_oid: 23,
+            declared_oid: 0,
             info: posint.clone(),
         })),
         ..named("_posint", 'b')

@@ -8,14 +8,15 @@
 //! `postgres`, the default.
 
 use crate::formats::decimal;
+use crate::wire::Wire;
 
 /// Days from 1970-01-01 to 2000-01-01.
 pub(crate) const PG_EPOCH_DAYS: i64 = 10_957;
 /// Microseconds from 1970-01-01 to 2000-01-01.
 pub(crate) const PG_EPOCH_MICROS: i64 = PG_EPOCH_DAYS * MICROS_PER_DAY;
 pub(crate) const MICROS_PER_DAY: i64 = 86_400_000_000;
-const MICROS_PER_HOUR: i64 = 3_600_000_000;
-const MICROS_PER_MINUTE: i64 = 60_000_000;
+pub(crate) const MICROS_PER_HOUR: i64 = 3_600_000_000;
+pub(crate) const MICROS_PER_MINUTE: i64 = 60_000_000;
 /// The largest UTC offset PostgreSQL accepts: 15:59:59.
 const MAX_OFFSET_SECONDS: i32 = (15 * 60 + 59) * 60 + 59;
 
@@ -191,6 +192,12 @@ pub(crate) fn parse_time(text: &str) -> Option<i64> {
     parse_time_of_day(text).filter(|micros| valid_time(*micros))
 }
 
+/// A `time`'s binary form: `int64` microseconds since midnight, up to `24:00:00`.
+pub(crate) fn time_of_binary(raw: &[u8]) -> Option<i64> {
+    let micros = i64::from_be_bytes(crate::wire::exact(raw)?);
+    valid_time(micros).then_some(micros)
+}
+
 /// Whether `micros` since midnight is a `time` value: `00:00:00` to `24:00:00` inclusive.
 pub(crate) fn valid_time(micros: i64) -> bool {
     (0..=MICROS_PER_DAY).contains(&micros)
@@ -205,9 +212,13 @@ pub(crate) fn parse_timetz(text: &str) -> Option<(i64, i32)> {
     Some((parse_time(clock)?, offset)).filter(|_| offset.abs() <= MAX_OFFSET_SECONDS)
 }
 
-/// A `timetz`'s binary form: microseconds since midnight and the zone in seconds *west* of
-/// UTC, as PostgreSQL keeps it; returns the offset east of UTC, as printed.
-pub(crate) fn timetz_of_binary(micros: i64, zone_west: i32) -> Option<(i64, i32)> {
+/// A `timetz`'s binary form: `int64` microseconds since midnight and `int32` zone in
+/// seconds *west* of UTC, as PostgreSQL keeps it; returns the microseconds and the offset
+/// east of UTC, as printed.
+pub(crate) fn timetz_of_binary(raw: &[u8]) -> Option<(i64, i32)> {
+    let mut wire = Wire::new(raw);
+    let (micros, zone_west) = (wire.i64()?, wire.i32()?);
+    wire.end()?;
     let offset = zone_west.checked_neg()?;
     (valid_time(micros) && offset.abs() <= MAX_OFFSET_SECONDS).then_some((micros, offset))
 }
@@ -239,14 +250,28 @@ pub(crate) struct Interval {
 }
 
 impl Interval {
+    /// The binary form: `int64` microseconds, `int32` days, `int32` months.
+    pub(crate) fn of_binary(raw: &[u8]) -> Option<Interval> {
+        let mut wire = Wire::new(raw);
+        let micros = wire.i64()?;
+        let days = wire.i32()?;
+        let months = wire.i32()?;
+        wire.end()?;
+        Some(Interval {
+            months,
+            days,
+            micros,
+        })
+    }
+
     /// PostgreSQL 17's `infinity` and `-infinity` in the binary form: every field at its
     /// extreme (a finite interval before PostgreSQL 17).
-    const INFINITY: Interval = Interval {
+    pub(crate) const INFINITY: Interval = Interval {
         months: i32::MAX,
         days: i32::MAX,
         micros: i64::MAX,
     };
-    const NEG_INFINITY: Interval = Interval {
+    pub(crate) const NEG_INFINITY: Interval = Interval {
         months: i32::MIN,
         days: i32::MIN,
         micros: i64::MIN,
@@ -386,7 +411,7 @@ fn push_month_day(out: &mut String, month: u32, day: u32) {
 
 /// `HH:MM:SS` and, when not zero, a fraction without trailing zeros (`.5`, `.000001`), as
 /// both PostgreSQL and Java's ISO formatter print a time of day. `micros` is in `0..=24h`.
-fn format_time_of_day(out: &mut String, micros: i64) {
+pub(crate) fn format_time_of_day(out: &mut String, micros: i64) {
     let seconds = micros.unsigned_abs() / 1_000_000;
     push_padded(out, seconds / 3600, 2);
     out.push(':');
@@ -399,7 +424,7 @@ fn format_time_of_day(out: &mut String, micros: i64) {
 /// `value` in decimal, zero-padded to `width` digits (more digits when it needs them): what
 /// `{:0width$}` prints, without the formatting machinery, which showed in profiles of
 /// timestamp-heavy streams.
-fn push_padded(out: &mut String, value: u64, width: usize) {
+pub(crate) fn push_padded(out: &mut String, value: u64, width: usize) {
     let mut digits = [b'0'; 20];
     let mut rest = value;
     let mut start = digits.len();
@@ -420,7 +445,7 @@ fn push_padded(out: &mut String, value: u64, width: usize) {
 }
 
 /// `.ffffff` without trailing zeros, or nothing for 0; `micros` is in `0..1_000_000`.
-fn push_fraction(out: &mut String, micros: i64) {
+pub(crate) fn push_fraction(out: &mut String, micros: i64) {
     if micros == 0 {
         return;
     }

@@ -14,7 +14,9 @@ use crate::column::{ColumnKind, ScalarKind};
 /// - an array of a type that is not built-in by `element`: the element type described the
 ///   same way (an array's type modifier is its element's, so the column's modifier is used);
 /// - composite, range and multirange types (`typtype` 'c', 'r', 'm') and anything else not
-///   known: their text form, as a string (text-only: see [`ColumnKind::reads_binary`]).
+///   known: their text form, as a string. Their binary form is printed as that text, which
+///   needs the types inside them: a range's `subtype`, a composite's `fields` (see
+///   [`ColumnKind::reads_binary`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TypeInfo {
     /// `pg_type.typname` of the type (of the base type, for a domain), e.g. `hstore`.
@@ -30,6 +32,19 @@ pub struct TypeInfo {
     pub element: Option<Box<ElementType>>,
     /// For an enum: its labels in sort order (`pg_enum.enumsortorder`).
     pub enum_labels: Vec<String>,
+    /// For a range type ('r') or a multirange type ('m'): the range's subtype.
+    pub subtype: Option<Box<ElementType>>,
+    /// For a composite type ('c'): its attributes' types in order, dropped ones left out.
+    pub fields: Vec<ElementType>,
+    /// `pg_type.typsend` is 0: the type has no binary form (pgoutput sends such a column as
+    /// text even in binary mode).
+    pub no_send: bool,
+}
+
+/// What separates the elements of an array of type `element_oid` in its text form: `;` for
+/// `box` (and domains over it), `,` for every other built-in type.
+pub(crate) fn delimiter_of(element_oid: u32) -> u8 {
+    if element_oid == oid::BOX { b';' } else { b',' }
 }
 
 /// The element type of an array column.
@@ -37,6 +52,9 @@ pub struct TypeInfo {
 pub struct ElementType {
     /// The element's type OID (the base type's, when the element is a domain).
     pub type_oid: u32,
+    /// The element's type OID as declared (a domain's own), which the binary forms of arrays
+    /// and composites repeat; 0 when not known (then not checked).
+    pub declared_oid: u32,
     pub info: TypeInfo,
 }
 
@@ -96,6 +114,11 @@ pub struct TypeOptions {
     /// whose fields are all at their extremes is `infinity` (`-infinity`), before it is a
     /// finite interval. Default false.
     pub interval_infinities: bool,
+    /// Whether the database prints money as the C locale does (`$1,234.56`, `-$1,234.56`;
+    /// see [`crate::money_text`]): money inside a composite or range is printed so from its
+    /// binary form. When not, such columns' binary form is not decoded (their table is
+    /// streamed in text mode).
+    pub money_in_c_format: bool,
 }
 
 impl Default for TypeOptions {
@@ -106,6 +129,7 @@ impl Default for TypeOptions {
             hstore: HstoreMode::Json,
             money_scale: 2,
             interval_infinities: false,
+            money_in_c_format: true,
         }
     }
 }
@@ -118,24 +142,31 @@ pub(crate) mod oid {
     pub(crate) const NAME: u32 = 19;
     pub(crate) const INT8: u32 = 20;
     pub(crate) const INT2: u32 = 21;
+    pub(crate) const INT2VECTOR: u32 = 22;
     pub(crate) const INT4: u32 = 23;
     pub(crate) const TEXT: u32 = 25;
     pub(crate) const OID: u32 = 26;
+    pub(crate) const OIDVECTOR: u32 = 30;
     pub(crate) const TID: u32 = 27;
     pub(crate) const XID: u32 = 28;
     pub(crate) const CID: u32 = 29;
     pub(crate) const JSON: u32 = 114;
     pub(crate) const XML: u32 = 142;
-    pub(crate) const TSVECTOR: u32 = 3614;
     pub(crate) const POINT: u32 = 600;
+    pub(crate) const LSEG: u32 = 601;
+    pub(crate) const PATH: u32 = 602;
     pub(crate) const BOX: u32 = 603;
+    pub(crate) const POLYGON: u32 = 604;
+    pub(crate) const LINE: u32 = 628;
     pub(crate) const CIDR: u32 = 650;
     pub(crate) const FLOAT4: u32 = 700;
     pub(crate) const FLOAT8: u32 = 701;
+    pub(crate) const CIRCLE: u32 = 718;
     pub(crate) const MACADDR8: u32 = 774;
     pub(crate) const MONEY: u32 = 790;
     pub(crate) const MACADDR: u32 = 829;
     pub(crate) const INET: u32 = 869;
+    pub(crate) const ACLITEM: u32 = 1033;
     pub(crate) const BPCHAR: u32 = 1042;
     pub(crate) const VARCHAR: u32 = 1043;
     pub(crate) const DATE: u32 = 1082;
@@ -149,9 +180,14 @@ pub(crate) mod oid {
     pub(crate) const NUMERIC: u32 = 1700;
     pub(crate) const REFCURSOR: u32 = 1790;
     pub(crate) const UUID: u32 = 2950;
+    pub(crate) const TXID_SNAPSHOT: u32 = 2970;
     pub(crate) const PG_LSN: u32 = 3220;
+    pub(crate) const TSVECTOR: u32 = 3614;
+    pub(crate) const TSQUERY: u32 = 3615;
+    pub(crate) const GTSVECTOR: u32 = 3642;
     pub(crate) const JSONB: u32 = 3802;
     pub(crate) const JSONPATH: u32 = 4072;
+    pub(crate) const PG_SNAPSHOT: u32 = 5038;
     pub(crate) const XID8: u32 = 5069;
 }
 
@@ -262,8 +298,7 @@ impl ColumnKind {
             None => ColumnKind::Scalar(ScalarKind::of(type_oid, type_modifier, info, options)),
             Some((element_oid, element_info)) => ColumnKind::Array {
                 element: ScalarKind::of(element_oid, type_modifier, element_info, options),
-                // box is the one built-in type whose array elements are `;`-separated.
-                delimiter: if element_oid == oid::BOX { b';' } else { b',' },
+                delimiter: delimiter_of(element_oid),
             },
         }
     }
@@ -275,6 +310,9 @@ static DEFAULT_INFO: TypeInfo = TypeInfo {
     domain: None,
     element: None,
     enum_labels: Vec::new(),
+    subtype: None,
+    fields: Vec::new(),
+    no_send: false,
 };
 
 impl ScalarKind {

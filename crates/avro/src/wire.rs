@@ -46,6 +46,26 @@ impl<'a> Wire<'a> {
         Some(i64::from_be_bytes(self.array()?))
     }
 
+    pub(crate) fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_be_bytes(self.array()?))
+    }
+
+    pub(crate) fn i16(&mut self) -> Option<i16> {
+        Some(i16::from_be_bytes(self.array()?))
+    }
+
+    pub(crate) fn f64(&mut self) -> Option<f64> {
+        Some(f64::from_be_bytes(self.array()?))
+    }
+
+    /// A NUL-terminated string (the NUL read, not returned).
+    pub(crate) fn cstring(&mut self) -> Option<&'a [u8]> {
+        let length = self.rest.iter().position(|&b| b == 0)?;
+        let text = self.take(length)?;
+        self.take(1)?;
+        Some(text)
+    }
+
     /// A length-prefixed field: `int32` length, then that many bytes; `-1` is NULL
     /// (`Some(None)`). Any other negative length is malformed (`None`).
     pub(crate) fn field(&mut self) -> Option<Option<&'a [u8]>> {

@@ -315,10 +315,16 @@ fn in_column_type(literal: String, type_oid: u32, type_modifier: i32) -> Option<
 /// Objects with OIDs below this were made by initdb: the built-in types, which need no lookup.
 const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
 
+/// How deep types inside types (a composite's fields, a range's subtype, an array's element)
+/// are looked up; a deeper one is left undescribed, and a column holding it is streamed in
+/// text mode.
+const MAX_TYPE_DEPTH: usize = 32;
+
 /// Fills in each column's [`TypeInfo`] from `pg_type` for types that are not built in: enums
 /// (with their labels), domains (mapped as their base type, the domain's name kept),
 /// extension types such as hstore and citext (by name), arrays of such types, and composite,
-/// range and multirange types (carried as text).
+/// range and multirange types (carried as text; their fields' and subtypes' types described
+/// too, to print their binary form as text).
 pub async fn resolve_types(
     client: &Client,
     columns: &mut [ColumnSpec],
@@ -328,7 +334,7 @@ pub async fn resolve_types(
             continue;
         }
         let (oid, modifier, info) =
-            resolve_type(client, column.type_oid, column.type_modifier).await?;
+            resolve_type(client, column.type_oid, column.type_modifier, 0).await?;
         column.type_oid = oid;
         column.type_modifier = modifier;
         column.type_info = info;
@@ -346,6 +352,9 @@ struct PgType {
     element: u32,
     is_array: bool,
     enum_labels: Vec<String>,
+    has_send: bool,
+    /// A composite type's `pg_class` row.
+    relation: u32,
 }
 
 /// The `pg_type` row of `oid`; `None` when the type no longer exists (a Relation message
@@ -356,7 +365,8 @@ async fn pg_type(client: &Client, oid: u32) -> Result<Option<PgType>, CatalogErr
             "SELECT t.typname::text, format_type(t.oid, NULL), t.typtype::text, t.typbasetype,
                     t.typtypmod, t.typelem, t.typcategory = 'A' AND t.typlen = -1,
                     ARRAY(SELECT e.enumlabel::text FROM pg_enum e
-                           WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder)
+                           WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder),
+                    t.typsend::oid <> 0, t.typrelid
                FROM pg_type t WHERE t.oid = $1",
             &[&oid],
         )
@@ -373,15 +383,18 @@ async fn pg_type(client: &Client, oid: u32) -> Result<Option<PgType>, CatalogErr
         element: row.get(5),
         is_array: row.get(6),
         enum_labels: row.get(7),
+        has_send: row.get(8),
+        relation: row.get(9),
     }))
 }
 
 /// The OID and modifier to map a column of type `oid` as (a domain's base type's), and its
-/// [`TypeInfo`].
+/// [`TypeInfo`]; `depth` is how deep inside other types it is.
 async fn resolve_type(
     client: &Client,
     oid: u32,
     modifier: i32,
+    depth: usize,
 ) -> Result<(u32, i32, TypeInfo), CatalogError> {
     let (mut oid, mut modifier) = (oid, modifier);
     let mut domain = None;
@@ -400,32 +413,82 @@ async fn resolve_type(
         };
         found = base;
     }
-    let element = if found.is_array && found.element != 0 {
+    let mut info = TypeInfo {
+        typtype: found.typtype,
+        domain,
+        enum_labels: std::mem::take(&mut found.enum_labels),
+        no_send: !found.has_send,
+        ..TypeInfo::default()
+    };
+    if depth >= MAX_TYPE_DEPTH {
+        info.name = found.name;
+        return Ok((oid, modifier, info));
+    }
+    if found.is_array && found.element != 0 {
         let (element_oid, element_modifier, element_info) =
-            Box::pin(resolve_type(client, found.element, modifier)).await?;
+            Box::pin(resolve_type(client, found.element, modifier, depth + 1)).await?;
         // An array of a domain has no modifier of its own: its elements' is the domain's
         // (numeric(8,2) elements are a Decimal(8,2) then, as the domain's own column is).
         if modifier < 0 {
             modifier = element_modifier;
         }
-        Some(Box::new(ElementType {
+        info.element = Some(Box::new(ElementType {
             type_oid: element_oid,
+            declared_oid: found.element,
             info: element_info,
-        }))
-    } else {
-        None
+        }));
+    }
+    let subtype_query = match found.typtype {
+        'r' => Some("SELECT rngsubtype FROM pg_range WHERE rngtypid = $1"),
+        'm' => Some("SELECT rngsubtype FROM pg_range WHERE rngmultitypid = $1"),
+        _ => None,
     };
-    Ok((
-        oid,
-        modifier,
-        TypeInfo {
-            name: found.name,
-            typtype: found.typtype,
-            domain,
-            element,
-            enum_labels: found.enum_labels,
-        },
-    ))
+    if let Some(query) = subtype_query {
+        let subtype: u32 = client
+            .query_one(query, &[&oid])
+            .await
+            .map_err(|e| CatalogError::Query(query_error(&e)))?
+            .get(0);
+        info.subtype = Some(Box::new(resolve_inner(client, subtype, depth + 1).await?));
+    }
+    if found.typtype == 'c' {
+        let rows = client
+            .query(
+                "SELECT atttypid FROM pg_attribute
+                  WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                &[&found.relation],
+            )
+            .await
+            .map_err(|e| CatalogError::Query(query_error(&e)))?;
+        for row in rows {
+            let field = resolve_inner(client, row.get(0), depth + 1).await?;
+            info.fields.push(field);
+        }
+    }
+    info.name = found.name;
+    Ok((oid, modifier, info))
+}
+
+/// A type inside another (a composite's field, a range's subtype): built-in ones need no
+/// lookup.
+async fn resolve_inner(
+    client: &Client,
+    oid: u32,
+    depth: usize,
+) -> Result<ElementType, CatalogError> {
+    if oid < FIRST_NORMAL_OBJECT_ID {
+        return Ok(ElementType {
+            type_oid: oid,
+            declared_oid: oid,
+            info: TypeInfo::default(),
+        });
+    }
+    let (type_oid, _, info) = Box::pin(resolve_type(client, oid, -1, depth)).await?;
+    Ok(ElementType {
+        type_oid,
+        declared_oid: oid,
+        info,
+    })
 }
 
 /// What is known of a type that no longer exists in the catalog: nothing, so its values are
@@ -436,12 +499,11 @@ fn dropped_type(oid: u32) -> TypeInfo {
         type_oid = oid,
         "a column's type no longer exists (dropped since the change was written): its values are carried as their text form"
     );
+    // Its binary form cannot be printed without the catalog: binary mode streams in text.
     TypeInfo {
-        name: String::new(),
         typtype: 'b',
-        domain: None,
-        element: None,
-        enum_labels: Vec::new(),
+        no_send: true,
+        ..TypeInfo::default()
     }
 }
 

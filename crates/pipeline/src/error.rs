@@ -30,6 +30,10 @@ pub enum PipelineError {
     TempFile(#[from] std::io::Error),
     #[error("internal error: {0}")]
     Internal(String),
+    /// In binary mode, a table's columns whose binary form sluice cannot decode (named with
+    /// their types): the stream is started again in text mode.
+    #[error("binary values of these columns cannot be decoded: {0}")]
+    BinaryUndecodable(String),
 }
 
 /// A tokio-postgres error, in words that say what failed and (for server errors the

@@ -22,9 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sluice_avro::{
-    ColumnKind, ColumnSpec, HstoreMode, MessageCodec, NumericMode, Op, Raw, Registry,
-    RegistryConfig, RegistryError, Row, Scratch, SnapshotMarker, Source, TableCodec, TableSpec,
-    TimePrecision, TransactionBlock, TransactionCodec, TypeOptions,
+    ColumnSpec, HstoreMode, MessageCodec, NumericMode, Op, Raw, Registry, RegistryConfig,
+    RegistryError, Row, Scratch, SnapshotMarker, Source, TableCodec, TableSpec, TimePrecision,
+    TransactionBlock, TransactionCodec, TypeOptions, ValueError,
 };
 use sluice_kafka::{AckTracker, Deliveries, Delivery, KafkaConfig, Producer, SendError};
 use sluice_pgoutput::{
@@ -213,42 +213,103 @@ impl TableOut {
 /// A shutdown before streaming began (during startup or the snapshot) stops at once: nothing
 /// was confirmed yet, and a snapshot cut short is taken again on the next start, as after a
 /// crash.
+///
+/// In binary mode, a column whose binary form sluice cannot decode (an extension type it does
+/// not know, or a value of a type altered since sluice read the catalog) switches the stream
+/// to text mode: at startup before streaming, and while streaming by starting again from the
+/// slot's confirmed position (the changes since are sent again, as after a restart).
 pub async fn run(
     mut settings: Settings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), PipelineError> {
+    if let Some(bind) = settings.metrics_bind {
+        metrics::serve(bind).await?;
+    }
     tokio::pin!(shutdown);
-    let started = tokio::select! {
-        biased;
-        () = &mut shutdown => {
-            tracing::info!("shutdown requested before streaming began: stopped (a snapshot cut short is taken again on the next start)");
+    loop {
+        let started = tokio::select! {
+            biased;
+            () = &mut shutdown => {
+                tracing::info!("shutdown requested before streaming began: stopped (a snapshot cut short is taken again on the next start)");
+                return Ok(());
+            }
+            started = start(&mut settings) => started?,
+        };
+        let Started {
+            sql,
+            messages,
+            transactions,
+            changes,
+            mut registry,
+            mut outs,
+            producer,
+            mut deliveries,
+        } = started;
+        let streamed = stream_changes(
+            &settings,
+            &sql,
+            messages.as_ref(),
+            transactions.as_ref(),
+            changes,
+            &mut registry,
+            &mut outs,
+            &producer,
+            &mut deliveries,
+            shutdown.as_mut(),
+        )
+        .await;
+        match streamed {
+            Err(err) if settings.binary && undecodable_in_binary(&err) => {
+                tracing::warn!(error = %err, "a value's binary form cannot be decoded: streaming again from the slot's confirmed position, in text mode");
+                settings.binary = false;
+                wait_for_slot_release(&sql, &settings.slot).await?;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether `err` is a binary value (or a new column's type) sluice cannot decode, which text
+/// mode carries.
+fn undecodable_in_binary(err: &PipelineError) -> bool {
+    match err {
+        PipelineError::BinaryUndecodable(_) => true,
+        PipelineError::Encode(err) => matches!(
+            err.source,
+            ValueError::Binary { .. } | ValueError::BinaryUnsupported { .. }
+        ),
+        _ => false,
+    }
+}
+
+/// How long a replication slot is waited for to be released by the walsender of a stream
+/// sluice closed, before starting again: only bounds a hang.
+const SLOT_RELEASE_WAIT: Duration = Duration::from_secs(120);
+
+/// Waits until no walsender holds `slot` (the one of a stream just dropped exits when it
+/// sees the connection closed).
+async fn wait_for_slot_release(sql: &Client, slot: &str) -> Result<(), PipelineError> {
+    let deadline = tokio::time::Instant::now() + SLOT_RELEASE_WAIT;
+    loop {
+        let active: Option<bool> = sql
+            .query_opt(
+                "SELECT active FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await
+            .map_err(|e| pg("reading the replication slot", &e))?
+            .map(|row| row.get(0));
+        if active != Some(true) {
             return Ok(());
         }
-        started = start(&mut settings) => started?,
-    };
-    let Started {
-        sql,
-        messages,
-        transactions,
-        changes,
-        mut registry,
-        mut outs,
-        producer,
-        mut deliveries,
-    } = started;
-    stream_changes(
-        &settings,
-        &sql,
-        messages.as_ref(),
-        transactions.as_ref(),
-        changes,
-        &mut registry,
-        &mut outs,
-        &producer,
-        &mut deliveries,
-        shutdown,
-    )
-    .await
+        if tokio::time::Instant::now() >= deadline {
+            return Err(PipelineError::Setup(format!(
+                "replication slot {slot} is still held {} s after its stream was closed",
+                SLOT_RELEASE_WAIT.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Everything the stream loop works with.
@@ -265,9 +326,6 @@ struct Started {
 
 /// Startup, the snapshot when one is due, and `START_REPLICATION`.
 async fn start(settings: &mut Settings) -> Result<Started, PipelineError> {
-    if let Some(bind) = settings.metrics_bind {
-        metrics::serve(bind).await?;
-    }
     // First, so that it connects to the broker while PostgreSQL is asked about the tables.
     let (producer, mut deliveries) = Producer::new(&settings.kafka)?;
     let producer = Arc::new(producer);
@@ -353,6 +411,16 @@ async fn start(settings: &mut Settings) -> Result<Started, PipelineError> {
         }
     };
 
+    if settings.binary {
+        let undecodable = binary_undecodable(&sql, outs.values()).await?;
+        if !undecodable.is_empty() {
+            tracing::warn!(
+                columns = %undecodable.join(", "),
+                "replication.binary = true, but sluice cannot decode these columns' binary form: streaming in text mode (values are exactly the same)"
+            );
+            settings.binary = false;
+        }
+    }
     let mut options = PgOutputOptions::new(vec![settings.publication.clone()]);
     options.binary = settings.binary;
     let choice = conn.negotiate(&options);
@@ -385,14 +453,17 @@ struct Prepared {
 /// The tables, their publication, topics and schemas, and a replication connection.
 async fn prepare(settings: &mut Settings, producer: &Producer) -> Result<Prepared, PipelineError> {
     let sql = connect_sql(settings).await?;
-    settings.type_options.money_scale = money_scale(&sql).await?;
+    (
+        settings.type_options.money_scale,
+        settings.type_options.money_in_c_format,
+    ) = money_format(&sql).await?;
     settings.type_options.interval_infinities = has_interval_infinities(&sql).await?;
     let tables = choose_tables(&sql, settings).await?;
     ensure_publication(&sql, settings, &tables).await?;
     let mut registry = Registry::new(&settings.registry)?;
     let settings = &*settings;
     let (outputs, conn) = tokio::try_join!(
-        prepare_outputs(&sql, &mut registry, producer, settings, &tables),
+        prepare_outputs(&mut registry, producer, settings, &tables),
         async {
             ReplicationConnection::connect(&settings.postgres)
                 .await
@@ -417,7 +488,6 @@ struct Outputs {
 
 /// Makes sure every topic exists and every schema is registered.
 async fn prepare_outputs(
-    sql: &Client,
     registry: &mut Registry,
     producer: &Producer,
     settings: &Settings,
@@ -427,7 +497,6 @@ async fn prepare_outputs(
     let topics: Vec<String> = tables.iter().map(|t| topic_of(settings, t)).collect();
     let partitions = producer.ensure_topics(&topics).await?;
     for ((table, topic), partitions) in tables.iter().zip(topics).zip(partitions) {
-        refuse_text_only_columns(sql, &table.spec, settings).await?;
         let out = table_out(
             registry,
             (topic, partitions),
@@ -1794,7 +1863,6 @@ async fn on_relation(
     }
     catalog::resolve_defaults(sql, oid, &mut spec.columns).await?;
     catalog::resolve_types(sql, &mut spec.columns).await?;
-    refuse_text_only_columns(sql, &spec, settings).await?;
     let topic = format!("{}.{}.{}", settings.topic_prefix, spec.schema, spec.name);
     let before = outs
         .get(&oid)
@@ -1829,6 +1897,12 @@ async fn on_relation(
         }
         other => other?,
     };
+    if settings.binary {
+        let undecodable = binary_undecodable(sql, std::iter::once(&out)).await?;
+        if !undecodable.is_empty() {
+            return Err(PipelineError::BinaryUndecodable(undecodable.join(", ")));
+        }
+    }
     match before {
         None => {
             tracing::info!(%table, topic = %out.topic, "a table joined the publication or the selection; capturing it from here on");
@@ -1888,14 +1962,25 @@ async fn publish_via_root(sql: &Client, publication: &str) -> Result<(), Pipelin
     Ok(())
 }
 
-/// The database's money fraction digits (its `lc_monetary`'s), the scale of money values.
-async fn money_scale(sql: &Client) -> Result<u32, PipelineError> {
-    let scale: i32 = sql
-        .query_one("SELECT scale('1'::money::numeric)", &[])
+/// The database's money fraction digits (its `lc_monetary`'s), the scale of money values;
+/// and whether it prints money as sluice prints money inside composites and ranges from
+/// their binary form (the C locale's `-$1,234,567.89`).
+async fn money_format(sql: &Client) -> Result<(u32, bool), PipelineError> {
+    const SAMPLE: i64 = 123_456_789;
+    let row = sql
+        .query_one(
+            "SELECT s, (-$1::bigint::numeric / 10::numeric ^ s)::money::text,
+                    ($1::bigint::numeric / 10::numeric ^ s)::money::text
+               FROM (SELECT scale('1'::money::numeric) AS s) scale",
+            &[&SAMPLE],
+        )
         .await
-        .map_err(|e| pg("reading the money scale (lc_monetary)", &e))?
-        .get(0);
-    Ok(u32::try_from(scale).unwrap_or(2))
+        .map_err(|e| pg("reading the money format (lc_monetary)", &e))?;
+    let scale = u32::try_from(row.get::<_, i32>(0)).unwrap_or(2);
+    let (negative, positive): (String, String) = (row.get(1), row.get(2));
+    let c_format = negative == sluice_avro::money_text(-SAMPLE, scale)
+        && positive == sluice_avro::money_text(SAMPLE, scale);
+    Ok((scale, c_format))
 }
 
 /// Whether the server has interval infinities (PostgreSQL 17 on), which change what the
@@ -1909,49 +1994,29 @@ async fn has_interval_infinities(sql: &Client) -> Result<bool, PipelineError> {
     Ok(version >= 170_000)
 }
 
-/// In binary mode the server sends every column in its binary form; sluice cannot decode that
-/// for some types, so such a column stops sluice before anything of the table is produced.
-async fn refuse_text_only_columns(
+/// The columns of `outs` whose binary form sluice cannot decode, as `schema.table.column
+/// (type): why`: pgoutput's binary mode sends a column in binary whenever its type has a
+/// send function, so such a column is carried in text mode.
+async fn binary_undecodable(
     sql: &Client,
-    spec: &TableSpec,
-    settings: &Settings,
-) -> Result<(), PipelineError> {
-    if !settings.binary {
-        return Ok(());
-    }
-    let mut text_only = Vec::new();
-    for column in &spec.columns {
-        let kind = ColumnKind::of(
-            column.type_oid,
-            column.type_modifier,
-            &column.type_info,
-            &settings.type_options,
-        );
-        if kind.reads_binary() {
-            continue;
+    outs: impl Iterator<Item = &TableOut>,
+) -> Result<Vec<String>, PipelineError> {
+    let mut undecodable = Vec::new();
+    for out in outs {
+        for (column, why) in out.codec.binary_unsupported() {
+            let declared = out.shape.iter().find(|(name, ..)| name == column);
+            let type_name: String = match declared {
+                Some((_, oid, modifier)) => sql
+                    .query_one("SELECT format_type($1, NULLIF($2, -1))", &[oid, modifier])
+                    .await
+                    .map_err(|e| pg("naming a column's type", &e))?
+                    .get(0),
+                None => String::new(),
+            };
+            undecodable.push(format!("{}.{column} ({type_name}): {why}", out.collection));
         }
-        let type_name: String = sql
-            .query_one(
-                "SELECT format_type($1, NULLIF($2, -1))",
-                &[&column.type_oid, &column.type_modifier],
-            )
-            .await
-            .map_err(|e| pg("naming a column's type", &e))?
-            .get(0);
-        text_only.push(format!("{} ({type_name})", column.name));
     }
-    if text_only.is_empty() {
-        return Ok(());
-    }
-    Err(PipelineError::Setup(format!(
-        "table {}.{}: replication.binary = true, but column(s) {} have a type whose binary form \
-         sluice does not decode (composite, range, geometric, text search and other text-only \
-         types, see docs/types.md): set replication.binary = false (values then travel in text \
-         form, exactly), or leave these columns out of the publication",
-        spec.schema,
-        spec.name,
-        text_only.join(", ")
-    )))
+    Ok(undecodable)
 }
 
 /// The columns that differ between two shapes of a table, for an error message.
@@ -2340,6 +2405,11 @@ impl Settings {
         if let Some(password) = &pg.password {
             conninfo.push_str(&format!(" password={}", conninfo_value(password.expose())));
         }
+        let options: Vec<String> = sluice_postgres::SESSION_SETTINGS
+            .iter()
+            .map(|(name, value)| format!("-c {name}={value}"))
+            .collect();
+        conninfo.push_str(&format!(" options={}", conninfo_value(&options.join(" "))));
         // tokio-postgres knows disable, prefer and require; verification is the connector's.
         conninfo.push_str(match pg.sslmode {
             SslMode::Disable => " sslmode=disable",

@@ -41,10 +41,12 @@ impl std::str::FromStr for SslMode {
     }
 }
 
-/// The session settings every connection of sluice's sets at startup, whatever the role's or
-/// database's own: the text forms of values (dates, times, intervals, floats, bytea) that
-/// sluice parses depend on them. PostgreSQL's own subscriber pins the first three likewise;
-/// `TimeZone` keeps timestamptz text in UTC and `bytea_output` keeps bytea in hex.
+/// The session settings every connection of sluice's sets at startup (replication, catalog,
+/// COPY), whatever the role's or database's own: the text forms of values that sluice parses
+/// depend on them (dates in ISO order, intervals in the postgres style, floats to their last
+/// digit, bytea in hex), and the snapshot, text mode and binary mode (which prints values
+/// inside composites and ranges from their binary form, timestamps in UTC) must give the same
+/// events. PostgreSQL's own subscriber pins the first three likewise.
 pub const SESSION_SETTINGS: [(&str, &str); 5] = [
     ("DateStyle", "ISO"),
     ("IntervalStyle", "postgres"),

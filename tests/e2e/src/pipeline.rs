@@ -334,6 +334,20 @@ pub async fn wait_until_streaming(sql: &tokio_postgres::Client, slot: &str) {
     }
 }
 
+/// Whether the walsender streaming from `slot` sends values in binary form (its
+/// START_REPLICATION asked for `"binary" 'true'`); `None` while nothing streams from it.
+pub async fn streams_binary(sql: &tokio_postgres::Client, slot: &str) -> Option<bool> {
+    sql.query_opt(
+        "SELECT a.query LIKE '%\"binary\" ''true''%' FROM pg_replication_slots s
+           JOIN pg_stat_activity a ON a.pid = s.active_pid
+          WHERE s.slot_name = $1 AND a.query LIKE 'START_REPLICATION%'",
+        &[&slot],
+    )
+    .await
+    .unwrap()
+    .map(|row| row.get(0))
+}
+
 /// A configuration file for the local stack capturing every table of `schema`.
 pub fn write_config(
     stack: &Stack,

@@ -22,7 +22,7 @@ use sluice_e2e::connect::ConnectWorker;
 use sluice_e2e::pipeline::{Record, Sluice, read_records, stop_and_drop_slot, write_config};
 use sluice_e2e::{Stack, unique_name};
 
-use crate::types::{BINARY_TYPES, TEXT_ONLY_TYPES, columns_of, create_types};
+use crate::types::{BINARY_TYPES, TEXT_FORM_TYPES, columns_of, create_types};
 
 /// The captured table.
 const TABLE: &str = "every_type";
@@ -148,7 +148,7 @@ const INTENDED: &[(&[&str], Part, &str)] = &[
 /// row 1 each type's first value and an array of it and NULL, row 2 its second value (or
 /// first) and an empty array, row 3 NULLs.
 async fn create_table(sql: &tokio_postgres::Client, schema: &str) -> Vec<(String, String)> {
-    let types: Vec<_> = BINARY_TYPES.iter().chain(TEXT_ONLY_TYPES).collect();
+    let types: Vec<_> = BINARY_TYPES.iter().chain(TEXT_FORM_TYPES).collect();
     let columns: Vec<(String, String)> = types
         .iter()
         .flat_map(|c| columns_of(schema, std::slice::from_ref(*c)))

@@ -1,8 +1,9 @@
 //! Type fidelity end to end: a column of every type and an array column of each, rows of
 //! ordinary and edge values, captured by `sluice run` through the snapshot (op `r`, read by
 //! binary COPY) and through streaming (op `c`), in three runs:
-//! - text mode, the text-only types included;
-//! - binary mode, without them: its Avro must be identical to text mode's, row for row;
+//! - text mode;
+//! - binary mode: its Avro must be identical to text mode's, row for row, the types carried as
+//!   their text form included (sluice prints their binary form as PostgreSQL's text);
 //! - `events.numeric = "string"`.
 //!
 //! Each value is decoded through the registry's schema, read as its field's schema says
@@ -15,20 +16,18 @@
 //! the schema of its type's values.
 //!
 //! Every type is exact, arrays of several dimensions or other lower bounds included
-//! ([`MULTI_DIMENSIONAL`]: their field is the flat list, their shape in the `exact` field),
-//! but for what this file names: refused, sluice stops naming the column and the way out (a
-//! test): in binary mode the text-only types.
+//! ([`MULTI_DIMENSIONAL`]: their field is the flat list, their shape in the `exact` field).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use apache_avro::types::Value;
 use schema_registry_converter::async_impl::schema_registry::{
     SrSettings, get_schema_by_subject_and_version,
 };
 use sluice_e2e::pipeline::{
-    Event, Sluice, read_events, run_until_exit, slot_exists, stop_and_drop_slot, write_config,
+    Event, Sluice, read_events, stop_and_drop_slot, streams_binary, wait_until_streaming,
+    write_config,
 };
 use sluice_e2e::{Stack, unique_name};
 
@@ -40,7 +39,11 @@ pub(crate) struct Column {
     pub(crate) values: &'static [&'static str],
 }
 
-const fn col(name: &'static str, ty: &'static str, values: &'static [&'static str]) -> Column {
+pub(crate) const fn col(
+    name: &'static str,
+    ty: &'static str,
+    values: &'static [&'static str],
+) -> Column {
     Column { name, ty, values }
 }
 
@@ -390,9 +393,9 @@ pub(crate) const BINARY_TYPES: &[Column] = &[
     ),
 ];
 
-/// Types carried as their text form, which sluice does not read in binary form: captured in
-/// text mode only.
-pub(crate) const TEXT_ONLY_TYPES: &[Column] = &[
+/// Types carried as their text form; in binary mode sluice prints their binary form as that
+/// text.
+pub(crate) const TEXT_FORM_TYPES: &[Column] = &[
     col(
         "tsvector",
         "tsvector",
@@ -430,6 +433,8 @@ pub(crate) const TEXT_ONLY_TYPES: &[Column] = &[
         "int4multirange",
         &["'{[1,3),[5,7)}'", "'{}'"],
     ),
+    col("snapshot", "pg_snapshot", &["'10:20:10,14,15'", "'1:1:'"]),
+    col("int2vector", "int2vector", &["'1 -2 3'", "''"]),
 ];
 
 /// numeric's NaN and infinities: in decimal mode null, and the value in the `exact` field.
@@ -471,7 +476,7 @@ const MULTI_DIMENSIONAL_ROW: i32 = 3;
 
 /// The tables: name and columns.
 const BINARY: (&str, &[Column]) = ("binary_types", BINARY_TYPES);
-const TEXT_ONLY: (&str, &[Column]) = ("text_only_types", TEXT_ONLY_TYPES);
+const TEXT_FORM: (&str, &[Column]) = ("text_form_types", TEXT_FORM_TYPES);
 const SPECIALS: (&str, &[Column]) = ("numeric_specials", NUMERIC_SPECIALS);
 
 /// Rows inserted while streaming are copies of the snapshot's rows, their ids this much higher.
@@ -526,7 +531,7 @@ pub(crate) fn columns_of(schema: &str, columns: &[Column]) -> Vec<(String, Strin
 }
 
 /// How many rows a table gets: one per value of its longest list, and one of NULLs.
-fn row_count(columns: &[Column]) -> i32 {
+pub(crate) fn row_count(columns: &[Column]) -> i32 {
     let longest = columns.iter().map(|c| c.values.len()).max().unwrap_or(0);
     i32::try_from(longest).unwrap().max(MULTI_DIMENSIONAL_ROW) + 1
 }
@@ -534,7 +539,7 @@ fn row_count(columns: &[Column]) -> i32 {
 /// Creates table `name` and its snapshot rows (ids from 1): row i holds each column's i-th
 /// value (NULL past its list); the arrays hold all values and a NULL in row 1, none in row 2,
 /// a multi-dimensional value or `{NULL}` in row 3; the last row is NULLs.
-async fn create_table(
+pub(crate) async fn create_table(
     sql: &tokio_postgres::Client,
     schema: &str,
     (name, columns): (&str, &[Column]),
@@ -551,7 +556,7 @@ async fn create_table(
                 let ty = column.ty.replace("{s}", schema);
                 let index = usize::try_from(id - 1).unwrap();
                 let scalar = match column.values.get(index) {
-                    Some(value) if id < last => value.to_string(),
+                    Some(value) if id < last => value.replace("{s}", schema),
                     _ => "NULL".to_owned(),
                 };
                 let multi = MULTI_DIMENSIONAL
@@ -563,7 +568,7 @@ async fn create_table(
                         let elements: Vec<String> = column
                             .values
                             .iter()
-                            .map(|v| format!("({v})::{ty}"))
+                            .map(|v| format!("({})::{ty}", v.replace("{s}", schema)))
                             .collect();
                         format!("ARRAY[{}, NULL]::{ty}[]", elements.join(", "))
                     }
@@ -1387,7 +1392,7 @@ async fn every_type_is_exact_through_snapshot_and_streaming_in_text_and_binary_m
     let sql = stack.pg_connect("sluice").await;
     let schema = unique_name("fidelity");
     create_types(&stack, &sql, &schema).await;
-    for table in [BINARY, TEXT_ONLY, SPECIALS] {
+    for table in [BINARY, TEXT_FORM, SPECIALS] {
         create_table(&sql, &schema, table).await;
     }
     // Text mode (the snapshot reads binary COPY, streaming text), binary mode, and numerics as
@@ -1396,7 +1401,7 @@ async fn every_type_is_exact_through_snapshot_and_streaming_in_text_and_binary_m
         &stack,
         "text",
         &schema,
-        &[BINARY.0, TEXT_ONLY.0, SPECIALS.0],
+        &[BINARY.0, TEXT_FORM.0, SPECIALS.0],
         false,
         false,
     );
@@ -1404,7 +1409,7 @@ async fn every_type_is_exact_through_snapshot_and_streaming_in_text_and_binary_m
         &stack,
         "binary",
         &schema,
-        &[BINARY.0, SPECIALS.0],
+        &[BINARY.0, TEXT_FORM.0, SPECIALS.0],
         true,
         false,
     );
@@ -1417,7 +1422,7 @@ async fn every_type_is_exact_through_snapshot_and_streaming_in_text_and_binary_m
         true,
     );
     let runs = [&text, &binary, &string];
-    let tables = [BINARY, TEXT_ONLY, SPECIALS];
+    let tables = [BINARY, TEXT_FORM, SPECIALS];
     let table = |name: &str| *tables.iter().find(|(t, _)| *t == name).unwrap();
     let snapshot_rows = |run: &Run| -> usize {
         run.tables
@@ -1435,6 +1440,8 @@ async fn every_type_is_exact_through_snapshot_and_streaming_in_text_and_binary_m
         read_run(&stack, &binary, &schema, snapshot_rows(&binary)),
         read_run(&stack, &string, &schema, snapshot_rows(&string)),
     );
+    wait_until_streaming(&sql, &binary.slot).await;
+    assert_eq!(streams_binary(&sql, &binary.slot).await, Some(true));
     for (name, columns) in tables {
         let names: Vec<String> = columns_of(&schema, columns)
             .into_iter()
@@ -1543,36 +1550,4 @@ async fn every_type_is_exact_through_snapshot_and_streaming_in_text_and_binary_m
         shaped, expected_shaped,
         "each multi-dimensional value's shape was in the exact field"
     );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn binary_mode_refuses_text_only_columns_at_startup_naming_them() {
-    let stack = Stack::from_env();
-    let sql = stack.pg_connect("sluice").await;
-    let schema = unique_name("fidelity_bin");
-    create_types(&stack, &sql, &schema).await;
-    create_table(&sql, &schema, TEXT_ONLY).await;
-    let run = Run::new(&stack, "binary", &schema, &[TEXT_ONLY.0], true, false);
-    let (code, stderr) = run_to_exit(&run);
-    let slot_made = slot_exists(&sql, &run.slot).await;
-    drop_all(&sql, &schema, &[&run]).await;
-    assert_ne!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("replication.binary = false"), "{stderr}");
-    for (column, ty, _) in columns_of(&schema, TEXT_ONLY_TYPES) {
-        let _ = ty;
-        assert!(
-            stderr.contains(&format!("{column} (")),
-            "{column} in {stderr}"
-        );
-    }
-    assert!(!slot_made, "refused before a slot was made");
-}
-
-/// Runs `sluice run` on `run`'s configuration until it exits: its exit code and stderr.
-fn run_to_exit(run: &Run) -> (Option<i32>, String) {
-    run_until_exit(
-        env!("CARGO_BIN_EXE_sluice-cli"),
-        &run.config,
-        Duration::from_secs(60),
-    )
 }
