@@ -38,6 +38,7 @@ pub fn stack_env() -> HashMap<String, String> {
 }
 
 /// Connection settings of the running local stack.
+#[derive(Clone)]
 pub struct Stack {
     pub pg_port: u16,
     /// The newer PostgreSQL major of `stack up --pg-matrix`.

@@ -11,9 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use apache_avro::types::Value;
-use rdkafka::ClientConfig;
-use rdkafka::Message;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::message::BorrowedMessage;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use schema_registry_converter::async_impl::avro::AvroDecoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 
@@ -104,12 +104,12 @@ pub async fn read_raw(stack: &Stack, topics: &[String], count: usize) -> Vec<Raw
     records
 }
 
-/// Reads `count` records from `topics`, decoding keys and values through the registry by the
-/// schema id each message carries, as a stock Confluent Avro deserializer does.
-pub async fn read_records(stack: &Stack, topics: &[String], count: usize) -> Vec<Record> {
+/// Decodes keys and values through the registry by the schema id each message carries, as a
+/// stock Confluent Avro deserializer does.
+pub async fn decode_records(stack: &Stack, raw: Vec<RawRecord>) -> Vec<Record> {
     let decoder = AvroDecoder::new(SrSettings::new(stack.registry_url.clone()));
     let mut records = Vec::new();
-    for (topic, key, value) in read_raw(stack, topics, count).await {
+    for (topic, key, value) in raw {
         // A truncate event has no key.
         let key = match key {
             None => BTreeMap::new(),
@@ -124,10 +124,14 @@ pub async fn read_records(stack: &Stack, topics: &[String], count: usize) -> Vec
     records
 }
 
-/// Reads `count` Debezium-envelope events from `topics`.
-pub async fn read_events(stack: &Stack, topics: &[String], count: usize) -> Vec<Event> {
-    read_records(stack, topics, count)
-        .await
+/// Reads `count` records from `topics`, decoded (see [`decode_records`]).
+pub async fn read_records(stack: &Stack, topics: &[String], count: usize) -> Vec<Record> {
+    decode_records(stack, read_raw(stack, topics, count).await).await
+}
+
+/// Debezium-envelope events of decoded records.
+pub fn events_of(records: Vec<Record>) -> Vec<Event> {
+    records
         .into_iter()
         .map(|(topic, key, value)| match value {
             None => Event {
@@ -157,6 +161,227 @@ pub async fn read_events(stack: &Stack, topics: &[String], count: usize) -> Vec<
             }
         })
         .collect()
+}
+
+/// Reads `count` Debezium-envelope events from `topics`.
+pub async fn read_events(stack: &Stack, topics: &[String], count: usize) -> Vec<Event> {
+    events_of(read_records(stack, topics, count).await)
+}
+
+// ---- Reading topics to their end: every record, none left unseen ----
+
+/// How long the topics may go without a new record before a wait for them is a hang.
+const STALL: Duration = Duration::from_secs(60);
+
+fn reader(stack: &Stack) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", &stack.kafka_bootstrap)
+        .set("group.id", unique_name("pipeline_reader"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .unwrap()
+}
+
+/// One partition of a topic: its name, number, and low and high watermarks (the high one is
+/// the offset the next record will get).
+type PartitionEnd = (String, i32, i64, i64);
+
+/// The partitions of `topics` with their watermarks; a topic not created yet has none. An
+/// error while a new topic's partitions have no leader yet.
+fn partition_ends(
+    consumer: &BaseConsumer,
+    topics: &[String],
+) -> Result<Vec<PartitionEnd>, rdkafka::error::KafkaError> {
+    let mut ends = Vec::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        for found in metadata.topics().iter().filter(|t| t.name() == topic) {
+            for partition in found.partitions() {
+                let (low, high) =
+                    consumer.fetch_watermarks(topic, partition.id(), Duration::from_secs(10))?;
+                ends.push((topic.clone(), partition.id(), low, high));
+            }
+        }
+    }
+    Ok(ends)
+}
+
+/// Waits until `topics` hold at least `count` records, for as long as they keep growing.
+fn wait_for_count(consumer: &BaseConsumer, topics: &[String], count: usize) -> Vec<PartitionEnd> {
+    let mut held = 0;
+    let mut stalled_at = Instant::now() + STALL;
+    loop {
+        if let Ok(ends) = partition_ends(consumer, topics) {
+            let total: i64 = ends.iter().map(|(_, _, low, high)| high - low).sum();
+            let total = usize::try_from(total).unwrap();
+            if total >= count {
+                return ends;
+            }
+            if total > held {
+                held = total;
+                stalled_at = Instant::now() + STALL;
+            }
+        }
+        assert!(
+            Instant::now() < stalled_at,
+            "{topics:?} hold {held} records, and no more came in {STALL:?}; waited for {count}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every record of the partitions `ends`, from the beginning up to each one's high watermark,
+/// given to `each` in offset order per partition.
+fn read_up_to(
+    consumer: &BaseConsumer,
+    ends: &[PartitionEnd],
+    mut each: impl FnMut(&BorrowedMessage<'_>),
+) {
+    let mut assignment = TopicPartitionList::new();
+    let mut unfinished: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for (topic, partition, low, high) in ends {
+        if high > low {
+            assignment
+                .add_partition_offset(topic, *partition, Offset::Offset(*low))
+                .unwrap();
+            unfinished.insert((topic.clone(), *partition), *high);
+        }
+    }
+    if unfinished.is_empty() {
+        return;
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut stalled_at = Instant::now() + STALL;
+    while !unfinished.is_empty() {
+        assert!(
+            Instant::now() < stalled_at,
+            "reading to the end: nothing came in {STALL:?} from {unfinished:?}"
+        );
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message.unwrap_or_else(|err| panic!("consuming: {err}"));
+        stalled_at = Instant::now() + STALL;
+        let at = (message.topic().to_owned(), message.partition());
+        let Some(high) = unfinished.get(&at) else {
+            continue;
+        };
+        if message.offset() < *high {
+            each(&message);
+        }
+        if message.offset() + 1 >= *high {
+            unfinished.remove(&at);
+        }
+    }
+}
+
+/// Waits until `topics` hold at least `at_least` records, then gives every record they hold at
+/// that moment (the end of every partition: its high watermark) to `each`, undecoded, in
+/// offset order per partition. Blocking: call it from `spawn_blocking`.
+pub fn visit_to_end(
+    stack: &Stack,
+    topics: &[String],
+    at_least: usize,
+    each: impl FnMut(&BorrowedMessage<'_>),
+) {
+    let consumer = reader(stack);
+    let ends = wait_for_count(&consumer, topics, at_least);
+    read_up_to(&consumer, &ends, each);
+}
+
+/// Waits until `topics` hold at least `at_least` records (as long as more keep coming).
+pub async fn wait_for_records(stack: &Stack, topics: &[String], at_least: usize) {
+    let (stack, topics) = (stack.clone(), topics.to_vec());
+    tokio::task::spawn_blocking(move || {
+        wait_for_count(&reader(&stack), &topics, at_least);
+    })
+    .await
+    .unwrap();
+}
+
+/// Waits until `topics` hold at least `at_least` records, then reads every record they hold
+/// to the end of every partition, undecoded; per partition in offset order.
+pub async fn read_raw_to_end(stack: &Stack, topics: &[String], at_least: usize) -> Vec<RawRecord> {
+    let (stack, topics) = (stack.clone(), topics.to_vec());
+    tokio::task::spawn_blocking(move || {
+        let mut records = Vec::new();
+        visit_to_end(&stack, &topics, at_least, |message| {
+            records.push((
+                message.topic().to_owned(),
+                message.key().map(<[u8]>::to_vec),
+                message.payload().map(<[u8]>::to_vec),
+            ));
+        });
+        records
+    })
+    .await
+    .unwrap()
+}
+
+/// [`read_raw_to_end`], decoded (see [`decode_records`]).
+pub async fn read_records_to_end(stack: &Stack, topics: &[String], at_least: usize) -> Vec<Record> {
+    decode_records(stack, read_raw_to_end(stack, topics, at_least).await).await
+}
+
+/// Reads `topics` to their end again and again until `done` holds for all they hold (60 s at
+/// most): for topics other tests write to as well.
+pub async fn read_records_until(
+    stack: &Stack,
+    topics: &[String],
+    done: impl Fn(&[Record]) -> bool,
+) -> Vec<Record> {
+    let deadline = Instant::now() + STALL;
+    loop {
+        let records = read_records_to_end(stack, topics, 0).await;
+        if done(&records) {
+            return records;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topics:?} never held what was waited for: {records:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Reads `topics` to their end once they hold `count` records, and asserts that they hold
+/// exactly that many: no duplicate, no stray event past the ones expected.
+pub async fn read_records_exactly(stack: &Stack, topics: &[String], count: usize) -> Vec<Record> {
+    let records = read_records_to_end(stack, topics, count).await;
+    assert_exactly(topics, count, &records);
+    records
+}
+
+/// [`read_records_exactly`], as Debezium-envelope events.
+pub async fn read_events_exactly(stack: &Stack, topics: &[String], count: usize) -> Vec<Event> {
+    events_of(read_records_exactly(stack, topics, count).await)
+}
+
+/// Asserts that `records`, all that `topics` hold, are `count`.
+pub fn assert_exactly<T: std::fmt::Debug>(topics: &[String], count: usize, records: &[T]) {
+    if records.len() != count {
+        let shown = &records[..records.len().min(40)];
+        panic!(
+            "{topics:?} hold {} records, not exactly {count}; the first {}: {shown:#?}",
+            records.len(),
+            shown.len()
+        );
+    }
+}
+
+/// The id in a key of one `long` field: its zig-zag varint after the 5-byte Confluent header.
+pub fn long_key_id(key: &[u8]) -> i64 {
+    let mut value: u64 = 0;
+    for (i, byte) in key[5..].iter().enumerate() {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            break;
+        }
+    }
+    let value = i64::from_ne_bytes(value.to_ne_bytes());
+    (value >> 1) ^ -(value & 1)
 }
 
 pub struct Sluice {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use apache_avro::types::Value;
 use schema_registry_converter::async_impl::avro::AvroDecoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use sluice_e2e::pipeline::long_key_id;
 use sluice_e2e::{Stack, unique_name};
 use sluice_kafka::KafkaConfig;
 
@@ -31,19 +32,6 @@ fn parse_lsn(text: &str) -> u64 {
     (u64::from_str_radix(high, 16).unwrap() << 32) | u64::from_str_radix(low, 16).unwrap()
 }
 
-/// The id in a key: one long field, zig-zag varint after the 5-byte Confluent header.
-fn key_id(key: &[u8]) -> i64 {
-    let mut value: u64 = 0;
-    for (i, byte) in key[5..].iter().enumerate() {
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            break;
-        }
-    }
-    let value = i64::from_ne_bytes(value.to_ne_bytes());
-    (value >> 1) ^ -(value & 1)
-}
-
 fn kafka_config(stack: &Stack) -> KafkaConfig {
     KafkaConfig {
         bootstrap_servers: stack.kafka_bootstrap.clone(),
@@ -55,7 +43,7 @@ fn ids_in_kafka(stack: &Stack, topic: &str) -> Vec<(i64, Option<Vec<u8>>)> {
     sluice_kafka::read_to_end(&kafka_config(stack), topic, Duration::from_secs(60))
         .unwrap()
         .into_iter()
-        .filter_map(|(key, value)| key.map(|k| (key_id(&k), value)))
+        .filter_map(|(key, value)| key.map(|k| (long_key_id(&k), value)))
         .collect()
 }
 

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use sluice_e2e::pipeline::{Sluice, read_records, stop_and_drop_slot, write_config};
+use sluice_e2e::pipeline::{Sluice, read_records_exactly, stop_and_drop_slot, write_config};
 use sluice_e2e::{Stack, unique_name};
 
 /// `GET path` on 127.0.0.1:`port`: the status code and body.
@@ -87,7 +87,7 @@ async fn the_metrics_endpoint_reports_events_lsns_and_readiness() {
     ))
     .await
     .unwrap();
-    read_records(&stack, &[format!("{prefix}.{schema}.t")], 2 + 3 + 2).await;
+    read_records_exactly(&stack, &[format!("{prefix}.{schema}.t")], 2 + 3 + 2).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let after = loop {
         let (_, after) = get(port, "/metrics").unwrap();

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use apache_avro::types::Value;
 use sluice_e2e::pipeline::{
-    Event, Sluice, read_events, read_raw, read_records, slot_exists, stop_and_drop_slot,
-    wait_until_streaming, write_config,
+    Event, Record, Sluice, assert_exactly, decode_records, read_events, read_events_exactly,
+    read_raw_to_end, read_records, read_records_exactly, read_records_to_end, read_records_until,
+    slot_exists, stop_and_drop_slot, wait_for_records, wait_until_streaming, write_config,
 };
 use sluice_e2e::{Stack, unique_name};
 
@@ -82,7 +83,12 @@ async fn snapshot_then_stream_arrive_in_kafka_exactly_once_each_and_in_key_order
     .await
     .unwrap();
     // 4 snapshot + insert + update + (delete + tombstone) + key change (delete + tombstone + create).
-    let all = read_events(&stack, &topics, 4 + 1 + 1 + 2 + 3).await;
+    let count = 4 + 1 + 1 + 2 + 3;
+    wait_for_records(&stack, &topics, count).await;
+    // Stopped, sluice has produced all it ever will: the topics hold these events and no more.
+    let status = sluice.stop();
+    assert!(status.success(), "sluice exits 0 on SIGTERM: {status:?}");
+    let all = read_events_exactly(&stack, &topics, count).await;
     let live: Vec<&Event> = all
         .iter()
         .filter(|e| e.op.as_deref() != Some("r"))
@@ -126,9 +132,6 @@ async fn snapshot_then_stream_arrive_in_kafka_exactly_once_each_and_in_key_order
         update.after.as_ref().unwrap()["note"],
         Value::String("changed".into())
     );
-
-    let status = sluice.stop();
-    assert!(status.success(), "sluice exits 0 on SIGTERM: {status:?}");
 
     // The slot was confirmed into the last transaction's WAL, which began after `before_last`:
     // only what the broker acknowledged is confirmed, and everything was.
@@ -303,7 +306,9 @@ async fn upsert_mode_sends_bare_rows_and_tombstones_for_deletes() {
     ))
     .await
     .unwrap();
-    let records = read_records(&stack, &topics, 3).await;
+    wait_for_records(&stack, &topics, 3).await;
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+    let records = read_records_exactly(&stack, &topics, 3).await;
     let values: Vec<Option<Value>> = records
         .iter()
         .map(|(_, key, value)| {
@@ -318,7 +323,6 @@ async fn upsert_mode_sends_bare_rows_and_tombstones_for_deletes() {
         })
         .collect();
     assert_eq!(values, [Some(Value::Int(1)), Some(Value::Int(2)), None]);
-    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -341,7 +345,10 @@ async fn a_large_table_is_copied_in_page_ranges_every_row_exactly_once() {
         + "\n[snapshot]\nparallelism = 2\nchunk_rows = 3000\n";
     std::fs::write(&config, text).unwrap();
     let sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
-    let records = read_records(&stack, &[format!("{prefix}.{schema}.big")], 20_000).await;
+    let topics = [format!("{prefix}.{schema}.big")];
+    wait_for_records(&stack, &topics, 20_000).await;
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+    let records = read_records_exactly(&stack, &topics, 20_000).await;
     let mut ids: Vec<i64> = records
         .iter()
         .map(|(_, key, _)| match key["id"] {
@@ -353,7 +360,6 @@ async fn a_large_table_is_copied_in_page_ranges_every_row_exactly_once() {
     ids.dedup();
     assert_eq!(ids.len(), 20_000, "every row once");
     assert_eq!((ids[0], ids[ids.len() - 1]), (1, ROWS));
-    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -462,7 +468,8 @@ async fn a_transaction_too_large_for_the_servers_memory_arrives_whole_and_once()
     ))
     .await
     .unwrap();
-    let records = read_records(&stack, &[format!("{prefix}.{schema}.t")], ROWS).await;
+    let topics = [format!("{prefix}.{schema}.t")];
+    wait_for_records(&stack, &topics, ROWS).await;
     let streamed: i64 = sql
         .query_one(
             "SELECT stream_txns FROM pg_stat_replication_slots WHERE slot_name = $1",
@@ -471,6 +478,8 @@ async fn a_transaction_too_large_for_the_servers_memory_arrives_whole_and_once()
         .await
         .unwrap()
         .get(0);
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+    let records = read_records_exactly(&stack, &topics, ROWS).await;
     let mut ids: Vec<i32> = records
         .iter()
         .map(|(_, key, value)| {
@@ -488,7 +497,6 @@ async fn a_transaction_too_large_for_the_servers_memory_arrives_whole_and_once()
         streamed >= 1,
         "the transaction was streamed by the server ({streamed} streamed)"
     );
-    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -588,7 +596,10 @@ async fn an_unchanged_toasted_value_is_marked_never_a_silent_null_and_filled_in_
         .await
         .unwrap()
         .get(0);
-    let records = read_records(&stack, &topics, 3).await;
+    wait_for_records(&stack, &topics, 3).await;
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+    // One key, one partition: the three events in their order.
+    let records = read_records_exactly(&stack, &topics, 3).await;
     let after = |i: usize| {
         let value = records[i].2.as_ref().unwrap();
         let Value::Record(fields) = value["after"].clone() else {
@@ -628,7 +639,6 @@ async fn an_unchanged_toasted_value_is_marked_never_a_silent_null_and_filled_in_
         "filled in from the old row"
     );
     assert_eq!(unchanged, Value::Null);
-    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -659,7 +669,16 @@ async fn truncates_become_events_and_chosen_messages_go_to_the_messages_topic() 
     ))
     .await
     .unwrap();
-    let truncate = read_records(&stack, std::slice::from_ref(&table_topic), 2).await;
+    // Other tests' messages may share the prefix `audit`: only this test's count.
+    let ours = |(_, key, _): &&Record| key["prefix"] == Value::String(format!("audit.{schema}"));
+    let message_topics = std::slice::from_ref(&message_topic);
+    read_records_until(&stack, message_topics, |records| {
+        records.iter().filter(ours).count() >= 2
+    })
+    .await;
+    wait_for_records(&stack, std::slice::from_ref(&table_topic), 2).await;
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+    let truncate = read_records_exactly(&stack, std::slice::from_ref(&table_topic), 2).await;
     // Partitions are read in any order: find the truncate among the table's two events.
     let truncate = truncate.iter().find(|(_, key, value)| {
         key.is_empty()
@@ -668,12 +687,12 @@ async fn truncates_become_events_and_chosen_messages_go_to_the_messages_topic() 
                 .is_some_and(|v| v["op"] == Value::String("t".into()))
     });
     assert!(truncate.is_some(), "a keyless event with op t");
-    let messages = read_records(&stack, std::slice::from_ref(&message_topic), 2).await;
+    let messages = read_records_to_end(&stack, message_topics, 0).await;
     // The non-transactional message is sent when decoded, before the commit of the statement
     // batch around it; the transactional one at that commit. Order between them is not fixed.
     let mut contents: Vec<Value> = messages
         .iter()
-        .filter(|(_, key, _)| key["prefix"] == Value::String(format!("audit.{schema}")))
+        .filter(ours)
         .map(|(_, _, value)| {
             let value = value.as_ref().unwrap();
             assert_eq!(value["op"], Value::String("m".into()));
@@ -694,9 +713,9 @@ async fn truncates_become_events_and_chosen_messages_go_to_the_messages_topic() 
         [
             Value::Bytes(b"in a transaction".to_vec()),
             Value::Bytes(b"on its own".to_vec())
-        ]
+        ],
+        "each of this test's chosen messages once, and no other"
     );
-    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -744,7 +763,13 @@ async fn schema_changes_register_new_versions_and_every_event_decodes_with_its_o
     ] {
         sql.batch_execute(&step).await.unwrap();
     }
-    let records = read_records(&stack, std::slice::from_ref(&topic), 7).await;
+    let joined_topic = [format!("{prefix}.{schema}.u")];
+    wait_for_records(&stack, std::slice::from_ref(&topic), 7).await;
+    wait_for_records(&stack, &joined_topic, 1).await;
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+    let raw = read_raw_to_end(&stack, std::slice::from_ref(&topic), 7).await;
+    assert_exactly(std::slice::from_ref(&topic), 7, &raw);
+    let records = decode_records(&stack, raw.clone()).await;
     let after = |id: i32| -> std::collections::BTreeMap<String, Value> {
         let (_, _, value) = records
             .iter()
@@ -792,7 +817,6 @@ async fn schema_changes_register_new_versions_and_every_event_decodes_with_its_o
             };
             reader.unwrap().read_value(&mut &payload[5..]).unwrap()
         };
-    let raw = read_raw(&stack, std::slice::from_ref(&topic), 7).await;
     let payload_of = |id: i32| {
         raw.iter()
             .find(|(_, key, _)| {
@@ -823,7 +847,7 @@ async fn schema_changes_register_new_versions_and_every_event_decodes_with_its_o
         Value::String("one".into()),
         "old events decode with their own schema"
     );
-    let joined = read_records(&stack, &[format!("{prefix}.{schema}.u")], 1).await;
+    let joined = read_records_exactly(&stack, &joined_topic, 1).await;
     assert_eq!(
         joined[0].1["id"],
         Value::Int(7),
@@ -844,7 +868,6 @@ async fn schema_changes_register_new_versions_and_every_event_decodes_with_its_o
         versions.as_array().unwrap().len() >= 5,
         "a version per shape: {versions}"
     );
-    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
 
 /// The `before` and `after` rows of each event, as field maps (None: no row).
@@ -901,12 +924,8 @@ async fn each_replica_identity_gives_the_before_it_allows() {
     );
     let sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
     let topic = |table: &str| format!("{prefix}.{schema}.{table}");
-    read_records(
-        &stack,
-        &[topic("by_default"), topic("by_full"), topic("by_index")],
-        3,
-    )
-    .await;
+    let topics = [topic("by_default"), topic("by_full"), topic("by_index")];
+    read_records(&stack, &topics, 3).await;
     sql.batch_execute(&format!(
         "UPDATE {schema}.by_default SET v = 'b'; DELETE FROM {schema}.by_default;
          UPDATE {schema}.by_full SET v = 'b'; DELETE FROM {schema}.by_full;
@@ -914,6 +933,8 @@ async fn each_replica_identity_gives_the_before_it_allows() {
     ))
     .await
     .unwrap();
+    wait_for_records(&stack, &topics, 3 * 4).await;
+    stop_and_drop_slot(sluice, &sql, &slot).await;
     for (table, update_before, delete_before) in [
         // DEFAULT: no old row on an update that keeps the key; the key alone on a delete.
         (
@@ -943,8 +964,18 @@ async fn each_replica_identity_gives_the_before_it_allows() {
             ]),
         ),
     ] {
-        // Snapshot row, update, delete, tombstone.
-        let records = read_records(&stack, &[topic(table)], 4).await;
+        // Snapshot row, update, delete, tombstone: one key, so in this order.
+        let records = read_records_exactly(&stack, &[topic(table)], 4).await;
+        let ops: Vec<Option<&Value>> = records
+            .iter()
+            .map(|(_, _, v)| v.as_ref().map(|v| &v["op"]))
+            .collect();
+        let op = |op: &str| Some(Value::String(op.into()));
+        assert_eq!(
+            ops,
+            [op("r").as_ref(), op("u").as_ref(), op("d").as_ref(), None],
+            "{table}"
+        );
         let values: Vec<_> = records.iter().filter_map(|(_, _, v)| v.as_ref()).collect();
         let by_op = |op: &str| {
             values
@@ -972,7 +1003,6 @@ async fn each_replica_identity_gives_the_before_it_allows() {
             "{table}: the key has the identity's columns"
         );
     }
-    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1010,7 +1040,10 @@ async fn a_partitioned_table_is_captured_through_its_root_on_one_topic() {
     let topic = format!("{prefix}.{schema}.events");
     // 3 snapshot rows; 2 creates, 1 update; the row moving partition changes its key: a delete
     // (+ tombstone) and a create; a delete (+ tombstone).
-    let events = read_events(&stack, std::slice::from_ref(&topic), 3 + 3 + 3 + 2).await;
+    let count = 3 + 3 + 3 + 2;
+    wait_for_records(&stack, std::slice::from_ref(&topic), count).await;
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+    let events = read_events_exactly(&stack, std::slice::from_ref(&topic), count).await;
     let mut seen: Vec<(String, i32, String)> = events
         .iter()
         .filter_map(|e| {
@@ -1051,7 +1084,6 @@ async fn a_partitioned_table_is_captured_through_its_root_on_one_topic() {
         .get(0);
     assert_eq!(partitions, 0, "the publication lists the root only");
     assert!(events.iter().all(|e| e.topic == topic));
-    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1084,7 +1116,14 @@ async fn transaction_metadata_brackets_each_transaction_and_orders_its_events() 
     .await
     .unwrap();
     let xid_topic = format!("{prefix}.transaction");
-    let markers = read_records(&stack, std::slice::from_ref(&xid_topic), 4).await;
+    let table_topics = [
+        format!("{prefix}.{schema}.a"),
+        format!("{prefix}.{schema}.b"),
+    ];
+    wait_for_records(&stack, std::slice::from_ref(&xid_topic), 4).await;
+    wait_for_records(&stack, &table_topics, 5).await;
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+    let markers = read_records_exactly(&stack, std::slice::from_ref(&xid_topic), 4).await;
     let string = |v: &Value| match v {
         Value::String(s) => s.clone(),
         other => panic!("{other:?}"),
@@ -1114,15 +1153,7 @@ async fn transaction_metadata_brackets_each_transaction_and_orders_its_events() 
     assert_eq!(ends[0].1, Value::Long(1));
     assert_eq!(ends[1].1, Value::Long(4));
     let big = &ends[1].0;
-    let events = read_records(
-        &stack,
-        &[
-            format!("{prefix}.{schema}.a"),
-            format!("{prefix}.{schema}.b"),
-        ],
-        5,
-    )
-    .await;
+    let events = read_records_exactly(&stack, &table_topics, 5).await;
     let mut orders: Vec<(i64, String, i64)> = events
         .iter()
         .filter_map(|(topic, _, value)| {
@@ -1151,5 +1182,4 @@ async fn transaction_metadata_brackets_each_transaction_and_orders_its_events() 
             (4, "b".to_owned(), 2)
         ]
     );
-    stop_and_drop_slot(sluice, &sql, &slot).await;
 }

@@ -27,8 +27,8 @@ use schema_registry_converter::async_impl::schema_registry::{
     SrSettings, get_schema_by_subject_and_version,
 };
 use sluice_e2e::pipeline::{
-    Event, Sluice, confirmed_below, current_wal_lsn, read_events, run_until_exit, slot_exists,
-    stop_and_drop_slot, wait_until_streaming, write_config,
+    Event, Sluice, confirmed_below, current_wal_lsn, read_events_exactly, run_until_exit,
+    slot_exists, stop_and_drop_slot, wait_until_streaming, write_config,
 };
 use sluice_e2e::{Stack, unique_name};
 
@@ -604,8 +604,9 @@ impl Run {
 /// The events of a run by (table, id).
 type Captured = BTreeMap<(String, i32), Event>;
 
+/// Exactly `count` events: a duplicate would otherwise hide in the map.
 async fn read_run(stack: &Stack, run: &Run, schema: &str, count: usize) -> Captured {
-    read_events(stack, &run.topics(schema), count)
+    read_events_exactly(stack, &run.topics(schema), count)
         .await
         .into_iter()
         .map(|event| {
