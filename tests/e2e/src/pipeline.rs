@@ -386,6 +386,8 @@ pub fn long_key_id(key: &[u8]) -> i64 {
 
 pub struct Sluice {
     child: Child,
+    /// Where its stderr goes, when captured.
+    stderr: Option<PathBuf>,
 }
 
 impl Sluice {
@@ -403,7 +405,42 @@ impl Sluice {
             .stdout(Stdio::null())
             .spawn()
             .expect("sluice starts");
-        Sluice { child }
+        Sluice {
+            child,
+            stderr: None,
+        }
+    }
+
+    /// Like [`Sluice::start`], with what it prints on stderr (at level `log`) kept for
+    /// [`Sluice::wait_for_exit`] and [`Sluice::stderr`].
+    pub fn start_capturing(binary: &str, config: &Path, log: &str) -> Sluice {
+        let path = std::env::temp_dir().join(format!("{}.stderr", unique_name("sluice")));
+        let child = Command::new(binary)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("SLUICE_LOG", log)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&path).unwrap())
+            .spawn()
+            .expect("sluice starts");
+        Sluice {
+            child,
+            stderr: Some(path),
+        }
+    }
+
+    /// What it printed on stderr so far (started with [`Sluice::start_capturing`]).
+    pub fn stderr(&self) -> String {
+        let path = self.stderr.as_ref().expect("started with start_capturing");
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    /// Waits (60 s at most) until the process has stopped by itself; `why` says what stops it.
+    /// Its exit code and what it printed on stderr (started with [`Sluice::start_capturing`]).
+    pub async fn wait_for_exit(&mut self, why: &str) -> (Option<i32>, String) {
+        self.wait_until_stopped(why).await;
+        let status = self.child.wait().unwrap();
+        (status.code(), self.stderr())
     }
 
     /// Waits (60 s at most) until the process has stopped by itself; `why` says what stops it.
@@ -422,7 +459,10 @@ impl Sluice {
 
     /// Takes over a `sluice run` process the test started itself.
     pub fn from_child(child: std::process::Child) -> Sluice {
-        Sluice { child }
+        Sluice {
+            child,
+            stderr: None,
+        }
     }
 
     /// SIGTERM, then the exit status.
@@ -446,6 +486,13 @@ impl Sluice {
 impl Drop for Sluice {
     fn drop(&mut self) {
         let _ = self.child.kill();
+        if let Some(path) = &self.stderr {
+            if std::thread::panicking() {
+                eprintln!("sluice's stderr is in {}", path.display());
+            } else {
+                let _ = std::fs::remove_file(path);
+            }
+        }
     }
 }
 

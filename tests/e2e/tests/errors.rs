@@ -5,8 +5,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use apache_avro::types::Value;
 use sluice_e2e::pipeline::{
-    self, Sluice, read_records, slot_exists, wait_until_streaming, write_config,
+    self, Sluice, read_events_exactly, read_records, slot_exists, stop_and_drop_slot,
+    wait_for_records, wait_until_streaming, write_config,
 };
 use sluice_e2e::{ScratchPg, Stack, stack_env, unique_name};
 
@@ -116,7 +118,8 @@ async fn a_publication_dropped_while_running_stops_sluice_without_confirming_pas
     let stack = Stack::from_env();
     let (config, schema, slot) = config_with(&stack, |c| c).await;
     let sql = stack.pg_connect("sluice").await;
-    let mut sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
+    let binary = env!("CARGO_BIN_EXE_sluice-cli");
+    let mut sluice = Sluice::start_capturing(binary, &config, "error");
     wait_until_streaming(&sql, &slot).await;
     let publication: String = sql
         .query_one(
@@ -132,17 +135,57 @@ async fn a_publication_dropped_while_running_stops_sluice_without_confirming_pas
     .await
     .unwrap();
     let after_insert = pipeline::current_wal_lsn(&sql).await;
-    sluice.wait_until_stopped("its publication is gone").await;
+    let (code, stderr) = sluice.wait_for_exit("its publication is gone").await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_names(&stderr, &[&publication, "does not exist"]);
     assert!(
         pipeline::confirmed_below(&sql, &slot, &after_insert).await,
         "the slot was not confirmed past the undelivered insert"
     );
+
+    // The slot cannot decode that insert with any publication created later (pgoutput looks
+    // the publication up as of the change): a restart meets the same error, and names the way
+    // back.
     let (code, stderr) = run_until_exit(&config, Duration::from_secs(60));
-    // On restart the publication is created again: the change then arrives.
-    let _ = (code, stderr);
-    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
-        .await
-        .ok();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_names(
+        &stderr,
+        &[
+            &publication,
+            "does not exist",
+            "drop the slot (sluice teardown)",
+        ],
+    );
+    assert!(pipeline::confirmed_below(&sql, &slot, &after_insert).await);
+
+    // That way back: a teardown, and a run that takes a new snapshot: the row arrives, once.
+    let teardown = Command::new(binary)
+        .args(["teardown", "--yes", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(teardown.status.success(), "{teardown:?}");
+    let sluice = Sluice::start_capturing(binary, &config, "error");
+    let topic = [format!("{}.{schema}.t", prefix_of(&config))];
+    wait_for_records(&stack, &topic, 1).await;
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+    let events = read_events_exactly(&stack, &topic, 1).await;
+    assert_eq!(
+        (events[0].op.as_deref(), &events[0].key["id"]),
+        (Some("r"), &Value::Int(1))
+    );
+}
+
+/// The `topic_prefix` of a configuration file.
+fn prefix_of(config: &Path) -> String {
+    std::fs::read_to_string(config)
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("topic_prefix = \"")
+                .map(|p| p.trim_end_matches('"').to_owned())
+        })
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -155,14 +198,7 @@ async fn a_schema_change_the_registry_rejects_stops_sluice_naming_subject_and_ch
     ))
     .await
     .unwrap();
-    let prefix = std::fs::read_to_string(&config)
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("topic_prefix = \"")
-                .map(|p| p.trim_end_matches('"').to_owned())
-        })
-        .unwrap();
+    let prefix = prefix_of(&config);
     let mut sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
     read_records(&stack, &[format!("{prefix}.{schema}.t")], 1).await;
     // A text column becoming an integer: BACKWARD compatibility refuses the new schema.
