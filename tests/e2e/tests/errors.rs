@@ -6,9 +6,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use apache_avro::types::Value;
+use schema_registry_converter::async_impl::schema_registry::{
+    SrSettings, get_schema_by_subject_and_version,
+};
 use sluice_e2e::pipeline::{
-    self, Sluice, read_events_exactly, read_records, slot_exists, stop_and_drop_slot,
-    wait_for_records, wait_until_streaming, write_config,
+    self, Sluice, assert_exactly, decode_records, events_of, read_events_exactly, read_raw_to_end,
+    read_records, slot_exists, stop_and_drop_slot, wait_for_records, wait_until_streaming,
+    write_config,
 };
 use sluice_e2e::{ScratchPg, Stack, stack_env, unique_name};
 
@@ -220,11 +224,28 @@ async fn a_schema_change_the_registry_rejects_stops_sluice_naming_subject_and_ch
             "topic_prefix",
         ],
     );
-    let records = read_records(&stack, &[format!("{prefix}.{schema}.t")], 1).await;
+    // The topic holds the first row only, written with the subject's one version: the refused
+    // shape was never registered, and nothing was written with it or past it.
+    let topic = [format!("{prefix}.{schema}.t")];
+    let raw = read_raw_to_end(&stack, &topic, 1).await;
+    assert_exactly(&topic, 1, &raw);
+    let subject = format!("{}-value", topic[0]);
+    let latest = get_schema_by_subject_and_version(
+        &SrSettings::new(stack.registry_url.clone()),
+        &subject,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(latest.version, Some(1), "{subject}: {}", latest.schema);
+    let (_, _, value) = &raw[0];
+    let schema_id = u32::from_be_bytes(value.as_ref().unwrap()[1..5].try_into().unwrap());
+    assert_eq!(schema_id, latest.id, "written with the accepted version");
+    let events = events_of(decode_records(&stack, raw).await);
+    let after = events[0].after.as_ref().unwrap();
     assert_eq!(
-        records.len(),
-        1,
-        "nothing of the refused version was produced"
+        (&events[0].key["id"], &after["v"]),
+        (&Value::Int(1), &Value::String("x".into()))
     );
     sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
         .await
