@@ -16,5 +16,6 @@ mod stack;
 mod status;
 mod tail;
 mod text_binary;
+mod tls;
 mod types;
 mod versions;

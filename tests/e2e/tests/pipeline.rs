@@ -225,62 +225,6 @@ async fn patterns_that_match_no_table_and_a_wrong_password_name_what_to_fix() {
     );
 }
 
-#[tokio::test]
-async fn every_postgresql_connection_verifies_the_servers_certificate_when_asked() {
-    let stack = Stack::from_env();
-    let sql = stack.pg_connect("sluice").await;
-    // A keyless table makes sluice stop right after reading the catalog: proof it connected.
-    let schema = unique_name("tls");
-    sql.batch_execute(&format!(
-        "CREATE SCHEMA {schema}; CREATE TABLE {schema}.nokey (v int);"
-    ))
-    .await
-    .unwrap();
-    let config = write_config(
-        &stack,
-        &unique_name("tls"),
-        &unique_name("tls_slot"),
-        &unique_name("tls_pub"),
-        &schema,
-    );
-    let with_ca = |ca: &std::path::Path| {
-        let text = std::fs::read_to_string(&config)
-            .unwrap()
-            .replace("host = \"127.0.0.1\"", "host = \"localhost\"")
-            .replace(
-                "sslmode = \"disable\"",
-                &format!(
-                    "sslmode = \"verify-full\"\nsslrootcert = \"{}\"",
-                    ca.display()
-                ),
-            );
-        std::fs::write(&config, text).unwrap();
-    };
-    with_ca(&stack.ca_cert());
-    let (code, stderr) = run_to_failure(&config);
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(
-        stderr.contains(&format!("{schema}.nokey")),
-        "connected over verified TLS: {stderr}"
-    );
-
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        &stack.ca_cert().display().to_string(),
-        &stack.unrelated_ca_cert().display().to_string(),
-    );
-    std::fs::write(&config, text).unwrap();
-    let (code, stderr) = run_to_failure(&config);
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(
-        !stderr.contains("nokey"),
-        "refused before reading the catalog: {stderr}"
-    );
-    assert!(
-        stderr.to_lowercase().contains("certificate") || stderr.contains("TLS"),
-        "{stderr}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn upsert_mode_sends_bare_rows_and_tombstones_for_deletes() {
     let stack = Stack::from_env();
