@@ -4,172 +4,41 @@
 //! sign. sluice connects through a proxy of the test's that forwards each connection to the
 //! stack's PostgreSQL, or answers the n-th one itself with a certificate from another CA.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::io::Read;
+use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_e2e::pipeline::{
-    Sluice, read_events_exactly, stop_and_drop_slot, wait_for_records, wait_until_streaming,
-    write_config,
+    Sluice, read_events_exactly, slot_exists, stop_and_drop_slot, wait_for_records,
+    wait_until_streaming, write_config,
 };
+use sluice_e2e::proxy::{Impostor, PgProxy, SSL_REQUEST, Seen};
 use sluice_e2e::{Stack, unique_name};
 
-/// The first message of a client asking for TLS: length 8, code 80877103.
-const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+/// What the impostor says when the client refused its certificate.
+const REFUSED: &str = "asked for TLS, refused the certificate";
 
-/// What the proxy saw of one connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seen {
-    /// Not through its first message yet.
-    Open,
-    /// Passed on to PostgreSQL; whether it began by asking for TLS, and the port the
-    /// proxy's side of it had (the backend's `client_port`).
-    Forwarded { asked_for_tls: bool, port: u16 },
-    /// Answered by the proxy with the wrong certificate: whether the client asked for TLS,
-    /// and whether it went on with that certificate (it must not).
-    Impostor { asked_for_tls: bool, accepted: bool },
-}
-
-/// A TCP proxy in front of PostgreSQL that lets through every connection but the n-th.
-struct Proxy {
-    port: u16,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    /// The number (from 1) of the connection the proxy answers itself; 0 for none.
-    impostor_at: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Proxy {
-    fn start(stack: &Stack) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        // A certificate the stack's CA did not sign, for the impostor.
-        let tls = stack.state_dir.join("tls");
-        let identity = native_tls::Identity::from_pkcs8(
-            &std::fs::read(tls.join("other-ca.crt")).unwrap(),
-            &std::fs::read(tls.join("other-ca.key")).unwrap(),
-        )
-        .unwrap();
-        let acceptor = native_tls::TlsAcceptor::new(identity).unwrap();
-        let proxy = Proxy {
-            port,
-            seen: Arc::default(),
-            impostor_at: Arc::default(),
-            stop: Arc::default(),
-        };
-        let (seen, impostor_at, stop) = (
-            Arc::clone(&proxy.seen),
-            Arc::clone(&proxy.impostor_at),
-            Arc::clone(&proxy.stop),
-        );
-        let upstream = stack.pg_port;
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let client = match listener.accept() {
-                    Ok((client, _)) => client,
-                    Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(10));
-                        continue;
-                    }
-                    Err(err) => panic!("accepting: {err}"),
-                };
-                client.set_nonblocking(false).unwrap();
-                let number = seen.lock().unwrap().len() + 1;
-                let impostor = number == impostor_at.load(Ordering::Relaxed);
-                // The slot in `seen` is taken now, so numbers follow the order of arrival.
-                seen.lock().unwrap().push(Seen::Open);
-                let (seen, acceptor) = (Arc::clone(&seen), acceptor.clone());
-                let record = move |outcome| {
-                    if let Some(slot) = seen.lock().unwrap().get_mut(number - 1) {
-                        *slot = outcome;
-                    }
-                };
-                std::thread::spawn(move || {
-                    if impostor {
-                        record(impersonate(client, &acceptor));
-                    } else {
-                        forward(client, upstream, record);
-                    }
-                });
-            }
-        });
-        proxy
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    /// Forgets what it saw; the `number`-th connection from now on (0: none) is the impostor's.
-    fn reset(&self, number: usize) {
-        self.seen.lock().unwrap().clear();
-        self.impostor_at.store(number, Ordering::Relaxed);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Answers an SSLRequest with yes and a TLS handshake with a certificate from another CA.
-fn impersonate(mut client: TcpStream, acceptor: &native_tls::TlsAcceptor) -> Seen {
-    let mut first = [0; 8];
-    if client.read_exact(&mut first).is_err() || first != SSL_REQUEST {
-        return Seen::Impostor {
-            asked_for_tls: false,
-            accepted: false,
-        };
-    }
-    client.write_all(b"S").unwrap();
-    let accepted = acceptor.accept(client).is_ok();
-    Seen::Impostor {
-        asked_for_tls: true,
-        accepted,
-    }
-}
-
-/// Passes the connection on to PostgreSQL, both ways, until either side closes it; `record`s
-/// it once its first message is through.
-fn forward(mut client: TcpStream, upstream: u16, record: impl FnOnce(Seen)) {
-    let mut first = [0; 8];
-    let mut server = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
-    let port = server.local_addr().unwrap().port();
-    let asked_for_tls = client.read_exact(&mut first).is_ok() && first == SSL_REQUEST;
-    record(Seen::Forwarded {
-        asked_for_tls,
-        port,
-    });
-    if server.write_all(&first).is_ok() {
-        let (mut client_in, mut server_out) =
-            (client.try_clone().unwrap(), server.try_clone().unwrap());
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut client_in, &mut server_out);
-            let _ = server_out.shutdown(std::net::Shutdown::Write);
-        });
-        let _ = std::io::copy(&mut server, &mut client);
-        let _ = client.shutdown(std::net::Shutdown::Write);
-    }
-}
-
-/// Waits (60 s at most) until the proxy's `number`-th connection is through its first message.
-async fn wait_for_outcome(proxy: &Proxy, number: usize) -> Seen {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(seen) = proxy.seen().get(number - 1).filter(|s| **s != Seen::Open) {
-            return seen.clone();
+/// Answers an SSLRequest with yes and the TLS handshake with a certificate from another CA.
+fn impostor(stack: &Stack) -> Impostor {
+    let tls = stack.state_dir.join("tls");
+    let identity = native_tls::Identity::from_pkcs8(
+        &std::fs::read(tls.join("other-ca.crt")).unwrap(),
+        &std::fs::read(tls.join("other-ca.key")).unwrap(),
+    )
+    .unwrap();
+    let acceptor = native_tls::TlsAcceptor::new(identity).unwrap();
+    Arc::new(move |mut client: TcpStream| {
+        let mut first = [0; 8];
+        if client.read_exact(&mut first).is_err() || first != SSL_REQUEST {
+            return "did not ask for TLS".to_owned();
         }
-        assert!(
-            Instant::now() < deadline,
-            "connection {number} reached the impostor: {:?}",
-            proxy.seen()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        std::io::Write::write_all(&mut client, b"S").unwrap();
+        match acceptor.accept(client) {
+            Ok(_) => "asked for TLS, and went on with another CA's certificate".to_owned(),
+            Err(_) => REFUSED.to_owned(),
+        }
+    })
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -184,7 +53,7 @@ async fn every_postgresql_connection_asks_for_tls_and_verifies_the_servers_certi
     ))
     .await
     .unwrap();
-    let proxy = Proxy::start(&stack);
+    let proxy = PgProxy::start(stack.pg_port);
     let config = write_config(&stack, &prefix, &slot, &unique_name("tls_pub"), &schema);
     let text = std::fs::read_to_string(&config)
         .unwrap()
@@ -272,15 +141,13 @@ async fn every_postgresql_connection_asks_for_tls_and_verifies_the_servers_certi
     // Each connection in turn meets a server whose certificate the CA did not sign: sluice
     // asks for TLS, refuses the certificate, and stops naming it.
     for number in 1..=connections.len() {
-        proxy.reset(number);
+        proxy.reset();
+        proxy.answer(number, impostor(&stack));
         let mut sluice = Sluice::start_capturing(binary, &config, "error");
-        let seen = wait_for_outcome(&proxy, number).await;
+        let seen = proxy.wait_for(number).await;
         assert_eq!(
             seen,
-            Seen::Impostor {
-                asked_for_tls: true,
-                accepted: false
-            },
+            Seen::Answered(REFUSED.to_owned()),
             "connection {number}"
         );
         let (code, stderr) = sluice.wait_for_exit("a certificate it refused").await;
@@ -289,7 +156,7 @@ async fn every_postgresql_connection_asks_for_tls_and_verifies_the_servers_certi
             stderr.to_lowercase().contains("certificate"),
             "connection {number}: {stderr}"
         );
-        if sluice_e2e::pipeline::slot_exists(&sql, &slot).await {
+        if slot_exists(&sql, &slot).await {
             sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
                 .await
                 .unwrap();
