@@ -186,7 +186,7 @@ fn reader(stack: &Stack) -> BaseConsumer {
 
 /// One partition of a topic: its name, number, and low and high watermarks (the high one is
 /// the offset the next record will get).
-type PartitionEnd = (String, i32, i64, i64);
+pub type PartitionEnd = (String, i32, i64, i64);
 
 /// The partitions of `topics` with their watermarks; a topic not created yet has none. An
 /// error while a new topic's partitions have no leader yet.
@@ -208,12 +208,26 @@ fn partition_ends(
     Ok(ends)
 }
 
-/// Waits until `topics` hold at least `count` records, for as long as they keep growing.
-fn wait_for_count(consumer: &BaseConsumer, topics: &[String], count: usize) -> Vec<PartitionEnd> {
+/// Waits until `topics` hold at least `count` records past the ends `past` recorded, for as long
+/// as they keep growing; returns their partitions, the low watermarks moved up to `past`.
+fn wait_for_count(
+    consumer: &BaseConsumer,
+    topics: &[String],
+    count: usize,
+    past: &[PartitionEnd],
+) -> Vec<PartitionEnd> {
     let mut held = 0;
     let mut stalled_at = Instant::now() + STALL;
     loop {
-        if let Ok(ends) = partition_ends(consumer, topics) {
+        if let Ok(mut ends) = partition_ends(consumer, topics) {
+            for (topic, partition, low, _) in &mut ends {
+                if let Some((_, _, _, end)) = past
+                    .iter()
+                    .find(|(t, p, _, _)| t == topic && p == partition)
+                {
+                    *low = (*low).max(*end);
+                }
+            }
             let total: i64 = ends.iter().map(|(_, _, low, high)| high - low).sum();
             let total = usize::try_from(total).unwrap();
             if total >= count {
@@ -286,16 +300,35 @@ pub fn visit_to_end(
     at_least: usize,
     each: impl FnMut(&BorrowedMessage<'_>),
 ) {
+    visit_past(stack, topics, &[], at_least, each);
+}
+
+/// Like [`visit_to_end`], for the records past the ends `past` recorded (by [`topic_ends`]).
+pub fn visit_past(
+    stack: &Stack,
+    topics: &[String],
+    past: &[PartitionEnd],
+    at_least: usize,
+    each: impl FnMut(&BorrowedMessage<'_>),
+) {
     let consumer = reader(stack);
-    let ends = wait_for_count(&consumer, topics, at_least);
+    let ends = wait_for_count(&consumer, topics, at_least, past);
     read_up_to(&consumer, &ends, each);
+}
+
+/// Where each partition of `topics` ends now.
+pub async fn topic_ends(stack: &Stack, topics: &[String]) -> Vec<PartitionEnd> {
+    let (stack, topics) = (stack.clone(), topics.to_vec());
+    tokio::task::spawn_blocking(move || partition_ends(&reader(&stack), &topics).unwrap())
+        .await
+        .unwrap()
 }
 
 /// Waits until `topics` hold at least `at_least` records (as long as more keep coming).
 pub async fn wait_for_records(stack: &Stack, topics: &[String], at_least: usize) {
     let (stack, topics) = (stack.clone(), topics.to_vec());
     tokio::task::spawn_blocking(move || {
-        wait_for_count(&reader(&stack), &topics, at_least);
+        wait_for_count(&reader(&stack), &topics, at_least, &[]);
     })
     .await
     .unwrap();
@@ -369,6 +402,46 @@ pub fn assert_exactly<T: std::fmt::Debug>(topics: &[String], count: usize, recor
             shown.len()
         );
     }
+}
+
+/// Asserts that the records of `topics` past the ends `past` recorded (read to their end once
+/// there are `ids` of them) are keyed by the ids 1 to `ids` (a `long` key field), each once.
+pub async fn assert_each_id_once(
+    stack: &Stack,
+    topics: &[String],
+    past: &[PartitionEnd],
+    ids: usize,
+) {
+    let (stack, topics, past) = (stack.clone(), topics.to_vec(), past.to_vec());
+    let (counts, others) = tokio::task::spawn_blocking(move || {
+        let mut counts = vec![0u32; ids + 1];
+        let mut others = 0usize;
+        visit_past(&stack, &topics, &past, ids, |message| {
+            let id = message
+                .key()
+                .map(long_key_id)
+                .and_then(|id| usize::try_from(id).ok());
+            match id.filter(|id| (1..=ids).contains(id)) {
+                Some(id) => counts[id] += 1,
+                None => others += 1,
+            }
+        });
+        (counts, others)
+    })
+    .await
+    .unwrap();
+    let wrong: Vec<(usize, u32)> = counts
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, count)| **count != 1)
+        .map(|(id, count)| (id, *count))
+        .take(20)
+        .collect();
+    assert!(
+        others == 0 && wrong.is_empty(),
+        "each of ids 1 to {ids} once: {others} records of other keys; (id, times) {wrong:?}"
+    );
 }
 
 /// The id in a key of one `long` field: its zig-zag varint after the 5-byte Confluent header.

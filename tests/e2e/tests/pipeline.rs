@@ -445,19 +445,23 @@ async fn a_transaction_too_large_for_the_servers_memory_arrives_whole_and_once()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_heartbeat_message_is_emitted_at_the_configured_interval() {
+    const INTERVAL: Duration = Duration::from_millis(500);
+    const COUNTED: u32 = 10;
     let stack = Stack::from_env();
     let sql = stack.pg_connect("sluice").await;
-    let schema = unique_name("heartbeat");
+    // A database of the test's own: logical decoding sees only its database's messages, so a
+    // slot there counts this sluice's heartbeats and no other's.
+    let database = unique_name("heartbeat");
+    sql.batch_execute(&format!("CREATE DATABASE {database}"))
+        .await
+        .unwrap();
+    let db = stack.pg_connect_database(&database, "sluice").await;
+    db.batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
+        .await
+        .unwrap();
     let (prefix, slot) = (unique_name("heartbeat"), unique_name("heartbeat_slot"));
-    sql.batch_execute(&format!(
-        "CREATE SCHEMA {schema}; CREATE TABLE {schema}.t (id int PRIMARY KEY);"
-    ))
-    .await
-    .unwrap();
-    // A slot of the test's own, to see the messages sluice writes into the WAL. test_decoding
-    // needs no publication, which pgoutput would look up for every other test's change too.
     let witness = unique_name("heartbeat_witness");
-    sql.execute(
+    db.execute(
         "SELECT pg_create_logical_replication_slot($1, 'test_decoding')",
         &[&witness],
     )
@@ -468,43 +472,70 @@ async fn a_heartbeat_message_is_emitted_at_the_configured_interval() {
         &prefix,
         &slot,
         &unique_name("heartbeat_pub"),
-        &schema,
+        "public",
     );
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "[replication]\n",
-        "[replication]\nheartbeat_interval = \"500ms\"\n",
-    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            &format!("database = \"{}\"", stack.pg_database),
+            &format!("database = \"{database}\""),
+        )
+        .replace(
+            "[replication]\n",
+            &format!(
+                "[replication]\nheartbeat_interval = \"{}ms\"\n",
+                INTERVAL.as_millis()
+            ),
+        );
     std::fs::write(&config, text).unwrap();
     let sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let heartbeats = loop {
-        let changes = sql
-            .query(
-                "SELECT data FROM pg_logical_slot_peek_changes($1, NULL, NULL)",
+    // The heartbeats the witness slot has decoded since it was last asked, and when.
+    let heartbeats = async || -> (u32, Instant) {
+        let count: i64 = db
+            .query_one(
+                "SELECT count(*) FROM pg_logical_slot_get_changes($1, NULL, NULL)
+                  WHERE data LIKE 'message: transactional: 0 prefix: sluice-heartbeat,%'",
                 &[&witness],
             )
             .await
-            .unwrap();
-        let count = changes
-            .iter()
-            .filter(|row| row.get::<_, String>(0).contains("prefix: sluice-heartbeat"))
-            .count();
-        if count >= 2 {
-            break count;
+            .unwrap()
+            .get(0);
+        (u32::try_from(count).unwrap(), Instant::now())
+    };
+    // From the first heartbeat seen to the COUNTED-th after it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut seen, mut first) = (0, None);
+    let spacing = loop {
+        let (count, at) = heartbeats().await;
+        seen += count;
+        match first {
+            None if seen > 0 => first = Some((seen, at)),
+            Some((from, since)) if seen >= from + COUNTED => {
+                break at.duration_since(since) / (seen - from);
+            }
+            _ => {}
         }
         assert!(
             Instant::now() < deadline,
-            "heartbeats were emitted ({count} seen)"
+            "heartbeats kept coming: {seen} seen in 60 s"
         );
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert!(heartbeats >= 2);
-    assert!(sluice.stop().success());
-    for name in [&slot, &witness] {
-        sql.execute("SELECT pg_drop_replication_slot($1)", &[name])
-            .await
-            .unwrap();
-    }
+    eprintln!("heartbeats {spacing:?} apart on average (configured {INTERVAL:?})");
+    // The mean over ten: a late tick is caught up with at the next (tokio's interval never
+    // runs ahead of its schedule), so neither bound depends on how busy the machine is.
+    assert!(
+        spacing >= INTERVAL / 2 && spacing <= INTERVAL * 4,
+        "heartbeats {spacing:?} apart on average, configured every {INTERVAL:?}"
+    );
+    stop_and_drop_slot(sluice, &db, &slot).await;
+    db.execute("SELECT pg_drop_replication_slot($1)", &[&witness])
+        .await
+        .unwrap();
+    drop(db);
+    sql.batch_execute(&format!("DROP DATABASE {database} WITH (FORCE)"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -523,8 +554,6 @@ async fn an_unchanged_toasted_value_is_marked_never_a_silent_null_and_filled_in_
     let config = write_config(&stack, &prefix, &slot, &unique_name("toast_pub"), &schema);
     let sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
     let topics = [format!("{prefix}.{schema}.docs")];
-    // Wait for streaming (the topic exists once the snapshot, empty here, is done).
-    read_records(&stack, &topics, 0).await;
     wait_until_streaming(&sql, &slot).await;
     // ~22 kB of hex: stored out of line, so an update that leaves it alone does not send it.
     sql.batch_execute(&format!(
