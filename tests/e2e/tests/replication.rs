@@ -45,13 +45,35 @@ async fn every_authentication_method_of_the_stack_connects() {
     }
 }
 
+/// How the server sees the connection of `application_name`: its client address (None over a
+/// Unix socket) and whether it uses TLS. Asked as the superuser, who sees every role's.
+async fn negotiated(stack: &Stack, application_name: &str) -> (Option<String>, bool) {
+    let row = stack
+        .pg_connect("postgres")
+        .await
+        .query_one(
+            "SELECT host(a.client_addr), s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+              WHERE a.application_name = $1",
+            &[&application_name],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
 #[tokio::test]
 async fn a_unix_socket_connection_works() {
     let stack = Stack::from_env();
     let mut config = stack.replication_config("sluice");
     config.host = Host::UnixSocketDir(stack.pg_socket_dir());
+    config.application_name = unique_name("repl_socket");
     let mut conn = connect(&config).await;
     conn.identify_system().await.unwrap();
+    assert_eq!(
+        negotiated(&stack, &config.application_name).await,
+        (None, false),
+        "over the socket, without TLS"
+    );
 }
 
 #[tokio::test]
@@ -82,8 +104,11 @@ async fn tls_verifies_the_server_certificate() {
     config.host = Host::Tcp("localhost".to_owned());
     config.sslmode = SslMode::VerifyFull;
     config.ssl_root_cert = Some(stack.ca_cert());
+    config.application_name = unique_name("repl_verified");
     let mut conn = connect(&config).await;
     conn.identify_system().await.unwrap();
+    let tls = (Some("127.0.0.1".to_owned()), true);
+    assert_eq!(negotiated(&stack, &config.application_name).await, tls);
     conn.close().await.unwrap();
 
     config.ssl_root_cert = Some(stack.unrelated_ca_cert());
@@ -95,7 +120,10 @@ async fn tls_verifies_the_server_certificate() {
 
     config.sslmode = SslMode::Require;
     config.ssl_root_cert = None;
-    connect(&config).await.identify_system().await.unwrap();
+    config.application_name = unique_name("repl_required");
+    let mut conn = connect(&config).await;
+    conn.identify_system().await.unwrap();
+    assert_eq!(negotiated(&stack, &config.application_name).await, tls);
 }
 
 #[tokio::test]
