@@ -12,6 +12,7 @@ mod pipeline;
 mod progress;
 mod registry;
 mod replication;
+mod source;
 mod stack;
 mod status;
 mod tail;
