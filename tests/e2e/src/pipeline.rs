@@ -30,7 +30,8 @@ pub struct Event {
     pub snapshot: Option<String>,
 }
 
-fn fields(value: &Value) -> BTreeMap<String, Value> {
+/// A record's fields by name, each field's union unwrapped.
+pub fn fields(value: &Value) -> BTreeMap<String, Value> {
     match value {
         Value::Record(fields) => fields
             .iter()

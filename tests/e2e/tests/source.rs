@@ -6,27 +6,14 @@ use std::collections::BTreeMap;
 
 use apache_avro::types::Value;
 use sluice_e2e::pipeline::{
-    Record, Sluice, read_records_exactly, stop_and_drop_slot, wait_for_records,
+    Record, Sluice, fields, read_records_exactly, stop_and_drop_slot, wait_for_records,
     wait_until_streaming, write_config,
 };
 use sluice_e2e::{Stack, unique_name};
 
 /// The `source` block of a record's value, its fields' unions unwrapped.
 fn source_of(record: &Record) -> BTreeMap<String, Value> {
-    let value = record.2.as_ref().expect("not a tombstone");
-    let Value::Record(fields) = &value["source"] else {
-        panic!("source: {value:?}")
-    };
-    fields
-        .iter()
-        .map(|(name, value)| {
-            let value = match value {
-                Value::Union(_, inner) => inner.as_ref().clone(),
-                other => other.clone(),
-            };
-            (name.clone(), value)
-        })
-        .collect()
+    fields(&record.2.as_ref().expect("not a tombstone")["source"])
 }
 
 fn text(value: &Value) -> &str {
