@@ -182,3 +182,25 @@ async fn the_source_block_carries_snapshot_flag_transaction_lsn_and_commit_time(
     assert!(lsns[0] < lsns[1]);
     assert_ne!(first.xid, second.xid);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "bug: no snapshot row gets source.snapshot = \"last\" (copy_piece marks every row True; SnapshotMarker::Last is never used), though docs/semantics.md says the last one does"]
+async fn the_snapshots_last_row_is_marked_last() {
+    let stack = Stack::from_env();
+    let sql = stack.pg_connect("sluice").await;
+    let (schema, prefix, slot, sluice, _, _) = captured(&stack, &sql).await;
+    let topic = [format!("{prefix}.{schema}.t")];
+    wait_for_records(&stack, &topic, 3).await;
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+    let records = read_records_exactly(&stack, &topic, 3).await;
+    let mut markers: Vec<String> = records
+        .iter()
+        .map(|record| text(&source_of(record)["snapshot"]).to_owned())
+        .collect();
+    markers.sort();
+    assert_eq!(
+        markers,
+        ["last", "true", "true"],
+        "docs/semantics.md: `last` for the snapshot's last row"
+    );
+}
