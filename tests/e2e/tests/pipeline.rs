@@ -353,8 +353,8 @@ async fn an_idle_capture_still_advances_the_slot_past_other_tables_writes() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // The slot lets go of that WAL too: once a checkpoint logs the running transactions, its
-    // restart_lsn moves past the writes, so what it retains stays bounded however much the
-    // other table writes.
+    // restart_lsn moves past the writes, so they are not retained, however much the other
+    // table writes. (How much WAL the server holds is no measure: other tests write plenty.)
     let admin = stack.pg_connect("postgres").await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -364,26 +364,20 @@ async fn an_idle_capture_still_advances_the_slot_past_other_tables_writes() {
             ))
             .await
             .unwrap();
-        let row = sql
+        let released: bool = sql
             .query_one(
-                "SELECT restart_lsn >= $2::text::pg_lsn,
-                        pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::float8
-                   FROM pg_replication_slots WHERE slot_name = $1",
+                "SELECT restart_lsn >= $2::text::pg_lsn FROM pg_replication_slots WHERE slot_name = $1",
                 &[&slot, &written],
             )
             .await
-            .unwrap();
-        let (released, retained): (bool, f64) = (row.get(0), row.get(1));
+            .unwrap()
+            .get(0);
         if released {
-            assert!(
-                retained < 16.0 * 1024.0 * 1024.0,
-                "retains {retained} bytes"
-            );
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "the idle slot's restart_lsn passed {written} (retaining {retained} bytes)"
+            "the idle slot's restart_lsn passed {written}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
