@@ -291,7 +291,7 @@ fn check_failures(config: &Path) -> (Option<i32>, Vec<String>) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_without_logical_wal_level_is_named_by_run_and_check() {
     let stack = Stack::from_env();
-    let scratch = ScratchPg::up("errors_wal_replica", 15440, &["wal_level=replica"]);
+    let scratch = ScratchPg::up("errors_wal_replica", &["wal_level=replica"]);
     let sql = stack.pg_connect_port(scratch.port, "sluice").await;
     sql.batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
         .await
@@ -322,7 +322,7 @@ async fn a_server_without_logical_wal_level_is_named_by_run_and_check() {
 async fn an_invalidated_slot_is_named_with_the_way_back() {
     let stack = Stack::from_env();
     // A slot may hold back at most 1 MB of WAL: a little writing while sluice is away loses it.
-    let scratch = ScratchPg::up("errors_invalidated", 15441, &["max_slot_wal_keep_size=1"]);
+    let scratch = ScratchPg::up("errors_invalidated", &["max_slot_wal_keep_size=1"]);
     let sql = stack.pg_connect_port(scratch.port, "sluice").await;
     sql.batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
         .await
