@@ -652,6 +652,29 @@ pub async fn create_filled_table(
     .unwrap();
 }
 
+/// Creates hstore and citext in `public` unless they exist (and keeps them: others use them).
+pub async fn create_extensions(stack: &Stack) {
+    let admin = stack.pg_connect("postgres").await;
+    for extension in ["hstore", "citext"] {
+        let created = admin
+            .batch_execute(&format!(
+                "CREATE EXTENSION IF NOT EXISTS {extension} SCHEMA public"
+            ))
+            .await;
+        // Another test creating it at the same moment is as good.
+        if let Err(err) = created {
+            let exists = admin
+                .query_opt(
+                    "SELECT 1 FROM pg_extension WHERE extname = $1",
+                    &[&extension],
+                )
+                .await
+                .unwrap();
+            assert!(exists.is_some(), "CREATE EXTENSION {extension}: {err}");
+        }
+    }
+}
+
 /// Waits (30 s at most) until sluice streams from `slot`: its walsender has left startup.
 pub async fn wait_until_streaming(sql: &tokio_postgres::Client, slot: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -18,5 +18,6 @@ mod status;
 mod tail;
 mod text_binary;
 mod tls;
+mod type_schemas;
 mod types;
 mod versions;

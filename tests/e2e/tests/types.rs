@@ -27,8 +27,8 @@ use schema_registry_converter::async_impl::schema_registry::{
     SrSettings, get_schema_by_subject_and_version,
 };
 use sluice_e2e::pipeline::{
-    Event, Sluice, confirmed_below, current_wal_lsn, read_events_exactly, run_until_exit,
-    slot_exists, stop_and_drop_slot, wait_until_streaming, write_config,
+    Event, Sluice, confirmed_below, create_extensions, current_wal_lsn, read_events_exactly,
+    run_until_exit, slot_exists, stop_and_drop_slot, wait_until_streaming, write_config,
 };
 use sluice_e2e::{Stack, unique_name};
 
@@ -420,26 +420,8 @@ const SPECIALS: (&str, &[Column]) = ("numeric_specials", NUMERIC_SPECIALS);
 const STREAMED: i32 = 100;
 
 /// Creates the test's types in `schema`, and hstore and citext (kept: others use them too).
-async fn create_types(stack: &Stack, sql: &tokio_postgres::Client, schema: &str) {
-    let admin = stack.pg_connect("postgres").await;
-    for extension in ["hstore", "citext"] {
-        let created = admin
-            .batch_execute(&format!(
-                "CREATE EXTENSION IF NOT EXISTS {extension} SCHEMA public"
-            ))
-            .await;
-        // Another test creating it at the same moment is as good.
-        if let Err(err) = created {
-            let exists = admin
-                .query_opt(
-                    "SELECT 1 FROM pg_extension WHERE extname = $1",
-                    &[&extension],
-                )
-                .await
-                .unwrap();
-            assert!(exists.is_some(), "CREATE EXTENSION {extension}: {err}");
-        }
-    }
+pub(crate) async fn create_types(stack: &Stack, sql: &tokio_postgres::Client, schema: &str) {
+    create_extensions(stack).await;
     sql.batch_execute(&format!(
         "CREATE SCHEMA {schema};
          CREATE TYPE {schema}.mood AS ENUM ('happy', 'so so', 'it''s');
