@@ -541,6 +541,17 @@ impl Sluice {
 
     /// SIGTERM, then the exit status.
     pub fn stop(mut self) -> std::process::ExitStatus {
+        self.terminate()
+    }
+
+    /// SIGTERM, then the exit status and what it printed on stderr (started with
+    /// [`Sluice::start_capturing`]).
+    pub fn stop_with_stderr(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.terminate();
+        (status, self.stderr())
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);

@@ -8,6 +8,7 @@ mod debezium_sink;
 mod errors;
 mod large_transactions;
 mod metrics;
+mod options;
 mod pipeline;
 mod progress;
 mod registry;
