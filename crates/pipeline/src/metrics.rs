@@ -271,7 +271,9 @@ pub async fn serve(bind: SocketAddr) -> Result<(), PipelineError> {
             "cannot listen for metrics on {bind} ({e}): choose another metrics.bind or set metrics.enabled = false"
         ))
     })?;
-    tracing::info!(%bind, "metrics on http://{bind}/metrics");
+    // The address bound: with port 0 in `bind`, the one the system chose.
+    let bound = listener.local_addr().unwrap_or(bind);
+    tracing::info!(%bound, "metrics on http://{bound}/metrics");
     tokio::spawn(async move {
         loop {
             let Ok((mut socket, _)) = listener.accept().await else {

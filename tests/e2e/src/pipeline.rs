@@ -11,9 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use apache_avro::types::Value;
-use rdkafka::ClientConfig;
-use rdkafka::Message;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::message::BorrowedMessage;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use schema_registry_converter::async_impl::avro::AvroDecoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 
@@ -32,7 +32,8 @@ pub struct Event {
     pub exact: Value,
 }
 
-fn fields(value: &Value) -> BTreeMap<String, Value> {
+/// A record's fields by name, each field's union unwrapped.
+pub fn fields(value: &Value) -> BTreeMap<String, Value> {
     match value {
         Value::Record(fields) => fields
             .iter()
@@ -106,12 +107,12 @@ pub async fn read_raw(stack: &Stack, topics: &[String], count: usize) -> Vec<Raw
     records
 }
 
-/// Reads `count` records from `topics`, decoding keys and values through the registry by the
-/// schema id each message carries, as a stock Confluent Avro deserializer does.
-pub async fn read_records(stack: &Stack, topics: &[String], count: usize) -> Vec<Record> {
+/// Decodes keys and values through the registry by the schema id each message carries, as a
+/// stock Confluent Avro deserializer does.
+pub async fn decode_records(stack: &Stack, raw: Vec<RawRecord>) -> Vec<Record> {
     let decoder = AvroDecoder::new(SrSettings::new(stack.registry_url.clone()));
     let mut records = Vec::new();
-    for (topic, key, value) in read_raw(stack, topics, count).await {
+    for (topic, key, value) in raw {
         // A truncate event has no key.
         let key = match key {
             None => BTreeMap::new(),
@@ -126,10 +127,14 @@ pub async fn read_records(stack: &Stack, topics: &[String], count: usize) -> Vec
     records
 }
 
-/// Reads `count` Debezium-envelope events from `topics`.
-pub async fn read_events(stack: &Stack, topics: &[String], count: usize) -> Vec<Event> {
-    read_records(stack, topics, count)
-        .await
+/// Reads `count` records from `topics`, decoded (see [`decode_records`]).
+pub async fn read_records(stack: &Stack, topics: &[String], count: usize) -> Vec<Record> {
+    decode_records(stack, read_raw(stack, topics, count).await).await
+}
+
+/// Debezium-envelope events of decoded records.
+pub fn events_of(records: Vec<Record>) -> Vec<Event> {
+    records
         .into_iter()
         .map(|(topic, key, value)| match value {
             None => Event {
@@ -163,8 +168,304 @@ pub async fn read_events(stack: &Stack, topics: &[String], count: usize) -> Vec<
         .collect()
 }
 
+/// Reads `count` Debezium-envelope events from `topics`.
+pub async fn read_events(stack: &Stack, topics: &[String], count: usize) -> Vec<Event> {
+    events_of(read_records(stack, topics, count).await)
+}
+
+// ---- Reading topics to their end: every record, none left unseen ----
+
+/// How long the topics may go without a new record before a wait for them is a hang.
+const STALL: Duration = Duration::from_secs(60);
+
+fn reader(stack: &Stack) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", &stack.kafka_bootstrap)
+        .set("group.id", unique_name("pipeline_reader"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .unwrap()
+}
+
+/// One partition of a topic: its name, number, and low and high watermarks (the high one is
+/// the offset the next record will get).
+pub type PartitionEnd = (String, i32, i64, i64);
+
+/// The partitions of `topics` with their watermarks; a topic not created yet has none. An
+/// error while a new topic's partitions have no leader yet.
+fn partition_ends(
+    consumer: &BaseConsumer,
+    topics: &[String],
+) -> Result<Vec<PartitionEnd>, rdkafka::error::KafkaError> {
+    let mut ends = Vec::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        for found in metadata.topics().iter().filter(|t| t.name() == topic) {
+            for partition in found.partitions() {
+                let (low, high) =
+                    consumer.fetch_watermarks(topic, partition.id(), Duration::from_secs(10))?;
+                ends.push((topic.clone(), partition.id(), low, high));
+            }
+        }
+    }
+    Ok(ends)
+}
+
+/// Waits until `topics` hold at least `count` records past the ends `past` recorded, for as long
+/// as they keep growing; returns their partitions, the low watermarks moved up to `past`.
+fn wait_for_count(
+    consumer: &BaseConsumer,
+    topics: &[String],
+    count: usize,
+    past: &[PartitionEnd],
+) -> Vec<PartitionEnd> {
+    let mut held = 0;
+    let mut stalled_at = Instant::now() + STALL;
+    loop {
+        if let Ok(mut ends) = partition_ends(consumer, topics) {
+            for (topic, partition, low, _) in &mut ends {
+                if let Some((_, _, _, end)) = past
+                    .iter()
+                    .find(|(t, p, _, _)| t == topic && p == partition)
+                {
+                    *low = (*low).max(*end);
+                }
+            }
+            let total: i64 = ends.iter().map(|(_, _, low, high)| high - low).sum();
+            let total = usize::try_from(total).unwrap();
+            if total >= count {
+                return ends;
+            }
+            if total > held {
+                held = total;
+                stalled_at = Instant::now() + STALL;
+            }
+        }
+        assert!(
+            Instant::now() < stalled_at,
+            "{topics:?} hold {held} records, and no more came in {STALL:?}; waited for {count}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every record of the partitions `ends`, from the beginning up to each one's high watermark,
+/// given to `each` in offset order per partition.
+fn read_up_to(
+    consumer: &BaseConsumer,
+    ends: &[PartitionEnd],
+    mut each: impl FnMut(&BorrowedMessage<'_>),
+) {
+    let mut assignment = TopicPartitionList::new();
+    let mut unfinished: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for (topic, partition, low, high) in ends {
+        if high > low {
+            assignment
+                .add_partition_offset(topic, *partition, Offset::Offset(*low))
+                .unwrap();
+            unfinished.insert((topic.clone(), *partition), *high);
+        }
+    }
+    if unfinished.is_empty() {
+        return;
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut stalled_at = Instant::now() + STALL;
+    while !unfinished.is_empty() {
+        assert!(
+            Instant::now() < stalled_at,
+            "reading to the end: nothing came in {STALL:?} from {unfinished:?}"
+        );
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message.unwrap_or_else(|err| panic!("consuming: {err}"));
+        stalled_at = Instant::now() + STALL;
+        let at = (message.topic().to_owned(), message.partition());
+        let Some(high) = unfinished.get(&at) else {
+            continue;
+        };
+        if message.offset() < *high {
+            each(&message);
+        }
+        if message.offset() + 1 >= *high {
+            unfinished.remove(&at);
+        }
+    }
+}
+
+/// Waits until `topics` hold at least `at_least` records, then gives every record they hold at
+/// that moment (the end of every partition: its high watermark) to `each`, undecoded, in
+/// offset order per partition. Blocking: call it from `spawn_blocking`.
+pub fn visit_to_end(
+    stack: &Stack,
+    topics: &[String],
+    at_least: usize,
+    each: impl FnMut(&BorrowedMessage<'_>),
+) {
+    visit_past(stack, topics, &[], at_least, each);
+}
+
+/// Like [`visit_to_end`], for the records past the ends `past` recorded (by [`topic_ends`]).
+pub fn visit_past(
+    stack: &Stack,
+    topics: &[String],
+    past: &[PartitionEnd],
+    at_least: usize,
+    each: impl FnMut(&BorrowedMessage<'_>),
+) {
+    let consumer = reader(stack);
+    let ends = wait_for_count(&consumer, topics, at_least, past);
+    read_up_to(&consumer, &ends, each);
+}
+
+/// Where each partition of `topics` ends now.
+pub async fn topic_ends(stack: &Stack, topics: &[String]) -> Vec<PartitionEnd> {
+    let (stack, topics) = (stack.clone(), topics.to_vec());
+    tokio::task::spawn_blocking(move || partition_ends(&reader(&stack), &topics).unwrap())
+        .await
+        .unwrap()
+}
+
+/// Waits until `topics` hold at least `at_least` records (as long as more keep coming).
+pub async fn wait_for_records(stack: &Stack, topics: &[String], at_least: usize) {
+    let (stack, topics) = (stack.clone(), topics.to_vec());
+    tokio::task::spawn_blocking(move || {
+        wait_for_count(&reader(&stack), &topics, at_least, &[]);
+    })
+    .await
+    .unwrap();
+}
+
+/// Waits until `topics` hold at least `at_least` records, then reads every record they hold
+/// to the end of every partition, undecoded; per partition in offset order.
+pub async fn read_raw_to_end(stack: &Stack, topics: &[String], at_least: usize) -> Vec<RawRecord> {
+    let (stack, topics) = (stack.clone(), topics.to_vec());
+    tokio::task::spawn_blocking(move || {
+        let mut records = Vec::new();
+        visit_to_end(&stack, &topics, at_least, |message| {
+            records.push((
+                message.topic().to_owned(),
+                message.key().map(<[u8]>::to_vec),
+                message.payload().map(<[u8]>::to_vec),
+            ));
+        });
+        records
+    })
+    .await
+    .unwrap()
+}
+
+/// [`read_raw_to_end`], decoded (see [`decode_records`]).
+pub async fn read_records_to_end(stack: &Stack, topics: &[String], at_least: usize) -> Vec<Record> {
+    decode_records(stack, read_raw_to_end(stack, topics, at_least).await).await
+}
+
+/// Reads `topics` to their end again and again until `done` holds for all they hold (60 s at
+/// most): for topics other tests write to as well.
+pub async fn read_records_until(
+    stack: &Stack,
+    topics: &[String],
+    done: impl Fn(&[Record]) -> bool,
+) -> Vec<Record> {
+    let deadline = Instant::now() + STALL;
+    loop {
+        let records = read_records_to_end(stack, topics, 0).await;
+        if done(&records) {
+            return records;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topics:?} never held what was waited for: {records:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Reads `topics` to their end once they hold `count` records, and asserts that they hold
+/// exactly that many: no duplicate, no stray event past the ones expected.
+pub async fn read_records_exactly(stack: &Stack, topics: &[String], count: usize) -> Vec<Record> {
+    let records = read_records_to_end(stack, topics, count).await;
+    assert_exactly(topics, count, &records);
+    records
+}
+
+/// [`read_records_exactly`], as Debezium-envelope events.
+pub async fn read_events_exactly(stack: &Stack, topics: &[String], count: usize) -> Vec<Event> {
+    events_of(read_records_exactly(stack, topics, count).await)
+}
+
+/// Asserts that `records`, all that `topics` hold, are `count`.
+pub fn assert_exactly<T: std::fmt::Debug>(topics: &[String], count: usize, records: &[T]) {
+    if records.len() != count {
+        let shown = &records[..records.len().min(40)];
+        panic!(
+            "{topics:?} hold {} records, not exactly {count}; the first {}: {shown:#?}",
+            records.len(),
+            shown.len()
+        );
+    }
+}
+
+/// Asserts that the records of `topics` past the ends `past` recorded (read to their end once
+/// there are `ids` of them) are keyed by the ids 1 to `ids` (a `long` key field), each once.
+pub async fn assert_each_id_once(
+    stack: &Stack,
+    topics: &[String],
+    past: &[PartitionEnd],
+    ids: usize,
+) {
+    let (stack, topics, past) = (stack.clone(), topics.to_vec(), past.to_vec());
+    let (counts, others) = tokio::task::spawn_blocking(move || {
+        let mut counts = vec![0u32; ids + 1];
+        let mut others = 0usize;
+        visit_past(&stack, &topics, &past, ids, |message| {
+            let id = message
+                .key()
+                .map(long_key_id)
+                .and_then(|id| usize::try_from(id).ok());
+            match id.filter(|id| (1..=ids).contains(id)) {
+                Some(id) => counts[id] += 1,
+                None => others += 1,
+            }
+        });
+        (counts, others)
+    })
+    .await
+    .unwrap();
+    let wrong: Vec<(usize, u32)> = counts
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, count)| **count != 1)
+        .map(|(id, count)| (id, *count))
+        .take(20)
+        .collect();
+    assert!(
+        others == 0 && wrong.is_empty(),
+        "each of ids 1 to {ids} once: {others} records of other keys; (id, times) {wrong:?}"
+    );
+}
+
+/// The id in a key of one `long` field: its zig-zag varint after the 5-byte Confluent header.
+pub fn long_key_id(key: &[u8]) -> i64 {
+    let mut value: u64 = 0;
+    for (i, byte) in key[5..].iter().enumerate() {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            break;
+        }
+    }
+    let value = i64::from_ne_bytes(value.to_ne_bytes());
+    (value >> 1) ^ -(value & 1)
+}
+
 pub struct Sluice {
     child: Child,
+    /// Where its stderr goes, when captured.
+    stderr: Option<PathBuf>,
 }
 
 impl Sluice {
@@ -182,7 +483,42 @@ impl Sluice {
             .stdout(Stdio::null())
             .spawn()
             .expect("sluice starts");
-        Sluice { child }
+        Sluice {
+            child,
+            stderr: None,
+        }
+    }
+
+    /// Like [`Sluice::start`], with what it prints on stderr (at level `log`) kept for
+    /// [`Sluice::wait_for_exit`] and [`Sluice::stderr`].
+    pub fn start_capturing(binary: &str, config: &Path, log: &str) -> Sluice {
+        let path = std::env::temp_dir().join(format!("{}.stderr", unique_name("sluice")));
+        let child = Command::new(binary)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("SLUICE_LOG", log)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&path).unwrap())
+            .spawn()
+            .expect("sluice starts");
+        Sluice {
+            child,
+            stderr: Some(path),
+        }
+    }
+
+    /// What it printed on stderr so far (started with [`Sluice::start_capturing`]).
+    pub fn stderr(&self) -> String {
+        let path = self.stderr.as_ref().expect("started with start_capturing");
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    /// Waits (60 s at most) until the process has stopped by itself; `why` says what stops it.
+    /// Its exit code and what it printed on stderr (started with [`Sluice::start_capturing`]).
+    pub async fn wait_for_exit(&mut self, why: &str) -> (Option<i32>, String) {
+        self.wait_until_stopped(why).await;
+        let status = self.child.wait().unwrap();
+        (status.code(), self.stderr())
     }
 
     /// Waits (60 s at most) until the process has stopped by itself; `why` says what stops it.
@@ -201,11 +537,25 @@ impl Sluice {
 
     /// Takes over a `sluice run` process the test started itself.
     pub fn from_child(child: std::process::Child) -> Sluice {
-        Sluice { child }
+        Sluice {
+            child,
+            stderr: None,
+        }
     }
 
     /// SIGTERM, then the exit status.
     pub fn stop(mut self) -> std::process::ExitStatus {
+        self.terminate()
+    }
+
+    /// SIGTERM, then the exit status and what it printed on stderr (started with
+    /// [`Sluice::start_capturing`]).
+    pub fn stop_with_stderr(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.terminate();
+        (status, self.stderr())
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -225,6 +575,13 @@ impl Sluice {
 impl Drop for Sluice {
     fn drop(&mut self) {
         let _ = self.child.kill();
+        if let Some(path) = &self.stderr {
+            if std::thread::panicking() {
+                eprintln!("sluice's stderr is in {}", path.display());
+            } else {
+                let _ = std::fs::remove_file(path);
+            }
+        }
     }
 }
 
@@ -308,6 +665,29 @@ pub async fn create_filled_table(
     ))
     .await
     .unwrap();
+}
+
+/// Creates hstore and citext in `public` unless they exist (and keeps them: others use them).
+pub async fn create_extensions(stack: &Stack) {
+    let admin = stack.pg_connect("postgres").await;
+    for extension in ["hstore", "citext"] {
+        let created = admin
+            .batch_execute(&format!(
+                "CREATE EXTENSION IF NOT EXISTS {extension} SCHEMA public"
+            ))
+            .await;
+        // Another test creating it at the same moment is as good.
+        if let Err(err) = created {
+            let exists = admin
+                .query_opt(
+                    "SELECT 1 FROM pg_extension WHERE extname = $1",
+                    &[&extension],
+                )
+                .await
+                .unwrap();
+            assert!(exists.is_some(), "CREATE EXTENSION {extension}: {err}");
+        }
+    }
 }
 
 /// Waits (30 s at most) until sluice streams from `slot`: its walsender has left startup.

@@ -1,62 +1,242 @@
-//! sluice killed with SIGKILL, again and again, at random points (during the snapshot, mid
-//! stream, between produce and ack) while a writer keeps committing. After each kill the
-//! slot's confirmed position must not have passed a transaction whose events are not in
-//! Kafka; after the last restart, replaying the topic must give exactly the table PostgreSQL
-//! holds. Duplicates are allowed (at-least-once) and reported.
+//! sluice killed with SIGKILL, again and again, while a writer keeps committing: twice in the
+//! middle of the snapshot (its copy held back by a proxy after some rows), twice soon after
+//! starting, then at random points while streaming. After each kill, every event in Kafka must
+//! carry values the row really had, each key's events must follow the row's history without
+//! skipping a change (a replay after a restart may repeat some: at-least-once, counted and
+//! reported), and the slot's confirmed position must not have passed a transaction whose
+//! changes are not in Kafka. After the last restart, replaying the topic must give exactly the
+//! table PostgreSQL holds, value for value.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use apache_avro::types::Value;
-use schema_registry_converter::async_impl::avro::AvroDecoder;
-use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use sluice_e2e::pipeline::{
+    Event, decode_records, events_of, read_raw_to_end, snapshot_phase, wait_for_records,
+    wait_until_streaming,
+};
+use sluice_e2e::proxy::PgProxy;
 use sluice_e2e::{Stack, unique_name};
-use sluice_kafka::KafkaConfig;
+use sluice_pipeline::state::SnapshotPhase;
 
 const KILLS: u32 = 20;
+/// Kills while the snapshot's copy is held back, then kills soon after starting.
+const MID_SNAPSHOT_KILLS: u32 = 2;
+const EARLY_KILLS: u32 = 2;
 const INITIAL_ROWS: i64 = 3000;
+/// The snapshot's copier: after the catalog's, the replication and the planner's connection.
+const COPIER_CONNECTION: usize = 4;
 
-/// A committed writer transaction: the id it inserted, the id it deleted (if any), and the
-/// WAL position read right after its commit (at or past its commit's end).
+/// One writer transaction, in commit order: the row it inserted, the row it updated, the row
+/// it deleted (if any), and the WAL position read right after its commit (at or past its
+/// commit's end; `None` until read).
 #[derive(Debug, Clone)]
-struct Committed {
+struct Transaction {
     inserted: i64,
-    lsn_after: u64,
+    updated: i64,
+    deleted: Option<i64>,
+    lsn_after: Option<u64>,
+}
+
+/// A version of a row: its values, or gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Version {
+    Row { v: i64, pad: String },
+    Deleted,
+}
+
+/// Each row's versions in order, and what each transaction made: (row, version index).
+struct History {
+    rows: HashMap<i64, Vec<Version>>,
+    made: Vec<Vec<(i64, usize)>>,
+}
+
+impl History {
+    fn of(transactions: &[Transaction]) -> History {
+        let mut rows: HashMap<i64, Vec<Version>> = (1..=INITIAL_ROWS)
+            .map(|id| {
+                let initial = Version::Row {
+                    v: 0,
+                    pad: "p".repeat(100),
+                };
+                (id, vec![initial])
+            })
+            .collect();
+        let mut made = Vec::new();
+        for transaction in transactions {
+            let mut changes = Vec::new();
+            let new = Version::Row {
+                v: 0,
+                pad: "new".to_owned(),
+            };
+            rows.insert(transaction.inserted, vec![new]);
+            changes.push((transaction.inserted, 0));
+            let versions = rows.get_mut(&transaction.updated).unwrap();
+            if let Some(Version::Row { v, pad }) = versions.last().cloned() {
+                versions.push(Version::Row { v: v + 1, pad });
+                changes.push((transaction.updated, versions.len() - 1));
+            }
+            if let Some(id) = transaction.deleted {
+                // A row already deleted: the DELETE finds nothing.
+                let versions = rows.get_mut(&id).unwrap();
+                if versions.last() != Some(&Version::Deleted) {
+                    versions.push(Version::Deleted);
+                    changes.push((id, versions.len() - 1));
+                }
+            }
+            made.push(changes);
+        }
+        History { rows, made }
+    }
+}
+
+/// What a check of the topic found.
+#[derive(Default)]
+struct Check {
+    violations: Vec<String>,
+    /// Events that repeat one the key already had (op and version).
+    duplicates: usize,
+    /// Per row, the latest version its events reached.
+    reached: HashMap<i64, usize>,
+}
+
+fn long(value: &Value) -> Option<i64> {
+    match value {
+        Value::Long(n) => Some(*n),
+        _ => None,
+    }
+}
+
+/// The row version an `r`, `c` or `u` event's `after` holds.
+fn version_of(id: i64, after: Option<&BTreeMap<String, Value>>) -> Result<Version, String> {
+    let after = after.ok_or("no after")?;
+    match (&after["id"], &after["v"], &after["pad"]) {
+        (Value::Long(row), Value::Long(v), Value::String(pad)) if *row == id => Ok(Version::Row {
+            v: *v,
+            pad: pad.clone(),
+        }),
+        _ => Err(format!("after {after:?}")),
+    }
+}
+
+/// Checks every event of the topic (each key's in its partition's order) against the rows'
+/// histories.
+fn check_events(events: &[Event], history: &History) -> Check {
+    let mut check = Check::default();
+    // Per row: the op and version of its previous event, and the (op, version)s seen.
+    let mut previous: HashMap<i64, (Option<String>, usize)> = HashMap::new();
+    let mut seen: HashSet<(i64, Option<String>, usize)> = HashSet::new();
+    for event in events {
+        let Some(id) = event.key.get("id").and_then(long) else {
+            check
+                .violations
+                .push(format!("an event without a long id key: {event:?}"));
+            continue;
+        };
+        let Some(versions) = history.rows.get(&id) else {
+            check
+                .violations
+                .push(format!("row {id} was never written: {event:?}"));
+            continue;
+        };
+        let position = |version: &Version| versions.iter().position(|v| v == version);
+        let last = previous.get(&id).cloned();
+        let index = match event.op.as_deref() {
+            Some(op @ ("r" | "c" | "u")) => match version_of(id, event.after.as_ref()) {
+                Ok(version) => position(&version).filter(|i| op != "c" || *i == 0),
+                Err(err) => {
+                    check
+                        .violations
+                        .push(format!("row {id}: {op} event with {err}"));
+                    continue;
+                }
+            },
+            Some("d") => {
+                let key_only = event.before.as_ref().is_some_and(|before| {
+                    long(&before["id"]) == Some(id)
+                        && before["v"] == Value::Null
+                        && before["pad"] == Value::Null
+                });
+                if !key_only {
+                    check
+                        .violations
+                        .push(format!("row {id}: delete's before {:?}", event.before));
+                }
+                position(&Version::Deleted)
+            }
+            // A delete's tombstone, or one a retaken snapshot sends for a row gone since.
+            None => match &last {
+                Some((Some(op), index)) if op == "d" => Some(*index),
+                _ => position(&Version::Deleted),
+            },
+            Some(op) => {
+                check.violations.push(format!("row {id}: op {op}"));
+                continue;
+            }
+        };
+        let Some(index) = index else {
+            check.violations.push(format!(
+                "row {id}: {:?} event with values it never had: {event:?}; its history {versions:?}",
+                event.op
+            ));
+            continue;
+        };
+        // A change streamed comes right after the version before it (or repeats an earlier
+        // one, replayed after a restart); a snapshot's row may be any version.
+        let streamed = matches!(event.op.as_deref(), Some("c" | "u" | "d"));
+        let follows = match &last {
+            Some((_, before)) => index <= before + 1,
+            None => index == 0,
+        };
+        if streamed && !follows {
+            check.violations.push(format!(
+                "row {id}: version {index} ({:?}) follows {last:?}: a change was skipped",
+                event.op
+            ));
+        }
+        if !seen.insert((id, event.op.clone(), index)) {
+            check.duplicates += 1;
+        }
+        let reached = check.reached.entry(id).or_insert(index);
+        *reached = (*reached).max(index);
+        previous.insert(id, (event.op.clone(), index));
+    }
+    check
+}
+
+/// Every event of `topic`, decoded, each key's in its order.
+async fn events_in(stack: &Stack, topic: &str) -> Vec<Event> {
+    let raw = read_raw_to_end(stack, &[topic.to_owned()], 0).await;
+    events_of(decode_records(stack, raw).await)
+}
+
+/// The table a replay of `events` gives: the rows alive at the end, with their values.
+fn replay(events: &[Event]) -> BTreeMap<i64, Version> {
+    let mut rows = BTreeMap::new();
+    for event in events {
+        let Some(id) = event.key.get("id").and_then(long) else {
+            continue;
+        };
+        match event.op.as_deref() {
+            Some("r" | "c" | "u") => {
+                if let Ok(version) = version_of(id, event.after.as_ref()) {
+                    rows.insert(id, version);
+                }
+            }
+            _ => {
+                rows.remove(&id);
+            }
+        }
+    }
+    rows
 }
 
 fn parse_lsn(text: &str) -> u64 {
     let (high, low) = text.split_once('/').unwrap();
     (u64::from_str_radix(high, 16).unwrap() << 32) | u64::from_str_radix(low, 16).unwrap()
-}
-
-/// The id in a key: one long field, zig-zag varint after the 5-byte Confluent header.
-fn key_id(key: &[u8]) -> i64 {
-    let mut value: u64 = 0;
-    for (i, byte) in key[5..].iter().enumerate() {
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            break;
-        }
-    }
-    let value = i64::from_ne_bytes(value.to_ne_bytes());
-    (value >> 1) ^ -(value & 1)
-}
-
-fn kafka_config(stack: &Stack) -> KafkaConfig {
-    KafkaConfig {
-        bootstrap_servers: stack.kafka_bootstrap.clone(),
-        ..KafkaConfig::default()
-    }
-}
-
-fn ids_in_kafka(stack: &Stack, topic: &str) -> Vec<(i64, Option<Vec<u8>>)> {
-    sluice_kafka::read_to_end(&kafka_config(stack), topic, Duration::from_secs(60))
-        .unwrap()
-        .into_iter()
-        .filter_map(|(key, value)| key.map(|k| (key_id(&k), value)))
-        .collect()
 }
 
 fn spawn_sluice(config: &std::path::Path) -> Child {
@@ -89,6 +269,50 @@ impl Lcg {
     }
 }
 
+/// The writer: a transaction every few milliseconds until `stop`, each recorded in
+/// `transactions` before it commits (so that no event in Kafka is of a transaction the test
+/// does not know) and given its WAL position after.
+async fn writer(
+    stack: &Stack,
+    schema: String,
+    transactions: Arc<Mutex<Vec<Transaction>>>,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let client = stack.pg_connect("sluice").await;
+    tokio::spawn(async move {
+        let mut next = INITIAL_ROWS + 1;
+        while !stop.load(Ordering::Relaxed) {
+            let deleted = (next % 5 == 0).then_some(next % INITIAL_ROWS + 1);
+            transactions.lock().unwrap().push(Transaction {
+                inserted: next,
+                updated: next - 1,
+                deleted,
+                lsn_after: None,
+            });
+            client
+                .batch_execute(&format!(
+                    "BEGIN;
+                     INSERT INTO {schema}.t VALUES ({next}, 0, 'new');
+                     UPDATE {schema}.t SET v = v + 1 WHERE id = {};
+                     DELETE FROM {schema}.t WHERE id = {};
+                     COMMIT;",
+                    next - 1,
+                    deleted.unwrap_or(0)
+                ))
+                .await
+                .unwrap();
+            let lsn: String = client
+                .query_one("SELECT pg_current_wal_lsn()::text", &[])
+                .await
+                .unwrap()
+                .get(0);
+            transactions.lock().unwrap().last_mut().unwrap().lsn_after = Some(parse_lsn(&lsn));
+            next += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_at_random_points_loses_nothing_and_confirms_nothing_unwritten() {
     let stack = Stack::from_env();
@@ -105,6 +329,8 @@ async fn sigkill_at_random_points_loses_nothing_and_confirms_nothing_unwritten()
     .await
     .unwrap();
     let topic = format!("{prefix}.{schema}.t");
+    // Through a proxy, which can hold the snapshot's copy back after some rows.
+    let proxy = PgProxy::start(stack.pg_port);
     let config = std::env::temp_dir().join(format!("{prefix}.toml"));
     std::fs::write(
         &config,
@@ -112,70 +338,55 @@ async fn sigkill_at_random_points_loses_nothing_and_confirms_nothing_unwritten()
             "[postgres]\nport = {}\ndatabase = \"{}\"\nuser = \"sluice\"\npassword = \"sluice\"\nsslmode = \"disable\"\n\
              [replication]\nslot = \"{slot}\"\npublication = \"{publication}\"\n\
              [tables]\ninclude = [\"{schema}.t\"]\n\
+             [snapshot]\nparallelism = 1\n\
              [kafka]\nbootstrap_servers = \"{}\"\ntopic_prefix = \"{prefix}\"\npartitions = 3\n\
              [registry]\nurl = \"{}\"\n[metrics]\nenabled = false\n",
-            stack.pg_port, stack.pg_database, stack.kafka_bootstrap, stack.registry_url
+            proxy.port, stack.pg_database, stack.kafka_bootstrap, stack.registry_url
         ),
     )
     .unwrap();
 
-    // The writer: a transaction every few milliseconds, until told to stop.
-    let committed: Arc<Mutex<Vec<Committed>>> = Arc::default();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let (committed, stop, schema) = (Arc::clone(&committed), Arc::clone(&stop), schema.clone());
-        let client = stack.pg_connect("sluice").await;
-        tokio::spawn(async move {
-            let mut next = INITIAL_ROWS + 1;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let delete = if next % 5 == 0 {
-                    next % INITIAL_ROWS + 1
-                } else {
-                    0
-                };
-                client
-                    .batch_execute(&format!(
-                        "BEGIN;
-                         INSERT INTO {schema}.t VALUES ({next}, 0, 'new');
-                         UPDATE {schema}.t SET v = v + 1 WHERE id = {};
-                         DELETE FROM {schema}.t WHERE id = {delete};
-                         COMMIT;",
-                        next - 1
-                    ))
-                    .await
-                    .unwrap();
-                let lsn: String = client
-                    .query_one("SELECT pg_current_wal_lsn()::text", &[])
-                    .await
-                    .unwrap()
-                    .get(0);
-                committed.lock().unwrap().push(Committed {
-                    inserted: next,
-                    lsn_after: parse_lsn(&lsn),
-                });
-                next += 1;
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-    };
+    let transactions: Arc<Mutex<Vec<Transaction>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = writer(
+        &stack,
+        schema.clone(),
+        Arc::clone(&transactions),
+        Arc::clone(&stop),
+    )
+    .await;
 
     let mut random = Lcg(0x5eed);
     let mut violations = Vec::new();
-    let mut checked_kills = 0;
+    let mut duplicates = 0;
     for kill in 0..KILLS {
-        let child = spawn_sluice(&config);
-        // The first kills come early, inside the snapshot; later ones mid-stream.
-        let wait = if kill < 6 {
-            random.next_in(50, 600)
+        proxy.reset();
+        let held = kill < MID_SNAPSHOT_KILLS;
+        let mut before = 0;
+        if held {
+            // The copy gets 64 KiB (some 500 rows of the 3000) and then nothing more.
+            proxy.hold(COPIER_CONNECTION, 64 * 1024);
+            before = read_raw_to_end(&stack, std::slice::from_ref(&topic), 0)
+                .await
+                .len();
+        }
+        let mut child = spawn_sluice(&config);
+        let when = if held {
+            wait_for_records(&stack, std::slice::from_ref(&topic), before + 100).await;
+            "with its snapshot's copy held back".to_owned()
+        } else if kill < MID_SNAPSHOT_KILLS + EARLY_KILLS {
+            let wait = random.next_in(20, 400);
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            format!("{wait} ms after starting")
         } else {
-            random.next_in(300, 2500)
+            wait_until_streaming(&sql, &slot).await;
+            let wait = random.next_in(0, 1500);
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            format!("{wait} ms into streaming")
         };
-        tokio::time::sleep(Duration::from_millis(wait)).await;
         signal(&child, "-KILL");
-        let mut child = child;
         child.wait().unwrap();
 
-        // What the slot says is durable must be in Kafka.
         let confirmed: Option<String> = sql
             .query_opt(
                 "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
@@ -184,138 +395,122 @@ async fn sigkill_at_random_points_loses_nothing_and_confirms_nothing_unwritten()
             .await
             .unwrap()
             .and_then(|row| row.get(0));
+        let phase = snapshot_phase(&stack, &prefix, &slot).await;
+        eprintln!("kill {kill} {when}: confirmed {confirmed:?}, snapshot {phase:?}");
+        if held {
+            assert_eq!(
+                phase,
+                Some(SnapshotPhase::Started),
+                "kill {kill}: mid-snapshot"
+            );
+        } else if kill >= MID_SNAPSHOT_KILLS + EARLY_KILLS {
+            assert_eq!(
+                phase,
+                Some(SnapshotPhase::Complete),
+                "kill {kill}: streaming"
+            );
+        }
+
+        // Every event so far carries true values, in each row's order.
+        let events = events_in(&stack, &topic).await;
+        let done = transactions.lock().unwrap().clone();
+        let history = History::of(&done);
+        let check = check_events(&events, &history);
+        eprintln!(
+            "kill {kill}: {} events, {} duplicates so far",
+            events.len(),
+            check.duplicates
+        );
+        violations.extend(check.violations.iter().map(|v| format!("kill {kill}: {v}")));
+        duplicates = check.duplicates;
+
+        // What the slot says is durable is in Kafka. A slot whose snapshot is not recorded
+        // complete is one sluice drops on its next start (the snapshot is taken again from a
+        // new slot): sluice confirmed nothing on it.
         let Some(confirmed) = confirmed.map(|c| parse_lsn(&c)) else {
             continue;
         };
-        // A slot whose snapshot is not recorded complete is one sluice drops on its next start
-        // (the snapshot is taken again from a new slot): PostgreSQL set its position when it
-        // was created, at the snapshot point, and sluice confirmed nothing on it.
-        let phase = sluice_e2e::pipeline::snapshot_phase(&stack, &prefix, &slot).await;
-        eprintln!("kill {kill} after {wait} ms: confirmed {confirmed:X}, snapshot {phase:?}");
-        if phase != Some(sluice_pipeline::state::SnapshotPhase::Complete) {
+        if phase != Some(SnapshotPhase::Complete) {
             continue;
         }
-        checked_kills += 1;
-        let in_kafka: BTreeSet<i64> = tokio::task::spawn_blocking({
-            let (stack, topic) = (Stack::from_env(), topic.clone());
-            move || {
-                ids_in_kafka(&stack, &topic)
-                    .into_iter()
-                    .map(|(id, _)| id)
-                    .collect()
+        for (transaction, made) in done.iter().zip(&history.made) {
+            if transaction.lsn_after.is_none_or(|lsn| lsn > confirmed) {
+                continue;
             }
-        })
-        .await
-        .unwrap();
-        let done = committed.lock().unwrap().clone();
-        for transaction in done.iter().filter(|t| t.lsn_after <= confirmed) {
-            if !in_kafka.contains(&transaction.inserted) {
-                violations.push(format!(
-                    "kill {kill}: slot confirmed {confirmed:X} past transaction inserting {} (ended by {:X}), not in Kafka",
-                    transaction.inserted, transaction.lsn_after
-                ));
+            for (id, index) in made {
+                // A row deleted before the snapshot read it needs no event.
+                let gone = history.rows[id][*index] == Version::Deleted;
+                let reached = check.reached.get(id);
+                if !(gone && reached.is_none()) && reached.is_none_or(|reached| reached < index) {
+                    violations.push(format!(
+                        "kill {kill}: slot confirmed {confirmed:X} past {transaction:?}, but row {id}'s version {index} is not in Kafka"
+                    ));
+                }
             }
         }
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     writer.await.unwrap();
     assert!(violations.is_empty(), "{violations:#?}");
-    // Most kills come mid-stream, after the snapshot completed: those must have been checked.
-    assert!(
-        checked_kills >= KILLS / 2,
-        "only {checked_kills} of {KILLS} kills found the snapshot complete"
-    );
 
-    // The last run: everything committed arrives; then a clean stop.
-    let child = spawn_sluice(&config);
-    let expected: BTreeSet<i64> = sql
-        .query(&format!("SELECT id FROM {schema}.t"), &[])
+    // The last run: everything committed arrives; then a clean stop, after which the topic
+    // holds the table exactly.
+    proxy.reset();
+    let mut child = spawn_sluice(&config);
+    let expected: BTreeMap<i64, Version> = sql
+        .query(&format!("SELECT id, v, pad FROM {schema}.t"), &[])
         .await
         .unwrap()
         .iter()
-        .map(|row| row.get(0))
-        .collect();
-    let last_insert = committed
-        .lock()
-        .unwrap()
-        .last()
-        .map(|t| t.inserted)
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let records = tokio::task::spawn_blocking({
-            let (stack, topic) = (Stack::from_env(), topic.clone());
-            move || ids_in_kafka(&stack, &topic)
+        .map(|row| {
+            let version = Version::Row {
+                v: row.get(1),
+                pad: row.get(2),
+            };
+            (row.get(0), version)
         })
-        .await
-        .unwrap();
-        if records.iter().any(|(id, _)| *id == last_insert) {
-            break;
-        }
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut replayed = BTreeMap::new();
+    while replayed != expected {
         assert!(
             Instant::now() < deadline,
-            "the last insert ({last_insert}) never reached Kafka"
+            "the topic never replayed into the table: {}",
+            difference(&expected, &replayed)
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
+        replayed = replay(&events_in(&stack, &topic).await);
     }
-    // Let the final events (deletes after the last insert) arrive too.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let records = tokio::task::spawn_blocking({
-        let (stack, topic) = (Stack::from_env(), topic.clone());
-        move || ids_in_kafka(&stack, &topic)
-    })
-    .await
-    .unwrap();
     signal(&child, "-TERM");
-    let mut child = child;
     assert!(child.wait().unwrap().success(), "sluice exits 0 on SIGTERM");
-
-    // Replay the topic: per key, the last event decides.
-    let decoder = AvroDecoder::new(SrSettings::new(stack.registry_url.clone()));
-    let mut live: BTreeMap<i64, bool> = BTreeMap::new();
-    let mut seen: HashMap<(i64, String), u32> = HashMap::new();
-    for (id, value) in &records {
-        let Some(value) = value else {
-            live.insert(*id, false);
-            continue;
-        };
-        let decoded = decoder.decode(Some(value)).await.unwrap();
-        let Value::Record(fields) = decoded.value else {
-            panic!()
-        };
-        let op = fields
-            .iter()
-            .find(|(name, _)| name == "op")
-            .map(|(_, v)| match v {
-                Value::String(op) => op.clone(),
-                other => panic!("{other:?}"),
-            })
-            .unwrap();
-        *seen.entry((*id, op.clone())).or_default() += 1;
-        live.insert(*id, op != "d");
-    }
-    let in_kafka: BTreeSet<i64> = live
-        .iter()
-        .filter(|(_, alive)| **alive)
-        .map(|(id, _)| *id)
-        .collect();
-    let missing: Vec<_> = expected.difference(&in_kafka).collect();
-    let extra: Vec<_> = in_kafka.difference(&expected).collect();
-    let duplicates: u32 = seen.values().map(|n| n - 1).sum();
+    let events = events_in(&stack, &topic).await;
+    let history = History::of(&transactions.lock().unwrap());
+    let check = check_events(&events, &history);
+    assert!(check.violations.is_empty(), "{:#?}", check.violations);
+    let replayed = replay(&events);
+    assert!(replayed == expected, "{}", difference(&expected, &replayed));
     eprintln!(
-        "crash test: {KILLS} kills, {} records in Kafka, {} rows in PostgreSQL, {duplicates} duplicate events",
-        records.len(),
-        expected.len()
-    );
-    assert!(
-        missing.is_empty(),
-        "rows in PostgreSQL but not in Kafka: {missing:?}"
-    );
-    assert!(
-        extra.is_empty(),
-        "rows deleted in PostgreSQL but alive in Kafka: {extra:?}"
+        "crash test: {KILLS} kills, {} events in Kafka, {} rows in PostgreSQL, {} duplicate events ({duplicates} before the last run)",
+        events.len(),
+        expected.len(),
+        check.duplicates,
     );
     sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
         .await
         .ok();
+}
+
+/// The rows that differ between what PostgreSQL holds and a replay of the topic.
+fn difference(expected: &BTreeMap<i64, Version>, replayed: &BTreeMap<i64, Version>) -> String {
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|(id, version)| replayed.get(id) != Some(version))
+        .take(20)
+        .collect();
+    let extra: Vec<_> = replayed
+        .iter()
+        .filter(|(id, _)| !expected.contains_key(id))
+        .take(20)
+        .collect();
+    format!("in PostgreSQL, not so in Kafka: {missing:?}; alive in Kafka only: {extra:?}")
 }

@@ -5,8 +5,14 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use apache_avro::types::Value;
+use schema_registry_converter::async_impl::schema_registry::{
+    SrSettings, get_schema_by_subject_and_version,
+};
 use sluice_e2e::pipeline::{
-    self, Sluice, read_records, slot_exists, wait_until_streaming, write_config,
+    self, Sluice, assert_exactly, decode_records, events_of, read_events_exactly, read_raw_to_end,
+    read_records, slot_exists, stop_and_drop_slot, wait_for_records, wait_until_streaming,
+    write_config,
 };
 use sluice_e2e::{ScratchPg, Stack, stack_env, unique_name};
 
@@ -116,7 +122,8 @@ async fn a_publication_dropped_while_running_stops_sluice_without_confirming_pas
     let stack = Stack::from_env();
     let (config, schema, slot) = config_with(&stack, |c| c).await;
     let sql = stack.pg_connect("sluice").await;
-    let mut sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
+    let binary = env!("CARGO_BIN_EXE_sluice-cli");
+    let mut sluice = Sluice::start_capturing(binary, &config, "error");
     wait_until_streaming(&sql, &slot).await;
     let publication: String = sql
         .query_one(
@@ -132,17 +139,57 @@ async fn a_publication_dropped_while_running_stops_sluice_without_confirming_pas
     .await
     .unwrap();
     let after_insert = pipeline::current_wal_lsn(&sql).await;
-    sluice.wait_until_stopped("its publication is gone").await;
+    let (code, stderr) = sluice.wait_for_exit("its publication is gone").await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_names(&stderr, &[&publication, "does not exist"]);
     assert!(
         pipeline::confirmed_below(&sql, &slot, &after_insert).await,
         "the slot was not confirmed past the undelivered insert"
     );
+
+    // The slot cannot decode that insert with any publication created later (pgoutput looks
+    // the publication up as of the change): a restart meets the same error, and names the way
+    // back.
     let (code, stderr) = run_until_exit(&config, Duration::from_secs(60));
-    // On restart the publication is created again: the change then arrives.
-    let _ = (code, stderr);
-    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
-        .await
-        .ok();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_names(
+        &stderr,
+        &[
+            &publication,
+            "does not exist",
+            "drop the slot (sluice teardown)",
+        ],
+    );
+    assert!(pipeline::confirmed_below(&sql, &slot, &after_insert).await);
+
+    // That way back: a teardown, and a run that takes a new snapshot: the row arrives, once.
+    let teardown = Command::new(binary)
+        .args(["teardown", "--yes", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(teardown.status.success(), "{teardown:?}");
+    let sluice = Sluice::start_capturing(binary, &config, "error");
+    let topic = [format!("{}.{schema}.t", prefix_of(&config))];
+    wait_for_records(&stack, &topic, 1).await;
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+    let events = read_events_exactly(&stack, &topic, 1).await;
+    assert_eq!(
+        (events[0].op.as_deref(), &events[0].key["id"]),
+        (Some("r"), &Value::Int(1))
+    );
+}
+
+/// The `topic_prefix` of a configuration file.
+fn prefix_of(config: &Path) -> String {
+    std::fs::read_to_string(config)
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("topic_prefix = \"")
+                .map(|p| p.trim_end_matches('"').to_owned())
+        })
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -155,14 +202,7 @@ async fn a_schema_change_the_registry_rejects_stops_sluice_naming_subject_and_ch
     ))
     .await
     .unwrap();
-    let prefix = std::fs::read_to_string(&config)
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("topic_prefix = \"")
-                .map(|p| p.trim_end_matches('"').to_owned())
-        })
-        .unwrap();
+    let prefix = prefix_of(&config);
     let mut sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
     read_records(&stack, &[format!("{prefix}.{schema}.t")], 1).await;
     // A text column becoming an integer: BACKWARD compatibility refuses the new schema.
@@ -184,11 +224,28 @@ async fn a_schema_change_the_registry_rejects_stops_sluice_naming_subject_and_ch
             "topic_prefix",
         ],
     );
-    let records = read_records(&stack, &[format!("{prefix}.{schema}.t")], 1).await;
+    // The topic holds the first row only, written with the subject's one version: the refused
+    // shape was never registered, and nothing was written with it or past it.
+    let topic = [format!("{prefix}.{schema}.t")];
+    let raw = read_raw_to_end(&stack, &topic, 1).await;
+    assert_exactly(&topic, 1, &raw);
+    let subject = format!("{}-value", topic[0]);
+    let latest = get_schema_by_subject_and_version(
+        &SrSettings::new(stack.registry_url.clone()),
+        &subject,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(latest.version, Some(1), "{subject}: {}", latest.schema);
+    let (_, _, value) = &raw[0];
+    let schema_id = u32::from_be_bytes(value.as_ref().unwrap()[1..5].try_into().unwrap());
+    assert_eq!(schema_id, latest.id, "written with the accepted version");
+    let events = events_of(decode_records(&stack, raw).await);
+    let after = events[0].after.as_ref().unwrap();
     assert_eq!(
-        records.len(),
-        1,
-        "nothing of the refused version was produced"
+        (&events[0].key["id"], &after["v"]),
+        (&Value::Int(1), &Value::String("x".into()))
     );
     sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
         .await
@@ -234,7 +291,7 @@ fn check_failures(config: &Path) -> (Option<i32>, Vec<String>) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_without_logical_wal_level_is_named_by_run_and_check() {
     let stack = Stack::from_env();
-    let scratch = ScratchPg::up("errors_wal_replica", 15440, &["wal_level=replica"]);
+    let scratch = ScratchPg::up("errors_wal_replica", &["wal_level=replica"]);
     let sql = stack.pg_connect_port(scratch.port, "sluice").await;
     sql.batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
         .await
@@ -265,7 +322,7 @@ async fn a_server_without_logical_wal_level_is_named_by_run_and_check() {
 async fn an_invalidated_slot_is_named_with_the_way_back() {
     let stack = Stack::from_env();
     // A slot may hold back at most 1 MB of WAL: a little writing while sluice is away loses it.
-    let scratch = ScratchPg::up("errors_invalidated", 15441, &["max_slot_wal_keep_size=1"]);
+    let scratch = ScratchPg::up("errors_invalidated", &["max_slot_wal_keep_size=1"]);
     let sql = stack.pg_connect_port(scratch.port, "sluice").await;
     sql.batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
         .await

@@ -175,6 +175,9 @@ async fn a_large_snapshot_runs_in_memory_that_does_not_grow_with_the_table() {
     let peak_mib = sluice.peak_rss_kib().unwrap() / 1024;
     eprintln!("peak RSS {peak_mib} MiB for a snapshot of {SNAPSHOT_ROWS} rows");
     sluice_e2e::pipeline::stop_and_drop_slot(sluice, &sql, &slot).await;
+    let topic = [format!("{prefix}.{schema}.t")];
+    let rows = usize::try_from(SNAPSHOT_ROWS).unwrap();
+    sluice_e2e::pipeline::assert_each_id_once(&stack, &topic, &[], rows).await;
     sql.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .await
         .unwrap();

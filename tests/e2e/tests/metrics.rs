@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use sluice_e2e::pipeline::{Sluice, read_records, stop_and_drop_slot, write_config};
+use sluice_e2e::pipeline::{Sluice, read_records_exactly, stop_and_drop_slot, write_config};
 use sluice_e2e::{Stack, unique_name};
 
 /// `GET path` on 127.0.0.1:`port`: the status code and body.
@@ -27,12 +27,19 @@ fn sample(text: &str, series: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The port sluice's metrics endpoint listens on, from its log line (60 s at most).
+async fn metrics_port(sluice: &Sluice) -> u16 {
+    const SAID: &str = "metrics on http://127.0.0.1:";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stderr = sluice.stderr();
+        if let Some((_, rest)) = stderr.split_once(SAID) {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            return digits.parse().unwrap();
+        }
+        assert!(Instant::now() < deadline, "sluice said where: {stderr}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -48,14 +55,15 @@ async fn the_metrics_endpoint_reports_events_lsns_and_readiness() {
     ))
     .await
     .unwrap();
-    let port = free_port();
     let config = write_config(&stack, &prefix, &slot, &unique_name("metrics_pub"), &schema);
+    // Port 0: the system chooses a free one, and sluice says which.
     let text = std::fs::read_to_string(&config).unwrap().replace(
         "[metrics]\nenabled = false",
-        &format!("[metrics]\nbind = \"127.0.0.1:{port}\""),
+        "[metrics]\nbind = \"127.0.0.1:0\"",
     );
     std::fs::write(&config, text).unwrap();
-    let sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
+    let sluice = Sluice::start_capturing(env!("CARGO_BIN_EXE_sluice-cli"), &config, "info");
+    let port = metrics_port(&sluice).await;
 
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -87,7 +95,7 @@ async fn the_metrics_endpoint_reports_events_lsns_and_readiness() {
     ))
     .await
     .unwrap();
-    read_records(&stack, &[format!("{prefix}.{schema}.t")], 2 + 3 + 2).await;
+    read_records_exactly(&stack, &[format!("{prefix}.{schema}.t")], 2 + 3 + 2).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let after = loop {
         let (_, after) = get(port, "/metrics").unwrap();

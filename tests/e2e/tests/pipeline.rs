@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 
 use apache_avro::types::Value;
 use sluice_e2e::pipeline::{
-    Event, Sluice, current_wal_lsn, read_events, read_raw, read_records, slot_exists,
-    stop_and_drop_slot, wait_until_confirmed, wait_until_streaming, write_config,
+    Event, Record, Sluice, assert_exactly, current_wal_lsn, decode_records, read_events,
+    read_events_exactly, read_raw_to_end, read_records, read_records_exactly, read_records_to_end,
+    read_records_until, slot_exists, stop_and_drop_slot, wait_for_records, wait_until_confirmed,
+    wait_until_streaming, write_config,
 };
 use sluice_e2e::{Stack, unique_name};
 
@@ -82,7 +84,12 @@ async fn snapshot_then_stream_arrive_in_kafka_exactly_once_each_and_in_key_order
     .await
     .unwrap();
     // 4 snapshot + insert + update + (delete + tombstone) + key change (delete + tombstone + create).
-    let all = read_events(&stack, &topics, 4 + 1 + 1 + 2 + 3).await;
+    let count = 4 + 1 + 1 + 2 + 3;
+    wait_for_records(&stack, &topics, count).await;
+    // Stopped, sluice has produced all it ever will: the topics hold these events and no more.
+    let status = sluice.stop();
+    assert!(status.success(), "sluice exits 0 on SIGTERM: {status:?}");
+    let all = read_events_exactly(&stack, &topics, count).await;
     let live: Vec<&Event> = all
         .iter()
         .filter(|e| e.op.as_deref() != Some("r"))
@@ -126,9 +133,6 @@ async fn snapshot_then_stream_arrive_in_kafka_exactly_once_each_and_in_key_order
         update.after.as_ref().unwrap()["note"],
         Value::String("changed".into())
     );
-
-    let status = sluice.stop();
-    assert!(status.success(), "sluice exits 0 on SIGTERM: {status:?}");
 
     // The slot was confirmed into the last transaction's WAL, which began after `before_last`:
     // only what the broker acknowledged is confirmed, and everything was.
@@ -222,62 +226,6 @@ async fn patterns_that_match_no_table_and_a_wrong_password_name_what_to_fix() {
     );
 }
 
-#[tokio::test]
-async fn every_postgresql_connection_verifies_the_servers_certificate_when_asked() {
-    let stack = Stack::from_env();
-    let sql = stack.pg_connect("sluice").await;
-    // A keyless table makes sluice stop right after reading the catalog: proof it connected.
-    let schema = unique_name("tls");
-    sql.batch_execute(&format!(
-        "CREATE SCHEMA {schema}; CREATE TABLE {schema}.nokey (v int);"
-    ))
-    .await
-    .unwrap();
-    let config = write_config(
-        &stack,
-        &unique_name("tls"),
-        &unique_name("tls_slot"),
-        &unique_name("tls_pub"),
-        &schema,
-    );
-    let with_ca = |ca: &std::path::Path| {
-        let text = std::fs::read_to_string(&config)
-            .unwrap()
-            .replace("host = \"127.0.0.1\"", "host = \"localhost\"")
-            .replace(
-                "sslmode = \"disable\"",
-                &format!(
-                    "sslmode = \"verify-full\"\nsslrootcert = \"{}\"",
-                    ca.display()
-                ),
-            );
-        std::fs::write(&config, text).unwrap();
-    };
-    with_ca(&stack.ca_cert());
-    let (code, stderr) = run_to_failure(&config);
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(
-        stderr.contains(&format!("{schema}.nokey")),
-        "connected over verified TLS: {stderr}"
-    );
-
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        &stack.ca_cert().display().to_string(),
-        &stack.unrelated_ca_cert().display().to_string(),
-    );
-    std::fs::write(&config, text).unwrap();
-    let (code, stderr) = run_to_failure(&config);
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(
-        !stderr.contains("nokey"),
-        "refused before reading the catalog: {stderr}"
-    );
-    assert!(
-        stderr.to_lowercase().contains("certificate") || stderr.contains("TLS"),
-        "{stderr}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn upsert_mode_sends_bare_rows_and_tombstones_for_deletes() {
     let stack = Stack::from_env();
@@ -303,7 +251,9 @@ async fn upsert_mode_sends_bare_rows_and_tombstones_for_deletes() {
     ))
     .await
     .unwrap();
-    let records = read_records(&stack, &topics, 3).await;
+    wait_for_records(&stack, &topics, 3).await;
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+    let records = read_records_exactly(&stack, &topics, 3).await;
     let values: Vec<Option<Value>> = records
         .iter()
         .map(|(_, key, value)| {
@@ -318,7 +268,6 @@ async fn upsert_mode_sends_bare_rows_and_tombstones_for_deletes() {
         })
         .collect();
     assert_eq!(values, [Some(Value::Int(1)), Some(Value::Int(2)), None]);
-    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -341,7 +290,10 @@ async fn a_large_table_is_copied_in_page_ranges_every_row_exactly_once() {
         + "\n[snapshot]\nparallelism = 2\nchunk_rows = 3000\n";
     std::fs::write(&config, text).unwrap();
     let sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
-    let records = read_records(&stack, &[format!("{prefix}.{schema}.big")], 20_000).await;
+    let topics = [format!("{prefix}.{schema}.big")];
+    wait_for_records(&stack, &topics, 20_000).await;
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+    let records = read_records_exactly(&stack, &topics, 20_000).await;
     let mut ids: Vec<i64> = records
         .iter()
         .map(|(_, key, _)| match key["id"] {
@@ -353,7 +305,6 @@ async fn a_large_table_is_copied_in_page_ranges_every_row_exactly_once() {
     ids.dedup();
     assert_eq!(ids.len(), 20_000, "every row once");
     assert_eq!((ids[0], ids[ids.len() - 1]), (1, ROWS));
-    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -381,8 +332,8 @@ async fn an_idle_capture_still_advances_the_slot_past_other_tables_writes() {
     let written = current_wal_lsn(&sql).await;
     wait_until_confirmed(&sql, &slot, &written, "keepalives advanced the idle slot").await;
     // The slot lets go of that WAL too: once a checkpoint logs the running transactions, its
-    // restart_lsn moves past the writes, so what it retains stays bounded however much the
-    // other table writes.
+    // restart_lsn moves past the writes, so they are not retained, however much the other
+    // table writes. (How much WAL the server holds is no measure: other tests write plenty.)
     let admin = stack.pg_connect("postgres").await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -392,26 +343,20 @@ async fn an_idle_capture_still_advances_the_slot_past_other_tables_writes() {
             ))
             .await
             .unwrap();
-        let row = sql
+        let released: bool = sql
             .query_one(
-                "SELECT restart_lsn >= $2::text::pg_lsn,
-                        pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::float8
-                   FROM pg_replication_slots WHERE slot_name = $1",
+                "SELECT restart_lsn >= $2::text::pg_lsn FROM pg_replication_slots WHERE slot_name = $1",
                 &[&slot, &written],
             )
             .await
-            .unwrap();
-        let (released, retained): (bool, f64) = (row.get(0), row.get(1));
+            .unwrap()
+            .get(0);
         if released {
-            assert!(
-                retained < 16.0 * 1024.0 * 1024.0,
-                "retains {retained} bytes"
-            );
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "the idle slot's restart_lsn passed {written} (retaining {retained} bytes)"
+            "the idle slot's restart_lsn passed {written}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -440,7 +385,8 @@ async fn a_transaction_too_large_for_the_servers_memory_arrives_whole_and_once()
     ))
     .await
     .unwrap();
-    let records = read_records(&stack, &[format!("{prefix}.{schema}.t")], ROWS).await;
+    let topics = [format!("{prefix}.{schema}.t")];
+    wait_for_records(&stack, &topics, ROWS).await;
     let streamed: i64 = sql
         .query_one(
             "SELECT stream_txns FROM pg_stat_replication_slots WHERE slot_name = $1",
@@ -449,6 +395,8 @@ async fn a_transaction_too_large_for_the_servers_memory_arrives_whole_and_once()
         .await
         .unwrap()
         .get(0);
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+    let records = read_records_exactly(&stack, &topics, ROWS).await;
     let mut ids: Vec<i32> = records
         .iter()
         .map(|(_, key, value)| {
@@ -466,24 +414,27 @@ async fn a_transaction_too_large_for_the_servers_memory_arrives_whole_and_once()
         streamed >= 1,
         "the transaction was streamed by the server ({streamed} streamed)"
     );
-    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_heartbeat_message_is_emitted_at_the_configured_interval() {
+    const INTERVAL: Duration = Duration::from_millis(500);
+    const COUNTED: u32 = 10;
     let stack = Stack::from_env();
     let sql = stack.pg_connect("sluice").await;
-    let schema = unique_name("heartbeat");
+    // A database of the test's own: logical decoding sees only its database's messages, so a
+    // slot there counts this sluice's heartbeats and no other's.
+    let database = unique_name("heartbeat");
+    sql.batch_execute(&format!("CREATE DATABASE {database}"))
+        .await
+        .unwrap();
+    let db = stack.pg_connect_database(&database, "sluice").await;
+    db.batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
+        .await
+        .unwrap();
     let (prefix, slot) = (unique_name("heartbeat"), unique_name("heartbeat_slot"));
-    sql.batch_execute(&format!(
-        "CREATE SCHEMA {schema}; CREATE TABLE {schema}.t (id int PRIMARY KEY);"
-    ))
-    .await
-    .unwrap();
-    // A slot of the test's own, to see the messages sluice writes into the WAL. test_decoding
-    // needs no publication, which pgoutput would look up for every other test's change too.
     let witness = unique_name("heartbeat_witness");
-    sql.execute(
+    db.execute(
         "SELECT pg_create_logical_replication_slot($1, 'test_decoding')",
         &[&witness],
     )
@@ -494,43 +445,70 @@ async fn a_heartbeat_message_is_emitted_at_the_configured_interval() {
         &prefix,
         &slot,
         &unique_name("heartbeat_pub"),
-        &schema,
+        "public",
     );
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "[replication]\n",
-        "[replication]\nheartbeat_interval = \"500ms\"\n",
-    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            &format!("database = \"{}\"", stack.pg_database),
+            &format!("database = \"{database}\""),
+        )
+        .replace(
+            "[replication]\n",
+            &format!(
+                "[replication]\nheartbeat_interval = \"{}ms\"\n",
+                INTERVAL.as_millis()
+            ),
+        );
     std::fs::write(&config, text).unwrap();
     let sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let heartbeats = loop {
-        let changes = sql
-            .query(
-                "SELECT data FROM pg_logical_slot_peek_changes($1, NULL, NULL)",
+    // The heartbeats the witness slot has decoded since it was last asked, and when.
+    let heartbeats = async || -> (u32, Instant) {
+        let count: i64 = db
+            .query_one(
+                "SELECT count(*) FROM pg_logical_slot_get_changes($1, NULL, NULL)
+                  WHERE data LIKE 'message: transactional: 0 prefix: sluice-heartbeat,%'",
                 &[&witness],
             )
             .await
-            .unwrap();
-        let count = changes
-            .iter()
-            .filter(|row| row.get::<_, String>(0).contains("prefix: sluice-heartbeat"))
-            .count();
-        if count >= 2 {
-            break count;
+            .unwrap()
+            .get(0);
+        (u32::try_from(count).unwrap(), Instant::now())
+    };
+    // From the first heartbeat seen to the COUNTED-th after it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut seen, mut first) = (0, None);
+    let spacing = loop {
+        let (count, at) = heartbeats().await;
+        seen += count;
+        match first {
+            None if seen > 0 => first = Some((seen, at)),
+            Some((from, since)) if seen >= from + COUNTED => {
+                break at.duration_since(since) / (seen - from);
+            }
+            _ => {}
         }
         assert!(
             Instant::now() < deadline,
-            "heartbeats were emitted ({count} seen)"
+            "heartbeats kept coming: {seen} seen in 60 s"
         );
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert!(heartbeats >= 2);
-    assert!(sluice.stop().success());
-    for name in [&slot, &witness] {
-        sql.execute("SELECT pg_drop_replication_slot($1)", &[name])
-            .await
-            .unwrap();
-    }
+    eprintln!("heartbeats {spacing:?} apart on average (configured {INTERVAL:?})");
+    // The mean over ten: a late tick is caught up with at the next (tokio's interval never
+    // runs ahead of its schedule), so neither bound depends on how busy the machine is.
+    assert!(
+        spacing >= INTERVAL / 2 && spacing <= INTERVAL * 4,
+        "heartbeats {spacing:?} apart on average, configured every {INTERVAL:?}"
+    );
+    stop_and_drop_slot(sluice, &db, &slot).await;
+    db.execute("SELECT pg_drop_replication_slot($1)", &[&witness])
+        .await
+        .unwrap();
+    drop(db);
+    sql.batch_execute(&format!("DROP DATABASE {database} WITH (FORCE)"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -549,8 +527,6 @@ async fn an_unchanged_toasted_value_is_marked_never_a_silent_null_and_filled_in_
     let config = write_config(&stack, &prefix, &slot, &unique_name("toast_pub"), &schema);
     let sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
     let topics = [format!("{prefix}.{schema}.docs")];
-    // Wait for streaming (the topic exists once the snapshot, empty here, is done).
-    read_records(&stack, &topics, 0).await;
     wait_until_streaming(&sql, &slot).await;
     // ~22 kB of hex: stored out of line, so an update that leaves it alone does not send it.
     sql.batch_execute(&format!(
@@ -566,7 +542,10 @@ async fn an_unchanged_toasted_value_is_marked_never_a_silent_null_and_filled_in_
         .await
         .unwrap()
         .get(0);
-    let records = read_records(&stack, &topics, 3).await;
+    wait_for_records(&stack, &topics, 3).await;
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+    // One key, one partition: the three events in their order.
+    let records = read_records_exactly(&stack, &topics, 3).await;
     let after = |i: usize| {
         let value = records[i].2.as_ref().unwrap();
         let Value::Record(fields) = value["after"].clone() else {
@@ -606,7 +585,6 @@ async fn an_unchanged_toasted_value_is_marked_never_a_silent_null_and_filled_in_
         "filled in from the old row"
     );
     assert_eq!(unchanged, Value::Null);
-    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -637,29 +615,34 @@ async fn truncates_become_events_and_chosen_messages_go_to_the_messages_topic() 
     ))
     .await
     .unwrap();
+    // Other tests' messages may share the prefix `audit`: only this test's count.
+    let ours = |(_, key, _): &&Record| key["prefix"] == Value::String(format!("audit.{schema}"));
+    let message_topics = std::slice::from_ref(&message_topic);
+    read_records_until(&stack, message_topics, |records| {
+        records.iter().filter(ours).count() >= 2
+    })
+    .await;
     // The snapshot's row, then the truncate on each of the topic's two partitions.
-    let truncate = read_raw(&stack, std::slice::from_ref(&table_topic), 3).await;
-    let truncates = truncate
+    wait_for_records(&stack, std::slice::from_ref(&table_topic), 3).await;
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+    let truncate = read_records_exactly(&stack, std::slice::from_ref(&table_topic), 3).await;
+    let truncates: Vec<_> = truncate
         .iter()
-        .filter(|(_, key, value)| key.is_none() && value.is_some())
-        .count();
-    assert_eq!(truncates, 2, "a keyless event on every partition");
-    let truncate = read_records(&stack, std::slice::from_ref(&table_topic), 3).await;
+        .filter(|(_, key, _)| key.is_empty())
+        .collect();
+    assert_eq!(truncates.len(), 2, "a keyless event on every partition");
     assert!(
-        truncate
-            .iter()
-            .filter(|(_, key, _)| key.is_empty())
-            .all(|(_, _, value)| value
-                .as_ref()
-                .is_some_and(|v| v["op"] == Value::String("t".into()))),
+        truncates.iter().all(|(_, _, value)| value
+            .as_ref()
+            .is_some_and(|v| v["op"] == Value::String("t".into()))),
         "op t"
     );
-    let messages = read_records(&stack, std::slice::from_ref(&message_topic), 2).await;
+    let messages = read_records_to_end(&stack, message_topics, 0).await;
     // The non-transactional message is sent when decoded, before the commit of the statement
     // batch around it; the transactional one at that commit. Order between them is not fixed.
     let mut contents: Vec<Value> = messages
         .iter()
-        .filter(|(_, key, _)| key["prefix"] == Value::String(format!("audit.{schema}")))
+        .filter(ours)
         .map(|(_, _, value)| {
             let value = value.as_ref().unwrap();
             assert_eq!(value["op"], Value::String("m".into()));
@@ -680,9 +663,9 @@ async fn truncates_become_events_and_chosen_messages_go_to_the_messages_topic() 
         [
             Value::Bytes(b"in a transaction".to_vec()),
             Value::Bytes(b"on its own".to_vec())
-        ]
+        ],
+        "each of this test's chosen messages once, and no other"
     );
-    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -730,7 +713,13 @@ async fn schema_changes_register_new_versions_and_every_event_decodes_with_its_o
     ] {
         sql.batch_execute(&step).await.unwrap();
     }
-    let records = read_records(&stack, std::slice::from_ref(&topic), 7).await;
+    let joined_topic = [format!("{prefix}.{schema}.u")];
+    wait_for_records(&stack, std::slice::from_ref(&topic), 7).await;
+    wait_for_records(&stack, &joined_topic, 1).await;
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+    let raw = read_raw_to_end(&stack, std::slice::from_ref(&topic), 7).await;
+    assert_exactly(std::slice::from_ref(&topic), 7, &raw);
+    let records = decode_records(&stack, raw.clone()).await;
     let after = |id: i32| -> std::collections::BTreeMap<String, Value> {
         let (_, _, value) = records
             .iter()
@@ -778,7 +767,6 @@ async fn schema_changes_register_new_versions_and_every_event_decodes_with_its_o
             };
             reader.unwrap().read_value(&mut &payload[5..]).unwrap()
         };
-    let raw = read_raw(&stack, std::slice::from_ref(&topic), 7).await;
     let payload_of = |id: i32| {
         raw.iter()
             .find(|(_, key, _)| {
@@ -809,7 +797,7 @@ async fn schema_changes_register_new_versions_and_every_event_decodes_with_its_o
         Value::String("one".into()),
         "old events decode with their own schema"
     );
-    let joined = read_records(&stack, &[format!("{prefix}.{schema}.u")], 1).await;
+    let joined = read_records_exactly(&stack, &joined_topic, 1).await;
     assert_eq!(
         joined[0].1["id"],
         Value::Int(7),
@@ -830,7 +818,6 @@ async fn schema_changes_register_new_versions_and_every_event_decodes_with_its_o
         versions.as_array().unwrap().len() >= 5,
         "a version per shape: {versions}"
     );
-    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
 
 /// The `before` and `after` rows of each event, as field maps (None: no row).
@@ -887,12 +874,8 @@ async fn each_replica_identity_gives_the_before_it_allows() {
     );
     let sluice = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
     let topic = |table: &str| format!("{prefix}.{schema}.{table}");
-    read_records(
-        &stack,
-        &[topic("by_default"), topic("by_full"), topic("by_index")],
-        3,
-    )
-    .await;
+    let topics = [topic("by_default"), topic("by_full"), topic("by_index")];
+    read_records(&stack, &topics, 3).await;
     sql.batch_execute(&format!(
         "UPDATE {schema}.by_default SET v = 'b'; DELETE FROM {schema}.by_default;
          UPDATE {schema}.by_full SET v = 'b'; DELETE FROM {schema}.by_full;
@@ -900,6 +883,8 @@ async fn each_replica_identity_gives_the_before_it_allows() {
     ))
     .await
     .unwrap();
+    wait_for_records(&stack, &topics, 3 * 4).await;
+    stop_and_drop_slot(sluice, &sql, &slot).await;
     for (table, update_before, delete_before) in [
         // DEFAULT: no old row on an update that keeps the key; the key alone on a delete.
         (
@@ -929,8 +914,18 @@ async fn each_replica_identity_gives_the_before_it_allows() {
             ]),
         ),
     ] {
-        // Snapshot row, update, delete, tombstone.
-        let records = read_records(&stack, &[topic(table)], 4).await;
+        // Snapshot row, update, delete, tombstone: one key, so in this order.
+        let records = read_records_exactly(&stack, &[topic(table)], 4).await;
+        let ops: Vec<Option<&Value>> = records
+            .iter()
+            .map(|(_, _, v)| v.as_ref().map(|v| &v["op"]))
+            .collect();
+        let op = |op: &str| Some(Value::String(op.into()));
+        assert_eq!(
+            ops,
+            [op("r").as_ref(), op("u").as_ref(), op("d").as_ref(), None],
+            "{table}"
+        );
         let values: Vec<_> = records.iter().filter_map(|(_, _, v)| v.as_ref()).collect();
         let by_op = |op: &str| {
             values
@@ -958,7 +953,6 @@ async fn each_replica_identity_gives_the_before_it_allows() {
             "{table}: the key has the identity's columns"
         );
     }
-    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -996,7 +990,10 @@ async fn a_partitioned_table_is_captured_through_its_root_on_one_topic() {
     let topic = format!("{prefix}.{schema}.events");
     // 3 snapshot rows; 2 creates, 1 update; the row moving partition changes its key: a delete
     // (+ tombstone) and a create; a delete (+ tombstone).
-    let events = read_events(&stack, std::slice::from_ref(&topic), 3 + 3 + 3 + 2).await;
+    let count = 3 + 3 + 3 + 2;
+    wait_for_records(&stack, std::slice::from_ref(&topic), count).await;
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+    let events = read_events_exactly(&stack, std::slice::from_ref(&topic), count).await;
     let mut seen: Vec<(String, i32, String)> = events
         .iter()
         .filter_map(|e| {
@@ -1037,7 +1034,6 @@ async fn a_partitioned_table_is_captured_through_its_root_on_one_topic() {
         .get(0);
     assert_eq!(partitions, 0, "the publication lists the root only");
     assert!(events.iter().all(|e| e.topic == topic));
-    stop_and_drop_slot(sluice, &sql, &slot).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1070,7 +1066,14 @@ async fn transaction_metadata_brackets_each_transaction_and_orders_its_events() 
     .await
     .unwrap();
     let xid_topic = format!("{prefix}.transaction");
-    let markers = read_records(&stack, std::slice::from_ref(&xid_topic), 4).await;
+    let table_topics = [
+        format!("{prefix}.{schema}.a"),
+        format!("{prefix}.{schema}.b"),
+    ];
+    wait_for_records(&stack, std::slice::from_ref(&xid_topic), 4).await;
+    wait_for_records(&stack, &table_topics, 5).await;
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+    let markers = read_records_exactly(&stack, std::slice::from_ref(&xid_topic), 4).await;
     let string = |v: &Value| match v {
         Value::String(s) => s.clone(),
         other => panic!("{other:?}"),
@@ -1100,15 +1103,7 @@ async fn transaction_metadata_brackets_each_transaction_and_orders_its_events() 
     assert_eq!(ends[0].1, Value::Long(1));
     assert_eq!(ends[1].1, Value::Long(4));
     let big = &ends[1].0;
-    let events = read_records(
-        &stack,
-        &[
-            format!("{prefix}.{schema}.a"),
-            format!("{prefix}.{schema}.b"),
-        ],
-        5,
-    )
-    .await;
+    let events = read_records_exactly(&stack, &table_topics, 5).await;
     let mut orders: Vec<(i64, String, i64)> = events
         .iter()
         .filter_map(|(topic, _, value)| {
@@ -1137,5 +1132,4 @@ async fn transaction_metadata_brackets_each_transaction_and_orders_its_events() 
             (4, "b".to_owned(), 2)
         ]
     );
-    stop_and_drop_slot(sluice, &sql, &slot).await;
 }

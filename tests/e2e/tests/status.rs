@@ -72,6 +72,37 @@ fn status_until(config: &Path, ready: impl Fn(&serde_json::Value) -> bool) -> se
     }
 }
 
+/// A slot's walsender pid and positions, and the server's current WAL position.
+struct SlotFigures {
+    active_pid: Option<i32>,
+    confirmed: u64,
+    restart: u64,
+    current: u64,
+}
+
+async fn slot_figures(sql: &tokio_postgres::Client, slot: &str) -> SlotFigures {
+    let row = sql
+        .query_one(
+            "SELECT active_pid, confirmed_flush_lsn::text, restart_lsn::text,
+                    pg_current_wal_lsn()::text
+               FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .unwrap();
+    SlotFigures {
+        active_pid: row.get(0),
+        confirmed: parse_lsn(row.get(1)),
+        restart: parse_lsn(row.get(2)),
+        current: parse_lsn(row.get(3)),
+    }
+}
+
+fn parse_lsn(text: &str) -> u64 {
+    let (high, low) = text.split_once('/').unwrap();
+    (u64::from_str_radix(high, 16).unwrap() << 32) | u64::from_str_radix(low, 16).unwrap()
+}
+
 async fn slot_count(sql: &tokio_postgres::Client, slot: &str) -> i64 {
     sql.query_one(
         "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
@@ -115,18 +146,58 @@ async fn status_and_teardown_through_a_slots_life() {
     read_events(&stack, std::slice::from_ref(&topic), 5).await;
 
     // While sluice streams: the slot is active and the snapshot recorded complete.
-    let json = status_until(&config, |json| {
+    status_until(&config, |json| {
         json["slot"]["active"] == true && json["snapshot"]["phase"] == "complete"
     });
+    // Its figures are PostgreSQL's, read between two looks of the test's own (the positions
+    // move on meanwhile, with other tests' WAL).
+    let before = slot_figures(&sql, &slot).await;
+    let (output, json) = status_json(&config);
+    let after = slot_figures(&sql, &slot).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert_eq!(json["slot"]["exists"], true, "{json:#}");
     assert_eq!(json["slot"]["plugin"], "pgoutput", "{json:#}");
-    assert!(json["slot"]["active_pid"].is_i64(), "{json:#}");
-    assert!(json["slot"]["confirmed_flush_lsn"].is_string(), "{json:#}");
-    assert!(
-        json["wal"]["retained_bytes"].as_i64().unwrap() >= 0,
+    assert_eq!(json["slot"]["database"], stack.pg_database.as_str());
+    assert_eq!(json["slot"]["active"], true, "{json:#}");
+    assert_eq!(
+        json["slot"]["active_pid"],
+        before.active_pid.unwrap(),
         "{json:#}"
     );
-    assert!(json["wal"]["confirmed_lag_bytes"].is_i64(), "{json:#}");
+    assert_eq!(before.active_pid, after.active_pid);
+    assert_eq!(json["slot"]["walsender"]["application_name"], "sluice");
+    assert_eq!(json["slot"]["walsender"]["client_addr"], "127.0.0.1");
+    let lsn = |value: &serde_json::Value| {
+        parse_lsn(value.as_str().unwrap_or_else(|| panic!("an LSN: {json:#}")))
+    };
+    let (confirmed, restart, current) = (
+        lsn(&json["slot"]["confirmed_flush_lsn"]),
+        lsn(&json["slot"]["restart_lsn"]),
+        lsn(&json["wal"]["current_lsn"]),
+    );
+    for (name, value, low, high) in [
+        (
+            "confirmed_flush_lsn",
+            confirmed,
+            before.confirmed,
+            after.confirmed,
+        ),
+        ("restart_lsn", restart, before.restart, after.restart),
+        ("current_lsn", current, before.current, after.current),
+    ] {
+        assert!(
+            (low..=high).contains(&value),
+            "{name} {value:X} between {low:X} and {high:X}: {json:#}"
+        );
+    }
+    let bytes = |from: u64| i64::try_from(current - from).unwrap();
+    assert_eq!(json["wal"]["retained_bytes"], bytes(restart), "{json:#}");
+    assert_eq!(
+        json["wal"]["confirmed_lag_bytes"],
+        bytes(confirmed),
+        "{json:#}"
+    );
+    assert_eq!(json["publication"]["name"], publication.as_str());
     assert_eq!(json["publication"]["exists"], true, "{json:#}");
     assert_eq!(json["snapshot"]["state_topic"], state_topic.as_str());
     assert_eq!(json["problem"], serde_json::Value::Null, "{json:#}");
@@ -134,7 +205,8 @@ async fn status_and_teardown_through_a_slots_life() {
     assert_eq!(tables.len(), 1, "{json:#}");
     assert_eq!(tables[0]["table"], format!("{schema}.items"));
     assert_eq!(tables[0]["topic"], topic.as_str());
-    assert!(tables[0]["events"].as_i64().unwrap() >= 5, "{json:#}");
+    assert_eq!(tables[0]["topic_exists"], true, "{json:#}");
+    assert_eq!(tables[0]["events"], 5, "the five snapshot rows: {json:#}");
 
     let human = sluice(&config, &["status"], None);
     assert_eq!(human.status.code(), Some(0), "{}", text(&human));
@@ -174,6 +246,16 @@ async fn status_and_teardown_through_a_slots_life() {
     // Stopped: status still answers, the slot inactive (once its walsender has exited).
     let json = status_until(&config, |json| json["slot"]["active"] == false);
     assert_eq!(json["slot"]["exists"], true, "{json:#}");
+    assert_eq!(
+        json["slot"]["active_pid"],
+        serde_json::Value::Null,
+        "{json:#}"
+    );
+    assert_eq!(
+        json["slot"]["walsender"],
+        serde_json::Value::Null,
+        "{json:#}"
+    );
     assert_eq!(json["snapshot"]["phase"], "complete", "{json:#}");
     assert_eq!(json["lag"]["replay_lag_ms"], serde_json::Value::Null);
 

@@ -26,8 +26,8 @@ use schema_registry_converter::async_impl::schema_registry::{
     SrSettings, get_schema_by_subject_and_version,
 };
 use sluice_e2e::pipeline::{
-    Event, Sluice, read_events, stop_and_drop_slot, streams_binary, wait_until_streaming,
-    write_config,
+    Event, Sluice, create_extensions, read_events_exactly, stop_and_drop_slot, streams_binary,
+    wait_until_streaming, write_config,
 };
 use sluice_e2e::{Stack, unique_name};
 
@@ -484,25 +484,7 @@ const STREAMED: i32 = 100;
 
 /// Creates the test's types in `schema`, and hstore and citext (kept: others use them too).
 pub(crate) async fn create_types(stack: &Stack, sql: &tokio_postgres::Client, schema: &str) {
-    let admin = stack.pg_connect("postgres").await;
-    for extension in ["hstore", "citext"] {
-        let created = admin
-            .batch_execute(&format!(
-                "CREATE EXTENSION IF NOT EXISTS {extension} SCHEMA public"
-            ))
-            .await;
-        // Another test creating it at the same moment is as good.
-        if let Err(err) = created {
-            let exists = admin
-                .query_opt(
-                    "SELECT 1 FROM pg_extension WHERE extname = $1",
-                    &[&extension],
-                )
-                .await
-                .unwrap();
-            assert!(exists.is_some(), "CREATE EXTENSION {extension}: {err}");
-        }
-    }
+    create_extensions(stack).await;
     sql.batch_execute(&format!(
         "CREATE SCHEMA {schema};
          CREATE TYPE {schema}.mood AS ENUM ('happy', 'so so', 'it''s');
@@ -667,8 +649,9 @@ impl Run {
 /// The events of a run by (table, id).
 type Captured = BTreeMap<(String, i32), Event>;
 
+/// Exactly `count` events: a duplicate would otherwise hide in the map.
 async fn read_run(stack: &Stack, run: &Run, schema: &str, count: usize) -> Captured {
-    read_events(stack, &run.topics(schema), count)
+    read_events_exactly(stack, &run.topics(schema), count)
         .await
         .into_iter()
         .map(|event| {
