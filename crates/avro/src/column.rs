@@ -413,9 +413,17 @@ pub struct Scratch {
     pub(crate) exact: Exact,
     /// A binary value printed as PostgreSQL's text output.
     printed: String,
+    /// Where the last envelope encoded put its source's snapshot marker.
+    pub(crate) snapshot_marker_at: usize,
 }
 
 impl Scratch {
+    /// Where the last envelope encoded put its source's snapshot marker, for
+    /// [`crate::mark_snapshot_last`].
+    pub fn snapshot_marker_at(&self) -> usize {
+        self.snapshot_marker_at
+    }
+
     /// Writes the string `format` prints, through the reused text buffer.
     fn string(&mut self, out: &mut Vec<u8>, format: impl FnOnce(&mut String)) {
         self.text.clear();

@@ -31,7 +31,7 @@ pub use output::{OutputError, Unsupported, money_text};
 pub use registry::{Registry, RegistryConfig, RegistryError, RegistryStats};
 pub use table::{
     ColumnSpec, EncodeError, MessageCodec, Op, Row, SOURCE_VERSION, SnapshotMarker, Source,
-    TableCodec, TableSpec, avro_name,
+    TableCodec, TableSpec, avro_name, mark_snapshot_last,
 };
 pub use temporal::civil_from_days;
 pub use transaction::{TransactionBlock, TransactionCodec};

@@ -374,7 +374,7 @@ impl TableCodec {
         scratch.exact.begin_event();
         self.encode_row(before, Side::Before, out, scratch)?;
         self.encode_row(after, Side::After, out, scratch)?;
-        encode_source(out, source, &self.schema, &self.table);
+        scratch.snapshot_marker_at = encode_source(out, source, &self.schema, &self.table);
         match &source.transaction {
             Some(block) => block.encode(out),
             None => writer::union_index(out, 0),
@@ -521,13 +521,14 @@ impl TableCodec {
     }
 }
 
-/// The `source` record.
-fn encode_source(out: &mut Vec<u8>, source: &Source<'_>, schema: &str, table: &str) {
+/// The `source` record; returns where its snapshot marker's string starts in `out`.
+fn encode_source(out: &mut Vec<u8>, source: &Source<'_>, schema: &str, table: &str) -> usize {
     writer::string(out, SOURCE_VERSION);
     writer::string(out, "postgresql");
     writer::string(out, source.name);
     writer::long(out, source.commit_time_us.div_euclid(1000));
     writer::union_index(out, 0);
+    let marker_at = out.len();
     writer::string(out, source.snapshot.as_str());
     writer::string(out, source.db);
     writer::union_index(out, 0); // sequence
@@ -542,6 +543,24 @@ fn encode_source(out: &mut Vec<u8>, source: &Source<'_>, schema: &str, table: &s
     writer::union_index(out, 0); // xmin
     writer::union_index(out, 0); // origin
     writer::union_index(out, 0); // origin_lsn
+    marker_at
+}
+
+/// Marks an encoded snapshot row the snapshot's last: its source's snapshot marker, `true`,
+/// becomes `last` (of the same length), at `at` ([`Scratch::snapshot_marker_at`] after it was
+/// encoded). Returns false, changing nothing, when `true` is not there.
+pub fn mark_snapshot_last(value: &mut [u8], at: usize) -> bool {
+    let mut marked = Vec::new();
+    writer::string(&mut marked, SnapshotMarker::Last.as_str());
+    let mut expected = Vec::new();
+    writer::string(&mut expected, SnapshotMarker::True.as_str());
+    match value.get_mut(at..at + expected.len()) {
+        Some(marker) if *marker == *expected && marked.len() == expected.len() => {
+            marker.copy_from_slice(&marked);
+            true
+        }
+        _ => false,
+    }
 }
 
 pub(crate) fn confluent_header(out: &mut Vec<u8>, schema_id: u32) {
@@ -730,7 +749,7 @@ impl MessageCodec {
         confluent_header(out, schema_id);
         writer::string(out, "m");
         optional_long(out, Some(now_us.div_euclid(1000)));
-        encode_source(out, source, schema, "");
+        let _ = encode_source(out, source, schema, "");
         writer::string(out, prefix);
         writer::bytes(out, content);
     }

@@ -528,3 +528,43 @@ fn names_become_valid_avro_names() {
     assert_eq!(avro_name("shop.public.orders"), "shop.public.orders");
     assert_eq!(avro_name("my-db.1st table"), "my_db._1st_table");
 }
+
+#[test]
+fn a_snapshot_row_is_marked_last_in_place() {
+    let codec = TableCodec::new("shop.public.orders", &spec());
+    let value_schema = Schema::parse_str(codec.value_schema()).unwrap();
+    let row = TextRow(vec![Some("1"), None, Some("n"), None, None]);
+    let source = Source {
+        name: "shop",
+        db: "sluice",
+        commit_time_us: 0,
+        snapshot: SnapshotMarker::True,
+        tx_id: None,
+        lsn: None,
+        transaction: None,
+    };
+    let mut scratch = Scratch::default();
+    let mut value = Vec::new();
+    codec
+        .encode_envelope(
+            8,
+            Op::Read,
+            None::<&TextRow>,
+            Some(&row),
+            &source,
+            1,
+            &mut value,
+            &mut scratch,
+        )
+        .unwrap();
+    let at = scratch.snapshot_marker_at();
+    assert!(!crate::mark_snapshot_last(&mut value, at + 1), "not there");
+    assert!(crate::mark_snapshot_last(&mut value, at));
+    let event = read(&value_schema, &value[5..]);
+    let source = field(&event, "source");
+    assert_eq!(
+        field(source, "snapshot"),
+        &Avro::Union(0, Box::new(Avro::String("last".into())))
+    );
+    assert!(!crate::mark_snapshot_last(&mut value, at), "marked once");
+}

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use sluice_kafka::{Deliveries, Producer, SendError};
+use sluice_kafka::{Deliveries, Producer};
 
 use crate::error::PipelineError;
 
@@ -29,14 +29,27 @@ pub(crate) async fn send_outside_transactions(
     value: Option<&[u8]>,
     ticket: u64,
 ) -> Result<(), PipelineError> {
+    while_full(deliveries, || {
+        producer
+            .send(topic, key, value, ticket)
+            .map_err(PipelineError::from)
+    })
+    .await
+}
+
+/// Calls `send` until it is not refused for a full producer queue, taking delivery reports
+/// between tries.
+pub(crate) async fn while_full(
+    deliveries: &mut Deliveries,
+    mut send: impl FnMut() -> Result<(), PipelineError>,
+) -> Result<(), PipelineError> {
     loop {
-        match producer.send(topic, key, value, ticket) {
-            Ok(()) => return Ok(()),
-            Err(SendError::QueueFull) => {
+        match send() {
+            Err(PipelineError::QueueFull) => {
                 take_deliveries(deliveries)?;
                 tokio::time::sleep(QUEUE_FULL_PAUSE).await;
             }
-            Err(err) => return Err(err.into()),
+            other => return other,
         }
     }
 }

@@ -38,7 +38,7 @@ use tokio_postgres::Client;
 
 use crate::catalog::{self, CapturedTable, Shape, quote_ident, quote_literal};
 use crate::copy::CopyReader;
-use crate::delivery::{SNAPSHOT_TICKET, STATE_TICKET, take_deliveries};
+use crate::delivery::{SNAPSHOT_TICKET, STATE_TICKET, take_deliveries, while_full};
 use crate::error::{PipelineError, pg};
 use crate::metrics::{self, TableMetrics};
 use crate::reconcile::{self, TableReconcile};
@@ -175,6 +175,17 @@ struct TableOut {
 }
 
 impl TableOut {
+    /// A table captured without a key (`tables.allow_keyless`): its events have no Kafka key.
+    fn keyless(&self) -> bool {
+        self.codec.key_columns().is_empty()
+    }
+
+    /// Where the table's events go: its topic, and for a keyless table its first partition,
+    /// so that its events keep their order (a keyed event goes to its key's partition).
+    fn target(&self) -> (&str, Option<i32>) {
+        (&self.topic, self.keyless().then_some(0))
+    }
+
     /// Appends an event's value: the Debezium envelope, or in upsert mode the bare row.
     /// Returns false when the event has no value: an upsert-mode delete is only a tombstone.
     #[allow(clippy::too_many_arguments)]
@@ -968,6 +979,12 @@ async fn snapshot(
         let settings = settings.clone();
         let reconciles = Arc::clone(&reconciles);
         copiers.spawn(async move {
+            let mut copier = Copier {
+                settings: &settings,
+                client: &client,
+                producer: &producer,
+                held: HeldRow::default(),
+            };
             loop {
                 let next = queue
                     .lock()
@@ -975,32 +992,36 @@ async fn snapshot(
                     .pop();
                 let Some(piece) = next else { break };
                 let oid = piece.oid;
-                copy_piece(
-                    &settings,
-                    &client,
-                    &tables[&oid],
-                    &outs[&oid],
-                    &producer,
-                    &piece,
-                    reconciles.get(&oid),
-                )
-                .await?;
+                copier
+                    .copy(&tables[&oid], &outs[&oid], &piece, reconciles.get(&oid))
+                    .await?;
             }
+            let held = copier.held;
             client
                 .batch_execute("COMMIT")
                 .await
                 .map_err(|e| pg("ending the snapshot transaction", &e))?;
-            Ok::<(), PipelineError>(())
+            Ok::<HeldRow, PipelineError>(held)
         });
     }
     // The rows' delivery reports are taken as they come: kept until the end, they grew with
     // the table (~48 bytes a row, 480 MB for 10 million), and a failed delivery stops the
     // snapshot at once instead of after the last row.
+    // Each copier's last row is held until another copier finishes after it: the one held at
+    // the end is the snapshot's last.
+    let mut last_held: Option<HeldRow> = None;
     let copied = async {
         loop {
             tokio::select! {
                 done = copiers.join_next() => match done {
-                    Some(done) => done.map_err(|e| PipelineError::Internal(e.to_string()))??,
+                    Some(done) => {
+                        let held = done.map_err(|e| PipelineError::Internal(e.to_string()))??;
+                        if held.held
+                            && let Some(mut earlier) = last_held.replace(held)
+                        {
+                            while_full(deliveries, || earlier.send(producer)).await?;
+                        }
+                    }
                     None => break,
                 },
                 Some(delivery) = deliveries.recv() => {
@@ -1014,6 +1035,10 @@ async fn snapshot(
     .await;
     progress.abort();
     copied?;
+    if let Some(mut last) = last_held {
+        last.mark_last();
+        while_full(deliveries, || last.send(producer)).await?;
+    }
     let reconciles = Arc::into_inner(reconciles)
         .ok_or_else(|| PipelineError::Internal("the copiers still hold the reconciles".into()))?;
     if let Some(registry) = reconcile_with {
@@ -1193,123 +1218,207 @@ fn rows_estimate(estimated_rows: f64) -> Option<u64> {
     Some(estimated_rows as u64)
 }
 
-/// Copies one piece of a table, producing an `r` event per row; returns the key bodies sent
-/// when `collect_keys`.
-async fn copy_piece(
-    settings: &Settings,
-    client: &Client,
-    table: &CapturedTable,
-    out: &TableOut,
-    producer: &Producer,
-    piece: &Piece,
-    reconcile: Option<&TableReconcile>,
-) -> Result<(), PipelineError> {
-    use futures_util::StreamExt as _;
-    let columns: Vec<String> = table
-        .spec
-        .columns
-        .iter()
-        .zip(out.codec.column_kinds())
-        .map(|(c, kind)| {
-            if kind.reads_binary() {
-                quote_ident(&c.name)
-            } else {
-                format!("{}::text", quote_ident(&c.name))
-            }
-        })
-        .collect();
-    // Page ranges use TID range scans (PostgreSQL 14+): each piece reads only its pages.
-    let range = match piece.pages {
-        None => String::new(),
-        Some((start, None)) => format!(" WHERE ctid >= '({start},0)'::tid"),
-        Some((start, Some(end))) => {
-            format!(" WHERE ctid >= '({start},0)'::tid AND ctid < '({end},0)'::tid")
-        }
-    };
-    // ONLY keeps rows of inheritance children out (they are tables of their own); a
-    // partitioned table's rows are all in its partitions.
-    let only = if table.partitioned { "" } else { "ONLY " };
-    let copy = format!(
-        "COPY (SELECT {} FROM {only}{}{range}) TO STDOUT (FORMAT binary)",
-        columns.join(", "),
-        table.quoted()
-    );
-    let stream = client
-        .copy_out(&copy)
-        .await
-        .map_err(|e| pg(&format!("COPY {}", table.qualified()), &e))?;
-    futures_util::pin_mut!(stream);
-    let mut reader = CopyReader::with_text_columns(
-        out.codec
-            .column_kinds()
-            .map(|k| !k.reads_binary())
-            .collect(),
-    );
-    let mut key = Vec::new();
-    let mut value = Vec::new();
-    let mut scratch = Scratch::default();
-    let source = Source {
-        name: &settings.topic_prefix,
-        db: &settings.postgres.dbname,
-        commit_time_us: now_us(),
-        snapshot: SnapshotMarker::True,
-        tx_id: None,
-        lsn: None,
-        transaction: None,
-    };
-    let mut rows = 0u64;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| pg(&format!("COPY {}", table.qualified()), &e))?;
-        reader.push(&chunk);
-        // One clock read per chunk for the rows' processing time (`ts_ms`).
-        let chunk_time_us = now_us();
-        // A full producer queue stops the row loop; the row is offered again after a pause.
-        loop {
-            let outcome = reader
-                .rows(|row| {
-                    key.clear();
-                    value.clear();
-                    out.codec
-                        .encode_key(out.key_id, row, &mut key, &mut scratch)?;
-                    out.encode_value(
-                        Op::Read,
-                        None::<&crate::copy::CopyRow<'_>>,
-                        Some(row),
-                        &source,
-                        chunk_time_us,
-                        &mut value,
-                        &mut scratch,
-                    )?;
-                    producer.send(&out.topic, Some(&key), Some(&value), SNAPSHOT_TICKET)?;
-                    if let Some(reconcile) = reconcile {
-                        reconcile.sent(&key)?;
-                    }
-                    rows += 1;
-                    out.metrics.read.fetch_add(1, Relaxed);
-                    out.metrics.snapshot_rows.fetch_add(1, Relaxed);
-                    out.metrics
-                        .bytes
-                        .fetch_add(u64::try_from(key.len() + value.len()).unwrap_or(0), Relaxed);
-                    Ok::<(), PipelineError>(())
-                })
-                .map_err(|e| PipelineError::Postgres(format!("COPY {}: {e}", table.qualified())))?;
-            match outcome {
-                Ok(()) => break,
-                Err(PipelineError::QueueFull) => {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+/// One connection inside the exported snapshot, copying pieces one after the other.
+struct Copier<'a> {
+    settings: &'a Settings,
+    client: &'a Client,
+    producer: &'a Producer,
+    /// The last row copied, not yet produced.
+    held: HeldRow,
+}
+
+impl Copier<'_> {
+    /// Copies one piece of a table, producing an `r` event per row (each row held back until
+    /// the next, see [`HeldRow`]).
+    async fn copy(
+        &mut self,
+        table: &CapturedTable,
+        out: &TableOut,
+        piece: &Piece,
+        reconcile: Option<&TableReconcile>,
+    ) -> Result<(), PipelineError> {
+        use futures_util::StreamExt as _;
+        let (settings, client, producer, held) =
+            (self.settings, self.client, self.producer, &mut self.held);
+        let columns: Vec<String> = table
+            .spec
+            .columns
+            .iter()
+            .zip(out.codec.column_kinds())
+            .map(|(c, kind)| {
+                if kind.reads_binary() {
+                    quote_ident(&c.name)
+                } else {
+                    format!("{}::text", quote_ident(&c.name))
                 }
-                Err(err) => return Err(err),
+            })
+            .collect();
+        // Page ranges use TID range scans (PostgreSQL 14+): each piece reads only its pages.
+        let range = match piece.pages {
+            None => String::new(),
+            Some((start, None)) => format!(" WHERE ctid >= '({start},0)'::tid"),
+            Some((start, Some(end))) => {
+                format!(" WHERE ctid >= '({start},0)'::tid AND ctid < '({end},0)'::tid")
+            }
+        };
+        // ONLY keeps rows of inheritance children out (they are tables of their own); a
+        // partitioned table's rows are all in its partitions.
+        let only = if table.partitioned { "" } else { "ONLY " };
+        let copy = format!(
+            "COPY (SELECT {} FROM {only}{}{range}) TO STDOUT (FORMAT binary)",
+            columns.join(", "),
+            table.quoted()
+        );
+        let stream = client
+            .copy_out(&copy)
+            .await
+            .map_err(|e| pg(&format!("COPY {}", table.qualified()), &e))?;
+        futures_util::pin_mut!(stream);
+        let mut reader = CopyReader::with_text_columns(
+            out.codec
+                .column_kinds()
+                .map(|k| !k.reads_binary())
+                .collect(),
+        );
+        let (mut key, mut value) = (Vec::new(), Vec::new());
+        let mut scratch = Scratch::default();
+        let keyless = out.keyless();
+        let source = Source {
+            name: &settings.topic_prefix,
+            db: &settings.postgres.dbname,
+            commit_time_us: now_us(),
+            snapshot: SnapshotMarker::True,
+            tx_id: None,
+            lsn: None,
+            transaction: None,
+        };
+        let mut rows = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| pg(&format!("COPY {}", table.qualified()), &e))?;
+            reader.push(&chunk);
+            // One clock read per chunk for the rows' processing time (`ts_ms`).
+            let chunk_time_us = now_us();
+            // A full producer queue stops the row loop; the row is offered again after a pause.
+            loop {
+                let outcome = reader
+                    .rows(|row| {
+                        key.clear();
+                        value.clear();
+                        if !keyless {
+                            out.codec
+                                .encode_key(out.key_id, row, &mut key, &mut scratch)?;
+                        }
+                        out.encode_value(
+                            Op::Read,
+                            None::<&crate::copy::CopyRow<'_>>,
+                            Some(row),
+                            &source,
+                            chunk_time_us,
+                            &mut value,
+                            &mut scratch,
+                        )?;
+                        // The row before goes now: this one is held back, in case it is the
+                        // snapshot's last.
+                        held.send(producer)?;
+                        if let Some(reconcile) = reconcile.filter(|_| !keyless) {
+                            reconcile.sent(&key)?;
+                        }
+                        rows += 1;
+                        out.metrics.read.fetch_add(1, Relaxed);
+                        out.metrics.snapshot_rows.fetch_add(1, Relaxed);
+                        out.metrics.bytes.fetch_add(
+                            u64::try_from(key.len() + value.len()).unwrap_or(0),
+                            Relaxed,
+                        );
+                        let marker = (!out.upsert).then(|| scratch.snapshot_marker_at());
+                        held.hold(
+                            out.target(),
+                            (!keyless).then_some(&mut key),
+                            &mut value,
+                            marker,
+                        );
+                        Ok::<(), PipelineError>(())
+                    })
+                    .map_err(|e| {
+                        PipelineError::Postgres(format!("COPY {}: {e}", table.qualified()))
+                    })?;
+                match outcome {
+                    Ok(()) => break,
+                    Err(PipelineError::QueueFull) => {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err(err) => return Err(err),
+                }
             }
         }
+        if !reader.finished() {
+            return Err(PipelineError::Postgres(format!(
+                "COPY {} ended before its end marker",
+                table.qualified()
+            )));
+        }
+        tracing::info!(table = %table.qualified(), pages = ?piece.pages, rows, "table copied");
+        Ok(())
     }
-    if !reader.finished() {
-        return Err(PipelineError::Postgres(format!(
-            "COPY {} ended before its end marker",
-            table.qualified()
-        )));
+}
+
+/// A snapshot row encoded but not yet produced: each copier holds its latest row back until
+/// the next, so that the snapshot's very last row can be marked `last` before it goes.
+#[derive(Debug, Default)]
+struct HeldRow {
+    held: bool,
+    topic: String,
+    partition: Option<i32>,
+    key: Option<Vec<u8>>,
+    value: Vec<u8>,
+    /// Where its value holds the snapshot marker (none in upsert mode).
+    marker_at: Option<usize>,
+}
+
+impl HeldRow {
+    /// Holds the row encoded in `key` and `value` back (swapping buffers: nothing is copied).
+    fn hold(
+        &mut self,
+        (topic, partition): (&str, Option<i32>),
+        key: Option<&mut Vec<u8>>,
+        value: &mut Vec<u8>,
+        marker_at: Option<usize>,
+    ) {
+        if self.topic != topic {
+            topic.clone_into(&mut self.topic);
+        }
+        self.partition = partition;
+        match key {
+            Some(key) => std::mem::swap(self.key.get_or_insert_with(Vec::new), key),
+            None => self.key = None,
+        }
+        std::mem::swap(&mut self.value, value);
+        self.marker_at = marker_at;
+        self.held = true;
     }
-    tracing::info!(table = %table.qualified(), pages = ?piece.pages, rows, "table copied");
-    Ok(())
+
+    /// Produces the row held, if any ([`PipelineError::QueueFull`] when the producer cannot
+    /// take it yet: it stays held).
+    fn send(&mut self, producer: &Producer) -> Result<(), PipelineError> {
+        if self.held {
+            producer.send_to(
+                &self.topic,
+                self.partition,
+                self.key.as_deref(),
+                Some(&self.value),
+                SNAPSHOT_TICKET,
+            )?;
+            self.held = false;
+        }
+        Ok(())
+    }
+
+    /// Marks the row held the snapshot's last.
+    fn mark_last(&mut self) {
+        if let Some(at) = self.marker_at.filter(|_| self.held) {
+            sluice_avro::mark_snapshot_last(&mut self.value, at);
+        }
+    }
 }
 
 /// A pgoutput tuple as an encoder row. An unchanged TOASTed value (`u`) is taken from `old`
@@ -2143,8 +2252,11 @@ impl Emitter<'_> {
         let Some(key_row) = after.as_ref().or(before.as_ref()) else {
             return Err(PipelineError::Internal("an event without a row".to_owned()));
         };
-        out.codec
-            .encode_key(out.key_id, key_row, self.key, self.scratch)?;
+        let keyless = out.keyless();
+        if !keyless {
+            out.codec
+                .encode_key(out.key_id, key_row, self.key, self.scratch)?;
+        }
         let has_value = out.encode_value(
             op,
             before.as_ref(),
@@ -2164,14 +2276,18 @@ impl Emitter<'_> {
             Op::Truncate => &out.metrics.truncated,
         };
         counter.fetch_add(1, Relaxed);
+        // Without a key there is nothing to delete by: an upsert-mode delete sends nothing.
+        if keyless && !has_value {
+            return Ok(());
+        }
         let bytes = key.len() + if has_value { value.len() } else { 0 };
         out.metrics
             .bytes
             .fetch_add(u64::try_from(bytes).unwrap_or(0), Relaxed);
         send_waiting(
             self.producer,
-            (&out.topic, None),
-            Some(key),
+            out.target(),
+            (!keyless).then_some(key),
             has_value.then_some(value),
             ticket,
             self.deliveries,
@@ -2179,8 +2295,9 @@ impl Emitter<'_> {
             changes,
         )
         .await?;
-        // In upsert mode the delete itself was the tombstone.
-        if tombstone && has_value {
+        // In upsert mode the delete itself was the tombstone; a keyless table has no key to
+        // forget.
+        if tombstone && has_value && !keyless {
             out.metrics.tombstones.fetch_add(1, Relaxed);
             send_waiting(
                 self.producer,

@@ -200,7 +200,6 @@ async fn an_excluded_table_is_left_out_of_the_publication_and_the_topics() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug (issue 13 item 9): with a publication that covers an excluded table, sluice reuses it and the table's changes are produced to a topic of their own"]
 async fn an_excluded_table_stays_out_when_the_publication_already_covers_it() {
     // A publication made beforehand for both tables, the excluded one too.
     let case = Case::new("reexclude", EXCLUDE_SETUP, excluding).await;
@@ -214,7 +213,6 @@ async fn an_excluded_table_stays_out_when_the_publication_already_covers_it() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: a keyless table's events all carry one empty-record key (not none, as docs/configuration.md says) and a delete sends a tombstone for it, which on a compacted topic drops every row's events"]
 async fn a_keyless_table_with_full_identity_is_captured_when_allowed_with_no_kafka_key() {
     let case = Case::new(
         "keyless",

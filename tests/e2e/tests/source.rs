@@ -184,7 +184,6 @@ async fn the_source_block_carries_snapshot_flag_transaction_lsn_and_commit_time(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: no snapshot row gets source.snapshot = \"last\" (copy_piece marks every row True; SnapshotMarker::Last is never used), though docs/semantics.md says the last one does"]
 async fn the_snapshots_last_row_is_marked_last() {
     let stack = Stack::from_env();
     let sql = stack.pg_connect("sluice").await;
