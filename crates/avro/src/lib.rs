@@ -6,6 +6,8 @@ mod array;
 mod column;
 mod decimal;
 mod formats;
+#[doc(hidden)]
+pub mod fuzzing;
 mod network;
 #[cfg(test)]
 mod pairs;
