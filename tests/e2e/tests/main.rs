@@ -9,6 +9,7 @@ mod errors;
 mod large_transactions;
 mod metrics;
 mod pipeline;
+mod privacy;
 mod progress;
 mod registry;
 mod replication;
