@@ -22,7 +22,10 @@ mod wire;
 mod writer;
 
 pub use column::{ColumnKind, Raw, ScalarKind, Scratch, UNCHANGED_PLACEHOLDER, ValueError};
-pub use registry::{Registry, RegistryConfig, RegistryError, RegistryStats};
+pub use registry::{
+    Answer, ClientCertificate, Registry, RegistryAuth, RegistryConfig, RegistryError, RegistryStats,
+};
+pub use reqwest::{Method, StatusCode};
 pub use table::{
     ColumnSpec, EncodeError, MessageCodec, Op, Row, SOURCE_VERSION, SnapshotMarker, Source,
     TableCodec, TableSpec, avro_name,

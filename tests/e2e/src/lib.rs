@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod connect;
 pub mod pipeline;
+pub mod registry_proxy;
 
 /// The repository's root directory.
 pub fn repo_root() -> PathBuf {
