@@ -220,7 +220,7 @@ impl PostgresSection {
             Host::Tcp(self.host.clone())
         };
         let mut config = ConnectConfig::new(host, self.port, &self.user, &self.database);
-        config.password = self.password.as_ref().map(|p| p.expose().to_owned());
+        config.password = self.password.as_ref().map(Secret::to_secret_string);
         config.sslmode = self.sslmode;
         config.ssl_root_cert = self.sslrootcert.clone();
         config.connect_timeout = self.connect_timeout;
@@ -2053,7 +2053,10 @@ mod tests {
             connect.host,
             Host::UnixSocketDir(PathBuf::from("/var/run/postgresql"))
         );
-        assert_eq!(connect.password.as_deref(), Some("hunter2-secret"));
+        assert_eq!(
+            connect.password.as_ref().map(ExposeSecret::expose_secret),
+            Some("hunter2-secret")
+        );
         assert_eq!(connect.sslmode, SslMode::VerifyFull);
 
         let rep = &config.replication;
@@ -2538,7 +2541,10 @@ mod tests {
         let debug = format!("{config:?}");
         let pretty = format!("{config:#?}");
         let summary = config.redacted_summary();
-        for text in [&debug, &pretty, &summary] {
+        // What the pipeline runs with, built from the configuration, the clients' settings
+        // (PostgreSQL, Kafka, the registry) included.
+        let settings = format!("{:#?}", crate::run::Settings::from_config(&config));
+        for text in [&debug, &pretty, &summary, &settings] {
             for secret in [
                 "hunter2-secret",
                 "registry-secret",

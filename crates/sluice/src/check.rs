@@ -15,6 +15,7 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, ConfigResourceResult, ResourceSpecifier};
 use rdkafka::config::FromClientConfigAndContext as _;
 use rdkafka::error::RDKafkaErrorCode;
+use secrecy::ExposeSecret;
 use serde::Serialize;
 use sluice_avro::{Method, Registry, StatusCode, TableCodec};
 use sluice_kafka::{KafkaError, Producer, TracingContext, client_config};
@@ -427,7 +428,7 @@ async fn connect_sql(settings: &Settings) -> Result<Client, (String, String)> {
             "check postgres.sslmode and postgres.sslrootcert".to_owned(),
         )
     })?;
-    let connecting = tokio_postgres::connect(&settings.postgres_conninfo, tls);
+    let connecting = tokio_postgres::connect(settings.postgres_conninfo.expose_secret(), tls);
     let (client, connection) = match tokio::time::timeout(PG_TIMEOUT, connecting).await {
         Err(_) => {
             return Err((

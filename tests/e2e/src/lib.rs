@@ -125,7 +125,7 @@ impl Stack {
             user,
             &self.pg_database,
         );
-        config.password = Some(user.to_owned());
+        config.password = Some(user.to_owned().into());
         config.sslmode = sluice_postgres::SslMode::Disable;
         config
     }
