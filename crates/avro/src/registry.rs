@@ -223,7 +223,8 @@ impl Registry {
 
     /// One request to the path `segments` below the base URL (each segment percent-encoded),
     /// with `query` and a JSON `body`; any answer is returned, whatever its status. Only
-    /// getting no answer is an error ([`RegistryError::Unavailable`]).
+    /// getting no answer is an error ([`RegistryError::Unavailable`]), or a request that cannot
+    /// be made ([`RegistryError::Setup`]).
     pub async fn call(
         &self,
         method: Method,
@@ -255,9 +256,22 @@ impl Registry {
             }
             RegistryAuth::Bearer(token) => request.bearer_auth(token.expose_secret()),
         };
-        let unavailable = |err: reqwest::Error| RegistryError::Unavailable {
-            url: self.url.clone(),
-            detail: error_chain(&err.without_url()),
+        // A request that cannot be built (a token no header can hold) is the configuration's
+        // fault; any other failure to get an answer is an outage.
+        let unavailable = |err: reqwest::Error| {
+            let builder = err.is_builder();
+            let detail = error_chain(&err.without_url());
+            if builder {
+                RegistryError::Setup {
+                    url: self.url.clone(),
+                    detail,
+                }
+            } else {
+                RegistryError::Unavailable {
+                    url: self.url.clone(),
+                    detail,
+                }
+            }
         };
         let response = request.send().await.map_err(unavailable)?;
         let status = response.status();

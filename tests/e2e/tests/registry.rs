@@ -98,6 +98,18 @@ async fn an_outage_is_transient_whatever_the_url_and_subject_hold() {
 }
 
 #[tokio::test]
+async fn a_token_no_header_can_hold_is_a_setup_error_not_an_outage() {
+    let stack = Stack::from_env();
+    let config = RegistryConfig {
+        auth: RegistryAuth::Bearer("line\nbreak".to_owned().into()),
+        ..config(&stack.registry_url)
+    };
+    let err = register_through(&config).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Setup { .. }), "{err:?}");
+    assert!(!err.to_string().contains("line"), "{err}");
+}
+
+#[tokio::test]
 async fn subjects_are_percent_encoded_in_urls() {
     let stack = Stack::from_env();
     let mut registry = Registry::new(&config(&stack.registry_url)).unwrap();
