@@ -287,11 +287,13 @@ impl ColumnKind {
         }
     }
 
+    /// The error for a `value` that is not one of this kind in `form`: it names the kind, the
+    /// form and the value's length, never the value (row values stay out of logs and errors).
     pub(crate) fn malformed(self, form: &'static str, value: &[u8]) -> ValueError {
         ValueError::Malformed {
             kind: self,
             form,
-            value: String::from_utf8_lossy(value).into_owned(),
+            length: value.len(),
         }
     }
 
@@ -368,15 +370,15 @@ pub enum Raw<'a> {
 /// consumers written for Debezium recognise it. The event also lists such columns by name.
 pub const UNCHANGED_PLACEHOLDER: &str = "__debezium_unavailable_value";
 
-/// Why a value could not be encoded.
+/// Why a value could not be encoded. No variant holds the value or any part of it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ValueError {
-    #[error("not a valid {kind:?} value in {form} form: {value:?}")]
+    #[error("a {length}-byte value that is not a valid {kind:?} in {form} form")]
     Malformed {
         kind: ColumnKind,
         form: &'static str,
-        value: String,
+        length: usize,
     },
     #[error("{0} has no representation in this column's Avro type")]
     Unrepresentable(&'static str),

@@ -168,35 +168,27 @@ pub(crate) fn unscaled_bytes(negative: bool, digits: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(trim_sign_extension(&bytes));
         return;
     }
-    // Beyond 38 digits: schoolbook arithmetic on 64-bit limbs (least significant first), 19
-    // decimal digits at a time, so that PostgreSQL's widest numeric (147455 digits) takes
-    // milliseconds, not minutes.
+    // Beyond 38 digits: schoolbook arithmetic on base-2^64 limbs (least significant first),
+    // taking 19 decimal digits per step: PostgreSQL's widest numeric (131,072 integer and
+    // 16,383 fractional digits) takes milliseconds, where a digit and a byte per step took
+    // half a minute.
     let mut limbs: Vec<u64> = Vec::with_capacity(significant.len() / 19 + 1);
-    let first = match significant.len() % 19 {
-        0 => 19,
-        short => short,
-    };
-    let mut chunks = std::iter::once(&significant[..first]).chain(significant[first..].chunks(19));
-    chunks.try_for_each(|chunk| {
-        let mut value: u64 = 0;
+    for chunk in significant.chunks(19) {
+        let (mut value, mut scale) = (0u64, 1u64);
         for &digit in chunk {
             value = value * 10 + u64::from(digit - b'0');
+            scale *= 10;
         }
-        let exponent = u32::try_from(chunk.len()).ok()?;
-        let scale = u128::from(10u64.checked_pow(exponent)?);
-        let mut carry = u128::from(value);
+        let mut carry = value;
         for limb in &mut limbs {
-            let product = u128::from(*limb) * scale + carry;
-            *limb = u64::try_from(product & u128::from(u64::MAX)).ok()?;
-            carry = product >> 64;
+            let product = u128::from(*limb) * u128::from(scale) + u128::from(carry);
+            (*limb, carry) = low_and_high(product);
         }
         if carry > 0 {
-            limbs.push(u64::try_from(carry).ok()?);
+            limbs.push(carry);
         }
-        Some(())
-    });
-    let mut magnitude: Vec<u8> = Vec::with_capacity(limbs.len() * 8 + 1);
-    magnitude.extend(limbs.iter().rev().flat_map(|limb| limb.to_be_bytes()));
+    }
+    let mut magnitude: Vec<u8> = limbs.iter().rev().flat_map(|l| l.to_be_bytes()).collect();
     // Room for the sign bit.
     magnitude.insert(0, 0);
     if negative {
@@ -212,6 +204,13 @@ pub(crate) fn unscaled_bytes(negative: bool, digits: &[u8], out: &mut Vec<u8>) {
         }
     }
     out.extend_from_slice(trim_sign_extension(&magnitude));
+}
+
+/// The low and the high 64 bits.
+fn low_and_high(value: u128) -> (u64, u64) {
+    let [low, high] = [value & u128::from(u64::MAX), value >> 64]
+        .map(|half| u64::try_from(half).unwrap_or_default());
+    (low, high)
 }
 
 /// Drops leading bytes that only repeat the sign, keeping at least one.
@@ -304,6 +303,27 @@ mod tests {
             unscaled_bytes(negative, digits.as_bytes(), &mut out);
             proptest::prop_assert_eq!(out, reference_unscaled(negative, &digits));
         }
+    }
+
+    #[test]
+    fn the_widest_numerics_convert_exactly_and_at_once() {
+        // 10^131071 (PostgreSQL's widest integer part) is 2^131071 x 5^131071: its magnitude
+        // ends in 131071 zero bits, and the bytes above them are 5^131071's.
+        let (bytes, _) = unscaled(&format!("1{}", "0".repeat(131_071)));
+        let zero_bytes = 131_071 / 8;
+        assert!(bytes[bytes.len() - zero_bytes..].iter().all(|&b| b == 0));
+        assert_ne!(
+            bytes[bytes.len() - zero_bytes - 1] & 0x80,
+            0,
+            "bit 131071 set"
+        );
+        assert!(bytes[0] < 0x80, "positive");
+        // Across limb boundaries: (2^64)^2 - 1 = 340282366920938463463374607431768211455 has
+        // 39 digits, one past the fast path.
+        let (bytes, _) = unscaled("340282366920938463463374607431768211455");
+        assert_eq!(bytes, [[0].as_slice(), &[0xff; 16]].concat());
+        let (bytes, _) = unscaled("-340282366920938463463374607431768211456");
+        assert_eq!(bytes, [[0xff].as_slice(), &[0; 16]].concat());
     }
 
     #[test]

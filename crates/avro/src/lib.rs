@@ -7,6 +7,8 @@ mod column;
 mod decimal;
 mod exact;
 mod formats;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hstore;
 mod network;
 mod output;
@@ -28,7 +30,10 @@ mod writer;
 
 pub use column::{ColumnKind, Raw, ScalarKind, Scratch, UNCHANGED_PLACEHOLDER, ValueError};
 pub use output::{OutputError, Unsupported, money_text};
-pub use registry::{Registry, RegistryConfig, RegistryError, RegistryStats};
+pub use registry::{
+    Answer, ClientCertificate, Registry, RegistryAuth, RegistryConfig, RegistryError, RegistryStats,
+};
+pub use reqwest::{Method, StatusCode};
 pub use table::{
     ColumnSpec, EncodeError, MessageCodec, Op, Row, SOURCE_VERSION, SnapshotMarker, Source,
     TableCodec, TableSpec, avro_name, mark_snapshot_last,

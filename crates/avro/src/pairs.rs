@@ -839,3 +839,22 @@ fn text_postgres_never_prints_is_refused() {
         );
     }
 }
+
+#[test]
+fn a_refused_value_is_never_in_its_error() {
+    // Refused by every kind that parses its input, in both forms (text-only kinds and
+    // strings take it as it is).
+    const CANARY: &str = "{canary-7Q9x,(\"1\")}";
+    let mut refused = 0;
+    for (ty, ..) in PAIRS {
+        let (kind, _) = kind_and_schema(ty, &TypeOptions::default());
+        for raw in [Raw::Text(CANARY.as_bytes()), Raw::Binary(CANARY.as_bytes())] {
+            if let Err(err) = encode(kind, raw) {
+                refused += 1;
+                let shown = format!("{err} {err:?}");
+                assert!(!shown.contains("canary"), "{ty}: {shown}");
+            }
+        }
+    }
+    assert!(refused > 50, "only {refused} refusals");
+}

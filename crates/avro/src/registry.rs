@@ -1,31 +1,51 @@
 //! The schema registry, through its Confluent-compatible API: schemas registered once per
-//! subject and cached, so producing an event never waits on the registry.
+//! subject and cached, so producing an event never waits on the registry. The one HTTP client
+//! of the registry for `sluice run` and `sluice check`: its TLS (a private CA, a client
+//! certificate) and its authentication (basic or bearer) are set up here only.
+//!
+//! Failures are classified by what the answer was, never by the words of a message: no answer
+//! (reqwest's connect, timeout and request errors), or the HTTP status of the answer.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use schema_registry_converter::async_impl::schema_registry::{SrSettings, post_schema};
-use schema_registry_converter::error::SRCError;
-use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
+use reqwest::{Method, StatusCode, Url};
+use secrecy::{ExposeSecret, SecretString};
 
 /// How to reach the registry.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct RegistryConfig {
     /// The Confluent-compatible base URL, e.g. `http://127.0.0.1:8081/apis/ccompat/v7`.
     pub url: String,
-    pub username: Option<String>,
-    pub password: Option<String>,
+    pub auth: RegistryAuth,
+    /// PEM file of the CA certificates to trust besides the system's, for an `https://` URL.
+    pub ca_file: Option<PathBuf>,
+    /// The client certificate for mutual TLS.
+    pub client_certificate: Option<ClientCertificate>,
     pub timeout: Duration,
 }
 
-impl std::fmt::Debug for RegistryConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistryConfig")
-            .field("url", &self.url)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
+/// How sluice authenticates to the registry.
+#[derive(Debug, Clone, Default)]
+pub enum RegistryAuth {
+    #[default]
+    None,
+    /// HTTP basic authentication.
+    Basic {
+        username: String,
+        password: SecretString,
+    },
+    /// `Authorization: Bearer <token>`.
+    Bearer(SecretString),
+}
+
+/// A client certificate and its private key, both PEM files (the key in PKCS#8:
+/// `-----BEGIN PRIVATE KEY-----`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertificate {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 /// What went wrong with the registry, split by what to do about it.
@@ -57,6 +77,9 @@ pub enum RegistryError {
         subject: String,
         detail: String,
     },
+    /// The client could not be set up from the configuration (a URL, a certificate file).
+    #[error("the schema registry client for {url} cannot be set up: {detail}")]
+    Setup { url: String, detail: String },
 }
 
 impl RegistryError {
@@ -72,44 +95,69 @@ pub struct RegistryStats {
     pub cache_hits: u64,
 }
 
+/// An answer of the registry: its status and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: String,
+}
+
+impl Answer {
+    /// The start of the body, for messages.
+    pub fn snippet(&self) -> String {
+        snippet(&self.body)
+    }
+}
+
+/// The media type of the Confluent API's requests.
+const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+
 /// A registry client with a cache of the ids of registered schemas.
 #[derive(Debug)]
 pub struct Registry {
     url: String,
-    settings: SrSettings,
+    base: Url,
     http: reqwest::Client,
-    username: Option<String>,
-    password: Option<String>,
+    auth: RegistryAuth,
     ids: HashMap<String, (String, u32)>,
     stats: RegistryStats,
 }
 
 impl Registry {
     pub fn new(config: &RegistryConfig) -> Result<Self, RegistryError> {
-        let mut builder = SrSettings::new_builder(config.url.clone());
-        builder.set_timeout(config.timeout);
-        if let Some(username) = &config.username {
-            builder.set_basic_authorization(username, config.password.as_deref());
-        }
-        let settings = builder.build().map_err(|err| RegistryError::Rejected {
+        let setup = |detail: String| RegistryError::Setup {
             url: config.url.clone(),
-            subject: String::new(),
-            detail: err.error,
-        })?;
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .map_err(|err| RegistryError::Rejected {
-                url: config.url.clone(),
-                subject: String::new(),
-                detail: err.to_string(),
+            detail,
+        };
+        let base = Url::parse(config.url.trim_end_matches('/'))
+            .ok()
+            .filter(|url| !url.cannot_be_a_base())
+            .ok_or_else(|| setup("not an http:// or https:// URL".to_owned()))?;
+        let mut builder = reqwest::Client::builder().timeout(config.timeout);
+        if let Some(path) = &config.ca_file {
+            let pem = read(path, "registry.ca_file").map_err(setup)?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|err| setup(format!("registry.ca_file {}: {err}", path.display())))?;
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        if let Some(client) = &config.client_certificate {
+            let cert = read(&client.cert_file, "registry.cert_file").map_err(setup)?;
+            let key = read(&client.key_file, "registry.key_file").map_err(setup)?;
+            let identity = reqwest::Identity::from_pkcs8_pem(&cert, &key).map_err(|err| {
+                setup(format!(
+                    "registry.cert_file and registry.key_file (PEM, the key in PKCS#8): {err}"
+                ))
             })?;
+            builder = builder.identity(identity);
+        }
+        let http = builder.build().map_err(|err| setup(err.to_string()))?;
         Ok(Registry {
             url: config.url.clone(),
-            settings,
+            base,
             http,
-            username: config.username.clone(),
-            password: config.password.clone(),
+            auth: config.auth.clone(),
             ids: HashMap::new(),
             stats: RegistryStats::default(),
         })
@@ -117,6 +165,11 @@ impl Registry {
 
     pub fn stats(&self) -> RegistryStats {
         self.stats
+    }
+
+    /// The base URL, as configured.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// The id of `schema` under `subject`, registering it if the registry lacks it.
@@ -128,119 +181,259 @@ impl Registry {
             return Ok(*id);
         }
         self.stats.calls += 1;
-        let supplied = SuppliedSchema::new(None, SchemaType::Avro, schema.to_owned());
-        let registered = post_schema(&self.settings, subject.to_owned(), supplied)
-            .await
-            .map_err(|err| self.classify(subject, &err))?;
-        self.ids
-            .insert(subject.to_owned(), (schema.to_owned(), registered.id));
-        Ok(registered.id)
+        let body = serde_json::json!({ "schema": schema }).to_string();
+        let answer = self
+            .call(
+                Method::POST,
+                &["subjects", subject, "versions"],
+                &[],
+                Some(body),
+            )
+            .await?;
+        if answer.status == StatusCode::CONFLICT {
+            return Err(RegistryError::Incompatible {
+                url: self.url.clone(),
+                subject: subject.to_owned(),
+                detail: detail(&answer),
+            });
+        }
+        let answer = self.success(subject, answer)?;
+        let id = serde_json::from_str::<serde_json::Value>(&answer.body)
+            .ok()
+            .and_then(|value| value.get("id")?.as_u64())
+            .and_then(|id| u32::try_from(id).ok())
+            .ok_or_else(|| RegistryError::Rejected {
+                url: self.url.clone(),
+                subject: subject.to_owned(),
+                detail: format!("the answer holds no schema id: {}", snippet(&answer.body)),
+            })?;
+        self.ids.insert(subject.to_owned(), (schema.to_owned(), id));
+        Ok(id)
     }
 
     /// Sets `subject`'s compatibility rule (`BACKWARD`, `FULL`, ...), as
     /// `PUT /config/{subject}` does.
     pub async fn set_compatibility(&self, subject: &str, level: &str) -> Result<(), RegistryError> {
-        let mut request = self
-            .http
-            .put(format!(
-                "{}/config/{subject}",
-                self.url.trim_end_matches('/')
-            ))
-            .header("Content-Type", "application/vnd.schemaregistry.v1+json")
-            .body(format!(r#"{{"compatibility":"{level}"}}"#));
-        if let Some(username) = &self.username {
-            request = request.basic_auth(username, self.password.as_deref());
-        }
-        let unavailable = |detail: String| RegistryError::Unavailable {
-            url: self.url.clone(),
-            detail,
-        };
-        let response = request
-            .send()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        let status = response.status();
-        if status.is_success() {
-            Ok(())
-        } else if status.is_server_error() {
-            Err(unavailable(format!("HTTP {status}")))
-        } else {
-            Err(RegistryError::Rejected {
-                url: self.url.clone(),
-                subject: subject.to_owned(),
-                detail: format!(
-                    "setting compatibility {level}: HTTP {status} {}",
-                    response.text().await.unwrap_or_default()
-                ),
-            })
-        }
+        let body = serde_json::json!({ "compatibility": level }).to_string();
+        let answer = self
+            .call(Method::PUT, &["config", subject], &[], Some(body))
+            .await?;
+        self.success(subject, answer).map(drop)
     }
 
     /// The schema registered with `id` (`GET /schemas/ids/{id}`): what a record written with
     /// it was written with.
     pub async fn schema_by_id(&self, id: u32) -> Result<String, RegistryError> {
-        let mut request = self.http.get(format!(
-            "{}/schemas/ids/{id}",
-            self.url.trim_end_matches('/')
-        ));
-        if let Some(username) = &self.username {
-            request = request.basic_auth(username, self.password.as_deref());
-        }
-        let unavailable = |detail: String| RegistryError::Unavailable {
+        let subject = format!("schema id {id}");
+        let id = id.to_string();
+        let answer = self
+            .call(Method::GET, &["schemas", "ids", &id], &[], None)
+            .await?;
+        let answer = self.success(&subject, answer)?;
+        let rejected = |detail: &str| RegistryError::Rejected {
             url: self.url.clone(),
-            detail,
+            subject: subject.clone(),
+            detail: detail.to_owned(),
         };
-        let rejected = |detail: String| RegistryError::Rejected {
-            url: self.url.clone(),
-            subject: format!("schema id {id}"),
-            detail,
-        };
-        let response = request
-            .send()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        let status = response.status();
-        if status.is_server_error() {
-            return Err(unavailable(format!("HTTP {status}")));
-        }
-        if !status.is_success() {
-            return Err(rejected(format!("HTTP {status}")));
-        }
-        let answer: serde_json::Value = response
-            .json()
-            .await
-            .map_err(|e| rejected(format!("an answer that is not JSON: {e}")))?;
-        answer["schema"]
+        let body: serde_json::Value = serde_json::from_str(&answer.body)
+            .map_err(|_| rejected("an answer that is not JSON"))?;
+        body["schema"]
             .as_str()
             .map(str::to_owned)
-            .ok_or_else(|| rejected("an answer without a schema".to_owned()))
+            .ok_or_else(|| rejected("an answer without a schema"))
     }
 
-    fn classify(&self, subject: &str, err: &SRCError) -> RegistryError {
-        let detail = match &err.cause {
-            Some(cause) => format!("{}: {cause}", err.error),
-            None => err.error.clone(),
-        };
-        let url = self.url.clone();
-        let subject = subject.to_owned();
-        if detail.contains("409") || detail.contains("ncompatible") {
-            RegistryError::Incompatible {
-                url,
-                subject,
-                detail,
-            }
-        } else if err.retriable
-            || detail.contains("error sending request")
-            || detail.contains("status 5")
-            || detail.contains("onnect")
-        {
-            RegistryError::Unavailable { url, detail }
-        } else {
-            RegistryError::Rejected {
-                url,
-                subject,
-                detail,
-            }
+    /// One request to the path `segments` below the base URL (each segment percent-encoded),
+    /// with `query` and a JSON `body`; any answer is returned, whatever its status. Only
+    /// getting no answer is an error ([`RegistryError::Unavailable`]), or a request that cannot
+    /// be made ([`RegistryError::Setup`]).
+    pub async fn call(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Result<Answer, RegistryError> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| RegistryError::Setup {
+                url: self.url.clone(),
+                detail: "not a base URL".to_owned(),
+            })?
+            .pop_if_empty()
+            .extend(segments);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
         }
+        let mut request = self.http.request(method, url);
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+                .body(body);
+        }
+        request = match &self.auth {
+            RegistryAuth::None => request,
+            RegistryAuth::Basic { username, password } => {
+                request.basic_auth(username, Some(password.expose_secret()))
+            }
+            RegistryAuth::Bearer(token) => request.bearer_auth(token.expose_secret()),
+        };
+        // A request that cannot be built (a token no header can hold) is the configuration's
+        // fault; any other failure to get an answer is an outage.
+        let unavailable = |err: reqwest::Error| {
+            let builder = err.is_builder();
+            let detail = error_chain(&err.without_url());
+            if builder {
+                RegistryError::Setup {
+                    url: self.url.clone(),
+                    detail,
+                }
+            } else {
+                RegistryError::Unavailable {
+                    url: self.url.clone(),
+                    detail,
+                }
+            }
+        };
+        let response = request.send().await.map_err(unavailable)?;
+        let status = response.status();
+        let body = response.text().await.map_err(unavailable)?;
+        Ok(Answer { status, body })
+    }
+
+    /// A successful answer; otherwise the error its status says: unavailable for a server
+    /// error, a timeout or too many requests, refused for the rest.
+    fn success(&self, subject: &str, answer: Answer) -> Result<Answer, RegistryError> {
+        let status = answer.status;
+        if status.is_success() {
+            Ok(answer)
+        } else if status.is_server_error()
+            || status == StatusCode::REQUEST_TIMEOUT
+            || status == StatusCode::TOO_MANY_REQUESTS
+        {
+            Err(RegistryError::Unavailable {
+                url: self.url.clone(),
+                detail: detail(&answer),
+            })
+        } else {
+            Err(RegistryError::Rejected {
+                url: self.url.clone(),
+                subject: subject.to_owned(),
+                detail: detail(&answer),
+            })
+        }
+    }
+}
+
+fn read(path: &Path, key: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|err| format!("{key} {}: {err}", path.display()))
+}
+
+/// An answer for a message: its status and the start of its body.
+fn detail(answer: &Answer) -> String {
+    match snippet(&answer.body) {
+        body if body.is_empty() => format!("HTTP {}", answer.status),
+        body => format!("HTTP {}: {body}", answer.status),
+    }
+}
+
+/// The start of a body, for messages.
+fn snippet(body: &str) -> String {
+    let body = body.trim();
+    let mut text: String = body.chars().take(200).collect();
+    if text.len() < body.len() {
+        text.push_str("...");
+    }
+    text
+}
+
+/// An error and its causes, which reqwest keeps apart (the refused connection is a cause).
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> Answer {
+        Answer {
+            status: StatusCode::from_u16(status).unwrap(),
+            body: body.to_owned(),
+        }
+    }
+
+    fn registry(url: &str) -> Registry {
+        Registry::new(&RegistryConfig {
+            url: url.to_owned(),
+            auth: RegistryAuth::None,
+            ca_file: None,
+            client_certificate: None,
+            timeout: Duration::from_secs(1),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn answers_are_classified_by_status_alone() {
+        // A host, a path and a subject that hold "409" and "5xx" words change nothing.
+        let registry = registry("http://registry409.example:8081/apis409/ccompat/v7");
+        let subject = "t409-incompatible-connect-value";
+        for (status, transient) in [(500, true), (503, true), (408, true), (429, true)] {
+            let err = registry.success(subject, answer(status, "x")).unwrap_err();
+            assert_eq!(err.is_transient(), transient, "{status}: {err}");
+        }
+        for status in [400, 401, 403, 404, 422] {
+            let err = registry
+                .success(subject, answer(status, "status 500 connect 409"))
+                .unwrap_err();
+            assert!(
+                matches!(err, RegistryError::Rejected { .. }),
+                "{status}: {err}"
+            );
+        }
+        assert!(registry.success(subject, answer(200, "{}")).is_ok());
+    }
+
+    #[test]
+    fn a_url_that_is_no_base_is_a_setup_error() {
+        for url in ["registry:8081", "mailto:x@y", ""] {
+            let err = Registry::new(&RegistryConfig {
+                url: url.to_owned(),
+                auth: RegistryAuth::None,
+                ca_file: None,
+                client_certificate: None,
+                timeout: Duration::from_secs(1),
+            })
+            .unwrap_err();
+            assert!(matches!(err, RegistryError::Setup { .. }), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_config_debug_holds_no_secret() {
+        let config = RegistryConfig {
+            url: "https://registry".to_owned(),
+            auth: RegistryAuth::Basic {
+                username: "user".to_owned(),
+                password: SecretString::from("hunter2-password"),
+            },
+            ca_file: None,
+            client_certificate: None,
+            timeout: Duration::from_secs(1),
+        };
+        let bearer = RegistryAuth::Bearer(SecretString::from("hunter2-token"));
+        let shown = format!(
+            "{config:?} {config:#?} {bearer:?} {:?}",
+            registry("http://r")
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 }

@@ -36,7 +36,12 @@ impl PgArgs {
             Host::Tcp(self.host.clone())
         };
         let mut config = ConnectConfig::new(host, self.port, &self.user, &self.dbname);
-        config.password = Some(self.password.clone().unwrap_or_else(|| self.user.clone()));
+        config.password = Some(
+            self.password
+                .clone()
+                .unwrap_or_else(|| self.user.clone())
+                .into(),
+        );
         config.sslmode = SslMode::Disable;
         config
     }

@@ -1,5 +1,6 @@
 //! Pure decoding of PostgreSQL logical replication traffic: the walsender envelope
-//! (XLogData, primary keepalive, standby status update) and pgoutput messages.
+//! (XLogData, primary keepalive, standby status update) and pgoutput messages; and of the
+//! binary COPY format the snapshot reads ([`CopyReader`]).
 //!
 //! No I/O and no async runtime: bytes in, typed messages out. Every length read from the
 //! wire is checked and every malformed input is a typed error, never a panic.
@@ -24,6 +25,7 @@
 
 #![warn(missing_docs)]
 
+pub mod copy;
 mod decoder;
 mod error;
 mod messages;
@@ -32,6 +34,7 @@ mod tuple;
 mod types;
 mod walsender;
 
+pub use copy::{CopyFormatError, CopyReader, CopyRow};
 pub use decoder::{Decoder, DecoderOptions, LogicalMessage};
 pub use error::{DecodeError, DecodeErrorKind};
 pub use messages::{

@@ -1,9 +1,10 @@
-//! Writes the seed corpus of the `decode` fuzz target (fuzz/seeds/decode): one valid message
-//! of every kind, both bare and wrapped in an XLogData, plus keepalives.
+//! Writes the seed corpora of the `decode` fuzz target (fuzz/seeds/decode: one valid message
+//! of every kind, both bare and wrapped in an XLogData, plus keepalives) and of the `copy`
+//! target (fuzz/seeds/copy: binary COPY streams).
 //!
 //! Ignored by default; regenerate with
 //! `cargo test -p sluice-pgoutput --test fuzz_seeds -- --ignored`
-//! (or set `SLUICE_FUZZ_SEED_DIR` to write elsewhere).
+//! (or set `SLUICE_FUZZ_SEED_DIR` to write the seed directories elsewhere).
 
 #[path = "support/encoder.rs"]
 mod encoder;
@@ -12,6 +13,8 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use encoder::{Col, binary, text};
+use sluice_pgoutput::CopyReader;
+use sluice_pgoutput::copy::testing::{FuzzInput, header, stream};
 
 fn seeds() -> Vec<(String, Bytes)> {
     let cols = [
@@ -109,17 +112,91 @@ fn seeds() -> Vec<(String, Bytes)> {
     seeds
 }
 
+/// The seed directory of fuzz target `target`, created.
+fn seed_dir(target: &str) -> PathBuf {
+    let root = std::env::var_os("SLUICE_FUZZ_SEED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds"));
+    let dir = root.join(target);
+    std::fs::create_dir_all(&dir).expect("the seed directory can be created");
+    dir
+}
+
 #[test]
 #[ignore = "writes the fuzz seed corpus; run on purpose"]
 fn write_fuzz_seeds() {
-    let dir = std::env::var_os("SLUICE_FUZZ_SEED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/decode")
-        });
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = seed_dir("decode");
     for (name, bytes) in seeds() {
         std::fs::write(dir.join(name), &bytes).unwrap();
+    }
+}
+
+/// Binary COPY streams: rows of binary values (int4, text, bytea, numeric, timestamp in their
+/// send forms), NULLs, a column read as text, a header extension, a stream cut short.
+fn copy_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let row: &[Option<&[u8]>] = &[
+        Some(b"\0\0\0\x2a"),
+        Some("h\u{e9}llo".as_bytes()),
+        None,
+        Some(b"\0\xff\x10"),
+        Some(b"\0\x02\0\0\0\0\0\x02\0\x01\x13\x88"),
+        Some(b"\0\x02\xb5\x82\xc4\x7f\xb1\x20"),
+        Some(b"(1,2)"),
+    ];
+    let rows = stream(&[row, row, &[None; 7]]);
+    let mut with_extension = header(1, b"extension");
+    with_extension.extend_from_slice(&rows[header(0, b"").len()..]);
+    let mut cut_short = rows.clone();
+    cut_short.truncate(rows.len() - 9);
+    // Seven columns, the 3rd and the 7th as text.
+    let seven = 0x40 | 7;
+    let input = |chunk_size, columns, stream: &[u8]| {
+        FuzzInput {
+            chunk_size,
+            columns,
+            stream,
+        }
+        .write()
+    };
+    vec![
+        ("empty", input(0, 0, &stream(&[]))),
+        ("rows", input(0, seven, &rows)),
+        ("rows-chunked", input(5, 0, &rows)),
+        ("extension", input(3, seven, &with_extension)),
+        ("cut-short", input(0, 0, &cut_short)),
+    ]
+}
+
+#[test]
+#[ignore = "writes the fuzz seed corpus; run on purpose"]
+fn write_copy_fuzz_seeds() {
+    let dir = seed_dir("copy");
+    for (name, bytes) in copy_seeds() {
+        std::fs::write(dir.join(name), &bytes).unwrap();
+    }
+}
+
+#[test]
+fn copy_seeds_read_as_written() {
+    for (name, input) in copy_seeds() {
+        let input = FuzzInput::read(&input).unwrap();
+        let mut reader = CopyReader::with_text_columns(input.text_columns());
+        reader.push(&Bytes::copy_from_slice(input.stream));
+        let mut rows = 0;
+        reader
+            .rows(|_| {
+                rows += 1;
+                Ok::<(), ()>(())
+            })
+            .unwrap_or_else(|e| panic!("seed {name}: {e}"))
+            .unwrap();
+        assert_eq!(reader.finished(), name != "cut-short", "{name}");
+        let expected = match name {
+            "empty" => 0,
+            "cut-short" => 2,
+            _ => 3,
+        };
+        assert_eq!(rows, expected, "{name}");
     }
 }
 

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
 use sluice_postgres::{ConnectConfig, Host, SslMode};
@@ -110,10 +111,6 @@ impl Config {
             .map(|(key, value)| format!("{key}={}", redact_property(key, value)))
             .collect::<Vec<_>>()
             .join(",");
-        let registry_auth = match (&registry.username, &registry.password) {
-            (Some(user), Some(_)) => format!("basic:{user}"),
-            _ => "none".to_owned(),
-        };
         let parts = [
             format!(
                 "postgres={}@{}:{}/{}",
@@ -148,7 +145,16 @@ impl Config {
             format!("compression={}", kafka.compression.as_str()),
             format!("producer={{{producer}}}"),
             format!("registry={}", registry.url),
-            format!("registry_auth={registry_auth}"),
+            format!("registry_auth={}", registry.auth_summary()),
+            format!(
+                "registry_tls={}",
+                match (&registry.ca_file, &registry.cert_file) {
+                    (None, None) => "system",
+                    (Some(_), None) => "ca_file",
+                    (None, Some(_)) => "client_cert",
+                    (Some(_), Some(_)) => "ca_file+client_cert",
+                }
+            ),
             format!(
                 "compatibility={}",
                 registry
@@ -217,7 +223,7 @@ impl PostgresSection {
             Host::Tcp(self.host.clone())
         };
         let mut config = ConnectConfig::new(host, self.port, &self.user, &self.database);
-        config.password = self.password.as_ref().map(|p| p.expose().to_owned());
+        config.password = self.password.as_ref().map(Secret::to_secret_string);
         config.sslmode = self.sslmode;
         config.ssl_root_cert = self.sslrootcert.clone();
         config.connect_timeout = self.connect_timeout;
@@ -637,6 +643,21 @@ pub struct RegistrySection {
     pub password: Option<Secret>,
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// Bearer token (instead of basic auth); after `load`, whether given inline or read from
+    /// `token_file`.
+    #[serde(default)]
+    pub token: Option<Secret>,
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// CA certificates (PEM) trusted for an `https://` registry, besides the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS, with `key_file`.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM, PKCS#8).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
     /// When set, sluice sets this compatibility rule on each subject it registers.
     #[serde(default)]
     pub compatibility: Option<Compatibility>,
@@ -645,11 +666,37 @@ pub struct RegistrySection {
 impl RegistrySection {
     /// The client settings `sluice-avro` takes.
     pub fn client_config(&self, timeout: Duration) -> sluice_avro::RegistryConfig {
+        let auth = match (&self.username, &self.password, &self.token) {
+            (Some(username), Some(password), _) => sluice_avro::RegistryAuth::Basic {
+                username: username.clone(),
+                password: password.to_secret_string(),
+            },
+            (_, _, Some(token)) => sluice_avro::RegistryAuth::Bearer(token.to_secret_string()),
+            _ => sluice_avro::RegistryAuth::None,
+        };
+        let client_certificate =
+            self.cert_file
+                .as_ref()
+                .zip(self.key_file.as_ref())
+                .map(|(cert_file, key_file)| sluice_avro::ClientCertificate {
+                    cert_file: cert_file.clone(),
+                    key_file: key_file.clone(),
+                });
         sluice_avro::RegistryConfig {
             url: self.url.clone(),
-            username: self.username.clone(),
-            password: self.password.as_ref().map(|p| p.expose().to_owned()),
+            auth,
+            ca_file: self.ca_file.clone(),
+            client_certificate,
             timeout,
+        }
+    }
+
+    /// How sluice authenticates, for the startup log: `none`, `basic:<user>` or `bearer`.
+    fn auth_summary(&self) -> String {
+        match (&self.username, &self.token) {
+            (Some(user), _) => format!("basic:{user}"),
+            (None, Some(_)) => "bearer".to_owned(),
+            (None, None) => "none".to_owned(),
         }
     }
 }
@@ -874,21 +921,35 @@ impl Default for MetricsSection {
     }
 }
 
-/// A password: Debug and Display print `<redacted>`, so it cannot leak through a log line.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+/// A password, token or key: a [`secrecy::SecretString`] (wiped from memory when dropped),
+/// whose Debug and Display print `<redacted>`, so it cannot leak through a log line.
+#[derive(Clone, Deserialize)]
 #[serde(transparent)]
-pub struct Secret(String);
+pub struct Secret(SecretString);
 
 impl Secret {
     pub fn new(secret: impl Into<String>) -> Self {
-        Secret(secret.into())
+        Secret(SecretString::from(secret.into()))
     }
 
     /// The secret itself, for the one place that needs it.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
+    }
+
+    /// The secret as the library clients take it.
+    pub fn to_secret_string(&self) -> SecretString {
+        self.0.clone()
     }
 }
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -1094,6 +1155,11 @@ const SCHEMA: &[KeySpec] = &[
     opt("registry", "username", Text, check::<String>),
     opt("registry", "password", Text, check::<Secret>),
     opt("registry", "password_file", Text, check::<PathBuf>),
+    opt("registry", "token", Text, check::<Secret>),
+    opt("registry", "token_file", Text, check::<PathBuf>),
+    opt("registry", "ca_file", Text, check::<PathBuf>),
+    opt("registry", "cert_file", Text, check::<PathBuf>),
+    opt("registry", "key_file", Text, check::<PathBuf>),
     opt("registry", "compatibility", Text, check::<Compatibility>),
     opt("events", "mode", Text, check::<EventsMode>),
     opt("events", "tombstones", Typed, check::<bool>),
@@ -1550,30 +1616,47 @@ fn resolve_password(
     password_file: Option<&Path>,
     sources: &Sources,
 ) -> Result<(), ConfigError> {
-    let file_path = [section, "password_file"];
-    match (password.as_ref(), password_file) {
+    resolve_secret(
+        [section, "password"],
+        [section, "password_file"],
+        password,
+        password_file,
+        sources,
+    )
+}
+
+/// Rejects a secret given both inline (`key`) and in a file (`file_key`), and reads the file
+/// into `secret`.
+fn resolve_secret(
+    key: [&str; 2],
+    file_key: [&str; 2],
+    secret: &mut Option<Secret>,
+    file: Option<&Path>,
+    sources: &Sources,
+) -> Result<(), ConfigError> {
+    match (secret.as_ref(), file) {
         (Some(_), Some(_)) => Err(sources.invalid(
-            &file_path,
-            format!("give {section}.password or {section}.password_file, not both"),
+            &file_key,
+            format!("give {} or {}, not both", key.join("."), file_key.join(".")),
         )),
-        (Some(secret), None) if secret.expose().is_empty() => Err(sources.invalid(
-            &[section, "password"],
-            "is empty; leave the key out for no password",
+        (Some(inline), None) if inline.expose().is_empty() => Err(sources.invalid(
+            &key,
+            format!("is empty; leave the key out for no {}", key[1]),
         )),
         (None, Some(path)) => {
             let text =
                 std::fs::read_to_string(path).map_err(|error| ConfigError::PasswordFile {
-                    key: file_path.join("."),
-                    origin: sources.origin(&file_path),
+                    key: file_key.join("."),
+                    origin: sources.origin(&file_key),
                     path: path.to_path_buf(),
                     error,
                 })?;
-            // Files written by `echo` or an editor end in a newline that is not the password.
-            let secret = text.trim_end_matches(['\n', '\r']);
-            if secret.is_empty() {
-                return Err(sources.invalid(&file_path, format!("{} is empty", path.display())));
+            // Files written by `echo` or an editor end in a newline that is not the secret.
+            let text = text.trim_end_matches(['\n', '\r']);
+            if text.is_empty() {
+                return Err(sources.invalid(&file_key, format!("{} is empty", path.display())));
             }
-            *password = Some(Secret::new(secret));
+            *secret = Some(Secret::new(text));
             Ok(())
         }
         _ => Ok(()),
@@ -1676,24 +1759,71 @@ fn validate_registry(registry: &mut RegistrySection, sources: &Sources) -> Resul
         registry.password_file.as_deref(),
         sources,
     )?;
-    match (&registry.username, &registry.password) {
-        (Some(_), None) => Err(sources.invalid(
-            &["registry", "username"],
-            "basic auth needs registry.password or registry.password_file too",
-        )),
-        (None, Some(_)) => Err(sources.invalid(
-            &[
-                "registry",
-                if registry.password_file.is_some() {
-                    "password_file"
-                } else {
-                    "password"
-                },
-            ],
-            "basic auth needs registry.username too",
-        )),
-        _ => Ok(()),
+    resolve_secret(
+        ["registry", "token"],
+        ["registry", "token_file"],
+        &mut registry.token,
+        registry.token_file.as_deref(),
+        sources,
+    )?;
+    // The key a secret came from: its file's, when read from one.
+    let given = |key: &'static str, file: &Option<PathBuf>| {
+        if file.is_some() {
+            ["registry", key]
+        } else {
+            ["registry", key.trim_end_matches("_file")]
+        }
+    };
+    match (&registry.username, &registry.password, &registry.token) {
+        (Some(_), None, _) => {
+            return Err(sources.invalid(
+                &["registry", "username"],
+                "basic auth needs registry.password or registry.password_file too",
+            ));
+        }
+        (None, Some(_), _) => {
+            return Err(sources.invalid(
+                &given("password_file", &registry.password_file),
+                "basic auth needs registry.username too",
+            ));
+        }
+        (Some(_), Some(_), Some(_)) => {
+            return Err(sources.invalid(
+                &given("token_file", &registry.token_file),
+                "give basic auth (registry.username and password) or a bearer token, not both",
+            ));
+        }
+        _ => {}
     }
+    match (&registry.cert_file, &registry.key_file) {
+        (Some(_), None) => {
+            return Err(sources.invalid(
+                &["registry", "cert_file"],
+                "a client certificate needs its key too: set registry.key_file",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(sources.invalid(
+                &["registry", "key_file"],
+                "a client key needs its certificate too: set registry.cert_file",
+            ));
+        }
+        _ => {}
+    }
+    if !url.starts_with("https://") {
+        for (key, set) in [
+            ("ca_file", registry.ca_file.is_some()),
+            ("cert_file", registry.cert_file.is_some()),
+        ] {
+            if set {
+                return Err(sources.invalid(
+                    &["registry", key],
+                    "takes effect over TLS only: registry.url must start with https://",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1949,6 +2079,9 @@ mod tests {
         url = "https://registry.example:8081/apis/ccompat/v7"
         username = "sr-user"
         password = "registry-secret"
+        ca_file = "/etc/sluice/registry-ca.pem"
+        cert_file = "/etc/sluice/registry-client.pem"
+        key_file = "/etc/sluice/registry-client.key"
         compatibility = "FULL_TRANSITIVE"
 
         [events]
@@ -1987,7 +2120,10 @@ mod tests {
             connect.host,
             Host::UnixSocketDir(PathBuf::from("/var/run/postgresql"))
         );
-        assert_eq!(connect.password.as_deref(), Some("hunter2-secret"));
+        assert_eq!(
+            connect.password.as_ref().map(ExposeSecret::expose_secret),
+            Some("hunter2-secret")
+        );
         assert_eq!(connect.sslmode, SslMode::VerifyFull);
 
         let rep = &config.replication;
@@ -2027,7 +2163,13 @@ mod tests {
         );
         assert_eq!(registry.compatibility, Some(Compatibility::FullTransitive));
         let client = registry.client_config(Duration::from_secs(5));
-        assert_eq!(client.password.as_deref(), Some("registry-secret"));
+        match &client.auth {
+            sluice_avro::RegistryAuth::Basic { username, password } => {
+                assert_eq!(username, "sr-user");
+                assert_eq!(password.expose_secret(), "registry-secret");
+            }
+            other => panic!("{other:?}"),
+        }
 
         assert_eq!(config.events.mode, EventsMode::Upsert);
         assert!(!config.events.tombstones);
@@ -2046,9 +2188,12 @@ mod tests {
     fn full_file_sets_every_key() {
         // Keeps SCHEMA and the structs in step: every listed key is accepted by serde (the
         // file loads, with deny_unknown_fields), and the file exercises all of them but the
-        // password files, which exclude the passwords (password_file_is_read_and_trimmed).
+        // password files, which exclude the passwords (password_file_is_read_and_trimmed), and
+        // the registry's token, which excludes basic auth
+        // (registry_tls_and_a_bearer_token_reach_the_client).
         let table: Table = FULL.parse().unwrap();
-        for spec in SCHEMA.iter().filter(|spec| spec.key != "password_file") {
+        let excluded = ["password_file", "token", "token_file"];
+        for spec in SCHEMA.iter().filter(|spec| !excluded.contains(&spec.key)) {
             assert!(
                 lookup(&table, &[spec.section, spec.key]).is_some(),
                 "{}.{} missing from FULL",
@@ -2372,6 +2517,92 @@ mod tests {
     }
 
     #[test]
+    fn registry_tls_and_a_bearer_token_reach_the_client() {
+        let token_file = TempFile::new("registry-token", "t0ken-secret\n");
+        let https = ("SLUICE_REGISTRY__URL", "https://registry:8081");
+        let config = load_str(
+            "registry-tls.toml",
+            MINIMAL,
+            &[
+                https,
+                (
+                    "SLUICE_REGISTRY__TOKEN_FILE",
+                    token_file.0.to_str().unwrap(),
+                ),
+                ("SLUICE_REGISTRY__CA_FILE", "/etc/ca.pem"),
+                ("SLUICE_REGISTRY__CERT_FILE", "/etc/client.pem"),
+                ("SLUICE_REGISTRY__KEY_FILE", "/etc/client.key"),
+            ],
+        )
+        .unwrap();
+        let client = config.registry.client_config(Duration::from_secs(5));
+        match &client.auth {
+            sluice_avro::RegistryAuth::Bearer(token) => {
+                assert_eq!(token.expose_secret(), "t0ken-secret");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(client.ca_file, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(
+            client.client_certificate,
+            Some(sluice_avro::ClientCertificate {
+                cert_file: "/etc/client.pem".into(),
+                key_file: "/etc/client.key".into(),
+            })
+        );
+        let summary = config.redacted_summary();
+        assert!(
+            summary.contains("registry_auth=bearer")
+                && summary.contains("registry_tls=ca_file+client_cert"),
+            "{summary}"
+        );
+        for shown in [format!("{config:?}"), format!("{client:?}"), summary] {
+            assert!(!shown.contains("t0ken"), "{shown}");
+        }
+
+        for (vars, key, says) in [
+            (
+                &[
+                    ("SLUICE_REGISTRY__USERNAME", "u"),
+                    ("SLUICE_REGISTRY__PASSWORD", "p"),
+                    ("SLUICE_REGISTRY__TOKEN", "t"),
+                ][..],
+                "registry.token",
+                "not both",
+            ),
+            (
+                &[https, ("SLUICE_REGISTRY__CERT_FILE", "/c")],
+                "registry.cert_file",
+                "registry.key_file",
+            ),
+            (
+                &[https, ("SLUICE_REGISTRY__KEY_FILE", "/k")],
+                "registry.key_file",
+                "registry.cert_file",
+            ),
+            (
+                &[("SLUICE_REGISTRY__CA_FILE", "/ca")],
+                "registry.ca_file",
+                "https://",
+            ),
+            (
+                &[
+                    ("SLUICE_REGISTRY__TOKEN", "t"),
+                    ("SLUICE_REGISTRY__TOKEN_FILE", "/t"),
+                ],
+                "registry.token_file",
+                "not both",
+            ),
+        ] {
+            let message = error_str("registry-invalid.toml", MINIMAL, vars);
+            assert!(
+                message.starts_with(key) && message.contains(says),
+                "{vars:?}: {message}"
+            );
+        }
+    }
+
+    #[test]
     fn secrets_never_printed() {
         let secret_file = TempFile::new("registry-password", "from-a-file-secret\n");
         let config = load_str(
@@ -2383,7 +2614,10 @@ mod tests {
         let debug = format!("{config:?}");
         let pretty = format!("{config:#?}");
         let summary = config.redacted_summary();
-        for text in [&debug, &pretty, &summary] {
+        // What the pipeline runs with, built from the configuration, the clients' settings
+        // (PostgreSQL, Kafka, the registry) included.
+        let settings = format!("{:#?}", crate::run::Settings::from_config(&config));
+        for text in [&debug, &pretty, &summary, &settings] {
             for secret in [
                 "hunter2-secret",
                 "registry-secret",

@@ -21,6 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use secrecy::{ExposeSecret, SecretString};
 use sluice_avro::{
     ColumnSpec, HstoreMode, MessageCodec, NumericMode, Op, Raw, Registry, RegistryConfig,
     RegistryError, Row, Scratch, SnapshotMarker, Source, TableCodec, TableSpec, TimePrecision,
@@ -50,7 +51,8 @@ use std::sync::atomic::Ordering::Relaxed;
 pub struct Settings {
     pub postgres: ConnectConfig,
     /// libpq-style connection string for ordinary (catalog, COPY) connections.
-    pub postgres_conninfo: String,
+    /// libpq conninfo for tokio-postgres, password included: secret.
+    pub postgres_conninfo: SecretString,
     pub slot: String,
     pub publication: String,
     pub create_publication: bool,
@@ -560,17 +562,18 @@ async fn prepare_outputs(
 /// An ordinary connection (catalog, COPY) with the same TLS rules as the replication one.
 pub async fn connect_sql(settings: &Settings) -> Result<Client, PipelineError> {
     let tls = sql_tls(&settings.postgres)?;
-    let (client, connection) = tokio_postgres::connect(&settings.postgres_conninfo, tls)
-        .await
-        .map_err(|e| {
-            let target = settings.postgres.target();
-            let hint = if e.as_db_error().is_none() {
-                " (check postgres.host and postgres.port, and that PostgreSQL listens there)"
-            } else {
-                ""
-            };
-            pg(&format!("connecting to PostgreSQL at {target}{hint}"), &e)
-        })?;
+    let (client, connection) =
+        tokio_postgres::connect(settings.postgres_conninfo.expose_secret(), tls)
+            .await
+            .map_err(|e| {
+                let target = settings.postgres.target();
+                let hint = if e.as_db_error().is_none() {
+                    " (check postgres.host and postgres.port, and that PostgreSQL listens there)"
+                } else {
+                    ""
+                };
+                pg(&format!("connecting to PostgreSQL at {target}{hint}"), &e)
+            })?;
     tokio::spawn(async move {
         if let Err(err) = connection.await {
             tracing::warn!(error = %err, "a PostgreSQL connection ended");
@@ -2547,7 +2550,7 @@ impl Settings {
         };
         Settings {
             postgres: pg.connect_config(),
-            postgres_conninfo: conninfo,
+            postgres_conninfo: conninfo.into(),
             slot: config.replication.slot.clone(),
             publication: config.replication.publication.clone(),
             create_publication: config.replication.create_publication,

@@ -1,8 +1,9 @@
 //! Where and how to connect to PostgreSQL.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use secrecy::SecretString;
 
 use crate::error::Error;
 
@@ -75,12 +76,13 @@ pub enum Host {
 }
 
 /// Connection settings for one PostgreSQL database.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ConnectConfig {
     pub host: Host,
     pub port: u16,
     pub user: String,
-    pub password: Option<String>,
+    /// A [`SecretString`]: wiped when dropped, `[REDACTED]` in Debug.
+    pub password: Option<SecretString>,
     pub dbname: String,
     pub sslmode: SslMode,
     /// CA certificate (PEM) for verify-ca and verify-full.
@@ -154,21 +156,5 @@ impl ConnectConfig {
             target: self.target(),
             source,
         })
-    }
-}
-
-// Never print the password.
-impl fmt::Debug for ConnectConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConnectConfig")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("user", &self.user)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("dbname", &self.dbname)
-            .field("sslmode", &self.sslmode)
-            .field("ssl_root_cert", &self.ssl_root_cert)
-            .field("application_name", &self.application_name)
-            .finish()
     }
 }

@@ -15,6 +15,7 @@ use postgres_protocol::authentication::md5_hash;
 use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
 use postgres_protocol::message::backend::{ErrorFields, Header, Message};
 use postgres_protocol::message::frontend;
+use secrecy::ExposeSecret;
 use sluice_pgoutput::Lsn;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
@@ -191,7 +192,8 @@ impl ReplicationConnection {
         let password = || {
             config
                 .password
-                .as_deref()
+                .as_ref()
+                .map(ExposeSecret::expose_secret)
                 .ok_or_else(|| Error::PasswordMissing(config.user.clone()))
         };
         let mut scram: Option<ScramSha256> = None;

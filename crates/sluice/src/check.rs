@@ -15,8 +15,9 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, ConfigResourceResult, ResourceSpecifier};
 use rdkafka::config::FromClientConfigAndContext as _;
 use rdkafka::error::RDKafkaErrorCode;
+use secrecy::ExposeSecret;
 use serde::Serialize;
-use sluice_avro::TableCodec;
+use sluice_avro::{Method, Registry, StatusCode, TableCodec};
 use sluice_kafka::{KafkaError, Producer, TracingContext, client_config};
 use sluice_pipeline::catalog::{self, CapturedTable, quote_ident, quote_literal};
 use sluice_pipeline::config::{self, Config};
@@ -427,7 +428,7 @@ async fn connect_sql(settings: &Settings) -> Result<Client, (String, String)> {
             "check postgres.sslmode and postgres.sslrootcert".to_owned(),
         )
     })?;
-    let connecting = tokio_postgres::connect(&settings.postgres_conninfo, tls);
+    let connecting = tokio_postgres::connect(settings.postgres_conninfo.expose_secret(), tls);
     let (client, connection) = match tokio::time::timeout(PG_TIMEOUT, connecting).await {
         Err(_) => {
             return Err((
@@ -1551,43 +1552,6 @@ fn check_state_policy(
     }
 }
 
-/// An HTTP answer: its status and body.
-async fn call(
-    request: reqwest::RequestBuilder,
-    url: &str,
-) -> Result<(reqwest::StatusCode, String), String> {
-    let response = request
-        .send()
-        .await
-        .map_err(|err| format!("cannot reach {url}: {}", error_chain(&err)))?;
-    let status = response.status();
-    let body = response
-        .text()
-        .await
-        .map_err(|err| format!("reading the answer of {url}: {}", error_chain(&err)))?;
-    Ok((status, body))
-}
-
-/// An error and its causes, which reqwest keeps apart (the refused connection is a cause).
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
-}
-
-/// The start of a body, for messages.
-fn snippet(body: &str) -> String {
-    let mut text: String = body.trim().chars().take(200).collect();
-    if text.len() < body.trim().len() {
-        text.push_str("...");
-    }
-    text
-}
-
 const REGISTRY_URL_FIX: &str = "check registry.url: the base of the Confluent-compatible API \
      (for Apicurio it ends in /apis/ccompat/v7)";
 
@@ -1598,43 +1562,44 @@ async fn check_registry(
     report: &mut Report,
 ) {
     const ITEM: &str = "registry";
-    let registry = &config.registry;
-    let base = registry.url.trim_end_matches('/');
-    let client = match reqwest::Client::builder().timeout(REGISTRY_TIMEOUT).build() {
-        Ok(client) => client,
+    let registry = match Registry::new(&config.registry.client_config(REGISTRY_TIMEOUT)) {
+        Ok(registry) => registry,
         Err(err) => {
             report.fail(
                 ITEM,
-                format!("cannot set up an HTTP client: {}", error_chain(&err)),
-                "check the system's TLS setup",
+                err.to_string(),
+                "check registry.url, registry.ca_file, registry.cert_file and registry.key_file",
             );
             return;
         }
     };
-    let authorized = |request: reqwest::RequestBuilder| match &registry.username {
-        Some(user) => request.basic_auth(user, registry.password.as_ref().map(|p| p.expose())),
-        None => request,
-    };
+    let base = registry.url().trim_end_matches('/').to_owned();
+    let get = |segments: &'static [&'static str]| registry.call(Method::GET, segments, &[], None);
 
     let url = format!("{base}/subjects");
-    let subjects = match call(authorized(client.get(&url)), &url).await {
+    let subjects = match get(&["subjects"]).await {
         Err(err) => Err((
-            err,
+            err.to_string(),
             "check registry.url, that the registry runs and that this host can reach it",
         )),
-        Ok((status, _)) if status.as_u16() == 401 || status.as_u16() == 403 => Err((
-            format!("GET {url} answered {status}"),
-            "check registry.username and registry.password",
-        )),
-        Ok((status, body)) if !status.is_success() => Err((
-            format!("GET {url} answered {status}: {}", snippet(&body)),
+        Ok(answer)
+            if answer.status == StatusCode::UNAUTHORIZED
+                || answer.status == StatusCode::FORBIDDEN =>
+        {
+            Err((
+                format!("GET {url} answered {}", answer.status),
+                "check registry.username and registry.password (or registry.token)",
+            ))
+        }
+        Ok(answer) if !answer.status.is_success() => Err((
+            format!("GET {url} answered {}: {}", answer.status, answer.snippet()),
             REGISTRY_URL_FIX,
         )),
-        Ok((_, body)) => serde_json::from_str::<Vec<String>>(&body).map_err(|err| {
+        Ok(answer) => serde_json::from_str::<Vec<String>>(&answer.body).map_err(|err| {
             (
                 format!(
                     "GET {url} answered what is not a list of subjects ({err}): {}",
-                    snippet(&body)
+                    answer.snippet()
                 ),
                 REGISTRY_URL_FIX,
             )
@@ -1654,19 +1619,23 @@ async fn check_registry(
 
     const RULE: &str = "registry compatibility";
     let url = format!("{base}/config");
-    let rule = match call(authorized(client.get(&url)), &url).await {
-        Ok((status, body)) if status.is_success() => {
-            serde_json::from_str::<serde_json::Value>(&body)
+    let rule = match get(&["config"]).await {
+        Ok(answer) if answer.status.is_success() => {
+            serde_json::from_str::<serde_json::Value>(&answer.body)
                 .ok()
-                .and_then(|answer| {
+                .and_then(|value| {
                     ["compatibilityLevel", "compatibility"]
                         .iter()
-                        .find_map(|key| answer.get(key)?.as_str().map(str::to_owned))
+                        .find_map(|key| value.get(key)?.as_str().map(str::to_owned))
                 })
-                .ok_or_else(|| format!("GET {url} answered {}", snippet(&body)))
+                .ok_or_else(|| format!("GET {url} answered {}", answer.snippet()))
         }
-        Ok((status, body)) => Err(format!("GET {url} answered {status}: {}", snippet(&body))),
-        Err(err) => Err(err),
+        Ok(answer) => Err(format!(
+            "GET {url} answered {}: {}",
+            answer.status,
+            answer.snippet()
+        )),
+        Err(err) => Err(err.to_string()),
     };
     match rule {
         Ok(rule) if rule == "NONE" => report.warn(
@@ -1703,16 +1672,21 @@ async fn check_registry(
             // Asked one by one: a registry lists a limited number of subjects (Apicurio
             // 1000), and Apicurio calls any schema compatible with a subject it lacks.
             let latest = format!("{base}/subjects/{subject}/versions/latest");
-            match call(authorized(client.get(&latest)), &latest).await {
-                Ok((status, _)) if status.as_u16() == 404 => {
+            let path = ["subjects", subject.as_str(), "versions", "latest"];
+            match registry.call(Method::GET, &path, &[], None).await {
+                Ok(answer) if answer.status == StatusCode::NOT_FOUND => {
                     new += 1;
                     continue;
                 }
-                Ok((status, _)) if status.is_success() => {}
-                Ok((status, body)) => {
+                Ok(answer) if answer.status.is_success() => {}
+                Ok(answer) => {
                     checked.warn(
                         &item,
-                        format!("GET {latest} answered {status}: {}", snippet(&body)),
+                        format!(
+                            "GET {latest} answered {}: {}",
+                            answer.status,
+                            answer.snippet()
+                        ),
                         REGISTRY_URL_FIX,
                     );
                     continue;
@@ -1726,20 +1700,22 @@ async fn check_registry(
                     continue;
                 }
             }
-            let url =
-                format!("{base}/compatibility/subjects/{subject}/versions/latest?verbose=true");
+            let path = [
+                "compatibility",
+                "subjects",
+                subject.as_str(),
+                "versions",
+                "latest",
+            ];
             let body = serde_json::json!({ "schema": schema }).to_string();
-            let request = client
-                .post(&url)
-                .header(
-                    reqwest::header::CONTENT_TYPE,
-                    "application/vnd.schemaregistry.v1+json",
-                )
-                .body(body);
-            match call(authorized(request), &url).await {
-                Ok((status, body)) if status.is_success() => {
-                    let answer: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-                    match answer
+            let asked = registry
+                .call(Method::POST, &path, &[("verbose", "true")], Some(body))
+                .await;
+            match asked {
+                Ok(answer) if answer.status.is_success() => {
+                    let value: serde_json::Value =
+                        serde_json::from_str(&answer.body).unwrap_or_default();
+                    match value
                         .get("is_compatible")
                         .and_then(serde_json::Value::as_bool)
                     {
@@ -1748,7 +1724,7 @@ async fn check_registry(
                             let mut detail = "incompatible: the registry would refuse the schema \
                                               sluice registers for this table now"
                                 .to_owned();
-                            if let Some(messages) = answer
+                            if let Some(messages) = value
                                 .get("messages")
                                 .and_then(serde_json::Value::as_array)
                                 .filter(|m| !m.is_empty())
@@ -1768,18 +1744,19 @@ async fn check_registry(
                         }
                         None => checked.warn(
                             &item,
-                            format!("the compatibility check answered {}", snippet(&body)),
+                            format!("the compatibility check answered {}", answer.snippet()),
                             REGISTRY_URL_FIX,
                         ),
                     }
                 }
                 // No such subject (or no version of it) yet.
-                Ok((status, _)) if status.as_u16() == 404 => new += 1,
-                Ok((status, body)) => checked.warn(
+                Ok(answer) if answer.status == StatusCode::NOT_FOUND => new += 1,
+                Ok(answer) => checked.warn(
                     &item,
                     format!(
-                        "the compatibility check answered {status}: {}",
-                        snippet(&body)
+                        "the compatibility check answered {}: {}",
+                        answer.status,
+                        answer.snippet()
                     ),
                     REGISTRY_URL_FIX,
                 ),

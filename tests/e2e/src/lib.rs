@@ -15,6 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub mod connect;
 pub mod pipeline;
 pub mod proxy;
+pub mod registry_proxy;
 
 /// The repository's root directory.
 pub fn repo_root() -> PathBuf {
@@ -135,7 +136,7 @@ impl Stack {
             user,
             &self.pg_database,
         );
-        config.password = Some(user.to_owned());
+        config.password = Some(user.to_owned().into());
         config.sslmode = sluice_postgres::SslMode::Disable;
         config
     }

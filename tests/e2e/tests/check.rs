@@ -564,3 +564,86 @@ async fn a_bad_configuration_fails_before_connecting() {
     report.expect("configuration", "fail", "SLUICE_POSTGRES__PORT");
     assert_eq!(report.items().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_registry_is_reached_through_tls_a_client_certificate_and_each_kind_of_credentials() {
+    use sluice_e2e::registry_proxy::{Demand, RegistryProxy, client_certificate};
+    let case = Case::ready("check_registry_gate").await;
+    let ca = case.stack.ca_cert().display().to_string();
+    let (cert, key) = client_certificate(&case.stack);
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let token_file = std::env::temp_dir().join(format!("{}.token", case.schema));
+    std::fs::write(&token_file, "t0ken-from-a-file\n").unwrap();
+    let token_file = token_file.display().to_string();
+
+    let bearer = RegistryProxy::start(
+        &case.stack,
+        Demand::Bearer("t0ken-from-a-file".to_owned()),
+        true,
+    )
+    .await;
+    let basic = RegistryProxy::start(
+        &case.stack,
+        Demand::Basic {
+            username: "sr-user".to_owned(),
+            password: "sr-secret".to_owned(),
+        },
+        false,
+    )
+    .await;
+    let tls = |url: &str| {
+        vec![
+            ("SLUICE_REGISTRY__URL", url.to_owned()),
+            ("SLUICE_REGISTRY__CA_FILE", ca.clone()),
+        ]
+    };
+    let runs = [
+        [
+            tls(&bearer.url),
+            vec![
+                ("SLUICE_REGISTRY__CERT_FILE", cert.clone()),
+                ("SLUICE_REGISTRY__KEY_FILE", key.clone()),
+                ("SLUICE_REGISTRY__TOKEN_FILE", token_file.clone()),
+            ],
+        ]
+        .concat(),
+        // No client certificate: the handshake fails.
+        [
+            tls(&bearer.url),
+            vec![("SLUICE_REGISTRY__TOKEN_FILE", token_file.clone())],
+        ]
+        .concat(),
+        [
+            tls(&basic.url),
+            vec![
+                ("SLUICE_REGISTRY__USERNAME", "sr-user".to_owned()),
+                ("SLUICE_REGISTRY__PASSWORD", "sr-secret".to_owned()),
+            ],
+        ]
+        .concat(),
+        // Wrong credentials: 401.
+        [
+            tls(&basic.url),
+            vec![
+                ("SLUICE_REGISTRY__USERNAME", "sr-user".to_owned()),
+                ("SLUICE_REGISTRY__PASSWORD", "not-it".to_owned()),
+            ],
+        ]
+        .concat(),
+    ]
+    .map(|env| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        case.check(&env)
+    });
+    case.clean_up().await;
+    let _ = std::fs::remove_file(&token_file);
+
+    let [mtls_bearer, no_cert, basic_ok, basic_wrong] = runs.map(|run| run.report().1);
+    for report in [&mtls_bearer, &basic_ok] {
+        report.expect("registry", "ok", "reachable at https://127.0.0.1:");
+        report.expect("subjects", "ok", "not registered yet");
+    }
+    no_cert.expect("registry", "fail", "unavailable");
+    let fix = basic_wrong.expect("registry", "fail", "401");
+    assert!(fix.contains("registry.password"), "{fix}");
+}

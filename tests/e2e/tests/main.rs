@@ -14,6 +14,7 @@ mod large_transactions;
 mod metrics;
 mod options;
 mod pipeline;
+mod privacy;
 mod progress;
 mod registry;
 mod replication;

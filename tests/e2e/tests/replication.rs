@@ -81,7 +81,7 @@ async fn a_wrong_password_is_an_authentication_error_with_a_fix() {
     let stack = Stack::from_env();
     for user in ["sluice_scram", "sluice_md5", "sluice_password"] {
         let mut config = stack.replication_config(user);
-        config.password = Some("wrong".to_owned());
+        config.password = Some("wrong".to_owned().into());
         let err = ReplicationConnection::connect(&config).await.unwrap_err();
         let server = err.server().unwrap_or_else(|| panic!("{user}: {err}"));
         assert_eq!(
