@@ -154,6 +154,20 @@ fn check_events(events: &[Event], history: &History) -> Check {
                     continue;
                 }
             },
+            // A retaken snapshot's delete of a row gone since: its before is the last
+            // version the topic held.
+            Some("d") if event.snapshot.as_deref() == Some("true") => {
+                let held = version_of(id, event.before.as_ref())
+                    .ok()
+                    .and_then(|version| position(&version));
+                if held.is_none() {
+                    check.violations.push(format!(
+                        "row {id}: a retaken snapshot's delete's before {:?}",
+                        event.before
+                    ));
+                }
+                position(&Version::Deleted)
+            }
             Some("d") => {
                 let key_only = event.before.as_ref().is_some_and(|before| {
                     long(&before["id"]) == Some(id)
@@ -186,7 +200,8 @@ fn check_events(events: &[Event], history: &History) -> Check {
         };
         // A change streamed comes right after the version before it (or repeats an earlier
         // one, replayed after a restart); a snapshot's row may be any version.
-        let streamed = matches!(event.op.as_deref(), Some("c" | "u" | "d"));
+        let streamed = matches!(event.op.as_deref(), Some("c" | "u" | "d"))
+            && event.snapshot.as_deref() == Some("false");
         let follows = match &last {
             Some((_, before)) => index <= before + 1,
             None => index == 0,

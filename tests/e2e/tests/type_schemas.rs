@@ -33,6 +33,12 @@ fn decimal(precision: u32, scale: u32) -> Json {
            "connect.name": DECIMAL})
 }
 
+/// Debezium's `Bits` of a `bit(length)` (2147483647 for `varbit`).
+fn bits(length: &str) -> Json {
+    json!({"type": "bytes", "connect.name": "io.debezium.data.Bits",
+           "connect.parameters": {"length": length}})
+}
+
 fn variable_scale() -> Json {
     json!({"type": "record", "connect.name": VARIABLE_SCALE,
            "fields": [{"name": "scale", "type": "int"}, {"name": "value", "type": "bytes"}]})
@@ -62,7 +68,7 @@ fn documented() -> Vec<(&'static str, &'static str, Json, Option<&'static str>)>
         ("text", "text", plain("string"), None),
         ("varchar", "varchar(10)", plain("string"), None),
         ("name", "name", plain("string"), None),
-        ("xml", "xml", plain("string"), None),
+        ("xml", "xml", debezium("string", "data.Xml"), None),
         ("citext", "citext", plain("string"), None),
         ("bpchar", "char(5)", plain("string"), None),
         ("char", "\"char\"", plain("string"), None),
@@ -104,8 +110,8 @@ fn documented() -> Vec<(&'static str, &'static str, Json, Option<&'static str>)>
             debezium("string", "time.Interval"),
             None,
         ),
-        ("bit", "bit(4)", plain("string"), None),
-        ("varbit", "varbit", plain("string"), None),
+        ("bit", "bit(4)", bits("4"), None),
+        ("varbit", "varbit", bits("2147483647"), None),
         ("inet", "inet", plain("string"), None),
         ("cidr", "cidr", plain("string"), None),
         ("macaddr", "macaddr", plain("string"), None),
@@ -114,16 +120,24 @@ fn documented() -> Vec<(&'static str, &'static str, Json, Option<&'static str>)>
         ("xid8", "xid8", plain("long"), None),
         ("pg_lsn", "pg_lsn", plain("string"), None),
         ("tid", "tid", plain("string"), None),
-        (
-            "hstore",
-            "hstore",
-            json!({"type": "map", "values": ["null", "string"]}),
-            None,
-        ),
+        ("hstore", "hstore", debezium("string", "data.Json"), None),
         ("posint", "{s}.posint", plain("int"), Some("{s}.posint")),
         ("price", "{s}.price", decimal(8, 2), Some("{s}.price")),
-        ("tsvector", "tsvector", plain("string"), None),
-        ("point", "point", plain("string"), None),
+        (
+            "tsvector",
+            "tsvector",
+            debezium("string", "data.Tsvector"),
+            None,
+        ),
+        (
+            "point",
+            "point",
+            json!({"type": "record", "connect.name": "io.debezium.data.geometry.Point",
+                   "fields": [{"name": "x", "type": "double"}, {"name": "y", "type": "double"},
+                              {"name": "wkb", "type": ["null", "bytes"]},
+                              {"name": "srid", "type": ["null", "int"]}]}),
+            None,
+        ),
         ("int4range", "int4range", plain("string"), None),
         ("pair", "{s}.pair", plain("string"), None),
     ]
