@@ -8,9 +8,12 @@ mod copy;
 mod delivery;
 mod error;
 pub mod metrics;
+pub mod naming;
 mod progress;
+pub mod publication;
 mod reconcile;
 pub mod run;
+pub mod slot;
 pub mod state;
 
 pub use error::PipelineError;

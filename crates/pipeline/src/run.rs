@@ -42,7 +42,10 @@ use crate::copy::CopyReader;
 use crate::delivery::{SNAPSHOT_TICKET, STATE_TICKET, take_deliveries, while_full};
 use crate::error::{PipelineError, pg};
 use crate::metrics::{self, TableMetrics};
+use crate::naming;
+use crate::publication;
 use crate::reconcile::{self, TableReconcile};
+use crate::slot::{self, SlotPlan};
 use crate::state::{self, SnapshotPhase};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -115,8 +118,8 @@ async fn side_topic<C>(
     value_schema: &str,
 ) -> Result<SideTopic<C>, PipelineError> {
     producer.ensure_topics(std::slice::from_ref(&topic)).await?;
-    let key_id = register(registry, &format!("{topic}-key"), key_schema, None).await?;
-    let value_id = register(registry, &format!("{topic}-value"), value_schema, None).await?;
+    let key_id = register(registry, &naming::key_subject(&topic), key_schema, None).await?;
+    let value_id = register(registry, &naming::value_subject(&topic), value_schema, None).await?;
     Ok(SideTopic {
         topic,
         codec,
@@ -304,14 +307,10 @@ const SLOT_RELEASE_WAIT: Duration = Duration::from_secs(120);
 async fn wait_for_slot_release(sql: &Client, slot: &str) -> Result<(), PipelineError> {
     let deadline = tokio::time::Instant::now() + SLOT_RELEASE_WAIT;
     loop {
-        let active: Option<bool> = sql
-            .query_opt(
-                "SELECT active FROM pg_replication_slots WHERE slot_name = $1",
-                &[&slot],
-            )
+        let active = slot::read(sql, slot)
             .await
             .map_err(|e| pg("reading the replication slot", &e))?
-            .map(|row| row.get(0));
+            .map(|facts| facts.active);
         if active != Some(true) {
             return Ok(());
         }
@@ -363,8 +362,8 @@ async fn start(settings: &mut Settings) -> Result<Started, PipelineError> {
                 transactions,
             },
     } = prepared;
-    let existing = slot_position(&sql, &settings.slot).await?;
-    let start = match plan_slot(&settings.slot, existing, recorded, settings.snapshot)? {
+    let existing = slot::position(&sql, &settings.slot).await?;
+    let start = match slot::plan(&settings.slot, existing, recorded, settings.snapshot)? {
         SlotPlan::Stream => {
             tracing::info!(slot = %settings.slot, "reusing the replication slot; streaming from its confirmed position");
             Lsn::ZERO
@@ -472,7 +471,13 @@ async fn prepare(settings: &mut Settings, producer: &Producer) -> Result<Prepare
     ) = money_format(&sql).await?;
     settings.type_options.interval_infinities = has_interval_infinities(&sql).await?;
     let tables = choose_tables(&sql, settings).await?;
-    ensure_publication(&sql, settings, &tables).await?;
+    publication::ensure(
+        &sql,
+        &settings.publication,
+        &tables,
+        settings.create_publication,
+    )
+    .await?;
     let mut registry = Registry::new(&settings.registry)?;
     let settings = &*settings;
     let (outputs, conn) = tokio::try_join!(
@@ -533,7 +538,7 @@ async fn prepare_outputs(
     let messages = if settings.message_prefixes.is_empty() {
         None
     } else {
-        let topic = format!("{}.message", settings.topic_prefix);
+        let topic = naming::messages_topic(&settings.topic_prefix);
         let codec = MessageCodec::new(&topic);
         let (key, value) = (
             codec.key_schema().to_owned(),
@@ -542,7 +547,7 @@ async fn prepare_outputs(
         Some(side_topic(registry, producer, topic, codec, &key, &value).await?)
     };
     let transactions = if settings.transactions {
-        let topic = format!("{}.transaction", settings.topic_prefix);
+        let topic = naming::transactions_topic(&settings.topic_prefix);
         let codec = TransactionCodec::new(&topic);
         let (key, value) = (
             codec.key_schema().to_owned(),
@@ -592,10 +597,7 @@ pub fn sql_tls(
 }
 
 pub fn topic_of(settings: &Settings, table: &CapturedTable) -> String {
-    format!(
-        "{}.{}.{}",
-        settings.topic_prefix, table.spec.schema, table.spec.name
-    )
+    naming::table_topic(&settings.topic_prefix, &table.spec.schema, &table.spec.name)
 }
 
 pub async fn choose_tables(
@@ -630,178 +632,6 @@ pub async fn choose_tables(
     Ok(chosen)
 }
 
-async fn ensure_publication(
-    sql: &Client,
-    settings: &Settings,
-    tables: &[CapturedTable],
-) -> Result<(), PipelineError> {
-    let query = |e: tokio_postgres::Error| pg("reading the publication", &e);
-    let exists = sql
-        .query_opt(
-            "SELECT 1 FROM pg_publication WHERE pubname = $1",
-            &[&settings.publication],
-        )
-        .await
-        .map_err(query)?
-        .is_some();
-    let names: Vec<String> = tables.iter().map(CapturedTable::quoted).collect();
-    if !exists {
-        if !settings.create_publication {
-            return Err(PipelineError::Setup(format!(
-                "publication {} does not exist and replication.create_publication is false: create it \
-                 (CREATE PUBLICATION {} FOR TABLE {}) or let sluice create it",
-                settings.publication,
-                quote_ident(&settings.publication),
-                names.join(", ")
-            )));
-        }
-        // Through the root: a partitioned table's changes arrive as the root's, on one topic.
-        sql.batch_execute(&format!(
-            "CREATE PUBLICATION {} FOR TABLE {} WITH (publish_via_partition_root = true)",
-            quote_ident(&settings.publication),
-            names.join(", ")
-        ))
-        .await
-        .map_err(|e| {
-            PipelineError::Setup(format!(
-                "creating publication {} failed ({e}): the user must own the tables, or create the \
-                 publication beforehand",
-                settings.publication
-            ))
-        })?;
-        tracing::info!(publication = %settings.publication, tables = tables.len(), "created the publication");
-        return Ok(());
-    }
-    if tables.iter().any(|t| t.partitioned) {
-        publish_via_root(sql, &settings.publication).await?;
-    }
-    let published: Vec<(String, String)> = sql
-        .query(
-            "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
-            &[&settings.publication],
-        )
-        .await
-        .map_err(query)?
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect();
-    let missing: Vec<&CapturedTable> = tables
-        .iter()
-        .filter(|t| !published.contains(&(t.spec.schema.clone(), t.spec.name.clone())))
-        .collect();
-    if missing.is_empty() {
-        tracing::info!(publication = %settings.publication, "reusing the publication");
-        return Ok(());
-    }
-    let missing_names: Vec<String> = missing.iter().map(|t| t.quoted()).collect();
-    sql.batch_execute(&format!(
-        "ALTER PUBLICATION {} ADD TABLE {}",
-        quote_ident(&settings.publication),
-        missing_names.join(", ")
-    ))
-    .await
-    .map_err(|e| {
-        PipelineError::Setup(format!(
-            "adding {} to publication {} failed ({e}): add them by hand or let the user own the publication",
-            missing_names.join(", "),
-            settings.publication
-        ))
-    })?;
-    tracing::info!(publication = %settings.publication, added = %missing_names.join(", "), "reusing the publication, with tables added");
-    Ok(())
-}
-
-/// The confirmed position of the replication slot `slot` of this database, if it exists.
-async fn slot_position(sql: &Client, slot: &str) -> Result<Option<Lsn>, PipelineError> {
-    let row = sql
-        .query_opt(
-            "SELECT plugin::text, confirmed_flush_lsn::text FROM pg_replication_slots
-              WHERE slot_name = $1 AND database = current_database()",
-            &[&slot],
-        )
-        .await
-        .map_err(|e| pg("reading pg_replication_slots", &e))?;
-    let Some(row) = row else { return Ok(None) };
-    let plugin: String = row.get(0);
-    if plugin != "pgoutput" {
-        return Err(PipelineError::Setup(format!(
-            "replication slot {slot} uses the {plugin} plugin, not pgoutput: choose another \
-             replication.slot or drop that slot"
-        )));
-    }
-    let confirmed: Option<String> = row.get(1);
-    Ok(Some(
-        confirmed
-            .and_then(|lsn| lsn.parse().ok())
-            .unwrap_or(Lsn::ZERO),
-    ))
-}
-
-/// What startup does about the replication slot.
-#[derive(Debug, PartialEq, Eq)]
-enum SlotPlan {
-    /// Stream from the existing slot's confirmed position.
-    Stream,
-    /// Create the slot (dropping the one of that name first), and take the snapshot when one
-    /// is configured.
-    Create { drop_existing: bool },
-}
-
-/// Decides from the existing slot's confirmed position (if it exists) and the state recorded
-/// for its name whether to stream from it or start again from a new slot and snapshot. The
-/// recorded state describes the slot only if that slot has got at least to the recorded
-/// consistent point; a slot without any recorded state, when snapshots are on, is refused:
-/// whether its snapshot completed cannot be known, and dropping it could lose changes.
-fn plan_slot(
-    slot: &str,
-    existing: Option<Lsn>,
-    recorded: Option<state::SlotState>,
-    snapshot: bool,
-) -> Result<SlotPlan, PipelineError> {
-    let Some(confirmed) = existing else {
-        return Ok(SlotPlan::Create {
-            drop_existing: false,
-        });
-    };
-    if !snapshot {
-        return Ok(SlotPlan::Stream);
-    }
-    match recorded {
-        Some(state::SlotState {
-            phase: SnapshotPhase::Complete,
-            consistent_point: Some(point),
-        }) if confirmed >= point => Ok(SlotPlan::Stream),
-        Some(state::SlotState {
-            phase: SnapshotPhase::Complete,
-            consistent_point,
-        }) => {
-            tracing::warn!(%slot, confirmed = %confirmed, recorded_consistent_point = ?consistent_point.map(|p| p.to_string()), "the slot is not the one the recorded snapshot was taken from (it is confirmed before that snapshot's consistent point); taking a new snapshot from a new slot");
-            Ok(SlotPlan::Create {
-                drop_existing: true,
-            })
-        }
-        Some(state::SlotState {
-            phase: SnapshotPhase::Started,
-            ..
-        }) => {
-            // A snapshot began from this slot and never completed: its rows may be partial
-            // and its snapshot point is gone. Start again from a new slot and snapshot point.
-            tracing::warn!(%slot, "the previous snapshot did not complete; taking a new one");
-            Ok(SlotPlan::Create {
-                drop_existing: true,
-            })
-        }
-        None => Err(PipelineError::Setup(format!(
-            "replication slot {slot} exists, but the state topic records no snapshot for it \
-             (the topic was deleted, its records expired under a delete policy, or another \
-             program made the slot): sluice cannot tell whether a snapshot completed, and \
-             dropping the slot could lose changes. To take a new snapshot, drop the slot \
-             (sluice teardown, or SELECT pg_drop_replication_slot('{slot}')); to stream from it \
-             as it is, set snapshot.mode = \"never\""
-        ))),
-    }
-}
-
 /// Where a table's events go: its topic (of `partitions` partitions), and its schemas,
 /// registered.
 async fn table_out(
@@ -816,7 +646,7 @@ async fn table_out(
     let collection = format!("{}.{}", spec.schema, spec.name);
     let codec = TableCodec::with_options(&topic, spec, &settings.type_options)
         .with_unchanged_placeholder(&settings.unchanged_placeholder);
-    let key_subject = format!("{topic}-key");
+    let key_subject = naming::key_subject(&topic);
     let key_id = register(
         registry,
         &key_subject,
@@ -824,7 +654,7 @@ async fn table_out(
         stream.as_deref_mut(),
     )
     .await?;
-    let value_subject = format!("{topic}-value");
+    let value_subject = naming::value_subject(&topic);
     let value_schema = if upsert {
         codec.row_schema()
     } else {
@@ -1824,18 +1654,10 @@ async fn emit_heartbeat(sql: &Client) {
 
 /// Measures the WAL the slot holds back and warns past the configured threshold.
 async fn check_retention(sql: &Client, settings: &Settings) {
-    let retained = sql
-        .query_opt(
-            "SELECT (pg_current_wal_lsn() - restart_lsn)::bigint FROM pg_replication_slots
-              WHERE slot_name = $1",
-            &[&settings.slot],
-        )
-        .await;
-    let Ok(Some(row)) = retained else { return };
-    let Some(bytes) = row
-        .get::<_, Option<i64>>(0)
-        .and_then(|b| u64::try_from(b).ok())
-    else {
+    let Ok(Some(facts)) = slot::read(sql, &settings.slot).await else {
+        return;
+    };
+    let Some(bytes) = facts.retained_bytes.and_then(|b| u64::try_from(b).ok()) else {
         return;
     };
     metrics::global().retained_wal_bytes.store(bytes, Relaxed);
@@ -1975,7 +1797,7 @@ async fn on_relation(
     }
     catalog::resolve_defaults(sql, oid, &mut spec.columns).await?;
     catalog::resolve_types(sql, &mut spec.columns).await?;
-    let topic = format!("{}.{}.{}", settings.topic_prefix, spec.schema, spec.name);
+    let topic = naming::table_topic(&settings.topic_prefix, &spec.schema, &spec.name);
     let before = outs
         .get(&oid)
         .map(|out| (out.shape.clone(), out.topic.clone(), out.partitions));
@@ -2043,35 +1865,6 @@ async fn key_columns(sql: &Client, relation: &Relation) -> Result<Vec<String>, P
         .filter(|c| c.is_key())
         .map(|c| c.name().to_owned())
         .collect())
-}
-
-/// Makes an existing publication publish partitions' changes as their root's, which sluice
-/// needs to capture a partitioned table as one.
-async fn publish_via_root(sql: &Client, publication: &str) -> Result<(), PipelineError> {
-    let via_root: bool = sql
-        .query_one(
-            "SELECT pubviaroot FROM pg_publication WHERE pubname = $1",
-            &[&publication],
-        )
-        .await
-        .map_err(|e| pg("reading the publication", &e))?
-        .get(0);
-    if via_root {
-        return Ok(());
-    }
-    let alter = format!(
-        "ALTER PUBLICATION {} SET (publish_via_partition_root = true)",
-        quote_ident(publication)
-    );
-    sql.batch_execute(&alter).await.map_err(|e| {
-        PipelineError::Setup(format!(
-            "publication {publication} publishes partitions as tables of their own, but sluice \
-             captures a partitioned table through its root ({e}): run {alter} as the \
-             publication's owner"
-        ))
-    })?;
-    tracing::info!(%publication, "the publication now publishes partitions through their root");
-    Ok(())
 }
 
 /// The database's money fraction digits (its `lc_monetary`'s), the scale of money values;
@@ -2627,48 +2420,6 @@ mod shape_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn recorded(phase: SnapshotPhase, point: Option<u64>) -> Option<state::SlotState> {
-        Some(state::SlotState {
-            phase,
-            consistent_point: point.map(Lsn),
-        })
-    }
-
-    #[test]
-    fn a_slot_is_streamed_only_when_the_recorded_snapshot_is_of_it() {
-        let plan = |existing: Option<u64>, state, snapshot| {
-            plan_slot("s", existing.map(Lsn), state, snapshot)
-        };
-        let create = SlotPlan::Create {
-            drop_existing: false,
-        };
-        let recreate = SlotPlan::Create {
-            drop_existing: true,
-        };
-        // No slot: create one, whatever the state says (an old slot's `complete` included).
-        assert_eq!(plan(None, None, true).unwrap(), create);
-        let complete = recorded(SnapshotPhase::Complete, Some(100));
-        assert_eq!(plan(None, complete, true).unwrap(), create);
-        // A slot that got at least to the recorded snapshot's point is the one it was of.
-        assert_eq!(plan(Some(100), complete, true).unwrap(), SlotPlan::Stream);
-        assert_eq!(plan(Some(500), complete, true).unwrap(), SlotPlan::Stream);
-        // One confirmed before that point is another slot: a new snapshot.
-        assert_eq!(plan(Some(99), complete, true).unwrap(), recreate);
-        let started = recorded(SnapshotPhase::Started, None);
-        assert_eq!(plan(Some(500), started, true).unwrap(), recreate);
-        // Without snapshots there is nothing to match.
-        assert_eq!(plan(Some(500), None, false).unwrap(), SlotPlan::Stream);
-    }
-
-    #[test]
-    fn a_slot_without_recorded_state_is_refused_not_dropped() {
-        let error = plan_slot("s", Some(Lsn(500)), None, true)
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("records no snapshot"), "{error}");
-        assert!(error.contains("snapshot.mode"), "{error}");
-    }
 
     #[test]
     fn tables_are_split_by_their_row_estimate() {

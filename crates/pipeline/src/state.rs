@@ -41,9 +41,7 @@ pub struct SlotState {
 
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub fn state_topic(topic_prefix: &str) -> String {
-    format!("{topic_prefix}._sluice_state")
-}
+pub use crate::naming::state_topic;
 
 /// Creates the state topic `topic` (one partition, compacted) unless it exists: before the
 /// first phase is written.

@@ -1,0 +1,206 @@
+//! The publication: what it is now, what it must become for the chosen tables (one plan, for
+//! `run`, which carries it out, and `check`, which reports it), and the SQL of each step.
+
+use std::collections::HashSet;
+
+use tokio_postgres::Client;
+
+use crate::catalog::{CapturedTable, quote_ident};
+use crate::error::{PipelineError, pg};
+
+/// A publication as `pg_publication` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication {
+    /// Whether the connected user may alter it (owns it, or is a member of its owner).
+    pub owned: bool,
+    pub inserts: bool,
+    pub updates: bool,
+    pub deletes: bool,
+    /// `publish_via_partition_root`.
+    pub via_root: bool,
+    /// The tables it publishes, `(schema, table)`.
+    pub tables: HashSet<(String, String)>,
+}
+
+impl Publication {
+    /// The operations it does not publish, by name (`updates`, ...): their changes never reach
+    /// sluice.
+    pub fn unpublished_operations(&self) -> Vec<&'static str> {
+        [
+            (self.inserts, "inserts"),
+            (self.updates, "updates"),
+            (self.deletes, "deletes"),
+        ]
+        .into_iter()
+        .filter(|(published, _)| !published)
+        .map(|(_, operation)| operation)
+        .collect()
+    }
+
+    fn publishes(&self, table: &CapturedTable) -> bool {
+        self.tables
+            .contains(&(table.spec.schema.clone(), table.spec.name.clone()))
+    }
+}
+
+/// The publication `name`, if it exists.
+pub async fn read(sql: &Client, name: &str) -> Result<Option<Publication>, tokio_postgres::Error> {
+    let Some(row) = sql
+        .query_opt(
+            "SELECT pg_has_role(pubowner, 'USAGE'), pubinsert, pubupdate, pubdelete, pubviaroot
+               FROM pg_publication WHERE pubname = $1",
+            &[&name],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let tables = sql
+        .query(
+            "SELECT schemaname::text, tablename::text FROM pg_publication_tables
+              WHERE pubname = $1",
+            &[&name],
+        )
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    Ok(Some(Publication {
+        owned: row.get(0),
+        inserts: row.get(1),
+        updates: row.get(2),
+        deletes: row.get(3),
+        via_root: row.get(4),
+        tables,
+    }))
+}
+
+/// What the publication needs so that it publishes every chosen table, partitioned ones
+/// through their root. A publication that publishes more than the selection is left as it
+/// is: sluice skips those tables' changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan<'a> {
+    /// Nothing: it publishes them all, as sluice needs.
+    Ready,
+    /// It does not exist: create it for the chosen tables, through partition roots.
+    Create { tables: Vec<&'a CapturedTable> },
+    /// It exists: add the tables it lacks, and publish partitions through their root when a
+    /// chosen table is partitioned and it does not yet.
+    Alter {
+        add: Vec<&'a CapturedTable>,
+        via_root: bool,
+    },
+}
+
+/// The plan for publication `existing` (`None`: it does not exist) and the chosen `tables`.
+pub fn plan<'a>(existing: Option<&Publication>, tables: &'a [CapturedTable]) -> Plan<'a> {
+    let Some(publication) = existing else {
+        return Plan::Create {
+            tables: tables.iter().collect(),
+        };
+    };
+    let add: Vec<&CapturedTable> = tables
+        .iter()
+        .filter(|t| !publication.publishes(t))
+        .collect();
+    let via_root = !publication.via_root && tables.iter().any(|t| t.partitioned);
+    if add.is_empty() && !via_root {
+        Plan::Ready
+    } else {
+        Plan::Alter { add, via_root }
+    }
+}
+
+/// `CREATE PUBLICATION` for `tables`, through partition roots: a partitioned table's
+/// changes arrive as the root's, on one topic.
+pub fn create_sql(name: &str, tables: &[&CapturedTable]) -> String {
+    format!(
+        "CREATE PUBLICATION {} FOR TABLE {} WITH (publish_via_partition_root = true)",
+        quote_ident(name),
+        list(tables)
+    )
+}
+
+/// `ALTER PUBLICATION ... ADD TABLE` for `tables`.
+pub fn add_sql(name: &str, tables: &[&CapturedTable]) -> String {
+    format!(
+        "ALTER PUBLICATION {} ADD TABLE {}",
+        quote_ident(name),
+        list(tables)
+    )
+}
+
+/// `ALTER PUBLICATION ... SET (publish_via_partition_root = true)`.
+pub fn via_root_sql(name: &str) -> String {
+    format!(
+        "ALTER PUBLICATION {} SET (publish_via_partition_root = true)",
+        quote_ident(name)
+    )
+}
+
+fn list(tables: &[&CapturedTable]) -> String {
+    tables
+        .iter()
+        .map(|t| t.quoted())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads publication `name` and carries out its plan for `tables`; `create` says whether
+/// sluice may create it.
+pub(crate) async fn ensure(
+    sql: &Client,
+    name: &str,
+    tables: &[CapturedTable],
+    create: bool,
+) -> Result<(), PipelineError> {
+    let existing = read(sql, name)
+        .await
+        .map_err(|e| pg("reading the publication", &e))?;
+    match plan(existing.as_ref(), tables) {
+        Plan::Ready => {
+            tracing::info!(publication = %name, "reusing the publication");
+        }
+        Plan::Create { tables } => {
+            let statement = create_sql(name, &tables);
+            if !create {
+                return Err(PipelineError::Setup(format!(
+                    "publication {name} does not exist and replication.create_publication is \
+                     false: create it ({statement}) or let sluice create it"
+                )));
+            }
+            sql.batch_execute(&statement).await.map_err(|e| {
+                PipelineError::Setup(format!(
+                    "creating publication {name} failed ({e}): the user must own the tables, \
+                     or create the publication beforehand"
+                ))
+            })?;
+            tracing::info!(publication = %name, tables = tables.len(), "created the publication");
+        }
+        Plan::Alter { add, via_root } => {
+            if via_root {
+                let statement = via_root_sql(name);
+                sql.batch_execute(&statement).await.map_err(|e| {
+                    PipelineError::Setup(format!(
+                        "publication {name} publishes partitions as tables of their own, but \
+                         sluice captures a partitioned table through its root ({e}): run \
+                         {statement} as the publication's owner"
+                    ))
+                })?;
+                tracing::info!(publication = %name, "the publication now publishes partitions through their root");
+            }
+            if !add.is_empty() {
+                let names: Vec<String> = add.iter().map(|t| t.quoted()).collect();
+                sql.batch_execute(&add_sql(name, &add)).await.map_err(|e| {
+                    PipelineError::Setup(format!(
+                        "adding {} to publication {name} failed ({e}): add them by hand or let \
+                         the user own the publication",
+                        names.join(", ")
+                    ))
+                })?;
+                tracing::info!(publication = %name, added = %names.join(", "), "reusing the publication, with tables added");
+            }
+        }
+    }
+    Ok(())
+}
