@@ -1,0 +1,317 @@
+//! Where events go: each captured table's topic and registered schemas, and sluice's own
+//! topics beside them (messages, transaction metadata).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_avro::{
+    MessageCodec, Op, Registry, RegistryError, Row, Scratch, Source, TableCodec, TableSpec,
+    TransactionCodec,
+};
+use sluice_kafka::Producer;
+use sluice_postgres::ChangeStream;
+
+use crate::catalog::{CapturedTable, Shape};
+use crate::error::PipelineError;
+use crate::metrics::{self, TableMetrics};
+use crate::naming;
+use crate::outbox::{KEEP_ALIVE_WHILE_WAITING, keep_alive};
+use crate::settings::Settings;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// The messages topic's encoder and registered schema ids.
+#[derive(Debug)]
+/// A topic of sluice's own beside the tables' (messages, transactions): its codec and ids.
+pub(crate) struct SideTopic<C> {
+    pub(crate) topic: String,
+    pub(crate) codec: C,
+    pub(crate) key_id: u32,
+    pub(crate) value_id: u32,
+}
+
+pub(crate) type MessagesOut = SideTopic<MessageCodec>;
+
+pub(crate) type TransactionsOut = SideTopic<TransactionCodec>;
+
+/// Creates the topic if needed and registers its key and value schemas.
+pub(crate) async fn side_topic<C>(
+    registry: &mut Registry,
+    producer: &Producer,
+    topic: String,
+    codec: C,
+    key_schema: &str,
+    value_schema: &str,
+) -> Result<SideTopic<C>, PipelineError> {
+    producer.ensure_topics(std::slice::from_ref(&topic)).await?;
+    let key_id = register(registry, &naming::key_subject(&topic), key_schema, None).await?;
+    let value_id = register(registry, &naming::value_subject(&topic), value_schema, None).await?;
+    Ok(SideTopic {
+        topic,
+        codec,
+        key_id,
+        value_id,
+    })
+}
+
+/// Where the events of the transaction being produced stand, for transaction metadata.
+pub(crate) struct TransactionOrder {
+    /// `<xid>:<commit LSN>`.
+    pub(crate) id: String,
+    pub(crate) commit_time_ms: i64,
+    pub(crate) total: u64,
+    /// Events per table (`schema.table`), in the order the tables first appeared.
+    pub(crate) per_table: Vec<(String, u64)>,
+}
+
+impl TransactionOrder {
+    /// Counts one more event of `collection`; its total and per-table order, from 1.
+    pub(crate) fn next(&mut self, collection: &str) -> (u64, u64) {
+        self.total += 1;
+        let count = match self
+            .per_table
+            .iter_mut()
+            .find(|(name, _)| name == collection)
+        {
+            Some((_, count)) => {
+                *count += 1;
+                *count
+            }
+            None => {
+                self.per_table.push((collection.to_owned(), 1));
+                1
+            }
+        };
+        (self.total, count)
+    }
+}
+
+/// A captured table's encoder and registered schema ids.
+#[derive(Debug, Clone)]
+pub(crate) struct TableOut {
+    pub(crate) topic: String,
+    pub(crate) codec: TableCodec,
+    pub(crate) key_id: u32,
+    pub(crate) value_id: u32,
+    pub(crate) upsert: bool,
+    pub(crate) metrics: Arc<TableMetrics>,
+    /// `schema.table`, as transaction metadata names it.
+    pub(crate) collection: String,
+    /// How many columns every tuple of the table carries.
+    pub(crate) columns: usize,
+    /// The topic's partition count, for the events sent to every partition (TRUNCATE).
+    pub(crate) partitions: i32,
+    /// (name, type, modifier) of each column, to notice a changed Relation.
+    pub(crate) shape: Shape,
+}
+
+impl TableOut {
+    /// A table captured without a key (`tables.allow_keyless`): its events have no Kafka key.
+    pub(crate) fn keyless(&self) -> bool {
+        self.codec.key_columns().is_empty()
+    }
+
+    /// Where the table's events go: its topic, and for a keyless table its first partition,
+    /// so that its events keep their order (a keyed event goes to its key's partition).
+    pub(crate) fn target(&self) -> (&str, Option<i32>) {
+        (&self.topic, self.keyless().then_some(0))
+    }
+
+    /// Appends an event's value: the Debezium envelope, or in upsert mode the bare row.
+    /// Returns false when the event has no value: an upsert-mode delete is only a tombstone.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn encode_value<R: Row>(
+        &self,
+        op: Op,
+        before: Option<&R>,
+        after: Option<&R>,
+        source: &Source<'_>,
+        now_us: i64,
+        out: &mut Vec<u8>,
+        scratch: &mut Scratch,
+    ) -> Result<bool, PipelineError> {
+        if self.upsert {
+            let Some(row) = after else { return Ok(false) };
+            self.codec
+                .encode_row_value(self.value_id, row, out, scratch)?;
+        } else {
+            self.codec.encode_envelope(
+                self.value_id,
+                op,
+                before,
+                after,
+                source,
+                now_us,
+                out,
+                scratch,
+            )?;
+        }
+        Ok(true)
+    }
+}
+
+/// Where the captured tables' events, and the optional message and transaction records, go.
+pub(crate) struct Outputs {
+    pub(crate) outs: HashMap<u32, TableOut>,
+    pub(crate) messages: Option<MessagesOut>,
+    pub(crate) transactions: Option<TransactionsOut>,
+}
+
+/// Makes sure every topic exists and every schema is registered.
+pub(crate) async fn prepare_outputs(
+    registry: &mut Registry,
+    producer: &Producer,
+    settings: &Settings,
+    tables: &[CapturedTable],
+) -> Result<Outputs, PipelineError> {
+    let mut outs: HashMap<u32, TableOut> = HashMap::new();
+    let topics: Vec<String> = tables.iter().map(|t| topic_of(settings, t)).collect();
+    let partitions = producer.ensure_topics(&topics).await?;
+    for ((table, topic), partitions) in tables.iter().zip(topics).zip(partitions) {
+        let out = table_out(
+            registry,
+            (topic, partitions),
+            &table.spec,
+            table.shape.clone(),
+            settings,
+            None,
+        )
+        .await
+        .map_err(|err| match err {
+            PipelineError::Registry(err @ RegistryError::Incompatible { .. }) => {
+                PipelineError::Setup(format!(
+                    "table {}: its current shape was refused: {err}",
+                    table.qualified()
+                ))
+            }
+            other => other,
+        })?;
+        outs.insert(table.oid, out);
+    }
+    let messages = if settings.message_prefixes.is_empty() {
+        None
+    } else {
+        let topic = naming::messages_topic(&settings.topic_prefix);
+        let codec = MessageCodec::new(&topic);
+        let (key, value) = (
+            codec.key_schema().to_owned(),
+            codec.value_schema().to_owned(),
+        );
+        Some(side_topic(registry, producer, topic, codec, &key, &value).await?)
+    };
+    let transactions = if settings.transactions {
+        let topic = naming::transactions_topic(&settings.topic_prefix);
+        let codec = TransactionCodec::new(&topic);
+        let (key, value) = (
+            codec.key_schema().to_owned(),
+            codec.value_schema().to_owned(),
+        );
+        Some(side_topic(registry, producer, topic, codec, &key, &value).await?)
+    } else {
+        None
+    };
+    Ok(Outputs {
+        outs,
+        messages,
+        transactions,
+    })
+}
+
+/// Where a table's events go: its topic (of `partitions` partitions), and its schemas,
+/// registered.
+pub(crate) async fn table_out(
+    registry: &mut Registry,
+    (topic, partitions): (String, i32),
+    spec: &TableSpec,
+    shape: Shape,
+    settings: &Settings,
+    mut stream: Option<&mut ChangeStream>,
+) -> Result<TableOut, PipelineError> {
+    let upsert = settings.upsert;
+    let collection = format!("{}.{}", spec.schema, spec.name);
+    let codec = TableCodec::with_options(&topic, spec, &settings.type_options)
+        .with_unchanged_placeholder(&settings.unchanged_placeholder);
+    let key_subject = naming::key_subject(&topic);
+    let key_id = register(
+        registry,
+        &key_subject,
+        codec.key_schema(),
+        stream.as_deref_mut(),
+    )
+    .await?;
+    let value_subject = naming::value_subject(&topic);
+    let value_schema = if upsert {
+        codec.row_schema()
+    } else {
+        codec.value_schema()
+    };
+    let value_id = register(registry, &value_subject, value_schema, stream).await?;
+    if let Some(level) = &settings.compatibility {
+        for subject in [&key_subject, &value_subject] {
+            registry.set_compatibility(subject, level).await?;
+        }
+    }
+    Ok(TableOut {
+        topic,
+        codec,
+        key_id,
+        value_id,
+        upsert,
+        metrics: metrics::global().table(&collection),
+        collection,
+        columns: spec.columns.len(),
+        partitions,
+        shape,
+    })
+}
+
+/// How long an unreachable registry is waited for at startup, before any stream is open:
+/// most likely the URL is wrong, and the operator should hear so.
+pub(crate) const STARTUP_REGISTRY_WAIT: Duration = Duration::from_secs(20);
+
+/// Registers a schema, waiting out an unavailable registry: nothing is produced, and so
+/// nothing confirmed, until it answers. While it waits, the replication stream (if one is
+/// open) keeps getting status updates, so the walsender does not time it out. Without a
+/// stream (at startup) the wait is bounded.
+pub(crate) async fn register(
+    registry: &mut Registry,
+    subject: &str,
+    schema: &str,
+    mut stream: Option<&mut ChangeStream>,
+) -> Result<u32, PipelineError> {
+    let mut delay = Duration::from_millis(200);
+    let started = tokio::time::Instant::now();
+    loop {
+        let result = registry.register(subject, schema).await;
+        let stats = registry.stats();
+        metrics::global().registry_calls.store(stats.calls, Relaxed);
+        metrics::global()
+            .registry_cache_hits
+            .store(stats.cache_hits, Relaxed);
+        match result {
+            Ok(id) => return Ok(id),
+            Err(err) if stream.is_none() && started.elapsed() >= STARTUP_REGISTRY_WAIT => {
+                return Err(err.into());
+            }
+            Err(err) if err.is_transient() => {
+                tracing::warn!(error = %err, retry_in = ?delay, "registry unavailable");
+                let until = tokio::time::Instant::now() + delay;
+                while tokio::time::Instant::now() < until {
+                    if let Some(changes) = stream.as_deref_mut() {
+                        keep_alive(changes).await?;
+                    }
+                    tokio::time::sleep_until(
+                        until.min(tokio::time::Instant::now() + KEEP_ALIVE_WHILE_WAITING),
+                    )
+                    .await;
+                }
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+pub fn topic_of(settings: &Settings, table: &CapturedTable) -> String {
+    naming::table_topic(&settings.topic_prefix, &table.spec.schema, &table.spec.name)
+}
