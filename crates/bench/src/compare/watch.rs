@@ -251,7 +251,10 @@ pub(crate) async fn confirmed(sql: &Client, slot: &str) -> anyhow::Result<Option
     Ok(text.map(|t| t.parse()).transpose()?)
 }
 
-/// Waits until `slot` exists and a walsender streams from it.
+/// Waits until `slot` exists, has reached its consistent point and a walsender holds it. A
+/// slot being created is active before it is consistent (its creation waits for transactions
+/// running then, however long): a row committed in that time is before the slot's start and
+/// is never streamed, so `confirmed_flush_lsn`, unset until then, is waited for too.
 pub(crate) async fn slot_active(
     bench: &Bench,
     slot: &str,
@@ -263,7 +266,8 @@ pub(crate) async fn slot_active(
         let active = bench
             .sql
             .query_opt(
-                "SELECT active FROM pg_replication_slots WHERE slot_name = $1",
+                "SELECT active AND confirmed_flush_lsn IS NOT NULL FROM pg_replication_slots \
+                 WHERE slot_name = $1",
                 &[&slot],
             )
             .await?
