@@ -136,11 +136,7 @@ impl Producer {
             tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout))
                 .await
                 .map_err(|join| KafkaError::Cancelled(join.to_string()))?;
-        let unreachable = |reason: String| KafkaError::Unreachable {
-            bootstrap_servers: self.config.bootstrap_servers.clone(),
-            timeout,
-            reason,
-        };
+        let unreachable = |reason: String| self.no_metadata(timeout, reason);
         let metadata = metadata.map_err(|error| unreachable(error.to_string()))?;
         if metadata.brokers().is_empty() {
             return Err(unreachable("the cluster reported no brokers".to_owned()));
@@ -194,11 +190,28 @@ impl Producer {
         })
         .await
         .map_err(|join| KafkaError::Cancelled(join.to_string()))?;
-        metadata.map_err(|error| KafkaError::Unreachable {
-            bootstrap_servers: self.config.bootstrap_servers.clone(),
-            timeout: ADMIN_TIMEOUT,
-            reason: format!("describing topic `{topic}`: {error}"),
+        metadata.map_err(|error| {
+            self.no_metadata(
+                ADMIN_TIMEOUT,
+                format!("describing topic `{topic}`: {error}"),
+            )
         })
+    }
+
+    /// No metadata came: the brokers refused the connection's security (a definite error) or
+    /// did not answer (an outage).
+    fn no_metadata(&self, timeout: Duration, reason: String) -> KafkaError {
+        match self.inner.context().refused() {
+            Some(refused) => KafkaError::Authentication {
+                bootstrap_servers: self.config.bootstrap_servers.clone(),
+                reason: refused,
+            },
+            None => KafkaError::Unreachable {
+                bootstrap_servers: self.config.bootstrap_servers.clone(),
+                timeout,
+                reason,
+            },
+        }
     }
 
     fn creation_error(&self, topic: String, code: RDKafkaErrorCode) -> KafkaError {

@@ -37,6 +37,19 @@ pub enum KafkaError {
         reason: String,
     },
 
+    /// The brokers refused the client's credentials or certificate (or the client theirs):
+    /// a definite error, unlike an outage.
+    #[error(
+        "Kafka at {bootstrap_servers} refused the connection's security ({reason}): check the \
+         SASL mechanism, user and password, or the TLS certificates, in [kafka.producer]"
+    )]
+    Authentication {
+        /// The configured bootstrap servers.
+        bootstrap_servers: String,
+        /// What librdkafka reported.
+        reason: String,
+    },
+
     /// The principal may not describe or create a topic sluice needs.
     #[error(
         "not authorized to use Kafka topic `{topic}` ({code}): the principal needs the CREATE, \
@@ -85,7 +98,10 @@ impl KafkaError {
             Self::Create { source, .. } | Self::Flush { source, .. } => source.rdkafka_error_code(),
             Self::TopicAuthorization { code, .. } => Some(*code),
             Self::Topic { code, .. } => *code,
-            Self::Config(_) | Self::Unreachable { .. } | Self::Cancelled(_) => None,
+            Self::Config(_)
+            | Self::Unreachable { .. }
+            | Self::Authentication { .. }
+            | Self::Cancelled(_) => None,
         }
     }
 }

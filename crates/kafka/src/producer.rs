@@ -49,6 +49,9 @@ struct Pending {
     reports: Vec<Delivery>,
     /// The producer is gone: no report will come any more.
     closed: bool,
+    /// Why the brokers refused the connection's security, if they did (librdkafka reports it
+    /// through the error callback; a metadata request then only times out).
+    refused: Option<String>,
 }
 
 impl DeliveryQueue {
@@ -148,7 +151,24 @@ impl ClientContext for DeliveryContext {
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::Authentication
+                    | RDKafkaErrorCode::SaslAuthenticationFailed
+                    | RDKafkaErrorCode::SSL
+            )
+        ) {
+            self.queue.lock().refused = Some(reason.to_owned());
+        }
         report_error(&error, reason);
+    }
+}
+
+impl DeliveryContext {
+    /// Why the brokers refused the connection's security, if they did.
+    pub(crate) fn refused(&self) -> Option<String> {
+        self.queue.lock().refused.clone()
     }
 }
 

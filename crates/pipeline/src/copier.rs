@@ -1,16 +1,13 @@
 //! One snapshot connection copying pieces of tables, each row an `r` event.
 
-use std::time::Duration;
-
 use sluice_avro::{Op, Scratch, SnapshotMarker, Source};
-use sluice_kafka::Producer;
 use tokio_postgres::Client;
 
 use crate::catalog::{CapturedTable, quote_ident};
 use crate::clock::now_us;
 use crate::copy::CopyReader;
-use crate::delivery::SNAPSHOT_TICKET;
 use crate::error::{PipelineError, pg};
+use crate::outbox::{OutsideSender, QUEUE_FULL_PAUSE, Record};
 use crate::outputs::TableOut;
 use crate::reconcile::TableReconcile;
 use crate::settings::Settings;
@@ -20,7 +17,7 @@ use std::sync::atomic::Ordering::Relaxed;
 pub(crate) struct Copier<'a> {
     pub(crate) settings: &'a Settings,
     pub(crate) client: &'a Client,
-    pub(crate) producer: &'a Producer,
+    pub(crate) sender: &'a OutsideSender,
     /// The last row copied, not yet produced.
     pub(crate) held: HeldRow,
 }
@@ -36,8 +33,8 @@ impl Copier<'_> {
         reconcile: Option<&TableReconcile>,
     ) -> Result<(), PipelineError> {
         use futures_util::StreamExt as _;
-        let (settings, client, producer, held) =
-            (self.settings, self.client, self.producer, &mut self.held);
+        let (settings, client, sender, held) =
+            (self.settings, self.client, self.sender, &mut self.held);
         let columns: Vec<String> = table
             .spec
             .columns
@@ -96,7 +93,8 @@ impl Copier<'_> {
             reader.push(&chunk);
             // One clock read per chunk for the rows' processing time (`ts_ms`).
             let chunk_time_us = now_us();
-            // A full producer queue stops the row loop; the row is offered again after a pause.
+            // A full producer queue stops the row loop; the row is offered again after a pause
+            // (the snapshot's task takes the delivery reports that free the queue).
             loop {
                 let outcome = reader
                     .rows(|row| {
@@ -117,7 +115,7 @@ impl Copier<'_> {
                         )?;
                         // The row before goes now: this one is held back, in case it is the
                         // snapshot's last.
-                        held.send(producer)?;
+                        held.send(sender)?;
                         if let Some(reconcile) = reconcile.filter(|_| !keyless) {
                             reconcile.sent(&key)?;
                         }
@@ -143,7 +141,7 @@ impl Copier<'_> {
                 match outcome {
                     Ok(()) => break,
                     Err(PipelineError::QueueFull) => {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        tokio::time::sleep(QUEUE_FULL_PAUSE).await;
                     }
                     Err(err) => return Err(err),
                 }
@@ -195,17 +193,21 @@ impl HeldRow {
         self.held = true;
     }
 
+    /// The row held, if any.
+    pub(crate) fn record(&self) -> Option<Record<'_>> {
+        self.held.then(|| Record {
+            topic: &self.topic,
+            partition: self.partition,
+            key: self.key.as_deref(),
+            value: Some(&self.value),
+        })
+    }
+
     /// Produces the row held, if any ([`PipelineError::QueueFull`] when the producer cannot
     /// take it yet: it stays held).
-    pub(crate) fn send(&mut self, producer: &Producer) -> Result<(), PipelineError> {
-        if self.held {
-            producer.send_to(
-                &self.topic,
-                self.partition,
-                self.key.as_deref(),
-                Some(&self.value),
-                SNAPSHOT_TICKET,
-            )?;
+    pub(crate) fn send(&mut self, sender: &OutsideSender) -> Result<(), PipelineError> {
+        if let Some(record) = self.record() {
+            sender.send(&record)?;
             self.held = false;
         }
         Ok(())

@@ -3,12 +3,10 @@
 use std::collections::HashMap;
 
 use sluice_avro::{Op, Raw, Row, Scratch, Source, TransactionBlock};
-use sluice_kafka::{AckTracker, Deliveries, Producer};
 use sluice_pgoutput::{ColumnValue, LogicalMessage, OldTuple, Tuple};
-use sluice_postgres::ChangeStream;
 
 use crate::error::PipelineError;
-use crate::outbox::send_waiting;
+use crate::outbox::{Outbox, Record, Reports, Sink};
 use crate::outputs::{TableOut, TransactionOrder, TransactionsOut};
 use crate::settings::Settings;
 use std::sync::atomic::Ordering::Relaxed;
@@ -54,10 +52,8 @@ impl Row for TupleRow<'_> {
 }
 
 /// Where one change's events go, and the buffers they are encoded into.
-pub(crate) struct Emitter<'a> {
-    pub(crate) producer: &'a Producer,
-    pub(crate) deliveries: &'a mut Deliveries,
-    pub(crate) tracker: &'a mut AckTracker,
+pub(crate) struct Emitter<'a, S, R> {
+    pub(crate) outbox: &'a mut Outbox<S, R>,
     pub(crate) key: &'a mut Vec<u8>,
     pub(crate) value: &'a mut Vec<u8>,
     pub(crate) scratch: &'a mut Scratch,
@@ -75,45 +71,33 @@ pub(crate) struct EventContext<'a> {
     pub(crate) tombstones: bool,
 }
 
-impl Emitter<'_> {
-    pub(crate) async fn create(
+impl<S: Sink, R: Reports> Emitter<'_, S, R> {
+    pub(crate) fn create(
         &mut self,
         event: &EventContext<'_>,
         new: TupleRow<'_>,
-        changes: &mut ChangeStream,
     ) -> Result<(), PipelineError> {
-        self.emit(event, Op::Create, None, Some(new), false, changes)
-            .await
+        self.emit(event, Op::Create, None, Some(new), false)
     }
 
     /// A delete, followed by a tombstone where configured.
-    pub(crate) async fn delete(
+    pub(crate) fn delete(
         &mut self,
         event: &EventContext<'_>,
         old: &Tuple,
-        changes: &mut ChangeStream,
     ) -> Result<(), PipelineError> {
-        self.emit(
-            event,
-            Op::Delete,
-            Some(old),
-            None,
-            event.tombstones,
-            changes,
-        )
-        .await
+        self.emit(event, Op::Delete, Some(old), None, event.tombstones)
     }
 
     /// Encodes one event (and its tombstone, when asked) and produces it; its key is the
     /// new row's, or the old row's when there is none.
-    pub(crate) async fn emit(
+    pub(crate) fn emit(
         &mut self,
         event: &EventContext<'_>,
         op: Op,
         before: Option<&Tuple>,
         after: Option<TupleRow<'_>>,
         tombstone: bool,
-        changes: &mut ChangeStream,
     ) -> Result<(), PipelineError> {
         let out = event.out;
         let ordered;
@@ -126,17 +110,13 @@ impl Emitter<'_> {
                     tx.codec.encode_key(tx.key_id, &order.id, self.key);
                     tx.codec
                         .encode_begin(tx.value_id, &order.id, order.commit_time_ms, self.value);
-                    send_waiting(
-                        self.producer,
-                        (&tx.topic, None),
-                        Some(self.key),
-                        Some(self.value),
-                        event.ticket,
-                        self.deliveries,
-                        self.tracker,
-                        changes,
-                    )
-                    .await?;
+                    let record = Record {
+                        topic: &tx.topic,
+                        partition: None,
+                        key: Some(self.key),
+                        value: Some(self.value),
+                    };
+                    self.outbox.send(record, event.ticket)?;
                 }
                 let (total_order, data_collection_order) = order.next(&out.collection);
                 ordered = Source {
@@ -188,62 +168,45 @@ impl Emitter<'_> {
         out.metrics
             .bytes
             .fetch_add(u64::try_from(bytes).unwrap_or(0), Relaxed);
-        send_waiting(
-            self.producer,
-            out.target(),
-            (!keyless).then_some(key),
-            has_value.then_some(value),
-            ticket,
-            self.deliveries,
-            self.tracker,
-            changes,
-        )
-        .await?;
+        let (topic, partition) = out.target();
+        let record = Record {
+            topic,
+            partition,
+            key: (!keyless).then_some(key),
+            value: has_value.then_some(value),
+        };
+        self.outbox.send(record, ticket)?;
         // In upsert mode the delete itself was the tombstone; a keyless table has no key to
         // forget.
         if tombstone && has_value && !keyless {
             out.metrics.tombstones.fetch_add(1, Relaxed);
-            send_waiting(
-                self.producer,
-                (&out.topic, None),
-                Some(key),
-                None,
-                ticket,
-                self.deliveries,
-                self.tracker,
-                changes,
-            )
-            .await?;
+            let tombstone = Record {
+                topic: &out.topic,
+                partition: None,
+                key: Some(key),
+                value: None,
+            };
+            self.outbox.send(tombstone, ticket)?;
         }
         Ok(())
     }
 }
 
 /// Produces the events of one row change.
-pub(crate) async fn produce_change(
+pub(crate) fn produce_change<S: Sink, R: Reports>(
     settings: &Settings,
     message: &LogicalMessage,
     outs: &HashMap<u32, TableOut>,
     source: &Source<'_>,
-    emitter: &mut Emitter<'_>,
+    emitter: &mut Emitter<'_, S, R>,
     ticket: u64,
-    changes: &mut ChangeStream,
 ) -> Result<(), PipelineError> {
     let relation = match message {
         LogicalMessage::Insert(m) => m.relation_id(),
         LogicalMessage::Update(m) => m.relation_id(),
         LogicalMessage::Delete(m) => m.relation_id(),
         LogicalMessage::Truncate(m) => {
-            return produce_truncate(
-                settings,
-                m.relation_ids(),
-                outs,
-                source,
-                emitter,
-                ticket,
-                changes,
-            )
-            .await;
+            return produce_truncate(settings, m.relation_ids(), outs, source, emitter, ticket);
         }
         _ => return Ok(()),
     };
@@ -275,24 +238,20 @@ pub(crate) async fn produce_change(
         tombstones: settings.tombstones,
     };
     match message {
-        LogicalMessage::Insert(m) => {
-            emitter
-                .create(&event, TupleRow::of(m.new_tuple()), changes)
-                .await
-        }
+        LogicalMessage::Insert(m) => emitter.create(&event, TupleRow::of(m.new_tuple())),
         LogicalMessage::Update(m) => {
             let new = m.new_tuple();
             match m.old_tuple() {
                 // A primary-key change: a delete of the old key, then a create of the new.
                 Some(kind) if key_changed(out, kind, new) => {
-                    emitter.delete(&event, kind.tuple(), changes).await?;
+                    emitter.delete(&event, kind.tuple())?;
                     // Unchanged TOASTed values of the new row are filled in from the old one
                     // where it has them (see `TupleRow`).
                     let after = TupleRow {
                         tuple: new,
                         old: Some(kind.tuple()),
                     };
-                    emitter.create(&event, after, changes).await
+                    emitter.create(&event, after)
                 }
                 old => {
                     let before = old.map(OldTuple::tuple);
@@ -302,26 +261,23 @@ pub(crate) async fn produce_change(
                         tuple: new,
                         old: before,
                     };
-                    emitter
-                        .emit(&event, Op::Update, before, Some(after), false, changes)
-                        .await
+                    emitter.emit(&event, Op::Update, before, Some(after), false)
                 }
             }
         }
-        LogicalMessage::Delete(m) => emitter.delete(&event, m.old_tuple().tuple(), changes).await,
+        LogicalMessage::Delete(m) => emitter.delete(&event, m.old_tuple().tuple()),
         _ => Ok(()),
     }
 }
 
 /// A TRUNCATE: one event (op `t`, no key, no rows) on each truncated table's topic.
-pub(crate) async fn produce_truncate(
+pub(crate) fn produce_truncate<S: Sink, R: Reports>(
     settings: &Settings,
     relations: &[u32],
     outs: &HashMap<u32, TableOut>,
     source: &Source<'_>,
-    emitter: &mut Emitter<'_>,
+    emitter: &mut Emitter<'_, S, R>,
     ticket: u64,
-    changes: &mut ChangeStream,
 ) -> Result<(), PipelineError> {
     // Upsert mode has no event for it: there is no row to tombstone.
     if !settings.truncate || settings.upsert {
@@ -346,17 +302,13 @@ pub(crate) async fn produce_truncate(
         // A TRUNCATE concerns every key, so every partition gets it, in order with the events
         // of the keys there.
         for partition in 0..out.partitions {
-            send_waiting(
-                emitter.producer,
-                (&out.topic, Some(partition)),
-                None,
-                Some(emitter.value.as_slice()),
-                ticket,
-                emitter.deliveries,
-                emitter.tracker,
-                changes,
-            )
-            .await?;
+            let record = Record {
+                topic: &out.topic,
+                partition: Some(partition),
+                key: None,
+                value: Some(emitter.value.as_slice()),
+            };
+            emitter.outbox.send(record, ticket)?;
         }
     }
     Ok(())

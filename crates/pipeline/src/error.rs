@@ -9,6 +9,10 @@ pub enum PipelineError {
     Catalog(#[from] crate::catalog::CatalogError),
     #[error("PostgreSQL: {0}")]
     Postgres(String),
+    /// PostgreSQL could not be reached, or ended the connection, or is shutting down or
+    /// starting: trying again later may succeed.
+    #[error("PostgreSQL unavailable: {0}")]
+    PostgresUnavailable(String),
     #[error(transparent)]
     Replication(#[from] sluice_postgres::Error),
     #[error("{0}")]
@@ -47,7 +51,15 @@ pub(crate) fn pg(context: &str, err: &tokio_postgres::Error) -> PipelineError {
             db.detail().map(str::to_owned),
             db.hint().map(str::to_owned),
         );
-        return PipelineError::Postgres(format!("{context}: {server}"));
+        // Class 08: connection exceptions; 57P01-57P03: shutting down, starting up.
+        let code = db.code().code();
+        let unavailable = code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
+        let text = format!("{context}: {server}");
+        return if unavailable {
+            PipelineError::PostgresUnavailable(text)
+        } else {
+            PipelineError::Postgres(text)
+        };
     }
     let mut text = format!("{context}: {err}");
     let mut source = std::error::Error::source(err);
@@ -55,7 +67,65 @@ pub(crate) fn pg(context: &str, err: &tokio_postgres::Error) -> PipelineError {
         text.push_str(&format!(": {cause}"));
         source = cause.source();
     }
-    PipelineError::Postgres(text)
+    if tls_refused(err) {
+        // The server's certificate was refused: only a configuration change helps.
+        PipelineError::Postgres(text)
+    } else {
+        // No answer from the server: the connection failed or was lost.
+        PipelineError::PostgresUnavailable(text)
+    }
+}
+
+/// Whether TLS with the server failed for a reason of its own (a certificate refused, no
+/// common protocol), not because the connection broke during the handshake.
+pub(crate) fn tls_refused(err: &tokio_postgres::Error) -> bool {
+    let mut tls = false;
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if cause.is::<std::io::Error>() {
+            return false;
+        }
+        tls |= cause.is::<native_tls::Error>();
+        source = cause.source();
+    }
+    tls
+}
+
+/// The exit code of a transient error: the supervisor may start sluice again (`EX_TEMPFAIL`).
+pub const EXIT_TRANSIENT: u8 = 75;
+
+/// The exit code of a definite error: something needs fixing before a new start can succeed.
+pub const EXIT_DEFINITE: u8 = 1;
+
+impl PipelineError {
+    /// Whether trying again later may succeed (an outage: the database, the broker or the
+    /// registry unreachable or restarting), rather than a definite error that needs a fix
+    /// (a refused password, a missing table, an incompatible schema, a lost slot). One
+    /// classification for the retries of the stream loop and the exit code.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PipelineError::PostgresUnavailable(_) | PipelineError::QueueFull => true,
+            PipelineError::Replication(err) => err.is_transient(),
+            PipelineError::Registry(err) => err.is_transient(),
+            PipelineError::Kafka(err) => matches!(
+                err,
+                KafkaError::Unreachable { .. }
+                    | KafkaError::Cancelled(_)
+                    | KafkaError::Flush { .. }
+            ),
+            _ => false,
+        }
+    }
+
+    /// The process exit code this error ends sluice with: [`EXIT_TRANSIENT`] or
+    /// [`EXIT_DEFINITE`], so that a supervisor does not restart a misconfiguration in a loop.
+    pub fn exit_code(&self) -> u8 {
+        if self.is_transient() {
+            EXIT_TRANSIENT
+        } else {
+            EXIT_DEFINITE
+        }
+    }
 }
 
 impl From<SendError> for PipelineError {

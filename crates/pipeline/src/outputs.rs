@@ -10,13 +10,12 @@ use sluice_avro::{
     TransactionCodec,
 };
 use sluice_kafka::Producer;
-use sluice_postgres::ChangeStream;
 
 use crate::catalog::{CapturedTable, Shape};
 use crate::error::PipelineError;
 use crate::metrics::{self, TableMetrics};
 use crate::naming;
-use crate::outbox::{KEEP_ALIVE_WHILE_WAITING, keep_alive};
+use crate::retry::Backoff;
 use crate::settings::Settings;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -44,8 +43,20 @@ pub(crate) async fn side_topic<C>(
     value_schema: &str,
 ) -> Result<SideTopic<C>, PipelineError> {
     producer.ensure_topics(std::slice::from_ref(&topic)).await?;
-    let key_id = register(registry, &naming::key_subject(&topic), key_schema, None).await?;
-    let value_id = register(registry, &naming::value_subject(&topic), value_schema, None).await?;
+    let key_id = register(
+        registry,
+        &naming::key_subject(&topic),
+        key_schema,
+        Patience::Startup,
+    )
+    .await?;
+    let value_id = register(
+        registry,
+        &naming::value_subject(&topic),
+        value_schema,
+        Patience::Startup,
+    )
+    .await?;
     Ok(SideTopic {
         topic,
         codec,
@@ -174,7 +185,7 @@ pub(crate) async fn prepare_outputs(
             &table.spec,
             table.shape.clone(),
             settings,
-            None,
+            Patience::Startup,
         )
         .await
         .map_err(|err| match err {
@@ -225,27 +236,21 @@ pub(crate) async fn table_out(
     spec: &TableSpec,
     shape: Shape,
     settings: &Settings,
-    mut stream: Option<&mut ChangeStream>,
+    patience: Patience,
 ) -> Result<TableOut, PipelineError> {
     let upsert = settings.upsert;
     let collection = format!("{}.{}", spec.schema, spec.name);
     let codec = TableCodec::with_options(&topic, spec, &settings.type_options)
         .with_unchanged_placeholder(&settings.unchanged_placeholder);
     let key_subject = naming::key_subject(&topic);
-    let key_id = register(
-        registry,
-        &key_subject,
-        codec.key_schema(),
-        stream.as_deref_mut(),
-    )
-    .await?;
+    let key_id = register(registry, &key_subject, codec.key_schema(), patience).await?;
     let value_subject = naming::value_subject(&topic);
     let value_schema = if upsert {
         codec.row_schema()
     } else {
         codec.value_schema()
     };
-    let value_id = register(registry, &value_subject, value_schema, stream).await?;
+    let value_id = register(registry, &value_subject, value_schema, patience).await?;
     if let Some(level) = &settings.compatibility {
         for subject in [&key_subject, &value_subject] {
             registry.set_compatibility(subject, level).await?;
@@ -269,17 +274,26 @@ pub(crate) async fn table_out(
 /// most likely the URL is wrong, and the operator should hear so.
 pub(crate) const STARTUP_REGISTRY_WAIT: Duration = Duration::from_secs(20);
 
-/// Registers a schema, waiting out an unavailable registry: nothing is produced, and so
-/// nothing confirmed, until it answers. While it waits, the replication stream (if one is
-/// open) keeps getting status updates, so the walsender does not time it out. Without a
-/// stream (at startup) the wait is bounded.
+/// How long a registration waits out an unavailable registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Patience {
+    /// At startup, before any stream is open: up to [`STARTUP_REGISTRY_WAIT`], trying again
+    /// as the retry policy says.
+    Startup,
+    /// While streaming: one attempt; the stream loop tries again later, keeping the
+    /// replication connection alive meanwhile.
+    Once,
+}
+
+/// Registers a schema: its id. Nothing is produced, and so nothing confirmed, until the
+/// registry answered.
 pub(crate) async fn register(
     registry: &mut Registry,
     subject: &str,
     schema: &str,
-    mut stream: Option<&mut ChangeStream>,
+    patience: Patience,
 ) -> Result<u32, PipelineError> {
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = Backoff::default();
     let started = tokio::time::Instant::now();
     loop {
         let result = registry.register(subject, schema).await;
@@ -290,22 +304,14 @@ pub(crate) async fn register(
             .store(stats.cache_hits, Relaxed);
         match result {
             Ok(id) => return Ok(id),
-            Err(err) if stream.is_none() && started.elapsed() >= STARTUP_REGISTRY_WAIT => {
-                return Err(err.into());
-            }
-            Err(err) if err.is_transient() => {
+            Err(err)
+                if err.is_transient()
+                    && patience == Patience::Startup
+                    && started.elapsed() < STARTUP_REGISTRY_WAIT =>
+            {
+                let delay = backoff.next();
                 tracing::warn!(error = %err, retry_in = ?delay, "registry unavailable");
-                let until = tokio::time::Instant::now() + delay;
-                while tokio::time::Instant::now() < until {
-                    if let Some(changes) = stream.as_deref_mut() {
-                        keep_alive(changes).await?;
-                    }
-                    tokio::time::sleep_until(
-                        until.min(tokio::time::Instant::now() + KEEP_ALIVE_WHILE_WAITING),
-                    )
-                    .await;
-                }
-                delay = (delay * 2).min(Duration::from_secs(10));
+                tokio::time::sleep(delay).await;
             }
             Err(err) => return Err(err.into()),
         }

@@ -27,10 +27,10 @@ use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use sluice_avro::Registry;
-use sluice_kafka::{Deliveries, KafkaConfig, Producer, end_offsets, read_to};
+use sluice_kafka::{KafkaConfig, end_offsets, read_to};
 
-use crate::delivery::{SNAPSHOT_TICKET, send_outside_transactions};
 use crate::error::PipelineError;
+use crate::outbox::{OUTSIDE, Outbox, Record};
 
 /// How many keys of each side a bucket aims at.
 const KEYS_PER_BUCKET: u64 = 100_000;
@@ -365,8 +365,7 @@ impl TableReconcile {
     pub(crate) async fn finish(
         self,
         kafka: &KafkaConfig,
-        producer: &Producer,
-        deliveries: &mut Deliveries,
+        outbox: &mut Outbox,
         registry: &Registry,
         events: Events,
     ) -> Result<u64, PipelineError> {
@@ -417,26 +416,22 @@ impl TableReconcile {
                 else {
                     continue;
                 };
-                send_outside_transactions(
-                    producer,
-                    deliveries,
-                    &topic,
-                    Some(&row.key),
-                    Some(&event),
-                    SNAPSHOT_TICKET,
-                )
-                .await?;
+                let record = Record {
+                    topic: &topic,
+                    partition: None,
+                    key: Some(&row.key),
+                    value: Some(&event),
+                };
+                outbox.send_when_room(record, OUTSIDE).await?;
             }
             if events.tombstones || events.upsert {
-                send_outside_transactions(
-                    producer,
-                    deliveries,
-                    &topic,
-                    Some(&row.key),
-                    None,
-                    SNAPSHOT_TICKET,
-                )
-                .await?;
+                let tombstone = Record {
+                    topic: &topic,
+                    partition: None,
+                    key: Some(&row.key),
+                    value: None,
+                };
+                outbox.send_when_room(tombstone, OUTSIDE).await?;
             }
             count += 1;
         }

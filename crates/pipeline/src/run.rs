@@ -22,23 +22,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_avro::{Registry, ValueError};
-use sluice_kafka::{Deliveries, Producer};
+use sluice_kafka::Producer;
 use sluice_pgoutput::Lsn;
 use sluice_postgres::{ChangeStream, PgOutputOptions, ReplicationConnection, SnapshotAction};
 use tokio_postgres::Client;
 
 use crate::catalog::{self, CapturedTable};
 use crate::error::{PipelineError, pg};
+use crate::housekeeping;
 use crate::metrics::{self};
+use crate::outbox::Outbox;
 pub use crate::outputs::topic_of;
 use crate::outputs::{MessagesOut, Outputs, TableOut, TransactionsOut, prepare_outputs};
 use crate::publication;
-use crate::schema_change::binary_undecodable;
+use crate::schema_change::{Catalog, binary_undecodable};
 pub use crate::settings::{Settings, connect_sql, sql_tls};
 use crate::slot::{self, SlotPlan};
 use crate::snapshot::snapshot;
 use crate::state::{self, SnapshotPhase};
-use crate::stream::stream_changes;
+use crate::stream::{self, StreamState, stream_changes};
 
 /// Runs until `shutdown` resolves (then drains and exits cleanly) or a fatal error.
 ///
@@ -71,25 +73,52 @@ pub async fn run(
             sql,
             messages,
             transactions,
-            changes,
+            mut changes,
             mut registry,
             mut outs,
-            producer,
-            mut deliveries,
+            mut outbox,
         } = started;
-        let streamed = stream_changes(
+        let sql = Arc::new(sql);
+        let housekeeping = housekeeping::start(Arc::clone(&sql), &settings);
+        let producer = Arc::clone(outbox.sink());
+        let mut state = StreamState::new(
             &settings,
-            &sql,
             messages.as_ref(),
             transactions.as_ref(),
-            changes,
-            &mut registry,
             &mut outs,
-            &producer,
-            &mut deliveries,
+        );
+        let mut describe = Catalog {
+            sql: &sql,
+            registry: &mut registry,
+            producer: &producer,
+            settings: &settings,
+        };
+        let streamed = stream_changes(
+            &mut state,
+            &mut changes,
+            &mut outbox,
+            &mut describe,
             shutdown.as_mut(),
         )
         .await;
+        drop(housekeeping);
+        if streamed.is_ok() {
+            // Shutdown: what was produced is confirmed as its acknowledgements come, up to
+            // the drain timeout; what is not is sent again after the next start.
+            let drained = outbox.drain(settings.drain_timeout).await?;
+            if let Some(lsn) = outbox.take_confirmed() {
+                stream::Source::confirm(&mut changes, lsn);
+            }
+            if !drained {
+                tracing::warn!(
+                    in_flight = outbox.in_flight(),
+                    "drain timeout: unacknowledged events will be sent again after restart"
+                );
+            }
+            changes.finish().await?.close().await?;
+            tracing::info!("stopped cleanly");
+            return Ok(());
+        }
         match streamed {
             Err(err) if settings.binary && undecodable_in_binary(&err) => {
                 tracing::warn!(error = %err, "a value's binary form cannot be decoded: streaming again from the slot's confirmed position, in text mode");
@@ -148,15 +177,15 @@ pub(crate) struct Started {
     pub(crate) changes: ChangeStream,
     pub(crate) registry: Registry,
     pub(crate) outs: HashMap<u32, TableOut>,
-    pub(crate) producer: Arc<Producer>,
-    pub(crate) deliveries: Deliveries,
+    pub(crate) outbox: Outbox,
 }
 
 /// Startup, the snapshot when one is due, and `START_REPLICATION`.
 pub(crate) async fn start(settings: &mut Settings) -> Result<Started, PipelineError> {
     // First, so that it connects to the broker while PostgreSQL is asked about the tables.
-    let (producer, mut deliveries) = Producer::new(&settings.kafka)?;
+    let (producer, deliveries) = Producer::new(&settings.kafka)?;
     let producer = Arc::new(producer);
+    let mut outbox = Outbox::new(Arc::clone(&producer), deliveries);
     let state_topic = state::state_topic(&settings.topic_prefix);
     let (kafka, slot) = (settings.kafka.clone(), settings.slot.clone());
     // Independent round trips to the broker, the registry and PostgreSQL, side by side, so a
@@ -193,8 +222,7 @@ pub(crate) async fn start(settings: &mut Settings) -> Result<Started, PipelineEr
                 // Recorded before the slot exists, so that a crash between its creation and
                 // the snapshot's end can never leave an older `complete` beside a new slot.
                 state::write_phase(
-                    &producer,
-                    &mut deliveries,
+                    &mut outbox,
                     &state_topic,
                     &settings.slot,
                     SnapshotPhase::Started,
@@ -220,14 +248,12 @@ pub(crate) async fn start(settings: &mut Settings) -> Result<Started, PipelineEr
                     &snapshot_name,
                     &tables,
                     &outs,
-                    &producer,
-                    &mut deliveries,
+                    &mut outbox,
                     reconcile_with,
                 )
                 .await?;
                 state::write_phase(
-                    &producer,
-                    &mut deliveries,
+                    &mut outbox,
                     &state_topic,
                     &settings.slot,
                     SnapshotPhase::Complete,
@@ -264,8 +290,7 @@ pub(crate) async fn start(settings: &mut Settings) -> Result<Started, PipelineEr
         changes,
         registry,
         outs,
-        producer,
-        deliveries,
+        outbox,
     })
 }
 

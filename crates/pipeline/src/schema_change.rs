@@ -2,144 +2,175 @@
 //! from then on, or skipped when outside the selection.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 
 use sluice_avro::{ColumnSpec, Registry, RegistryError, TableSpec};
 use sluice_kafka::Producer;
 use sluice_pgoutput::{Relation, ReplicaIdentity};
-use sluice_postgres::ChangeStream;
 use tokio_postgres::Client;
 
 use crate::catalog::{self, Shape};
 use crate::error::{PipelineError, pg};
 use crate::naming;
-use crate::outputs::{TableOut, table_out};
+use crate::outputs::{Patience, TableOut, table_out};
 use crate::settings::Settings;
 
-/// What a Relation message means for the table it describes: nothing when its name and shape
-/// are those already captured; otherwise the table is captured from here on under its name
-/// and shape (a table that joined the publication, a shape change, a rename), or, when it is
-/// outside the selection, its changes are skipped from here on.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn on_relation(
-    sql: &Client,
-    registry: &mut Registry,
-    outs: &mut HashMap<u32, TableOut>,
-    skipped: &mut HashSet<u32>,
+/// Whether PostgreSQL's description of a table (a Relation message) asks for capturing it
+/// under a new name or shape. A table outside the selection is not: its changes are skipped
+/// from here on (the publication covers more than the selection: FOR ALL TABLES, FOR TABLES
+/// IN SCHEMA, a table excluded after it was published), and the slot still moves past them.
+/// Neither is one already captured under that name and shape.
+pub(crate) fn needs_describing(
     relation: &Relation,
     settings: &Settings,
-    producer: &Producer,
-    changes: &mut ChangeStream,
-) -> Result<(), PipelineError> {
+    outs: &mut HashMap<u32, TableOut>,
+    skipped: &mut HashSet<u32>,
+) -> bool {
     let oid = relation.relation_id();
-    let table = format!("{}.{}", relation.namespace(), relation.name());
     if !settings
         .tables
         .selects(relation.namespace(), relation.name())
     {
-        // The publication covers more than the selection (FOR ALL TABLES, FOR TABLES IN
-        // SCHEMA, a table excluded after it was published): its changes are skipped, and the
-        // slot still moves past them.
+        let table = format!("{}.{}", relation.namespace(), relation.name());
         if outs.remove(&oid).is_some() {
             tracing::warn!(%table, "a captured table is no longer selected (renamed out of tables.include, or excluded): its changes are skipped from here on");
         } else if !skipped.contains(&oid) {
             tracing::debug!(%table, "the publication covers a table outside the selection: its changes are skipped");
         }
         skipped.insert(oid);
-        return Ok(());
+        return false;
     }
     skipped.remove(&oid);
-    let shape: Shape = relation
+    !outs.get(&oid).is_some_and(|out| {
+        out.shape == shape_of(relation)
+            && out.collection == format!("{}.{}", relation.namespace(), relation.name())
+    })
+}
+
+/// A table's columns as a Relation message describes them.
+fn shape_of(relation: &Relation) -> Shape {
+    relation
         .columns()
         .iter()
         .map(|c| (c.name().to_owned(), c.type_oid(), c.type_modifier()))
-        .collect();
-    if outs
-        .get(&oid)
-        .is_some_and(|out| out.shape == shape && out.collection == table)
-    {
-        return Ok(());
-    }
-    let key_columns = key_columns(sql, relation).await?;
-    let mut spec = TableSpec {
-        schema: relation.namespace().to_owned(),
-        name: relation.name().to_owned(),
-        columns: relation
-            .columns()
-            .iter()
-            .map(|c| {
-                let is_key = key_columns.iter().any(|k| k == c.name());
-                ColumnSpec {
-                    name: c.name().to_owned(),
-                    type_oid: c.type_oid(),
-                    type_modifier: c.type_modifier(),
-                    nullable: !is_key,
-                    is_key,
-                    type_info: Default::default(),
-                    default: None,
-                }
-            })
-            .collect(),
-    };
-    if key_columns.is_empty()
-        && !(settings.tables.allow_keyless && relation.replica_identity() == ReplicaIdentity::Full)
-    {
-        return Err(catalog::CatalogError::NoKey(table).into());
-    }
-    catalog::resolve_defaults(sql, oid, &mut spec.columns).await?;
-    catalog::resolve_types(sql, &mut spec.columns).await?;
-    let topic = naming::table_topic(&settings.topic_prefix, &spec.schema, &spec.name);
-    let before = outs
-        .get(&oid)
-        .map(|out| (out.shape.clone(), out.topic.clone(), out.partitions));
-    let partitions = match &before {
-        Some((_, old, partitions)) if *old == topic => *partitions,
-        // A table added to the publication while sluice runs, or renamed: its topic may not
-        // exist yet.
-        _ => producer
-            .ensure_topics(std::slice::from_ref(&topic))
-            .await?
-            .first()
-            .copied()
-            .unwrap_or(settings.kafka.partitions),
-    };
-    let out = match table_out(
-        registry,
-        (topic, partitions),
-        &spec,
-        shape.clone(),
-        settings,
-        Some(changes),
-    )
-    .await
-    {
-        Err(PipelineError::Registry(err @ RegistryError::Incompatible { .. })) => {
-            let changed =
-                before.map_or_else(String::new, |(before, _, _)| shape_changes(&before, &shape));
-            return Err(PipelineError::Setup(format!(
-                "table {table}: the new shape ({changed}) was refused: {err}"
-            )));
-        }
-        other => other?,
-    };
-    if settings.binary {
-        let undecodable = binary_undecodable(sql, std::iter::once(&out)).await?;
-        if !undecodable.is_empty() {
-            return Err(PipelineError::BinaryUndecodable(undecodable.join(", ")));
-        }
-    }
+        .collect()
+}
+
+/// Says what a new description of a table changed.
+pub(crate) fn note_described(before: Option<&TableOut>, out: &TableOut) {
+    let table = &out.collection;
     match before {
         None => {
             tracing::info!(%table, topic = %out.topic, "a table joined the publication or the selection; capturing it from here on");
         }
-        Some((_, old_topic, _)) if old_topic != out.topic => {
-            tracing::warn!(%table, from = %old_topic, to = %out.topic, "a captured table was renamed; its events go to the topic of its new name from here on");
+        Some(before) if before.topic != out.topic => {
+            tracing::warn!(%table, from = %before.topic, to = %out.topic, "a captured table was renamed; its events go to the topic of its new name from here on");
         }
         Some(_) => {
             tracing::info!(%table, "table shape changed; new schema versions registered");
         }
     }
-    outs.insert(oid, out);
-    Ok(())
+}
+
+/// Where the stream loop has a table described: its columns, keys and types from the
+/// catalog, its topic and registered schemas. The catalog, or a test's fake.
+pub(crate) trait Describe {
+    /// The outputs of the table `relation` describes (`before`: how it was captured until
+    /// now). A transient error (the registry or the broker away) is tried again later.
+    fn describe(
+        &mut self,
+        relation: &Relation,
+        before: Option<&TableOut>,
+    ) -> impl Future<Output = Result<TableOut, PipelineError>>;
+}
+
+/// Tables described from the catalog, their schemas registered and their topics created.
+pub(crate) struct Catalog<'a> {
+    pub(crate) sql: &'a Client,
+    pub(crate) registry: &'a mut Registry,
+    pub(crate) producer: &'a Producer,
+    pub(crate) settings: &'a Settings,
+}
+
+impl Describe for Catalog<'_> {
+    async fn describe(
+        &mut self,
+        relation: &Relation,
+        before: Option<&TableOut>,
+    ) -> Result<TableOut, PipelineError> {
+        let (sql, settings) = (self.sql, self.settings);
+        let oid = relation.relation_id();
+        let table = format!("{}.{}", relation.namespace(), relation.name());
+        let shape = shape_of(relation);
+        let key_columns = key_columns(sql, relation).await?;
+        let mut spec = TableSpec {
+            schema: relation.namespace().to_owned(),
+            name: relation.name().to_owned(),
+            columns: relation
+                .columns()
+                .iter()
+                .map(|c| {
+                    let is_key = key_columns.iter().any(|k| k == c.name());
+                    ColumnSpec {
+                        name: c.name().to_owned(),
+                        type_oid: c.type_oid(),
+                        type_modifier: c.type_modifier(),
+                        nullable: !is_key,
+                        is_key,
+                        type_info: Default::default(),
+                        default: None,
+                    }
+                })
+                .collect(),
+        };
+        if key_columns.is_empty()
+            && !(settings.tables.allow_keyless
+                && relation.replica_identity() == ReplicaIdentity::Full)
+        {
+            return Err(catalog::CatalogError::NoKey(table).into());
+        }
+        catalog::resolve_defaults(sql, oid, &mut spec.columns).await?;
+        catalog::resolve_types(sql, &mut spec.columns).await?;
+        let topic = naming::table_topic(&settings.topic_prefix, &spec.schema, &spec.name);
+        let partitions = match before {
+            Some(before) if before.topic == topic => before.partitions,
+            // A table added to the publication while sluice runs, or renamed: its topic may
+            // not exist yet.
+            _ => self
+                .producer
+                .ensure_topics(std::slice::from_ref(&topic))
+                .await?
+                .first()
+                .copied()
+                .unwrap_or(settings.kafka.partitions),
+        };
+        let out = match table_out(
+            self.registry,
+            (topic, partitions),
+            &spec,
+            shape.clone(),
+            settings,
+            Patience::Once,
+        )
+        .await
+        {
+            Err(PipelineError::Registry(err @ RegistryError::Incompatible { .. })) => {
+                let changed =
+                    before.map_or_else(String::new, |before| shape_changes(&before.shape, &shape));
+                return Err(PipelineError::Setup(format!(
+                    "table {table}: the new shape ({changed}) was refused: {err}"
+                )));
+            }
+            other => other?,
+        };
+        if settings.binary {
+            let undecodable = binary_undecodable(sql, std::iter::once(&out)).await?;
+            if !undecodable.is_empty() {
+                return Err(PipelineError::BinaryUndecodable(undecodable.join(", ")));
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// The names of the key columns of a table as `relation` describes it. pgoutput flags the

@@ -9,7 +9,7 @@ use sluice_kafka::KafkaConfig;
 use sluice_postgres::{ConnectConfig, SslMode};
 use tokio_postgres::Client;
 
-use crate::error::{PipelineError, pg};
+use crate::error::{PipelineError, pg, tls_refused};
 
 /// What the pipeline needs to know, resolved from the configuration.
 #[derive(Debug, Clone)]
@@ -65,7 +65,10 @@ pub async fn connect_sql(settings: &Settings) -> Result<Client, PipelineError> {
             .await
             .map_err(|e| {
                 let target = settings.postgres.target();
-                let hint = if e.as_db_error().is_none() {
+                let hint = if tls_refused(&e) {
+                    " (check postgres.sslmode and postgres.sslrootcert: the server's certificate \
+                     must be signed by that CA and, for verify-full, name postgres.host)"
+                } else if e.as_db_error().is_none() {
                     " (check postgres.host and postgres.port, and that PostgreSQL listens there)"
                 } else {
                     ""

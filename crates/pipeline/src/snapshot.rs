@@ -5,20 +5,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sluice_avro::Registry;
-use sluice_kafka::{Deliveries, Producer};
 use tokio_postgres::Client;
 
 use crate::catalog::{CapturedTable, quote_literal};
 use crate::clock::now_us;
 use crate::copier::{Copier, HeldRow, Piece};
-use crate::delivery::{take_deliveries, while_full};
 use crate::error::{PipelineError, pg};
 use crate::metrics::{self};
+use crate::outbox::{OUTSIDE, Outbox};
 use crate::outputs::TableOut;
 use crate::progress::report_progress;
 use crate::reconcile::{self, TableReconcile};
 use crate::settings::{Settings, connect_sql};
-use crate::state::{self};
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Copies every table inside the exported snapshot and produces an `r` event per row; returns
@@ -28,8 +26,7 @@ pub(crate) async fn snapshot(
     snapshot_name: &str,
     tables: &[CapturedTable],
     outs: &HashMap<u32, TableOut>,
-    producer: &Arc<Producer>,
-    deliveries: &mut Deliveries,
+    outbox: &mut Outbox,
     reconcile_with: Option<&Registry>,
 ) -> Result<(), PipelineError> {
     let sql = connect_sql(settings).await?;
@@ -69,6 +66,7 @@ pub(crate) async fn snapshot(
     }
     let reconciles = Arc::new(reconciles);
     let queue = Arc::new(std::sync::Mutex::new(pieces));
+    let sender = outbox.outside_sender();
     let mut copiers = tokio::task::JoinSet::new();
     for _ in 0..parallelism {
         let client = connect_sql(settings).await?;
@@ -81,7 +79,7 @@ pub(crate) async fn snapshot(
             .map_err(|e| pg("importing the slot's snapshot", &e))?;
         let queue = Arc::clone(&queue);
         let outs = outs.clone();
-        let producer = Arc::clone(producer);
+        let sender = sender.clone();
         let tables: HashMap<u32, CapturedTable> =
             tables.iter().map(|t| (t.oid, t.clone())).collect();
         let settings = settings.clone();
@@ -90,7 +88,7 @@ pub(crate) async fn snapshot(
             let mut copier = Copier {
                 settings: &settings,
                 client: &client,
-                producer: &producer,
+                sender: &sender,
                 held: HeldRow::default(),
             };
             loop {
@@ -125,17 +123,15 @@ pub(crate) async fn snapshot(
                     Some(done) => {
                         let held = done.map_err(|e| PipelineError::Internal(e.to_string()))??;
                         if held.held
-                            && let Some(mut earlier) = last_held.replace(held)
+                            && let Some(earlier) = last_held.replace(held)
+                            && let Some(record) = earlier.record()
                         {
-                            while_full(deliveries, || earlier.send(producer)).await?;
+                            outbox.send_when_room(record, OUTSIDE).await?;
                         }
                     }
                     None => break,
                 },
-                Some(delivery) = deliveries.recv() => {
-                    delivery.result.map_err(PipelineError::Delivery)?;
-                    take_deliveries(deliveries)?;
-                }
+                reported = outbox.reports() => reported?,
             }
         }
         Ok::<(), PipelineError>(())
@@ -145,7 +141,9 @@ pub(crate) async fn snapshot(
     copied?;
     if let Some(mut last) = last_held {
         last.mark_last();
-        while_full(deliveries, || last.send(producer)).await?;
+        if let Some(record) = last.record() {
+            outbox.send_when_room(record, OUTSIDE).await?;
+        }
     }
     let reconciles = Arc::into_inner(reconciles)
         .ok_or_else(|| PipelineError::Internal("the copiers still hold the reconciles".into()))?;
@@ -157,7 +155,7 @@ pub(crate) async fn snapshot(
         };
         for (oid, reconcile) in reconciles {
             let vanished = reconcile
-                .finish(&settings.kafka, producer, deliveries, registry, events)
+                .finish(&settings.kafka, outbox, registry, events)
                 .await?;
             if vanished > 0 {
                 let table = tables
@@ -168,8 +166,7 @@ pub(crate) async fn snapshot(
             }
         }
     }
-    state::flush(producer).await?;
-    take_deliveries(deliveries)?;
+    outbox.drain_outside().await?;
     tracing::info!(tables = tables.len(), "snapshot complete and acknowledged");
     Ok(())
 }

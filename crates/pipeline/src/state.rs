@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sluice_kafka::{Deliveries, KafkaConfig, Producer, read_to_end};
+use sluice_kafka::{KafkaConfig, Producer, read_to_end};
 use sluice_pgoutput::Lsn;
 
-use crate::delivery::{STATE_TICKET, send_outside_transactions, take_deliveries};
 use crate::error::PipelineError;
+use crate::outbox::{OUTSIDE, Outbox, Record};
 
 /// How far a slot's snapshot got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,8 +112,7 @@ pub async fn recorded_state(
 
 /// Records `phase` for `slot` and waits until the broker has it.
 pub(crate) async fn write_phase(
-    producer: &std::sync::Arc<Producer>,
-    deliveries: &mut Deliveries,
+    outbox: &mut Outbox,
     topic: &str,
     slot: &str,
     phase: SnapshotPhase,
@@ -127,26 +126,14 @@ pub(crate) async fn write_phase(
             .unwrap_or_default(),
     })
     .map_err(|e| PipelineError::Internal(e.to_string()))?;
-    send_outside_transactions(
-        producer,
-        deliveries,
+    let record = Record {
         topic,
-        Some(slot.as_bytes()),
-        Some(&record),
-        STATE_TICKET,
-    )
-    .await?;
-    flush(producer).await?;
-    take_deliveries(deliveries)
-}
-
-/// Waits until everything produced so far is delivered (librdkafka's flush blocks).
-pub(crate) async fn flush(producer: &std::sync::Arc<Producer>) -> Result<(), PipelineError> {
-    let producer = std::sync::Arc::clone(producer);
-    tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(24 * 3600)))
-        .await
-        .map_err(|e| PipelineError::Internal(e.to_string()))??;
-    Ok(())
+        partition: None,
+        key: Some(slot.as_bytes()),
+        value: Some(&record),
+    };
+    outbox.send_when_room(record, OUTSIDE).await?;
+    outbox.drain_outside().await
 }
 
 /// Every record of `topic` (blocking read, off the runtime's threads).

@@ -1,25 +1,111 @@
-//! The stream loop: changes taken from the replication stream, their events produced, the
-//! slot confirmed as the broker acknowledges them.
+//! The stream loop: changes taken from the replication stream, their events produced through
+//! the outbox, the slot confirmed as the broker acknowledges them.
+//!
+//! One `select!` with its arms in priority order:
+//!
+//! 1. shutdown: stop taking changes (the caller drains the outbox);
+//! 2. delivery reports: acknowledgements before intake, so memory stays bounded, and the
+//!    confirmed position moves as soon as it can;
+//! 3. the status update, when due (a keepalive asking for a reply makes it due at once): the
+//!    loop is the only writer to the replication connection, and never from inside a race;
+//! 4. retry of what is held: records the producer's full queue refused, or a table whose
+//!    description waits for the registry or the broker to come back;
+//! 5. intake, only while nothing is held: the next change, then every further change the same
+//!    read brought, up to [`INTAKE_BATCH`].
+//!
+//! The change source ([`Source`]), where records go ([`Outbox`] over a [`Sink`]) and where
+//! tables are described ([`Describe`]) are seams, so the loop's ordering, back-pressure and
+//! confirmation are unit-tested without services (`stream_tests.rs`).
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use sluice_avro::{Registry, Scratch, SnapshotMarker, Source};
-use sluice_kafka::{AckTracker, Deliveries, Producer};
+use sluice_avro::{Scratch, SnapshotMarker, Source as EventSource};
 use sluice_pgoutput::{LogicalMessage, Lsn};
 use sluice_postgres::{Change, ChangeStream};
-use tokio_postgres::Client;
+use tokio::time::Instant;
 
 use crate::clock::now_us;
 use crate::emit::{Emitter, produce_change};
 use crate::error::PipelineError;
-use crate::metrics::{self};
-use crate::outbox::{acknowledge, confirm, drain, send_waiting};
+use crate::metrics;
+use crate::outbox::{Outbox, Record, Reports, Sink};
 use crate::outputs::{MessagesOut, TableOut, TransactionOrder, TransactionsOut};
-use crate::schema_change::on_relation;
+use crate::retry::Backoff;
+use crate::schema_change::{Describe, needs_describing, note_described};
 use crate::settings::Settings;
-use crate::slot::{self};
-use std::sync::atomic::Ordering::Relaxed;
+
+/// How many changes one turn of the stream loop handles from what is already read, before it
+/// looks at shutdown, reports and timers again.
+pub(crate) const INTAKE_BATCH: usize = 1024;
+
+/// How many changes pass between reads of whatever the socket holds, within a batch.
+pub(crate) const READ_AHEAD_EVERY: usize = 64;
+
+/// How soon records the producer's queue refused are offered again when no delivery report
+/// came meanwhile (librdkafka may free its queue by its own retries).
+const BLOCKED_RETRY: Duration = Duration::from_millis(5);
+
+/// Where the loop takes changes from: the replication stream, or a test's fake.
+pub(crate) trait Source {
+    /// The next change, waiting for one; cancel-safe (it never writes). `None` when the
+    /// server ended the stream.
+    fn recv(&mut self) -> impl Future<Output = Result<Option<Change>, PipelineError>>;
+    /// The next change already read, without waiting or writing.
+    fn try_recv(&mut self) -> Result<Option<Change>, PipelineError>;
+    /// Reads what the socket already holds, without waiting; whether it read any.
+    fn read_ahead(&mut self) -> Result<bool, PipelineError>;
+    /// When the next status update is due.
+    fn status_at(&self) -> Instant;
+    /// Sends the status update (the position confirmed so far).
+    fn send_status(&mut self) -> impl Future<Output = Result<(), PipelineError>>;
+    /// Everything up to `lsn` is durable downstream: confirmed with the next status update.
+    fn confirm(&mut self, lsn: Lsn);
+}
+
+impl Source for ChangeStream {
+    async fn recv(&mut self) -> Result<Option<Change>, PipelineError> {
+        Ok(ChangeStream::recv(self).await?)
+    }
+
+    fn try_recv(&mut self) -> Result<Option<Change>, PipelineError> {
+        Ok(self.try_next()?)
+    }
+
+    fn read_ahead(&mut self) -> Result<bool, PipelineError> {
+        Ok(ChangeStream::read_ahead(self)?)
+    }
+
+    fn status_at(&self) -> Instant {
+        ChangeStream::status_at(self)
+    }
+
+    async fn send_status(&mut self) -> Result<(), PipelineError> {
+        Ok(self.stream().send_status(false).await?)
+    }
+
+    fn confirm(&mut self, lsn: Lsn) {
+        let stream = self.stream();
+        stream.confirm(lsn);
+        let metrics = metrics::global();
+        metrics.confirmed_lsn.store(stream.flushed().0, Relaxed);
+        metrics.received_lsn.store(stream.received().0, Relaxed);
+        let streamed = self.streamed_stats();
+        metrics.streamed_open.store(
+            u64::try_from(streamed.open_transactions).unwrap_or(u64::MAX),
+            Relaxed,
+        );
+        metrics.streamed_memory_bytes.store(
+            u64::try_from(streamed.memory_bytes).unwrap_or(u64::MAX),
+            Relaxed,
+        );
+        metrics
+            .streamed_spilled
+            .store(streamed.spilled_transactions, Relaxed);
+    }
+}
 
 /// Per-transaction context of the stream.
 pub(crate) struct Current {
@@ -31,111 +117,25 @@ pub(crate) struct Current {
     pub(crate) order: Option<TransactionOrder>,
 }
 
-/// How many changes one turn of the stream loop handles from what is already read, before it
-/// looks at shutdown, timers and acknowledgements again.
-pub(crate) const INTAKE_BATCH: usize = 1024;
-
-/// How many changes pass between reads of whatever the socket holds, within a batch.
-pub(crate) const READ_AHEAD_EVERY: usize = 64;
-
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn stream_changes(
-    settings: &Settings,
-    sql: &Client,
-    messages: Option<&MessagesOut>,
-    transactions: Option<&TransactionsOut>,
-    mut changes: ChangeStream,
-    registry: &mut Registry,
-    outs: &mut HashMap<u32, TableOut>,
-    producer: &Producer,
-    deliveries: &mut Deliveries,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), PipelineError> {
-    let mut state = StreamState {
-        settings,
-        sql,
-        messages,
-        transactions,
-        registry,
-        outs,
-        producer,
-        deliveries,
-        tracker: AckTracker::new(),
-        skipped: HashSet::new(),
-        current: None,
-        key: Vec::new(),
-        value: Vec::new(),
-        scratch: Scratch::default(),
-        now_us: now_us(),
-    };
-    metrics::global().streaming.store(true, Relaxed);
-    let mut heartbeat = settings.heartbeat_interval.map(tokio::time::interval);
-    let mut retention = tokio::time::interval(RETENTION_CHECK);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            biased;
-            // 1. Shutdown: stop taking changes, then drain below.
-            () = &mut shutdown => break,
-            // Housekeeping, rare: a heartbeat message, the slot's retained WAL.
-            () = tick(&mut heartbeat) => emit_heartbeat(sql).await,
-            _ = retention.tick() => check_retention(sql, settings).await,
-            // 2. Acknowledgements before intake, so memory stays bounded: every report that
-            // has arrived.
-            Some(delivery) = state.deliveries.recv() => {
-                acknowledge(&mut state.tracker, &mut changes, delivery)?;
-                while let Some(delivery) = state.deliveries.try_recv() {
-                    acknowledge(&mut state.tracker, &mut changes, delivery)?;
-                }
-            }
-            // 3. Intake: the next change, then the others the same read brought.
-            change = changes.next() => {
-                let Some(change) = change? else {
-                    return Err(PipelineError::Postgres("the server ended the replication stream".into()));
-                };
-                // One clock read per batch: the events' processing time (`ts_ms`).
-                state.now_us = now_us();
-                state.on_change(change, &mut changes).await?;
-                for handled in 1..INTAKE_BATCH {
-                    // Keep the socket drained while busy: a stalled walsender waits for us.
-                    if handled % READ_AHEAD_EVERY == 0 {
-                        changes.read_ahead()?;
-                    }
-                    let change = match changes.try_next()? {
-                        Some(change) => change,
-                        None if changes.read_ahead()? => match changes.try_next()? {
-                            Some(change) => change,
-                            None => break,
-                        },
-                        None => break,
-                    };
-                    state.on_change(change, &mut changes).await?;
-                }
-            }
-        }
-    }
-    drain(settings, &mut state.tracker, &mut changes, state.deliveries).await?;
-    changes.finish().await?.close().await?;
-    tracing::info!("stopped cleanly");
-    Ok(())
-}
-
 /// What the stream loop works with and keeps between changes.
 pub(crate) struct StreamState<'a> {
     pub(crate) settings: &'a Settings,
-    pub(crate) sql: &'a Client,
     pub(crate) messages: Option<&'a MessagesOut>,
     pub(crate) transactions: Option<&'a TransactionsOut>,
-    pub(crate) registry: &'a mut Registry,
     pub(crate) outs: &'a mut HashMap<u32, TableOut>,
-    pub(crate) producer: &'a Producer,
-    pub(crate) deliveries: &'a mut Deliveries,
-    pub(crate) tracker: AckTracker,
     /// Relations the publication sends that are outside the selection: their changes are
     /// skipped.
     pub(crate) skipped: HashSet<u32>,
     /// The transaction being received.
     pub(crate) current: Option<Current>,
+    /// A change that could not be handled yet (a table's description waiting for the
+    /// registry or the broker): intake waits until it is.
+    pub(crate) pending: Option<Change>,
+    /// How long to wait before trying the pending change again.
+    pub(crate) backoff: Backoff,
+    /// When to try again what is held (the pending change, records the queue refused): a
+    /// deadline, not a wait started anew each turn, which other arms firing would put off.
+    pub(crate) retry_at: Option<Instant>,
     pub(crate) key: Vec<u8>,
     pub(crate) value: Vec<u8>,
     pub(crate) scratch: Scratch,
@@ -143,32 +143,122 @@ pub(crate) struct StreamState<'a> {
     pub(crate) now_us: i64,
 }
 
-impl StreamState<'_> {
-    /// Produces the record encoded in `key` and `value`.
-    pub(crate) async fn send_encoded(
-        &mut self,
-        topic: &str,
-        ticket: u64,
-        changes: &mut ChangeStream,
-    ) -> Result<(), PipelineError> {
-        send_waiting(
-            self.producer,
-            (topic, None),
-            Some(&self.key),
-            Some(&self.value),
-            ticket,
-            self.deliveries,
-            &mut self.tracker,
-            changes,
-        )
-        .await
+impl<'a> StreamState<'a> {
+    pub(crate) fn new(
+        settings: &'a Settings,
+        messages: Option<&'a MessagesOut>,
+        transactions: Option<&'a TransactionsOut>,
+        outs: &'a mut HashMap<u32, TableOut>,
+    ) -> Self {
+        StreamState {
+            settings,
+            messages,
+            transactions,
+            outs,
+            skipped: HashSet::new(),
+            current: None,
+            pending: None,
+            backoff: Backoff::default(),
+            retry_at: None,
+            key: Vec::new(),
+            value: Vec::new(),
+            scratch: Scratch::default(),
+            now_us: now_us(),
+        }
     }
+}
 
+/// Runs the loop until `shutdown` resolves or an error: see the module documentation. The
+/// caller drains the outbox afterwards.
+pub(crate) async fn stream_changes<S: Sink, R: Reports>(
+    state: &mut StreamState<'_>,
+    source: &mut impl Source,
+    outbox: &mut Outbox<S, R>,
+    describe: &mut impl Describe,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), PipelineError> {
+    metrics::global().streaming.store(true, Relaxed);
+    tokio::pin!(shutdown);
+    loop {
+        let held = outbox.is_blocked() || state.pending.is_some();
+        let retry_at = if held {
+            *state
+                .retry_at
+                .get_or_insert_with(|| Instant::now() + BLOCKED_RETRY)
+        } else {
+            state.retry_at = None;
+            Instant::now()
+        };
+        tokio::select! {
+            biased;
+            // 1.
+            () = &mut shutdown => return Ok(()),
+            // 2.
+            reported = outbox.reports() => {
+                reported?;
+                confirm(source, outbox);
+            }
+            // 3.
+            () = tokio::time::sleep_until(source.status_at()) => source.send_status().await?,
+            // 4.
+            () = tokio::time::sleep_until(retry_at), if held => {
+                state.retry_at = None;
+                outbox.retry()?;
+                if let Some(change) = state.pending.take() {
+                    state.on_change(change, source, outbox, describe).await?;
+                }
+                confirm(source, outbox);
+            }
+            // 5.
+            change = source.recv(), if !held => {
+                let Some(change) = change? else {
+                    return Err(PipelineError::PostgresUnavailable(
+                        "the server ended the replication stream".into(),
+                    ));
+                };
+                // One clock read per batch: the events' processing time (`ts_ms`).
+                state.now_us = now_us();
+                state.on_change(change, source, outbox, describe).await?;
+                for handled in 1..INTAKE_BATCH {
+                    if outbox.is_blocked() || state.pending.is_some() {
+                        break;
+                    }
+                    // Keep the socket drained while busy: a stalled walsender waits for us.
+                    if handled % READ_AHEAD_EVERY == 0 {
+                        source.read_ahead()?;
+                    }
+                    let change = match source.try_recv()? {
+                        Some(change) => change,
+                        None if source.read_ahead()? => match source.try_recv()? {
+                            Some(change) => change,
+                            None => break,
+                        },
+                        None => break,
+                    };
+                    state.on_change(change, source, outbox, describe).await?;
+                }
+                confirm(source, outbox);
+            }
+        }
+    }
+}
+
+/// Confirms the newest position the outbox's acknowledgements allow.
+fn confirm<S: Sink, R: Reports>(source: &mut impl Source, outbox: &mut Outbox<S, R>) {
+    if let Some(lsn) = outbox.take_confirmed() {
+        source.confirm(lsn);
+    }
+}
+
+impl StreamState<'_> {
     /// Handles one change of the stream: produces its events, or tracks the transaction.
-    pub(crate) async fn on_change(
+    /// Never waits on the broker: what the producer's queue refuses the outbox keeps.
+    pub(crate) async fn on_change<S: Sink, R: Reports>(
         &mut self,
         change: Change,
-        changes: &mut ChangeStream,
+        source: &mut impl Source,
+        outbox: &mut Outbox<S, R>,
+        describe: &mut impl Describe,
     ) -> Result<(), PipelineError> {
         let settings = self.settings;
         match change {
@@ -185,7 +275,7 @@ impl StreamState<'_> {
                     .store(self.now_us - commit_time.to_unix_micros(), Relaxed);
                 self.current = Some(Current {
                     // The end LSN comes with the Commit; it is set at seal.
-                    ticket: self.tracker.begin(commit_lsn.0),
+                    ticket: outbox.begin(commit_lsn),
                     xid,
                     commit_time_us: commit_time.to_unix_micros(),
                     commit_lsn,
@@ -215,44 +305,45 @@ impl StreamState<'_> {
                                 .map(|(name, count)| (name.as_str(), *count)),
                             &mut self.value,
                         );
-                        self.send_encoded(&out.topic, done.ticket, changes).await?;
+                        let record = Record {
+                            topic: &out.topic,
+                            partition: None,
+                            key: Some(&self.key),
+                            value: Some(&self.value),
+                        };
+                        outbox.send(record, done.ticket)?;
                     }
-                    if let Some(confirmed) = self.tracker.seal_at(done.ticket, end_lsn.0) {
-                        confirm(changes, Lsn(confirmed));
-                    }
+                    outbox.seal(done.ticket, end_lsn);
                 }
-                let streamed = changes.streamed_stats();
-                let m = metrics::global();
-                m.streamed_open.store(
-                    u64::try_from(streamed.open_transactions).unwrap_or(u64::MAX),
-                    Relaxed,
-                );
-                m.streamed_memory_bytes.store(
-                    u64::try_from(streamed.memory_bytes).unwrap_or(u64::MAX),
-                    Relaxed,
-                );
-                m.streamed_spilled
-                    .store(streamed.spilled_transactions, Relaxed);
-                m.in_flight.store(self.tracker.in_flight(), Relaxed);
+                metrics::global()
+                    .in_flight
+                    .store(outbox.in_flight(), Relaxed);
             }
             // Nothing in flight or open: everything the server sent is durable.
-            Change::Keepalive { wal_end }
-                if self.current.is_none() && self.tracker.open_transactions() == 0 =>
-            {
-                confirm(changes, wal_end);
+            Change::Keepalive { wal_end } if self.current.is_none() && outbox.idle() => {
+                source.confirm(wal_end);
             }
             Change::Message(LogicalMessage::Relation(relation)) => {
-                on_relation(
-                    self.sql,
-                    self.registry,
-                    self.outs,
-                    &mut self.skipped,
-                    &relation,
-                    settings,
-                    self.producer,
-                    changes,
-                )
-                .await?;
+                if !needs_describing(&relation, settings, self.outs, &mut self.skipped) {
+                    return Ok(());
+                }
+                let oid = relation.relation_id();
+                match describe.describe(&relation, self.outs.get(&oid)).await {
+                    Ok(out) => {
+                        note_described(self.outs.get(&oid), &out);
+                        self.outs.insert(oid, out);
+                        self.backoff.reset();
+                    }
+                    // The registry or the broker is away: the change waits (and intake with
+                    // it), tried again after a while.
+                    Err(err) if err.is_transient() => {
+                        let delay = self.backoff.next();
+                        tracing::warn!(error = %err, retry_in = ?delay, "describing a table waits for a service");
+                        self.retry_at = Some(Instant::now() + delay);
+                        self.pending = Some(Change::Message(LogicalMessage::Relation(relation)));
+                    }
+                    Err(err) => return Err(err),
+                }
             }
             Change::Message(LogicalMessage::Message(message)) => {
                 let Some(out) = self.messages.filter(|_| {
@@ -267,9 +358,9 @@ impl StreamState<'_> {
                 // alone, confirmed at its own position once delivered.
                 let (ticket, alone) = match self.current.as_ref() {
                     Some(now) if message.transactional() => (now.ticket, false),
-                    _ => (self.tracker.begin(message.lsn().0), true),
+                    _ => (outbox.begin(message.lsn()), true),
                 };
-                let source = Source {
+                let event_source = EventSource {
                     name: &settings.topic_prefix,
                     db: &settings.postgres.dbname,
                     commit_time_us: self
@@ -289,14 +380,20 @@ impl StreamState<'_> {
                     out.value_id,
                     message.prefix(),
                     message.content(),
-                    &source,
+                    &event_source,
                     "",
                     self.now_us,
                     &mut self.value,
                 );
-                self.send_encoded(&out.topic, ticket, changes).await?;
-                if alone && let Some(confirmed) = self.tracker.seal_at(ticket, message.lsn().0) {
-                    confirm(changes, Lsn(confirmed));
+                let record = Record {
+                    topic: &out.topic,
+                    partition: None,
+                    key: Some(&self.key),
+                    value: Some(&self.value),
+                };
+                outbox.send(record, ticket)?;
+                if alone {
+                    outbox.seal(ticket, message.lsn());
                 }
             }
             Change::Message(message) => {
@@ -316,7 +413,7 @@ impl StreamState<'_> {
                         "a change outside a transaction".to_owned(),
                     ));
                 };
-                let source = Source {
+                let event_source = EventSource {
                     name: &settings.topic_prefix,
                     db: &settings.postgres.dbname,
                     commit_time_us: now.commit_time_us,
@@ -326,9 +423,7 @@ impl StreamState<'_> {
                     transaction: None,
                 };
                 let mut emitter = Emitter {
-                    producer: self.producer,
-                    deliveries: self.deliveries,
-                    tracker: &mut self.tracker,
+                    outbox,
                     key: &mut self.key,
                     value: &mut self.value,
                     scratch: &mut self.scratch,
@@ -339,12 +434,10 @@ impl StreamState<'_> {
                     settings,
                     &message,
                     self.outs,
-                    &source,
+                    &event_source,
                     &mut emitter,
                     now.ticket,
-                    changes,
-                )
-                .await?;
+                )?;
             }
             _ => {}
         }
@@ -352,47 +445,6 @@ impl StreamState<'_> {
     }
 }
 
-/// How often the slot's retained WAL is measured.
-pub(crate) const RETENTION_CHECK: Duration = Duration::from_secs(60);
-
-/// The next tick of an optional interval; never, without one.
-pub(crate) async fn tick(interval: &mut Option<tokio::time::Interval>) {
-    match interval {
-        Some(interval) => {
-            interval.tick().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
-/// A non-transactional logical decoding message: WAL in this database that the walsender
-/// decodes, so its keepalives (and with them the confirmed position) move on.
-pub(crate) async fn emit_heartbeat(sql: &Client) {
-    if let Err(err) = sql
-        .execute(
-            "SELECT pg_logical_emit_message(false, 'sluice-heartbeat', '')",
-            &[],
-        )
-        .await
-    {
-        tracing::warn!(error = %err, "heartbeat failed");
-    }
-}
-
-/// Measures the WAL the slot holds back and warns past the configured threshold.
-pub(crate) async fn check_retention(sql: &Client, settings: &Settings) {
-    let Ok(Some(facts)) = slot::read(sql, &settings.slot).await else {
-        return;
-    };
-    let Some(bytes) = facts.retained_bytes.and_then(|b| u64::try_from(b).ok()) else {
-        return;
-    };
-    metrics::global().retained_wal_bytes.store(bytes, Relaxed);
-    if bytes > settings.retained_wal_warn_bytes {
-        tracing::warn!(
-            slot = %settings.slot,
-            retained_mib = bytes / (1024 * 1024),
-            "the slot holds back more WAL than replication.retained_wal_warn_mib: is the broker keeping up?"
-        );
-    }
-}
+#[cfg(test)]
+#[path = "stream_tests.rs"]
+mod tests;

@@ -187,6 +187,30 @@ impl ChangeStream {
         }
     }
 
+    /// The next change, reading the socket as needed but never writing: cancel-safe. The
+    /// caller sends the status updates, when [`ChangeStream::status_at`] says, so that no
+    /// write is ever cut short by a `select!`. `None` when the server ended the stream.
+    pub async fn recv(&mut self) -> Result<Option<Change>, Error> {
+        loop {
+            if let Some(replaying) = &mut self.replaying {
+                // The caller's turn of its loop, with its status update, came in between.
+                replaying.since_status_check = 0;
+                return self.next_replayed().map(Some);
+            }
+            let Some(event) = self.stream.recv().await? else {
+                return Ok(None);
+            };
+            if let Some(change) = self.on_event(event)? {
+                return Ok(Some(change));
+            }
+        }
+    }
+
+    /// When the next status update is due (see [`ReplicationStream::status_at`]).
+    pub fn status_at(&self) -> tokio::time::Instant {
+        self.stream.status_at()
+    }
+
     /// The next change that needs no waiting and no writing: one from what the socket already
     /// delivered, or from a streamed transaction being replayed. `None` means "call
     /// [`ChangeStream::next`]", not the end of the stream. Lets a caller handle every change a

@@ -127,6 +127,32 @@ impl ReplicationStream {
         }
     }
 
+    /// The next message from the server, reading the socket as needed but never writing:
+    /// cancel-safe, for a caller that sends the status updates itself, when
+    /// [`ReplicationStream::status_at`] says (a keepalive that asks for a reply makes that
+    /// now). `None` once the server has ended the stream.
+    pub async fn recv(&mut self) -> Result<Option<StreamEvent>, Error> {
+        loop {
+            if let Some(event) = self.try_next()? {
+                return Ok(Some(event));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            self.conn.fill().await?;
+        }
+    }
+
+    /// When the next status update is due: the periodic one, or now when a keepalive asked
+    /// for a reply.
+    pub fn status_at(&self) -> Instant {
+        if self.reply_owed {
+            Instant::now()
+        } else {
+            self.next_status
+        }
+    }
+
     /// The next message already read from the socket, without waiting or writing: for a
     /// caller that handles everything a read brought before it waits again. A keepalive that
     /// asks for a reply is answered by the next [`ReplicationStream::next`].

@@ -88,9 +88,16 @@ fn run_command(path: Option<PathBuf>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!(error = %err, "stopped");
+            let kind = if err.is_transient() {
+                "transient: starting again later may succeed"
+            } else {
+                "definite: needs a fix before a new start"
+            };
+            tracing::error!(error = %err, kind, "stopped");
             eprintln!("error: {err}");
-            ExitCode::FAILURE
+            // 75 (EX_TEMPFAIL) for an outage, 1 for what needs a fix: a supervisor restarts
+            // the first, and need not hammer the second (docs/operations.md).
+            ExitCode::from(err.exit_code())
         }
     }
 }

@@ -60,7 +60,7 @@ async fn an_unreachable_host_and_a_missing_database_are_named() {
     })
     .await;
     let (code, stderr) = run_until_exit(&config, Duration::from_secs(60));
-    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(code, Some(75), "an outage: transient, {stderr}");
     assert_names(&stderr, &["connecting to PostgreSQL", "127.0.0.1"]);
 
     let (config, _, _) = config_with(&stack, |c| {
@@ -81,7 +81,7 @@ async fn an_unreachable_broker_or_registry_at_startup_is_named_and_fatal() {
     let (config, _, _) =
         config_with(&stack, |c| c.replace(&stack.kafka_bootstrap, "127.0.0.1:1")).await;
     let (code, stderr) = run_until_exit(&config, Duration::from_secs(120));
-    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(code, Some(75), "an outage: transient, {stderr}");
     assert_names(&stderr, &["127.0.0.1:1", "bootstrap_servers"]);
 
     let (config, _, _) = config_with(&stack, |c| {
@@ -89,7 +89,7 @@ async fn an_unreachable_broker_or_registry_at_startup_is_named_and_fatal() {
     })
     .await;
     let (code, stderr) = run_until_exit(&config, Duration::from_secs(120));
-    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(code, Some(75), "an outage: transient, {stderr}");
     assert_names(&stderr, &["schema registry", "127.0.0.1:1"]);
 }
 
@@ -101,7 +101,7 @@ async fn a_slot_another_sluice_holds_is_refused_with_the_fix() {
     let sql = stack.pg_connect("sluice").await;
     wait_until_streaming(&sql, &slot).await;
     let (code, stderr) = run_until_exit(&config, Duration::from_secs(60));
-    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(code, Some(75), "held by another: transient, {stderr}");
     assert_names(
         &stderr,
         &[

@@ -1,0 +1,102 @@
+//! Housekeeping beside the stream: heartbeat messages and the slot's retained WAL, on a task
+//! of its own with its own timers, each query bounded in time, so the stream loop never waits
+//! on them.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use tokio_postgres::Client;
+
+use crate::metrics;
+use crate::settings::Settings;
+use crate::slot;
+
+/// How often the slot's retained WAL is measured.
+const RETENTION_CHECK: Duration = Duration::from_secs(60);
+
+/// How long one housekeeping query may take before it is given up (and tried at its next
+/// turn).
+const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The housekeeping task; it stops when dropped.
+#[derive(Debug)]
+pub(crate) struct Housekeeping(tokio::task::JoinHandle<()>);
+
+impl Drop for Housekeeping {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Starts housekeeping on `sql` for the configured slot.
+pub(crate) fn start(sql: Arc<Client>, settings: &Settings) -> Housekeeping {
+    let (slot, warn_bytes, heartbeat) = (
+        settings.slot.clone(),
+        settings.retained_wal_warn_bytes,
+        settings.heartbeat_interval,
+    );
+    Housekeeping(tokio::spawn(async move {
+        let mut heartbeat = heartbeat.map(tokio::time::interval);
+        let mut retention = tokio::time::interval(RETENTION_CHECK);
+        loop {
+            tokio::select! {
+                () = tick(&mut heartbeat) => {
+                    bounded("heartbeat", emit_heartbeat(&sql)).await;
+                }
+                _ = retention.tick() => {
+                    bounded("retained WAL check", check_retention(&sql, &slot, warn_bytes)).await;
+                }
+            }
+        }
+    }))
+}
+
+/// Runs `work`, giving up (with a warning) after [`QUERY_TIMEOUT`].
+async fn bounded(what: &str, work: impl Future<Output = ()>) {
+    if tokio::time::timeout(QUERY_TIMEOUT, work).await.is_err() {
+        tracing::warn!(timeout = ?QUERY_TIMEOUT, "{what} took too long; it is tried again at its next turn");
+    }
+}
+
+/// The next tick of an optional interval; never, without one.
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// A non-transactional logical decoding message: WAL in this database that the walsender
+/// decodes, so its keepalives (and with them the confirmed position) move on.
+async fn emit_heartbeat(sql: &Client) {
+    if let Err(err) = sql
+        .execute(
+            "SELECT pg_logical_emit_message(false, 'sluice-heartbeat', '')",
+            &[],
+        )
+        .await
+    {
+        tracing::warn!(error = %err, "heartbeat failed");
+    }
+}
+
+/// Measures the WAL the slot holds back and warns past the configured threshold.
+async fn check_retention(sql: &Client, slot: &str, warn_bytes: u64) {
+    let Ok(Some(facts)) = slot::read(sql, slot).await else {
+        return;
+    };
+    let Some(bytes) = facts.retained_bytes.and_then(|b| u64::try_from(b).ok()) else {
+        return;
+    };
+    metrics::global().retained_wal_bytes.store(bytes, Relaxed);
+    if bytes > warn_bytes {
+        tracing::warn!(
+            %slot,
+            retained_mib = bytes / (1024 * 1024),
+            "the slot holds back more WAL than replication.retained_wal_warn_mib: is the broker keeping up?"
+        );
+    }
+}
