@@ -7,6 +7,7 @@ pub mod config;
 mod copy;
 mod delivery;
 mod error;
+pub mod format;
 pub mod metrics;
 pub mod naming;
 mod progress;

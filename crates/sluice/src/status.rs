@@ -13,6 +13,7 @@ use serde::Serialize;
 use sluice_kafka::{KafkaConfig, TracingContext, client_config};
 use sluice_pipeline::catalog;
 use sluice_pipeline::config;
+use sluice_pipeline::format;
 use sluice_pipeline::run::{Settings, connect_sql};
 use sluice_pipeline::state::{self, SnapshotPhase};
 use tokio_postgres::Client;
@@ -587,7 +588,11 @@ fn human(report: &Report) -> String {
                 let _ = write!(value, " (invalidated: {reason})");
             }
             if let Some(safe) = slot.safe_wal_size_bytes {
-                let _ = write!(value, "; {} more before it is at risk", bytes(safe));
+                let _ = write!(
+                    value,
+                    "; {} more before it is at risk",
+                    format::bytes_exact(safe)
+                );
             }
             row("  wal_status", value);
         }
@@ -599,7 +604,7 @@ fn human(report: &Report) -> String {
             format!(
                 "{}, from restart_lsn to the server's position {}",
                 wal.retained_bytes
-                    .map_or_else(|| "unknown".to_owned(), bytes),
+                    .map_or_else(|| "unknown".to_owned(), format::bytes_exact),
                 or_none(&wal.current_lsn)
             ),
         );
@@ -608,7 +613,7 @@ fn human(report: &Report) -> String {
             format!(
                 "{} of WAL past confirmed_flush_lsn",
                 wal.confirmed_lag_bytes
-                    .map_or_else(|| "unknown".to_owned(), bytes)
+                    .map_or_else(|| "unknown".to_owned(), format::bytes_exact)
             ),
         );
         row("lag (time)", time_lag(slot, &report.lag));
@@ -690,7 +695,10 @@ fn human(report: &Report) -> String {
 fn slot_state(slot: &Slot, lag: &Lag) -> String {
     if !slot.active {
         return match lag.inactive_for_ms {
-            Some(ms) => format!("inactive for {}: sluice is not connected", millis(ms)),
+            Some(ms) => format!(
+                "inactive for {}: sluice is not connected",
+                format::millis(ms)
+            ),
             None => "inactive: sluice is not connected".to_owned(),
         };
     }
@@ -718,73 +726,15 @@ fn time_lag(slot: &Slot, lag: &Lag) -> String {
         );
     }
     let mut text = match lag.replay_lag_ms {
-        Some(ms) => format!("{} (replay_lag)", millis(ms)),
+        Some(ms) => format!("{} (replay_lag)", format::millis(ms)),
         None => "none (replay_lag null: sluice had confirmed all it was sent)".to_owned(),
     };
     if let Some(ms) = lag.last_status_ms_ago {
-        let _ = write!(text, "; last status from sluice {} ago", millis(ms));
+        let _ = write!(text, "; last status from sluice {} ago", format::millis(ms));
     }
     text
 }
 
 fn or_none(value: &Option<String>) -> String {
     value.clone().unwrap_or_else(|| "none".to_owned())
-}
-
-/// `1.2 MiB (1258291 bytes)`, or `512 bytes`.
-fn bytes(n: i64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    let size = u128::from(n.unsigned_abs());
-    let sign = if n < 0 { "-" } else { "" };
-    let mut scale: u128 = 1024;
-    let mut unit = None;
-    for name in UNITS {
-        if size < scale {
-            break;
-        }
-        unit = Some((name, scale));
-        scale *= 1024;
-    }
-    match unit {
-        None => format!("{n} bytes"),
-        Some((name, scale)) => {
-            let tenths = (size * 10 + scale / 2) / scale;
-            format!("{sign}{}.{} {name} ({n} bytes)", tenths / 10, tenths % 10)
-        }
-    }
-}
-
-/// `340ms`, `12.5s`, `3m 20s`, `2h 5m`.
-fn millis(ms: i64) -> String {
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let seconds = ms / 1000;
-    if seconds < 60 {
-        return format!("{seconds}.{}s", ms % 1000 / 100);
-    }
-    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
-    if hours == 0 {
-        format!("{minutes}m {seconds}s")
-    } else {
-        format!("{hours}h {minutes}m")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{bytes, millis};
-
-    #[test]
-    fn sizes_and_durations_read_naturally() {
-        assert_eq!(bytes(0), "0 bytes");
-        assert_eq!(bytes(1023), "1023 bytes");
-        assert_eq!(bytes(1024), "1.0 KiB (1024 bytes)");
-        assert_eq!(bytes(1_258_291), "1.2 MiB (1258291 bytes)");
-        assert_eq!(bytes(-2048), "-2.0 KiB (-2048 bytes)");
-        assert_eq!(millis(340), "340ms");
-        assert_eq!(millis(12_540), "12.5s");
-        assert_eq!(millis(200_000), "3m 20s");
-        assert_eq!(millis(7_500_000), "2h 5m");
-    }
 }

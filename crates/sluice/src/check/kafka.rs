@@ -7,6 +7,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, ConfigResourceResult, ResourceSp
 use rdkafka::config::FromClientConfigAndContext as _;
 use rdkafka::error::RDKafkaErrorCode;
 use sluice_kafka::{KafkaError, Producer, TracingContext, client_config};
+use sluice_pipeline::format;
 use sluice_pipeline::run::Settings;
 use sluice_pipeline::state::state_topic;
 
@@ -95,8 +96,8 @@ pub(super) async fn check_kafka(settings: &Settings, topics: &[String], report: 
                 reason,
             } => (
                 format!(
-                    "no broker at {bootstrap_servers} answered within {}s: {reason}",
-                    timeout.as_secs()
+                    "no broker at {bootstrap_servers} answered within {}: {reason}",
+                    format::duration(timeout)
                 ),
                 "check kafka.bootstrap_servers, that the brokers run, that their advertised \
                  listeners resolve and are reachable from this host, and the security settings \

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use sluice_pipeline::catalog::CapturedTable;
 use sluice_pipeline::config::{self, Config};
+use sluice_pipeline::format;
 use sluice_pipeline::run::{Settings, topic_of};
 use sluice_pipeline::state::state_topic;
 
@@ -112,7 +113,7 @@ async fn bounded<T, E>(
     match tokio::time::timeout(limit, future).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(err)) => Err(error(err)),
-        Err(_) => Err(format!("no answer within {}s", limit.as_secs())),
+        Err(_) => Err(format!("no answer within {}", format::duration(limit))),
     }
 }
 
@@ -131,40 +132,9 @@ fn abbreviated(names: &[String]) -> String {
     text
 }
 
-/// A byte count in binary units, one decimal: `12.5 MiB`.
-fn human_bytes(bytes: i64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    let magnitude = u128::from(bytes.unsigned_abs());
-    let sign = if bytes < 0 { "-" } else { "" };
-    if magnitude < 1024 {
-        return format!("{bytes} bytes");
-    }
-    let mut unit = 1024u128;
-    for name in UNITS {
-        if magnitude < unit * 1024 || name == "PiB" {
-            let tenths = magnitude * 10 / unit;
-            return format!("{sign}{}.{} {name}", tenths / 10, tenths % 10);
-        }
-        unit *= 1024;
-    }
-    format!("{bytes} bytes")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_read_as_people_write_them() {
-        assert_eq!(human_bytes(0), "0 bytes");
-        assert_eq!(human_bytes(1023), "1023 bytes");
-        assert_eq!(human_bytes(1024), "1.0 KiB");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(13_107_200), "12.5 MiB");
-        assert_eq!(human_bytes(-2048), "-2.0 KiB");
-        // Truncated, never rounded up past what there is.
-        assert_eq!(human_bytes(i64::MAX), "8191.9 PiB");
-    }
 
     #[test]
     fn long_lists_are_cut() {

@@ -2,6 +2,7 @@
 
 use secrecy::ExposeSecret;
 use sluice_pipeline::catalog::{quote_ident, quote_literal};
+use sluice_pipeline::format;
 use sluice_pipeline::run::{Settings, sql_tls};
 use sluice_postgres::{ReplicationConnection, ServerError};
 use tokio_postgres::Client;
@@ -126,7 +127,7 @@ pub(super) async fn connect_sql(settings: &Settings) -> Result<Client, (String, 
     let (client, connection) = match tokio::time::timeout(PG_TIMEOUT, connecting).await {
         Err(_) => {
             return Err((
-                format!("no answer within {}s", PG_TIMEOUT.as_secs()),
+                format!("no answer within {}", format::duration(PG_TIMEOUT)),
                 PG_UNREACHABLE_FIX.to_owned(),
             ));
         }
@@ -312,7 +313,7 @@ pub(super) async fn check_replication_right(
             None => (err.to_string(), PG_UNREACHABLE_FIX),
         },
         Err(_) => (
-            format!("no answer within {}s", PG_TIMEOUT.as_secs()),
+            format!("no answer within {}", format::duration(PG_TIMEOUT)),
             PG_UNREACHABLE_FIX,
         ),
     };

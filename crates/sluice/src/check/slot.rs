@@ -1,12 +1,13 @@
 //! The replication slot: whether sluice can create it or resume from it.
 
 use sluice_pipeline::catalog::quote_literal;
+use sluice_pipeline::format;
 use sluice_pipeline::run::Settings;
 use tokio_postgres::Client;
 
 use super::postgres::{PG_13, PG_16, PG_17, pg_message};
 use super::report::Report;
-use super::{PG_TIMEOUT, bounded, human_bytes};
+use super::{PG_TIMEOUT, bounded};
 
 /// The configured slot as `pg_replication_slots` shows it.
 #[derive(Debug)]
@@ -114,8 +115,8 @@ pub(super) fn check_slot(
     let position = match (slot.lag, slot.retained) {
         (Some(lag), Some(retained)) => format!(
             "{} behind the current WAL position, retaining {} of WAL",
-            human_bytes(lag),
-            human_bytes(retained)
+            format::bytes(lag),
+            format::bytes(retained)
         ),
         _ => "its lag is unknown on a standby".to_owned(),
     };
