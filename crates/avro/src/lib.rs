@@ -31,7 +31,8 @@ mod writer;
 pub use column::{ColumnKind, Raw, ScalarKind, Scratch, UNCHANGED_PLACEHOLDER, ValueError};
 pub use output::{OutputError, Unsupported, money_text};
 pub use registry::{
-    Answer, ClientCertificate, Registry, RegistryAuth, RegistryConfig, RegistryError, RegistryStats,
+    Answer, ClientCertificate, Registry, RegistryAuth, RegistryConfig, RegistryError,
+    RegistryStats, error_chain,
 };
 pub use reqwest::{Method, StatusCode};
 pub use table::{

@@ -6,7 +6,7 @@ pub mod catalog;
 pub mod config;
 mod copy;
 mod delivery;
-mod error;
+pub mod error;
 pub mod format;
 pub mod metrics;
 pub mod naming;

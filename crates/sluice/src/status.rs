@@ -13,6 +13,7 @@ use serde::Serialize;
 use sluice_kafka::{KafkaConfig, TracingContext, client_config};
 use sluice_pipeline::catalog;
 use sluice_pipeline::config;
+use sluice_pipeline::error::describe_pg;
 use sluice_pipeline::format;
 use sluice_pipeline::run::{Settings, connect_sql};
 use sluice_pipeline::state::{self, SnapshotPhase};
@@ -374,7 +375,8 @@ fn warnings(settings: &Settings, slot: &Slot, phase: Option<&str>) -> Vec<String
 /// The slot (by name, in any database, since slot names are cluster-wide), the WAL it holds
 /// and the lag its walsender reports.
 pub(crate) async fn read_slot(sql: &Client, name: &str) -> Result<(Slot, Wal, Lag), String> {
-    let query = |e: tokio_postgres::Error| describe_pg("reading pg_replication_slots", &e);
+    let query =
+        |e: tokio_postgres::Error| format!("reading pg_replication_slots: {}", describe_pg(&e));
     // Columns newer than the oldest supported server are read through to_jsonb, which yields
     // null where a column does not exist.
     let row = sql
@@ -444,7 +446,7 @@ pub(crate) async fn read_slot(sql: &Client, name: &str) -> Result<(Slot, Wal, La
                 &[&pid],
             )
             .await
-            .map_err(|e| describe_pg("reading pg_stat_replication", &e))?;
+            .map_err(|e| format!("reading pg_stat_replication: {}", describe_pg(&e)))?;
         if let Some(sender) = sender {
             walsender = Some(Walsender {
                 application_name: sender.get(0),
@@ -483,26 +485,8 @@ pub(crate) async fn publication_exists(sql: &Client, name: &str) -> Result<bool,
     Ok(sql
         .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
         .await
-        .map_err(|e| describe_pg("reading pg_publication", &e))?
+        .map_err(|e| format!("reading pg_publication: {}", describe_pg(&e)))?
         .is_some())
-}
-
-/// A tokio-postgres error with the server's message, or the chain of causes of a client one.
-pub(crate) fn describe_pg(context: &str, err: &tokio_postgres::Error) -> String {
-    if let Some(db) = err.as_db_error() {
-        return format!(
-            "{context}: {} (SQLSTATE {})",
-            db.message(),
-            db.code().code()
-        );
-    }
-    let mut text = format!("{context}: {err}");
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        let _ = write!(text, ": {cause}");
-        source = cause.source();
-    }
-    text
 }
 
 /// A plain Kafka client for metadata and offsets: it joins no group and commits nothing.

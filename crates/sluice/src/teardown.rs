@@ -13,12 +13,13 @@ use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::config::FromClientConfigAndContext;
 use sluice_kafka::{RDKafkaErrorCode, TracingContext, client_config, read_to_end};
 use sluice_pipeline::catalog::quote_ident;
+use sluice_pipeline::error::describe_pg;
 use sluice_pipeline::run::{Settings, connect_sql};
 use sluice_pipeline::state;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
-use crate::status::{self, Kafka, Slot, describe_pg};
+use crate::status::{self, Kafka, Slot};
 
 /// Bound on reading the state topic and on deleting it.
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
@@ -275,14 +276,14 @@ async fn execute(settings: &Settings, plan: &Plan, state_topic: &str) -> bool {
             Err(err) if err.code() == Some(&SqlState::OBJECT_IN_USE) => {
                 // sluice started between the look and the drop.
                 eprintln!(
-                    "error: {}; stop sluice first, then run teardown again",
-                    describe_pg(&format!("dropping {slot}"), &err)
+                    "error: dropping {slot}: {}; stop sluice first, then run teardown again",
+                    describe_pg(&err)
                 );
                 eprintln!("nothing was dropped");
                 return false;
             }
             Err(err) => {
-                eprintln!("error: {}", describe_pg(&format!("dropping {slot}"), &err));
+                eprintln!("error: dropping {slot}: {}", describe_pg(&err));
                 eprintln!("nothing was dropped");
                 return false;
             }
@@ -304,8 +305,8 @@ async fn execute(settings: &Settings, plan: &Plan, state_topic: &str) -> bool {
             }
             Err(err) => {
                 eprintln!(
-                    "error: {}; only its owner (or a superuser) can drop it",
-                    describe_pg(&format!("dropping {publication}"), &err)
+                    "error: dropping {publication}: {}; only its owner (or a superuser) can drop it",
+                    describe_pg(&err)
                 );
                 return false;
             }

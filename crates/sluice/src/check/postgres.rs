@@ -2,9 +2,10 @@
 
 use secrecy::ExposeSecret;
 use sluice_pipeline::catalog::{quote_ident, quote_literal};
+use sluice_pipeline::error::{describe_pg, pg_failure};
 use sluice_pipeline::format;
 use sluice_pipeline::run::{Settings, sql_tls};
-use sluice_postgres::{ReplicationConnection, ServerError};
+use sluice_postgres::ReplicationConnection;
 use tokio_postgres::Client;
 
 use super::publication::check_publication;
@@ -15,47 +16,10 @@ use super::{PG_TIMEOUT, Tables, bounded};
 
 /// Server versions, as `server_version_num` counts them.
 pub(super) const PG_10: i32 = 100_000;
-
 pub(super) const PG_13: i32 = 130_000;
-
 pub(super) const PG_14: i32 = 140_000;
-
 pub(super) const PG_16: i32 = 160_000;
-
 pub(super) const PG_17: i32 = 170_000;
-
-/// A tokio-postgres error as the server's message (with SQLSTATE, detail and hint), and the
-/// remedy sluice knows for it.
-pub(super) fn pg_error(err: &tokio_postgres::Error) -> (String, Option<&'static str>) {
-    if let Some(db) = err.as_db_error() {
-        let server = ServerError::new(
-            db.severity().to_owned(),
-            db.code().code().to_owned(),
-            db.message().to_owned(),
-            db.detail().map(str::to_owned),
-            db.hint().map(str::to_owned),
-        );
-        let mut text = format!("{} (SQLSTATE {})", server.message(), server.code());
-        if let Some(detail) = server.detail() {
-            text.push_str(&format!("; detail: {detail}"));
-        }
-        if let Some(hint) = server.hint() {
-            text.push_str(&format!("; hint: {hint}"));
-        }
-        return (text, server.remedy());
-    }
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    (text, None)
-}
-
-pub(super) fn pg_message(err: tokio_postgres::Error) -> String {
-    pg_error(&err).0
-}
 
 pub(super) const PG_UNREACHABLE_FIX: &str = "check postgres.host and postgres.port, that PostgreSQL runs \
      there and accepts connections from this host (listen_addresses, pg_hba.conf, firewalls)";
@@ -96,7 +60,7 @@ pub(super) async fn server_facts(sql: &Client) -> Result<ServerFacts, String> {
                FROM pg_roles r WHERE r.rolname = current_user",
             &[],
         ),
-        pg_message,
+        |e| describe_pg(&e),
     )
     .await?;
     Ok(ServerFacts {
@@ -132,7 +96,7 @@ pub(super) async fn connect_sql(settings: &Settings) -> Result<Client, (String, 
             ));
         }
         Ok(Err(err)) => {
-            let (message, remedy) = pg_error(&err);
+            let (message, remedy) = pg_failure(&err);
             return Err((message, remedy.unwrap_or(PG_UNREACHABLE_FIX).to_owned()));
         }
         Ok(Ok(pair)) => pair,
@@ -148,7 +112,7 @@ pub(super) async fn connect_sql(settings: &Settings) -> Result<Client, (String, 
             "SET statement_timeout = {}",
             quote_literal(&format!("{}s", PG_TIMEOUT.as_secs()))
         )),
-        pg_message,
+        |e| describe_pg(&e),
     )
     .await;
     Ok(client)
@@ -307,7 +271,7 @@ pub(super) async fn check_replication_right(
         }
         Ok(Err(err)) => match err.server() {
             Some(server) => (
-                format!("{} (SQLSTATE {})", server.message(), server.code()),
+                server.summary(),
                 server.remedy().unwrap_or(PG_UNREACHABLE_FIX),
             ),
             None => (err.to_string(), PG_UNREACHABLE_FIX),

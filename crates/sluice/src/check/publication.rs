@@ -3,10 +3,11 @@
 use std::collections::HashSet;
 
 use sluice_pipeline::catalog::{CapturedTable, quote_ident};
+use sluice_pipeline::error::describe_pg;
 use sluice_pipeline::run::Settings;
 use tokio_postgres::Client;
 
-use super::postgres::{ServerFacts, pg_message};
+use super::postgres::ServerFacts;
 use super::report::Report;
 use super::{PG_TIMEOUT, Tables, abbreviated, bounded};
 
@@ -43,7 +44,7 @@ pub(super) async fn check_publication(
                FROM pg_publication WHERE pubname = $1",
             &[&settings.publication],
         ),
-        pg_message,
+        |e| describe_pg(&e),
     )
     .await;
     let row = match found {
@@ -116,7 +117,7 @@ pub(super) async fn check_publication(
               WHERE pubname = $1",
             &[&settings.publication],
         ),
-        pg_message,
+        |e| describe_pg(&e),
     )
     .await;
     let published: HashSet<(String, String)> = match published {

@@ -1,11 +1,12 @@
 //! The replication slot: whether sluice can create it or resume from it.
 
 use sluice_pipeline::catalog::quote_literal;
+use sluice_pipeline::error::describe_pg;
 use sluice_pipeline::format;
 use sluice_pipeline::run::Settings;
 use tokio_postgres::Client;
 
-use super::postgres::{PG_13, PG_16, PG_17, pg_message};
+use super::postgres::{PG_13, PG_16, PG_17};
 use super::report::Report;
 use super::{PG_TIMEOUT, bounded};
 
@@ -51,7 +52,10 @@ pub(super) async fn slot_facts(
                 {wal_status}, {invalidation}
            FROM pg_replication_slots WHERE slot_name = $1"
     );
-    let row = bounded(PG_TIMEOUT, sql.query_opt(&query, &[&slot]), pg_message).await?;
+    let row = bounded(PG_TIMEOUT, sql.query_opt(&query, &[&slot]), |e| {
+        describe_pg(&e)
+    })
+    .await?;
     Ok(row.map(|row| SlotFacts {
         plugin: row.get(0),
         database: row.get(1),

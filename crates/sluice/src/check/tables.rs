@@ -1,10 +1,10 @@
 //! The chosen tables: which match, whether the user may read them, whether each has a key.
 
 use sluice_pipeline::catalog::{self, CapturedTable, quote_ident};
+use sluice_pipeline::error::describe_pg;
 use sluice_pipeline::run::{Settings, choose_tables};
 use tokio_postgres::Client;
 
-use super::postgres::pg_message;
 use super::report::Report;
 use super::{PG_TIMEOUT, Tables, abbreviated, bounded};
 
@@ -26,7 +26,7 @@ pub(super) async fn table_rights(sql: &Client, oid: u32) -> Result<TableRights, 
                FROM pg_class c WHERE c.oid = $1",
             &[&oid],
         ),
-        pg_message,
+        |e| describe_pg(&e),
     )
     .await?;
     Ok(TableRights {
