@@ -16,6 +16,7 @@ use sluice_pipeline::config;
 use sluice_pipeline::error::describe_pg;
 use sluice_pipeline::format;
 use sluice_pipeline::run::{Settings, connect_sql};
+use sluice_pipeline::slot;
 use sluice_pipeline::state::{self, SnapshotPhase};
 use tokio_postgres::Client;
 
@@ -135,8 +136,11 @@ pub(crate) struct Slot {
     /// PostgreSQL 13 and later, with max_slot_wal_keep_size set: WAL that may still be written
     /// before the slot is at risk of invalidation.
     pub(crate) safe_wal_size_bytes: Option<i64>,
-    /// PostgreSQL 17 and later.
+    /// PostgreSQL 17 and later (16: `conflict with recovery` for a standby's slot).
     pub(crate) invalidation_reason: Option<String>,
+    /// Whether PostgreSQL has invalidated it (`wal_status` lost, or an invalidation reason).
+    #[serde(skip)]
+    pub(crate) invalidated: bool,
     /// Whether the slot belongs to the configured database.
     #[serde(skip)]
     pub(crate) in_this_database: bool,
@@ -145,10 +149,6 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    fn invalidated(&self) -> bool {
-        self.wal_status.as_deref() == Some("lost") || self.invalidation_reason.is_some()
-    }
-
     /// Where the slot is, when it is not sluice's to use: another database's, or another
     /// plugin's.
     pub(crate) fn foreign(&self) -> Option<String> {
@@ -322,7 +322,7 @@ fn problem(settings: &Settings, slot: &Slot) -> Option<String> {
     if let Some(foreign) = slot.foreign() {
         return Some(foreign);
     }
-    if slot.invalidated() {
+    if slot.invalidated {
         let reason = slot
             .invalidation_reason
             .as_deref()
@@ -340,7 +340,7 @@ fn problem(settings: &Settings, slot: &Slot) -> Option<String> {
 
 fn warnings(settings: &Settings, slot: &Slot, phase: Option<&str>) -> Vec<String> {
     let mut warnings = Vec::new();
-    if slot.exists && !slot.active && !slot.invalidated() {
+    if slot.exists && !slot.active && !slot.invalidated {
         warnings.push(format!(
             "sluice is not connected to slot {}: the server keeps all WAL from its restart_lsn \
              on until sluice resumes; if sluice is retired, `sluice teardown` drops the slot",
@@ -354,7 +354,7 @@ fn warnings(settings: &Settings, slot: &Slot, phase: Option<&str>) -> Vec<String
             slot.name
         ));
     }
-    let usable = slot.exists && slot.foreign().is_none() && !slot.invalidated();
+    let usable = slot.exists && slot.foreign().is_none() && !slot.invalidated;
     if usable && settings.snapshot {
         match phase {
             Some("none") => warnings.push(format!(
@@ -376,39 +376,16 @@ fn warnings(settings: &Settings, slot: &Slot, phase: Option<&str>) -> Vec<String
 /// and the lag its walsender reports.
 pub(crate) async fn read_slot(sql: &Client, name: &str) -> Result<(Slot, Wal, Lag), String> {
     let query =
-        |e: tokio_postgres::Error| format!("reading pg_replication_slots: {}", describe_pg(&e));
-    // Columns newer than the oldest supported server are read through to_jsonb, which yields
-    // null where a column does not exist.
-    let row = sql
-        .query_opt(
-            "WITH w AS (
-               SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
-                           ELSE pg_current_wal_lsn() END AS lsn
-             )
-             SELECT s.database::text, s.plugin::text, s.active, s.active_pid,
-                    s.confirmed_flush_lsn::text, s.restart_lsn::text,
-                    to_jsonb(s) ->> 'wal_status',
-                    (to_jsonb(s) ->> 'safe_wal_size')::bigint,
-                    to_jsonb(s) ->> 'invalidation_reason',
-                    (EXTRACT(EPOCH FROM now() - (to_jsonb(s) ->> 'inactive_since')::timestamptz)
-                       * 1000)::bigint,
-                    w.lsn::text,
-                    pg_wal_lsn_diff(w.lsn, s.restart_lsn)::bigint,
-                    pg_wal_lsn_diff(w.lsn, s.confirmed_flush_lsn)::bigint,
-                    s.database IS NOT DISTINCT FROM current_database(),
-                    current_database()::text
-               FROM pg_replication_slots s, w
-              WHERE s.slot_name = $1",
-            &[&name],
-        )
+        |what: &str, e: tokio_postgres::Error| format!("reading {what}: {}", describe_pg(&e));
+    let facts = slot::read(sql, name)
         .await
-        .map_err(query)?;
-    let Some(row) = row else {
-        let current_database: String = sql
-            .query_one("SELECT current_database()::text", &[])
-            .await
-            .map_err(query)?
-            .get(0);
+        .map_err(|e| query("pg_replication_slots", e))?;
+    let current_database: String = sql
+        .query_one("SELECT current_database()::text", &[])
+        .await
+        .map_err(|e| query("the current database", e))?
+        .get(0);
+    let Some(facts) = facts else {
         let slot = Slot {
             name: name.to_owned(),
             exists: false,
@@ -422,19 +399,22 @@ pub(crate) async fn read_slot(sql: &Client, name: &str) -> Result<(Slot, Wal, La
             wal_status: None,
             safe_wal_size_bytes: None,
             invalidation_reason: None,
+            invalidated: false,
             in_this_database: false,
             current_database,
         };
         return Ok((slot, Wal::default(), Lag::default()));
     };
-    let active: bool = row.get(2);
-    let active_pid: Option<i32> = row.get(3);
     let mut lag = Lag {
-        inactive_for_ms: if active { None } else { row.get(9) },
+        inactive_for_ms: if facts.active {
+            None
+        } else {
+            facts.inactive_ms
+        },
         ..Lag::default()
     };
     let mut walsender = None;
-    if let Some(pid) = active_pid {
+    if let Some(pid) = facts.active_pid {
         let sender = sql
             .query_opt(
                 "SELECT r.application_name, host(r.client_addr),
@@ -446,7 +426,7 @@ pub(crate) async fn read_slot(sql: &Client, name: &str) -> Result<(Slot, Wal, La
                 &[&pid],
             )
             .await
-            .map_err(|e| format!("reading pg_stat_replication: {}", describe_pg(&e)))?;
+            .map_err(|e| query("pg_stat_replication", e))?;
         if let Some(sender) = sender {
             walsender = Some(Walsender {
                 application_name: sender.get(0),
@@ -457,26 +437,27 @@ pub(crate) async fn read_slot(sql: &Client, name: &str) -> Result<(Slot, Wal, La
             lag.hidden_from = sender.get(4);
         }
     }
+    let wal = Wal {
+        current_lsn: facts.current_lsn.map(|lsn| lsn.to_string()),
+        retained_bytes: facts.retained_bytes,
+        confirmed_lag_bytes: facts.lag_bytes,
+    };
     let slot = Slot {
         name: name.to_owned(),
         exists: true,
-        database: row.get(0),
-        plugin: row.get(1),
-        active,
-        active_pid,
+        invalidated: facts.invalidated(),
+        database: facts.database,
+        plugin: facts.plugin,
+        active: facts.active,
+        active_pid: facts.active_pid,
         walsender,
-        confirmed_flush_lsn: row.get(4),
-        restart_lsn: row.get(5),
-        wal_status: row.get(6),
-        safe_wal_size_bytes: row.get(7),
-        invalidation_reason: row.get(8),
-        in_this_database: row.get(13),
-        current_database: row.get(14),
-    };
-    let wal = Wal {
-        current_lsn: row.get(10),
-        retained_bytes: row.get(11),
-        confirmed_lag_bytes: row.get(12),
+        confirmed_flush_lsn: facts.confirmed_flush_lsn.map(|lsn| lsn.to_string()),
+        restart_lsn: facts.restart_lsn.map(|lsn| lsn.to_string()),
+        wal_status: facts.wal_status,
+        safe_wal_size_bytes: facts.safe_wal_size,
+        invalidation_reason: facts.invalidation,
+        in_this_database: facts.in_current_database,
+        current_database,
     };
     Ok((slot, wal, lag))
 }

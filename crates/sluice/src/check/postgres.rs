@@ -5,21 +5,19 @@ use sluice_pipeline::catalog::{quote_ident, quote_literal};
 use sluice_pipeline::error::{describe_pg, pg_failure};
 use sluice_pipeline::format;
 use sluice_pipeline::run::{Settings, sql_tls};
+use sluice_pipeline::slot;
 use sluice_postgres::ReplicationConnection;
 use tokio_postgres::Client;
 
 use super::publication::check_publication;
 use super::report::Report;
-use super::slot::{check_slot, slot_facts};
+use super::slot::check_slot;
 use super::tables::check_tables;
 use super::{PG_TIMEOUT, Tables, bounded};
 
 /// Server versions, as `server_version_num` counts them.
-pub(super) const PG_10: i32 = 100_000;
-pub(super) const PG_13: i32 = 130_000;
-pub(super) const PG_14: i32 = 140_000;
-pub(super) const PG_16: i32 = 160_000;
-pub(super) const PG_17: i32 = 170_000;
+const PG_10: i32 = 100_000;
+const PG_14: i32 = 140_000;
 
 pub(super) const PG_UNREACHABLE_FIX: &str = "check postgres.host and postgres.port, that PostgreSQL runs \
      there and accepts connections from this host (listen_addresses, pg_hba.conf, firewalls)";
@@ -174,7 +172,11 @@ pub(super) async fn check_postgres(settings: &Settings, report: &mut Report) -> 
 
     check_replication_right(settings, &facts, report).await;
 
-    let slot = match slot_facts(&sql, &settings.slot, facts.version_num).await {
+    let slot = match bounded(PG_TIMEOUT, slot::read(&sql, &settings.slot), |e| {
+        describe_pg(&e)
+    })
+    .await
+    {
         Ok(slot) => slot,
         Err(err) => {
             report.fail(

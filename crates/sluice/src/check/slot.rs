@@ -1,72 +1,11 @@
 //! The replication slot: whether sluice can create it or resume from it.
 
 use sluice_pipeline::catalog::quote_literal;
-use sluice_pipeline::error::describe_pg;
 use sluice_pipeline::format;
 use sluice_pipeline::run::Settings;
-use tokio_postgres::Client;
+use sluice_pipeline::slot::SlotFacts;
 
-use super::postgres::{PG_13, PG_16, PG_17};
 use super::report::Report;
-use super::{PG_TIMEOUT, bounded};
-
-/// The configured slot as `pg_replication_slots` shows it.
-#[derive(Debug)]
-pub(super) struct SlotFacts {
-    pub(super) plugin: Option<String>,
-    pub(super) database: Option<String>,
-    pub(super) slot_type: String,
-    pub(super) active_pid: Option<i32>,
-    /// Bytes between the current WAL position and the slot's confirmed position.
-    pub(super) lag: Option<i64>,
-    /// Bytes of WAL the slot keeps from being removed.
-    pub(super) retained: Option<i64>,
-    pub(super) wal_status: Option<String>,
-    pub(super) invalidation: Option<String>,
-}
-
-pub(super) async fn slot_facts(
-    sql: &Client,
-    slot: &str,
-    version: i32,
-) -> Result<Option<SlotFacts>, String> {
-    // Columns come and go with the server version; a standby has no current WAL position.
-    let wal_status = if version >= PG_13 {
-        "wal_status::text"
-    } else {
-        "NULL::text"
-    };
-    let invalidation = if version >= PG_17 {
-        "invalidation_reason::text"
-    } else if version >= PG_16 {
-        "CASE WHEN conflicting THEN 'conflict with recovery' END"
-    } else {
-        "NULL::text"
-    };
-    let query = format!(
-        "SELECT plugin::text, database::text, slot_type::text, active_pid,
-                CASE WHEN pg_is_in_recovery() THEN NULL
-                     ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::int8 END,
-                CASE WHEN pg_is_in_recovery() THEN NULL
-                     ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::int8 END,
-                {wal_status}, {invalidation}
-           FROM pg_replication_slots WHERE slot_name = $1"
-    );
-    let row = bounded(PG_TIMEOUT, sql.query_opt(&query, &[&slot]), |e| {
-        describe_pg(&e)
-    })
-    .await?;
-    Ok(row.map(|row| SlotFacts {
-        plugin: row.get(0),
-        database: row.get(1),
-        slot_type: row.get(2),
-        active_pid: row.get(3),
-        lag: row.get(4),
-        retained: row.get(5),
-        wal_status: row.get(6),
-        invalidation: row.get(7),
-    }))
-}
 
 pub(super) fn check_slot(
     settings: &Settings,
@@ -96,7 +35,7 @@ pub(super) fn check_slot(
         report.fail(&item, format!("is a {} slot", slot.slot_type), another);
         return;
     }
-    if slot.database.as_deref() != Some(database) {
+    if !slot.in_current_database {
         report.fail(
             &item,
             format!(
@@ -116,15 +55,15 @@ pub(super) fn check_slot(
         );
         return;
     }
-    let position = match (slot.lag, slot.retained) {
+    let position = match (slot.lag_bytes, slot.retained_bytes) {
         (Some(lag), Some(retained)) => format!(
             "{} behind the current WAL position, retaining {} of WAL",
             format::bytes(lag),
             format::bytes(retained)
         ),
-        _ => "its lag is unknown on a standby".to_owned(),
+        _ => "its lag is unknown (no WAL position to measure it from)".to_owned(),
     };
-    if slot.wal_status.as_deref() == Some("lost") || slot.invalidation.is_some() {
+    if slot.invalidated() {
         let why = slot
             .invalidation
             .as_deref()
