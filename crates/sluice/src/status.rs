@@ -15,6 +15,7 @@ use sluice_pipeline::catalog;
 use sluice_pipeline::config;
 use sluice_pipeline::error::describe_pg;
 use sluice_pipeline::format;
+use sluice_pipeline::naming;
 use sluice_pipeline::run::{Settings, connect_sql};
 use sluice_pipeline::slot;
 use sluice_pipeline::state::{self, SnapshotPhase};
@@ -245,7 +246,7 @@ async fn gather(settings: &Settings) -> Result<Report, String> {
             .filter(|(_, schema, name, _)| settings.tables.selects(schema, name))
             .map(|(_, schema, name, _)| Table {
                 table: format!("{schema}.{name}"),
-                topic: format!("{}.{schema}.{name}", settings.topic_prefix),
+                topic: naming::table_topic(&settings.topic_prefix, &schema, &name),
                 topic_exists: None,
                 events: None,
             })
@@ -256,7 +257,7 @@ async fn gather(settings: &Settings) -> Result<Report, String> {
         }
     };
 
-    let state_topic = state::state_topic(&settings.topic_prefix);
+    let state_topic = naming::state_topic(&settings.topic_prefix);
     let mut phase = None;
     // librdkafka's calls block; this runtime runs nothing else meanwhile.
     let counted = tokio::task::block_in_place(|| {

@@ -23,6 +23,7 @@ use schema_registry_converter::avro_common::DecodeResultWithSchema;
 use schema_registry_converter::error::SRCError;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use sluice_pipeline::config::{self, Config, TablePattern};
+use sluice_pipeline::naming;
 
 /// Bound on reaching the broker and the registry at startup: a wrong address fails in seconds
 /// rather than hanging.
@@ -175,7 +176,11 @@ fn topic_of(config: &Config, table: &str, file: &str) -> Result<String, String> 
             list(&config.tables.include)
         ));
     }
-    Ok(format!("{}.{schema}.{name}", config.kafka.topic_prefix))
+    Ok(naming::table_topic(
+        &config.kafka.topic_prefix,
+        schema,
+        name,
+    ))
 }
 
 fn consumer(config: &Config) -> Result<StreamConsumer, String> {

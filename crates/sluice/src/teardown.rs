@@ -14,8 +14,8 @@ use rdkafka::config::FromClientConfigAndContext;
 use sluice_kafka::{RDKafkaErrorCode, TracingContext, client_config, read_to_end};
 use sluice_pipeline::catalog::quote_ident;
 use sluice_pipeline::error::describe_pg;
+use sluice_pipeline::naming;
 use sluice_pipeline::run::{Settings, connect_sql};
-use sluice_pipeline::state;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
@@ -79,11 +79,11 @@ pub(crate) fn main(args: &TeardownArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let state_topic = state::state_topic(&settings.topic_prefix);
+    let state_topic = naming::state_topic(&settings.topic_prefix);
     let untouched = format!(
-        "table topics {}.<schema>.<table>: consumers may still need them; delete them with \
-         Kafka's tools once none does",
-        settings.topic_prefix
+        "table topics {}: consumers may still need them; delete them with Kafka's tools once \
+         none does",
+        naming::table_topic(&settings.topic_prefix, "<schema>", "<table>")
     );
 
     let publication = format!("publication {}", settings.publication);
@@ -193,7 +193,7 @@ async fn inspect(settings: &Settings, delete_state: bool) -> Result<Plan, String
     }
     let publication = status::publication_exists(&sql, &settings.publication).await?;
     let state_topic = if delete_state {
-        let topic = state::state_topic(&settings.topic_prefix);
+        let topic = naming::state_topic(&settings.topic_prefix);
         let exists = tokio::task::block_in_place(|| {
             let kafka = Kafka::connect(&settings.kafka)?;
             Ok::<_, String>(kafka.topics()?.contains_key(&topic))

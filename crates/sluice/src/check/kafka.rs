@@ -8,8 +8,8 @@ use rdkafka::config::FromClientConfigAndContext as _;
 use rdkafka::error::RDKafkaErrorCode;
 use sluice_kafka::{KafkaError, Producer, TracingContext, client_config};
 use sluice_pipeline::format;
+use sluice_pipeline::naming::state_topic;
 use sluice_pipeline::run::Settings;
-use sluice_pipeline::state::state_topic;
 
 use super::report::Report;
 use super::{abbreviated, bounded};

@@ -22,8 +22,8 @@ use std::time::Duration;
 use sluice_pipeline::catalog::CapturedTable;
 use sluice_pipeline::config::{self, Config};
 use sluice_pipeline::format;
+use sluice_pipeline::naming::state_topic;
 use sluice_pipeline::run::{Settings, topic_of};
-use sluice_pipeline::state::state_topic;
 
 use self::kafka::check_kafka;
 use self::postgres::check_postgres;

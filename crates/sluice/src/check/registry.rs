@@ -5,6 +5,7 @@ use std::time::Duration;
 use sluice_avro::{Method, Registry, StatusCode, TableCodec};
 use sluice_pipeline::catalog::CapturedTable;
 use sluice_pipeline::config::Config;
+use sluice_pipeline::naming;
 use sluice_pipeline::run::{Settings, topic_of};
 
 use super::report::Report;
@@ -125,8 +126,8 @@ pub(super) async fn check_registry(
             codec.value_schema()
         };
         for (subject, schema) in [
-            (format!("{topic}-key"), codec.key_schema()),
-            (format!("{topic}-value"), value),
+            (naming::key_subject(&topic), codec.key_schema()),
+            (naming::value_subject(&topic), value),
         ] {
             let item = format!("subject {subject}");
             // Asked one by one: a registry lists a limited number of subjects (Apicurio
