@@ -13,7 +13,7 @@ use serde::Serialize;
 use sluice_kafka::{KafkaConfig, TracingContext, client_config};
 use sluice_pipeline::catalog;
 use sluice_pipeline::config;
-use sluice_pipeline::error::describe_pg;
+use sluice_pipeline::describe;
 use sluice_pipeline::format;
 use sluice_pipeline::naming;
 use sluice_pipeline::run::{Settings, connect_sql};
@@ -377,7 +377,7 @@ fn warnings(settings: &Settings, slot: &Slot, phase: Option<&str>) -> Vec<String
 /// and the lag its walsender reports.
 pub(crate) async fn read_slot(sql: &Client, name: &str) -> Result<(Slot, Wal, Lag), String> {
     let query =
-        |what: &str, e: tokio_postgres::Error| format!("reading {what}: {}", describe_pg(&e));
+        |what: &str, e: tokio_postgres::Error| format!("reading {what}: {}", describe::pg(&e));
     let facts = slot::read(sql, name)
         .await
         .map_err(|e| query("pg_replication_slots", e))?;
@@ -467,7 +467,7 @@ pub(crate) async fn publication_exists(sql: &Client, name: &str) -> Result<bool,
     Ok(sql
         .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
         .await
-        .map_err(|e| format!("reading pg_publication: {}", describe_pg(&e)))?
+        .map_err(|e| format!("reading pg_publication: {}", describe::pg(&e)))?
         .is_some())
 }
 

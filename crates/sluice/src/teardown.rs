@@ -13,7 +13,7 @@ use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::config::FromClientConfigAndContext;
 use sluice_kafka::{RDKafkaErrorCode, TracingContext, client_config, read_to_end};
 use sluice_pipeline::catalog::quote_ident;
-use sluice_pipeline::error::describe_pg;
+use sluice_pipeline::describe;
 use sluice_pipeline::naming;
 use sluice_pipeline::run::{Settings, connect_sql};
 use tokio_postgres::Client;
@@ -277,13 +277,13 @@ async fn execute(settings: &Settings, plan: &Plan, state_topic: &str) -> bool {
                 // sluice started between the look and the drop.
                 eprintln!(
                     "error: dropping {slot}: {}; stop sluice first, then run teardown again",
-                    describe_pg(&err)
+                    describe::pg(&err)
                 );
                 eprintln!("nothing was dropped");
                 return false;
             }
             Err(err) => {
-                eprintln!("error: dropping {slot}: {}", describe_pg(&err));
+                eprintln!("error: dropping {slot}: {}", describe::pg(&err));
                 eprintln!("nothing was dropped");
                 return false;
             }
@@ -306,7 +306,7 @@ async fn execute(settings: &Settings, plan: &Plan, state_topic: &str) -> bool {
             Err(err) => {
                 eprintln!(
                     "error: dropping {publication}: {}; only its owner (or a superuser) can drop it",
-                    describe_pg(&err)
+                    describe::pg(&err)
                 );
                 return false;
             }

@@ -2,7 +2,7 @@
 
 use secrecy::ExposeSecret;
 use sluice_pipeline::catalog::{quote_ident, quote_literal};
-use sluice_pipeline::error::{describe_pg, pg_failure};
+use sluice_pipeline::describe;
 use sluice_pipeline::format;
 use sluice_pipeline::run::{Settings, sql_tls};
 use sluice_pipeline::slot;
@@ -58,7 +58,7 @@ pub(super) async fn server_facts(sql: &Client) -> Result<ServerFacts, String> {
                FROM pg_roles r WHERE r.rolname = current_user",
             &[],
         ),
-        |e| describe_pg(&e),
+        |e| describe::pg(&e),
     )
     .await?;
     Ok(ServerFacts {
@@ -94,7 +94,7 @@ pub(super) async fn connect_sql(settings: &Settings) -> Result<Client, (String, 
             ));
         }
         Ok(Err(err)) => {
-            let (message, remedy) = pg_failure(&err);
+            let (message, remedy) = describe::pg_parts(&err);
             return Err((message, remedy.unwrap_or(PG_UNREACHABLE_FIX).to_owned()));
         }
         Ok(Ok(pair)) => pair,
@@ -110,7 +110,7 @@ pub(super) async fn connect_sql(settings: &Settings) -> Result<Client, (String, 
             "SET statement_timeout = {}",
             quote_literal(&format!("{}s", PG_TIMEOUT.as_secs()))
         )),
-        |e| describe_pg(&e),
+        |e| describe::pg(&e),
     )
     .await;
     Ok(client)
@@ -173,7 +173,7 @@ pub(super) async fn check_postgres(settings: &Settings, report: &mut Report) -> 
     check_replication_right(settings, &facts, report).await;
 
     let slot = match bounded(PG_TIMEOUT, slot::read(&sql, &settings.slot), |e| {
-        describe_pg(&e)
+        describe::pg(&e)
     })
     .await
     {

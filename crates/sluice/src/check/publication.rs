@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use sluice_pipeline::catalog::{CapturedTable, quote_ident};
-use sluice_pipeline::error::describe_pg;
+use sluice_pipeline::describe;
 use sluice_pipeline::run::Settings;
 use tokio_postgres::Client;
 
@@ -44,7 +44,7 @@ pub(super) async fn check_publication(
                FROM pg_publication WHERE pubname = $1",
             &[&settings.publication],
         ),
-        |e| describe_pg(&e),
+        |e| describe::pg(&e),
     )
     .await;
     let row = match found {
@@ -117,7 +117,7 @@ pub(super) async fn check_publication(
               WHERE pubname = $1",
             &[&settings.publication],
         ),
-        |e| describe_pg(&e),
+        |e| describe::pg(&e),
     )
     .await;
     let published: HashSet<(String, String)> = match published {

@@ -1,7 +1,7 @@
 //! The chosen tables: which match, whether the user may read them, whether each has a key.
 
 use sluice_pipeline::catalog::{self, CapturedTable, quote_ident};
-use sluice_pipeline::error::describe_pg;
+use sluice_pipeline::describe;
 use sluice_pipeline::run::{Settings, choose_tables};
 use tokio_postgres::Client;
 
@@ -26,7 +26,7 @@ pub(super) async fn table_rights(sql: &Client, oid: u32) -> Result<TableRights, 
                FROM pg_class c WHERE c.oid = $1",
             &[&oid],
         ),
-        |e| describe_pg(&e),
+        |e| describe::pg(&e),
     )
     .await?;
     Ok(TableRights {
