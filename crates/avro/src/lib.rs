@@ -37,7 +37,7 @@ pub use registry::{
 pub use reqwest::{Method, StatusCode};
 pub use table::{
     ColumnSpec, EncodeError, MessageCodec, Op, Row, SOURCE_VERSION, SnapshotMarker, Source,
-    TableCodec, TableSpec, avro_name, mark_snapshot_last,
+    TableCodec, TableSpec, avro_name, confluent_frame, mark_snapshot_last,
 };
 pub use temporal::civil_from_days;
 pub use transaction::{TransactionBlock, TransactionCodec};

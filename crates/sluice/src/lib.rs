@@ -11,6 +11,7 @@ use sluice_pipeline::config;
 use sluice_pipeline::run::{Settings, run};
 
 mod check;
+mod registry;
 mod status;
 mod tail;
 mod teardown;

@@ -4,12 +4,15 @@
 //! It reads with a plain partition assignment and no consumer group, so it commits nothing and
 //! never disturbs other consumers of the topic.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use apache_avro::Schema;
+use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::schema::{NamesRef, ResolvedSchema};
 use apache_avro::types::Value;
 use rdkafka::config::ClientConfig;
@@ -17,11 +20,8 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use schema_registry_converter::async_impl::avro::AvroDecoder;
-use schema_registry_converter::async_impl::schema_registry::{SrSettings, get_all_subjects};
-use schema_registry_converter::avro_common::DecodeResultWithSchema;
-use schema_registry_converter::error::SRCError;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use sluice_avro::{Registry, confluent_frame};
 use sluice_pipeline::config::{self, Config, TablePattern};
 use sluice_pipeline::naming;
 
@@ -92,7 +92,18 @@ async fn tail(config: &Config, file: Option<&Path>, args: &TailArgs) -> Result<(
     // Blocking librdkafka calls; the runtime has nothing else to do yet.
     let partitions =
         tokio::task::block_in_place(|| partitions_of(&consumer, config, &topic, &args.table))?;
-    let registry = registry(config).await?;
+    let (registry, _) = crate::registry::connect(&config.registry.client_config(CONNECT_TIMEOUT))
+        .await
+        .map_err(|unreachable| {
+            format!(
+                "cannot use the schema registry at {} (registry.url): {}; {}",
+                config.registry.url, unreachable.detail, unreachable.fix
+            )
+        })?;
+    let mut schemas = Schemas {
+        registry,
+        by_id: HashMap::new(),
+    };
 
     let start = if args.from_beginning {
         Offset::Beginning
@@ -109,7 +120,6 @@ async fn tail(config: &Config, file: Option<&Path>, args: &TailArgs) -> Result<(
         .assign(&assignment)
         .map_err(|err| format!("assigning the partitions of {topic}: {err}"))?;
 
-    let decoder = AvroDecoder::new(registry);
     let idle = args.timeout.map(Duration::from_secs);
     let mut printed: u64 = 0;
     while args.count.is_none_or(|count| printed < count) {
@@ -132,7 +142,7 @@ async fn tail(config: &Config, file: Option<&Path>, args: &TailArgs) -> Result<(
                 continue;
             }
         };
-        let document = document(&decoder, &message, &config.registry.url).await?;
+        let document = document(&mut schemas, &message).await?;
         let mut line = serde_json::to_string(&document)
             .map_err(|err| format!("writing an event as JSON: {err}"))?;
         line.push('\n');
@@ -248,45 +258,47 @@ fn partitions_of(
     }
 }
 
-/// The registry client, after one request that shows the registry answers.
-async fn registry(config: &Config) -> Result<SrSettings, String> {
-    let registry = &config.registry;
-    let mut builder = SrSettings::new_builder(registry.url.clone());
-    builder.set_timeout(CONNECT_TIMEOUT);
-    if let Some(username) = &registry.username {
-        builder.set_basic_authorization(
-            username,
-            registry.password.as_ref().map(|password| password.expose()),
-        );
-    }
-    let settings = builder
-        .build()
-        .map_err(|err| format!("registry.url {}: {}", registry.url, describe(&err)))?;
-    get_all_subjects(&settings).await.map_err(|err| {
-        format!(
-            "cannot reach the schema registry at {} (registry.url): {}; is it running and the \
-             URL right (for Apicurio it ends in /apis/ccompat/v7)?",
-            registry.url,
-            describe(&err)
-        )
-    })?;
-    Ok(settings)
+/// The writer schemas of the messages read, by id: each fetched from the registry once.
+struct Schemas {
+    registry: Registry,
+    by_id: HashMap<u32, Schema>,
 }
 
-/// SRCError's own Display adds retry and cache flags that mean nothing to the reader.
-fn describe(err: &SRCError) -> String {
-    match &err.cause {
-        Some(cause) => format!("{}: {cause}", err.error),
-        None => err.error.clone(),
+impl Schemas {
+    /// A key or value in the Confluent wire format as JSON, decoded with the schema whose id it
+    /// carries; null when there is none (a tombstone's value).
+    async fn decode(&mut self, framed: Option<&[u8]>) -> Result<Json, String> {
+        let Some(framed) = framed.filter(|framed| !framed.is_empty()) else {
+            return Ok(Json::Null);
+        };
+        let (id, mut body) = confluent_frame(framed).ok_or_else(|| {
+            "not in the Confluent wire format (a zero byte, then the schema id)".to_owned()
+        })?;
+        let schema = match self.by_id.entry(id) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(new) => {
+                let text = self
+                    .registry
+                    .schema_by_id(id)
+                    .await
+                    .map_err(|err| err.to_string())?;
+                let parsed =
+                    Schema::parse_str(&text).map_err(|err| format!("schema id {id}: {err}"))?;
+                new.insert(parsed)
+            }
+        };
+        let value = GenericDatumReader::builder(schema)
+            .build()
+            .and_then(|reader| reader.read_value(&mut body))
+            .map_err(|err| format!("it does not decode with schema id {id}: {err}"))?;
+        let resolved =
+            ResolvedSchema::try_from(&*schema).map_err(|err| format!("schema id {id}: {err}"))?;
+        to_json(&value, Some(schema), resolved.get_names())
     }
 }
 
 /// One message as the JSON document `sluice tail` prints.
-async fn document(
-    decoder: &AvroDecoder,
-    message: &BorrowedMessage<'_>,
-    registry_url: &str,
-) -> Result<Json, String> {
+async fn document(schemas: &mut Schemas, message: &BorrowedMessage<'_>) -> Result<Json, String> {
     let at = || {
         format!(
             "{} partition {} offset {}",
@@ -295,25 +307,14 @@ async fn document(
             message.offset()
         )
     };
-    let decode_error = |part: &str, err: SRCError| {
-        format!(
-            "decoding the {part} of {} through the registry at {registry_url}: {}",
-            at(),
-            describe(&err)
-        )
-    };
-    let key = match decoder.decode_with_schema(message.key()).await {
-        Ok(key) => {
-            decoded_json(key.as_ref()).map_err(|err| format!("the key of {}: {err}", at()))?
-        }
-        Err(err) => return Err(decode_error("key", err)),
-    };
-    let value = match decoder.decode_with_schema(message.payload()).await {
-        Ok(value) => {
-            decoded_json(value.as_ref()).map_err(|err| format!("the value of {}: {err}", at()))?
-        }
-        Err(err) => return Err(decode_error("value", err)),
-    };
+    let key = schemas
+        .decode(message.key())
+        .await
+        .map_err(|err| format!("decoding the key of {}: {err}", at()))?;
+    let value = schemas
+        .decode(message.payload())
+        .await
+        .map_err(|err| format!("decoding the value of {}: {err}", at()))?;
     Ok(event_document(
         message.topic(),
         message.partition(),
@@ -321,18 +322,6 @@ async fn document(
         key,
         value,
     ))
-}
-
-fn decoded_json(decoded: Option<&DecodeResultWithSchema>) -> Result<Json, String> {
-    match decoded {
-        None => Ok(Json::Null),
-        Some(decoded) => {
-            let schema = &decoded.schema.parsed;
-            let resolved = ResolvedSchema::try_from(schema)
-                .map_err(|err| format!("schema id {}: {err}", decoded.schema.id))?;
-            to_json(&decoded.value, Some(schema), resolved.get_names())
-        }
-    }
 }
 
 /// Lays out an event: where it is, its key, then the envelope's parts. A tombstone has op,

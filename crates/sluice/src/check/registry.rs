@@ -2,19 +2,17 @@
 
 use std::time::Duration;
 
-use sluice_avro::{Method, Registry, StatusCode, TableCodec};
+use sluice_avro::{Method, StatusCode, TableCodec};
 use sluice_pipeline::catalog::CapturedTable;
 use sluice_pipeline::config::Config;
 use sluice_pipeline::naming;
 use sluice_pipeline::run::{Settings, topic_of};
 
 use super::report::Report;
+use crate::registry::{URL_FIX, Unreachable};
 
 /// Bound on each registry request.
 pub(super) const REGISTRY_TIMEOUT: Duration = Duration::from_secs(5);
-
-pub(super) const REGISTRY_URL_FIX: &str = "check registry.url: the base of the Confluent-compatible API \
-     (for Apicurio it ends in /apis/ccompat/v7)";
 
 pub(super) async fn check_registry(
     config: &Config,
@@ -23,56 +21,17 @@ pub(super) async fn check_registry(
     report: &mut Report,
 ) {
     const ITEM: &str = "registry";
-    let registry = match Registry::new(&config.registry.client_config(REGISTRY_TIMEOUT)) {
-        Ok(registry) => registry,
-        Err(err) => {
-            report.fail(
-                ITEM,
-                err.to_string(),
-                "check registry.url, registry.ca_file, registry.cert_file and registry.key_file",
-            );
-            return;
-        }
-    };
+    let (registry, listed) =
+        match crate::registry::connect(&config.registry.client_config(REGISTRY_TIMEOUT)).await {
+            Ok(reached) => reached,
+            Err(Unreachable { detail, fix }) => {
+                report.fail(ITEM, detail, fix);
+                return;
+            }
+        };
     let base = registry.url().trim_end_matches('/').to_owned();
     let get = |segments: &'static [&'static str]| registry.call(Method::GET, segments, &[], None);
 
-    let url = format!("{base}/subjects");
-    let subjects = match get(&["subjects"]).await {
-        Err(err) => Err((
-            err.to_string(),
-            "check registry.url, that the registry runs and that this host can reach it",
-        )),
-        Ok(answer)
-            if answer.status == StatusCode::UNAUTHORIZED
-                || answer.status == StatusCode::FORBIDDEN =>
-        {
-            Err((
-                format!("GET {url} answered {}", answer.status),
-                "check registry.username and registry.password (or registry.token)",
-            ))
-        }
-        Ok(answer) if !answer.status.is_success() => Err((
-            format!("GET {url} answered {}: {}", answer.status, answer.snippet()),
-            REGISTRY_URL_FIX,
-        )),
-        Ok(answer) => serde_json::from_str::<Vec<String>>(&answer.body).map_err(|err| {
-            (
-                format!(
-                    "GET {url} answered what is not a list of subjects ({err}): {}",
-                    answer.snippet()
-                ),
-                REGISTRY_URL_FIX,
-            )
-        }),
-    };
-    let listed = match subjects {
-        Ok(subjects) => subjects.len(),
-        Err((detail, fix)) => {
-            report.fail(ITEM, detail, fix);
-            return;
-        }
-    };
     report.ok(
         ITEM,
         format!("reachable at {base}; {listed} subject(s) listed"),
@@ -109,7 +68,7 @@ pub(super) async fn check_registry(
         Err(err) => report.warn(
             RULE,
             format!("the global rule is not readable: {err}"),
-            REGISTRY_URL_FIX,
+            URL_FIX,
         ),
     }
 
@@ -148,7 +107,7 @@ pub(super) async fn check_registry(
                             answer.status,
                             answer.snippet()
                         ),
-                        REGISTRY_URL_FIX,
+                        URL_FIX,
                     );
                     continue;
                 }
@@ -206,7 +165,7 @@ pub(super) async fn check_registry(
                         None => checked.warn(
                             &item,
                             format!("the compatibility check answered {}", answer.snippet()),
-                            REGISTRY_URL_FIX,
+                            URL_FIX,
                         ),
                     }
                 }
@@ -219,7 +178,7 @@ pub(super) async fn check_registry(
                         answer.status,
                         answer.snippet()
                     ),
-                    REGISTRY_URL_FIX,
+                    URL_FIX,
                 ),
                 Err(err) => checked.warn(
                     &item,
