@@ -12,7 +12,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
 use sluice_kafka::{KafkaConfig, TracingContext, client_config};
 use sluice_pipeline::catalog;
-use sluice_pipeline::config;
 use sluice_pipeline::describe;
 use sluice_pipeline::format;
 use sluice_pipeline::naming;
@@ -93,13 +92,7 @@ pub(crate) fn main(args: &StatusArgs) -> ExitCode {
 /// The configuration at `path` with its overrides, as pipeline settings; on a bad
 /// configuration, exit code 2 after saying why (as `sluice run` does).
 pub(crate) fn settings(path: Option<&Path>) -> Result<Settings, ExitCode> {
-    match config::load(path, std::env::vars()) {
-        Ok(config) => Ok(Settings::from_config(&config)),
-        Err(err) => {
-            eprintln!("error: configuration: {err}");
-            Err(ExitCode::from(2))
-        }
-    }
+    crate::load_config(path).map(|config| Settings::from_config(&config))
 }
 
 /// Everything `status` shows, in the shape of its JSON document.

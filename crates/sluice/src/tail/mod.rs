@@ -22,7 +22,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use sluice_avro::{Registry, confluent_frame};
-use sluice_pipeline::config::{self, Config, TablePattern};
+use sluice_pipeline::config::{Config, TablePattern};
 use sluice_pipeline::naming;
 
 use self::json::{Json, event_document, to_json};
@@ -64,12 +64,9 @@ pub(crate) struct TailArgs {
 
 /// Runs `sluice tail`: 0 when it stopped as asked, 2 for a bad configuration, 1 otherwise.
 pub(crate) fn main(args: TailArgs) -> ExitCode {
-    let config = match config::load(args.config.as_deref(), std::env::vars()) {
+    let config = match crate::load_config(args.config.as_deref()) {
         Ok(config) => config,
-        Err(err) => {
-            eprintln!("error: configuration: {err}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let runtime = match crate::runtime(1) {
         Ok(runtime) => runtime,
