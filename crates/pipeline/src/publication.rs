@@ -149,6 +149,11 @@ pub fn via_root_sql(name: &str) -> String {
     )
 }
 
+/// `DROP PUBLICATION`, for `sluice teardown`.
+pub fn drop_sql(name: &str) -> String {
+    format!("DROP PUBLICATION {}", quote_ident(name))
+}
+
 /// `ALTER PUBLICATION ... SET (publish = ...)` with every operation sluice captures.
 pub fn publish_all_sql(name: &str) -> String {
     format!(

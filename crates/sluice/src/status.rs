@@ -15,6 +15,7 @@ use sluice_pipeline::catalog;
 use sluice_pipeline::describe;
 use sluice_pipeline::format;
 use sluice_pipeline::naming;
+use sluice_pipeline::publication;
 use sluice_pipeline::run::{Settings, connect_sql};
 use sluice_pipeline::slot;
 use sluice_pipeline::state::{self, SnapshotPhase};
@@ -457,11 +458,10 @@ pub(crate) async fn read_slot(sql: &Client, name: &str) -> Result<(Slot, Wal, La
 }
 
 pub(crate) async fn publication_exists(sql: &Client, name: &str) -> Result<bool, String> {
-    Ok(sql
-        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
+    let found = publication::read(sql, name)
         .await
-        .map_err(|e| format!("reading pg_publication: {}", describe::pg(&e)))?
-        .is_some())
+        .map_err(|e| format!("reading the publication: {}", describe::pg(&e)))?;
+    Ok(found.is_some())
 }
 
 /// A plain Kafka client for metadata and offsets: it joins no group and commits nothing.

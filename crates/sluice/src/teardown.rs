@@ -12,9 +12,9 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::config::FromClientConfigAndContext;
 use sluice_kafka::{RDKafkaErrorCode, TracingContext, client_config, read_to_end};
-use sluice_pipeline::catalog::quote_ident;
 use sluice_pipeline::describe;
 use sluice_pipeline::naming;
+use sluice_pipeline::publication;
 use sluice_pipeline::run::{Settings, connect_sql};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
@@ -293,10 +293,7 @@ async fn execute(settings: &Settings, plan: &Plan, state_topic: &str) -> bool {
         let publication = format!("publication {}", settings.publication);
         let dropped = plan
             .sql
-            .batch_execute(&format!(
-                "DROP PUBLICATION {}",
-                quote_ident(&settings.publication)
-            ))
+            .batch_execute(&publication::drop_sql(&settings.publication))
             .await;
         match dropped {
             Ok(()) => print_line("dropped", &publication),

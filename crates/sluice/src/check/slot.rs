@@ -1,9 +1,8 @@
 //! The replication slot: whether sluice can create it or resume from it.
 
-use sluice_pipeline::catalog::quote_literal;
 use sluice_pipeline::format;
 use sluice_pipeline::run::Settings;
-use sluice_pipeline::slot::SlotFacts;
+use sluice_pipeline::slot::{self, SlotFacts};
 
 use super::report::Report;
 
@@ -26,10 +25,7 @@ pub(super) fn check_slot(
         );
         return;
     };
-    let drop = format!(
-        "SELECT pg_drop_replication_slot({})",
-        quote_literal(&settings.slot)
-    );
+    let drop = slot::drop_sql(&settings.slot);
     let another = "choose another replication.slot";
     if slot.slot_type != "logical" {
         report.fail(&item, format!("is a {} slot", slot.slot_type), another);
