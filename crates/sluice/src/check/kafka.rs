@@ -15,11 +15,11 @@ use super::report::Report;
 use super::{abbreviated, bounded};
 
 /// Bound on each Kafka round trip (metadata, configs).
-pub(super) const KAFKA_TIMEOUT: Duration = Duration::from_secs(5);
+const KAFKA_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a metadata request says about one topic.
 #[derive(Debug)]
-pub(super) enum TopicState {
+enum TopicState {
     Missing,
     Exists { partitions: usize, replicas: usize },
     Refused(String),
@@ -27,13 +27,13 @@ pub(super) enum TopicState {
 
 /// The brokers, and the state of each topic sluice writes to.
 #[derive(Debug)]
-pub(super) struct Cluster {
-    pub(super) brokers: Vec<i32>,
-    pub(super) topics: Vec<(String, TopicState)>,
+struct Cluster {
+    brokers: Vec<i32>,
+    topics: Vec<(String, TopicState)>,
 }
 
 /// One metadata request per topic, so that a large cluster's other topics are not fetched.
-pub(super) fn describe_topics(
+fn describe_topics(
     admin: &AdminClient<TracingContext>,
     topics: &[String],
 ) -> Result<Cluster, String> {
@@ -157,7 +157,7 @@ pub(super) async fn check_kafka(settings: &Settings, topics: &[String], report: 
 
 /// The topics sluice writes to: those that exist, those sluice will create (and whether it
 /// can), those the broker will not describe.
-pub(super) fn check_topics(cluster: &Cluster, settings: &Settings, report: &mut Report) {
+fn check_topics(cluster: &Cluster, settings: &Settings, report: &mut Report) {
     const ITEM: &str = "topics";
     let kafka = &settings.kafka;
     let state_topic = state_topic(&settings.topic_prefix);
@@ -261,7 +261,7 @@ pub(super) fn check_topics(cluster: &Cluster, settings: &Settings, report: &mut 
 
 /// Whether acks=all can succeed: every partition needs `min.insync.replicas` replicas in sync,
 /// so a topic with fewer replicas than that refuses every write.
-pub(super) async fn check_acks(
+async fn check_acks(
     admin: &AdminClient<TracingContext>,
     cluster: &Cluster,
     settings: &Settings,
@@ -392,7 +392,7 @@ pub(super) async fn check_acks(
 
 /// The state topic, if it exists, must be compacted only: under a delete policy its records
 /// expire, and sluice would then find a slot without a recorded snapshot.
-pub(super) fn check_state_policy(
+fn check_state_policy(
     existing: &[(&str, usize)],
     configs: &[ConfigResourceResult],
     settings: &Settings,

@@ -19,7 +19,7 @@ use super::{PG_TIMEOUT, Tables, bounded};
 const PG_10: i32 = 100_000;
 const PG_14: i32 = 140_000;
 
-pub(super) const PG_UNREACHABLE_FIX: &str = "check postgres.host and postgres.port, that PostgreSQL runs \
+const PG_UNREACHABLE_FIX: &str = "check postgres.host and postgres.port, that PostgreSQL runs \
      there and accepts connections from this host (listen_addresses, pg_hba.conf, firewalls)";
 
 /// Settings and rights that decide whether sluice can replicate, read in one query.
@@ -41,7 +41,7 @@ pub(super) struct ServerFacts {
     pub(super) can_create_in_database: bool,
 }
 
-pub(super) async fn server_facts(sql: &Client) -> Result<ServerFacts, String> {
+async fn server_facts(sql: &Client) -> Result<ServerFacts, String> {
     let row = bounded(
         PG_TIMEOUT,
         sql.query_one(
@@ -78,7 +78,7 @@ pub(super) async fn server_facts(sql: &Client) -> Result<ServerFacts, String> {
     })
 }
 
-pub(super) async fn connect_sql(settings: &Settings) -> Result<Client, (String, String)> {
+async fn connect_sql(settings: &Settings) -> Result<Client, (String, String)> {
     let tls = sql_tls(&settings.postgres).map_err(|err| {
         (
             err.to_string(),
@@ -236,11 +236,7 @@ pub(super) async fn check_postgres(settings: &Settings, report: &mut Report) -> 
 
 /// The REPLICATION attribute, then a real replication connection: it proves pg_hba.conf lets
 /// the user in for replication and that a WAL sender is free.
-pub(super) async fn check_replication_right(
-    settings: &Settings,
-    facts: &ServerFacts,
-    report: &mut Report,
-) {
+async fn check_replication_right(settings: &Settings, facts: &ServerFacts, report: &mut Report) {
     const ITEM: &str = "replication privilege";
     if !facts.replication && !facts.superuser {
         report.fail(
@@ -293,7 +289,7 @@ pub(super) async fn check_replication_right(
     );
 }
 
-pub(super) fn check_wal_keep(facts: &ServerFacts, report: &mut Report) {
+fn check_wal_keep(facts: &ServerFacts, report: &mut Report) {
     const ITEM: &str = "max_slot_wal_keep_size";
     const STALL: &str = "a slot that stalls (sluice stopped, Kafka away) keeps WAL without \
                          bound and can fill the server's disk";

@@ -12,7 +12,7 @@ use super::report::Report;
 use crate::registry::{URL_FIX, Unreachable};
 
 /// Bound on each registry request.
-pub(super) const REGISTRY_TIMEOUT: Duration = Duration::from_secs(5);
+const REGISTRY_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(super) async fn check_registry(
     config: &Config,

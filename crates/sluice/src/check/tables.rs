@@ -10,13 +10,13 @@ use super::{PG_TIMEOUT, Tables, abbreviated, bounded};
 
 /// What the connected user may do with one table.
 #[derive(Debug)]
-pub(super) struct TableRights {
-    pub(super) select: bool,
-    pub(super) schema_usage: bool,
-    pub(super) owner: bool,
+struct TableRights {
+    select: bool,
+    schema_usage: bool,
+    owner: bool,
 }
 
-pub(super) async fn table_rights(sql: &Client, oid: u32) -> Result<TableRights, String> {
+async fn table_rights(sql: &Client, oid: u32) -> Result<TableRights, String> {
     let row = bounded(
         PG_TIMEOUT,
         sql.query_one(
@@ -142,7 +142,7 @@ pub(super) async fn check_tables(
 }
 
 /// Reports whether the user may read `table`; returns whether the user owns it.
-pub(super) async fn check_select(
+async fn check_select(
     sql: &Client,
     table: &CapturedTable,
     user: &str,
@@ -187,7 +187,7 @@ pub(super) async fn check_select(
 }
 
 /// Reports whether `table` has a key sluice can use; returns whether `sluice run` accepts it.
-pub(super) fn check_key(table: &CapturedTable, allow_keyless: bool, report: &mut Report) -> bool {
+fn check_key(table: &CapturedTable, allow_keyless: bool, report: &mut Report) -> bool {
     let qualified = table.qualified();
     let quoted = table.quoted();
     let item = format!("key of {qualified}");
