@@ -31,12 +31,13 @@ mod writer;
 pub use column::{ColumnKind, Raw, ScalarKind, Scratch, UNCHANGED_PLACEHOLDER, ValueError};
 pub use output::{OutputError, Unsupported, money_text};
 pub use registry::{
-    Answer, ClientCertificate, Registry, RegistryAuth, RegistryConfig, RegistryError, RegistryStats,
+    Answer, ClientCertificate, Registry, RegistryAuth, RegistryConfig, RegistryError,
+    RegistryStats, error_chain,
 };
 pub use reqwest::{Method, StatusCode};
 pub use table::{
     ColumnSpec, EncodeError, MessageCodec, Op, Row, SOURCE_VERSION, SnapshotMarker, Source,
-    TableCodec, TableSpec, avro_name, mark_snapshot_last,
+    TableCodec, TableSpec, avro_name, confluent_frame, mark_snapshot_last,
 };
 pub use temporal::civil_from_days;
 pub use transaction::{TransactionBlock, TransactionCodec};

@@ -347,8 +347,10 @@ fn snippet(body: &str) -> String {
     text
 }
 
-/// An error and its causes, which reqwest keeps apart (the refused connection is a cause).
-fn error_chain(err: &dyn std::error::Error) -> String {
+/// An error and its causes, `: `-joined: reqwest and tokio-postgres keep the reason (a
+/// refused connection) as a cause, out of their message. The one such helper, here in the
+/// lowest crate that needs it; the pipeline and the CLI use it too.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -563,9 +563,20 @@ pub fn mark_snapshot_last(value: &mut [u8], at: usize) -> bool {
     }
 }
 
+/// The Confluent wire format's header: the magic byte 0, then the schema id, big-endian.
 pub(crate) fn confluent_header(out: &mut Vec<u8>, schema_id: u32) {
     out.push(0);
     out.extend_from_slice(&schema_id.to_be_bytes());
+}
+
+/// A key or value in the Confluent wire format, split into the id of the schema it was
+/// written with and its Avro body; `None` when it is not in that format (no magic byte 0, or
+/// shorter than the header).
+pub fn confluent_frame(framed: &[u8]) -> Option<(u32, &[u8])> {
+    match framed {
+        [0, a, b, c, d, body @ ..] => Some((u32::from_be_bytes([*a, *b, *c, *d]), body)),
+        _ => None,
+    }
 }
 
 fn optional_long(out: &mut Vec<u8>, value: Option<i64>) {

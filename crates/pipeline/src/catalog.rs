@@ -4,6 +4,8 @@
 use sluice_avro::{ColumnSpec, ElementType, TableSpec, TypeInfo};
 use tokio_postgres::Client;
 
+use crate::describe;
+
 /// A table chosen for capture, as the catalog describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapturedTable {
@@ -77,7 +79,7 @@ pub async fn list_tables(
             &[],
         )
         .await
-        .map_err(|e| CatalogError::Query(query_error(&e)))?;
+        .map_err(|e| CatalogError::Query(describe::pg(&e)))?;
     Ok(rows
         .iter()
         .map(|row| {
@@ -116,7 +118,7 @@ pub async fn describe(
             &[&oid, &replica_identity.to_string()],
         )
         .await
-        .map_err(|e| CatalogError::Query(query_error(&e)))?;
+        .map_err(|e| CatalogError::Query(describe::pg(&e)))?;
     let mut columns: Vec<ColumnSpec> = rows
         .iter()
         .map(|row| ColumnSpec {
@@ -138,7 +140,7 @@ pub async fn describe(
     let partitioned: bool = client
         .query_one("SELECT relkind = 'p' FROM pg_class WHERE oid = $1", &[&oid])
         .await
-        .map_err(|e| CatalogError::Query(query_error(&e)))?
+        .map_err(|e| CatalogError::Query(describe::pg(&e)))?
         .get(0);
     Ok(CapturedTable {
         oid,
@@ -166,7 +168,7 @@ pub async fn primary_key_columns(client: &Client, oid: u32) -> Result<Vec<String
             &[&oid],
         )
         .await
-        .map_err(|e| CatalogError::Query(query_error(&e)))?;
+        .map_err(|e| CatalogError::Query(describe::pg(&e)))?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
@@ -189,7 +191,7 @@ pub async fn resolve_defaults(
             &[&oid],
         )
         .await
-        .map_err(|e| CatalogError::Query(query_error(&e)))?;
+        .map_err(|e| CatalogError::Query(describe::pg(&e)))?;
     for row in rows {
         let (name, expression): (String, String) = (row.get(0), row.get(1));
         let Some(column) = columns.iter_mut().find(|c| c.name == name) else {
@@ -371,7 +373,7 @@ async fn pg_type(client: &Client, oid: u32) -> Result<Option<PgType>, CatalogErr
             &[&oid],
         )
         .await
-        .map_err(|e| CatalogError::Query(query_error(&e)))?;
+        .map_err(|e| CatalogError::Query(describe::pg(&e)))?;
     let Some(row) = row else { return Ok(None) };
     let typtype: String = row.get(2);
     Ok(Some(PgType {
@@ -447,7 +449,7 @@ async fn resolve_type(
         let subtype: u32 = client
             .query_one(query, &[&oid])
             .await
-            .map_err(|e| CatalogError::Query(query_error(&e)))?
+            .map_err(|e| CatalogError::Query(describe::pg(&e)))?
             .get(0);
         info.subtype = Some(Box::new(resolve_inner(client, subtype, depth + 1).await?));
     }
@@ -459,7 +461,7 @@ async fn resolve_type(
                 &[&found.relation],
             )
             .await
-            .map_err(|e| CatalogError::Query(query_error(&e)))?;
+            .map_err(|e| CatalogError::Query(describe::pg(&e)))?;
         for row in rows {
             let field = resolve_inner(client, row.get(0), depth + 1).await?;
             info.fields.push(field);
@@ -514,13 +516,6 @@ pub fn check_capturable(table: &CapturedTable, allow_keyless: bool) -> Result<()
         Ok(())
     } else {
         Err(CatalogError::NoKey(table.qualified()))
-    }
-}
-
-fn query_error(err: &tokio_postgres::Error) -> String {
-    match err.as_db_error() {
-        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-        None => err.to_string(),
     }
 }
 

@@ -2,6 +2,8 @@
 
 use sluice_kafka::{DeliveryError, KafkaError, SendError};
 
+use crate::describe;
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PipelineError {
@@ -43,36 +45,21 @@ pub enum PipelineError {
 /// A tokio-postgres error, in words that say what failed and (for server errors the
 /// replication layer knows) how to fix it.
 pub(crate) fn pg(context: &str, err: &tokio_postgres::Error) -> PipelineError {
-    if let Some(db) = err.as_db_error() {
-        let server = sluice_postgres::ServerError::new(
-            db.severity().to_owned(),
-            db.code().code().to_owned(),
-            db.message().to_owned(),
-            db.detail().map(str::to_owned),
-            db.hint().map(str::to_owned),
-        );
+    let text = format!("{context}: {}", describe::pg(err));
+    let unavailable = match err.as_db_error() {
         // Class 08: connection exceptions; 57P01-57P03: shutting down, starting up.
-        let code = db.code().code();
-        let unavailable = code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
-        let text = format!("{context}: {server}");
-        return if unavailable {
-            PipelineError::PostgresUnavailable(text)
-        } else {
-            PipelineError::Postgres(text)
-        };
-    }
-    let mut text = format!("{context}: {err}");
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    if tls_refused(err) {
-        // The server's certificate was refused: only a configuration change helps.
-        PipelineError::Postgres(text)
-    } else {
-        // No answer from the server: the connection failed or was lost.
+        Some(db) => {
+            let code = db.code().code();
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+        }
+        // No answer from the server: the connection failed or was lost, unless the server's
+        // certificate was refused, which only a configuration change helps.
+        None => !tls_refused(err),
+    };
+    if unavailable {
         PipelineError::PostgresUnavailable(text)
+    } else {
+        PipelineError::Postgres(text)
     }
 }
 

@@ -26,11 +26,14 @@ pub(crate) fn eta(done: u64, total: u64, rate: u64) -> Option<u64> {
     (rate > 0 && total > done).then(|| (total - done).div_ceil(rate))
 }
 
-/// `snapshot 1200/5000 rows (24%), 600 rows/s, 7 s left`.
+/// `snapshot 1200/5000 rows (24%), 600 rows/s, 7s left`.
 pub(crate) fn line(what: &str, done: u64, total: u64, rate: u64) -> String {
     let percent = (done.min(total) * 100).checked_div(total).unwrap_or(100);
     let left = match eta(done, total, rate) {
-        Some(seconds) => format!(", {seconds} s left"),
+        Some(seconds) => format!(
+            ", {} left",
+            crate::format::duration(std::time::Duration::from_secs(seconds))
+        ),
         None => String::new(),
     };
     format!("{what} {done}/{total} rows ({percent}%), {rate} rows/s{left}")
@@ -112,7 +115,11 @@ mod tests {
         assert_eq!(eta(10, 1000, 0), None);
         assert_eq!(
             line("snapshot", 1200, 5000, 600),
-            "snapshot 1200/5000 rows (24%), 600 rows/s, 7 s left"
+            "snapshot 1200/5000 rows (24%), 600 rows/s, 7s left"
+        );
+        assert_eq!(
+            line("snapshot", 0, 60_000, 300),
+            "snapshot 0/60000 rows (0%), 300 rows/s, 3m 20s left"
         );
         assert_eq!(
             line("snapshot", 0, 0, 0),

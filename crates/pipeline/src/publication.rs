@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use tokio_postgres::Client;
 
 use crate::catalog::{CapturedTable, quote_ident};
+use crate::describe;
 use crate::error::{PipelineError, pg};
 
 /// A publication as `pg_publication` shows it.
@@ -18,7 +19,7 @@ pub struct Publication {
     pub deletes: bool,
     /// `publish_via_partition_root`.
     pub via_root: bool,
-    /// The tables it publishes, `(schema, table)`.
+    /// The tables it publishes or lists, `(schema, table)`.
     pub tables: HashSet<(String, String)>,
 }
 
@@ -55,10 +56,20 @@ pub async fn read(sql: &Client, name: &str) -> Result<Option<Publication>, tokio
     else {
         return Ok(None);
     };
+    // The tables it publishes, and those it lists: a partitioned table it lists shows in
+    // pg_publication_tables only as its partitions until it publishes through the root, and
+    // must not be added again (PostgreSQL refuses a table already listed).
     let tables = sql
         .query(
             "SELECT schemaname::text, tablename::text FROM pg_publication_tables
-              WHERE pubname = $1",
+              WHERE pubname = $1
+             UNION
+             SELECT n.nspname::text, c.relname::text
+               FROM pg_publication p
+               JOIN pg_publication_rel r ON r.prpubid = p.oid
+               JOIN pg_class c ON c.oid = r.prrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE p.pubname = $1",
             &[&name],
         )
         .await?
@@ -138,6 +149,19 @@ pub fn via_root_sql(name: &str) -> String {
     )
 }
 
+/// `DROP PUBLICATION`, for `sluice teardown`.
+pub fn drop_sql(name: &str) -> String {
+    format!("DROP PUBLICATION {}", quote_ident(name))
+}
+
+/// `ALTER PUBLICATION ... SET (publish = ...)` with every operation sluice captures.
+pub fn publish_all_sql(name: &str) -> String {
+    format!(
+        "ALTER PUBLICATION {} SET (publish = 'insert, update, delete, truncate')",
+        quote_ident(name)
+    )
+}
+
 fn list(tables: &[&CapturedTable]) -> String {
     tables
         .iter()
@@ -171,8 +195,9 @@ pub(crate) async fn ensure(
             }
             sql.batch_execute(&statement).await.map_err(|e| {
                 PipelineError::Setup(format!(
-                    "creating publication {name} failed ({e}): the user must own the tables, \
-                     or create the publication beforehand"
+                    "creating publication {name} failed ({}): the user must own the tables, \
+                     or create the publication beforehand",
+                    describe::pg(&e)
                 ))
             })?;
             tracing::info!(publication = %name, tables = tables.len(), "created the publication");
@@ -183,8 +208,9 @@ pub(crate) async fn ensure(
                 sql.batch_execute(&statement).await.map_err(|e| {
                     PipelineError::Setup(format!(
                         "publication {name} publishes partitions as tables of their own, but \
-                         sluice captures a partitioned table through its root ({e}): run \
-                         {statement} as the publication's owner"
+                         sluice captures a partitioned table through its root ({}): run \
+                         {statement} as the publication's owner",
+                        describe::pg(&e)
                     ))
                 })?;
                 tracing::info!(publication = %name, "the publication now publishes partitions through their root");
@@ -193,9 +219,10 @@ pub(crate) async fn ensure(
                 let names: Vec<String> = add.iter().map(|t| t.quoted()).collect();
                 sql.batch_execute(&add_sql(name, &add)).await.map_err(|e| {
                     PipelineError::Setup(format!(
-                        "adding {} to publication {name} failed ({e}): add them by hand or let \
+                        "adding {} to publication {name} failed ({}): add them by hand or let \
                          the user own the publication",
-                        names.join(", ")
+                        names.join(", "),
+                        describe::pg(&e)
                     ))
                 })?;
                 tracing::info!(publication = %name, added = %names.join(", "), "reusing the publication, with tables added");
@@ -203,4 +230,98 @@ pub(crate) async fn ensure(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_avro::TableSpec;
+
+    use super::*;
+
+    fn table(name: &str, partitioned: bool) -> CapturedTable {
+        CapturedTable {
+            oid: 0,
+            spec: TableSpec {
+                schema: "s".to_owned(),
+                name: name.to_owned(),
+                columns: Vec::new(),
+            },
+            shape: Vec::new(),
+            replica_identity: 'd',
+            partitioned,
+        }
+    }
+
+    fn publication(tables: &[&str], via_root: bool) -> Publication {
+        Publication {
+            owned: true,
+            inserts: true,
+            updates: true,
+            deletes: false,
+            via_root,
+            tables: tables
+                .iter()
+                .map(|t| ("s".to_owned(), (*t).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_plan_adds_what_is_missing_and_publishes_partitions_through_their_root() {
+        let tables = [table("a", false), table("p", true)];
+        let [a, p] = [&tables[0], &tables[1]];
+        assert_eq!(plan(None, &tables), Plan::Create { tables: vec![a, p] });
+        assert_eq!(
+            plan(Some(&publication(&["a", "p"], true)), &tables),
+            Plan::Ready
+        );
+        // A partitioned table listed without the root setting: the setting only, for
+        // PostgreSQL refuses to add a table the publication lists.
+        assert_eq!(
+            plan(Some(&publication(&["a", "p"], false)), &tables),
+            Plan::Alter {
+                add: vec![],
+                via_root: true
+            }
+        );
+        assert_eq!(
+            plan(Some(&publication(&["a"], false)), &tables),
+            Plan::Alter {
+                add: vec![p],
+                via_root: true
+            }
+        );
+        // Without a partitioned table the setting does not matter.
+        assert_eq!(
+            plan(Some(&publication(&[], false)), &tables[..1]),
+            Plan::Alter {
+                add: vec![a],
+                via_root: false
+            }
+        );
+        assert_eq!(
+            plan(Some(&publication(&["a"], false)), &tables[..1]),
+            Plan::Ready
+        );
+    }
+
+    #[test]
+    fn statements_quote_their_names() {
+        let tables = [table("a", false), table("p\"q", true)];
+        let chosen: Vec<&CapturedTable> = tables.iter().collect();
+        assert_eq!(
+            create_sql("pub", &chosen),
+            "CREATE PUBLICATION \"pub\" FOR TABLE \"s\".\"a\", \"s\".\"p\"\"q\" WITH \
+             (publish_via_partition_root = true)"
+        );
+        assert_eq!(
+            add_sql("pub", &chosen[..1]),
+            "ALTER PUBLICATION \"pub\" ADD TABLE \"s\".\"a\""
+        );
+        assert_eq!(
+            via_root_sql("pub"),
+            "ALTER PUBLICATION \"pub\" SET (publish_via_partition_root = true)"
+        );
+        assert_eq!(publication(&[], true).unpublished_operations(), ["deletes"]);
+    }
 }

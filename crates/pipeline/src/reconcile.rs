@@ -211,10 +211,9 @@ pub(crate) enum DeleteEventError {
 
 /// The schema id of a Confluent-framed record.
 pub(crate) fn schema_id(framed: &[u8]) -> Result<u32, DeleteEventError> {
-    match framed {
-        [0, a, b, c, d, ..] => Ok(u32::from_be_bytes([*a, *b, *c, *d])),
-        _ => Err(DeleteEventError::Framing),
-    }
+    sluice_avro::confluent_frame(framed)
+        .map(|(id, _)| id)
+        .ok_or(DeleteEventError::Framing)
 }
 
 /// The `d` event of a row that vanished, from the envelope the topic last held for it (an

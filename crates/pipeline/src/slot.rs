@@ -4,6 +4,7 @@
 use sluice_pgoutput::Lsn;
 use tokio_postgres::Client;
 
+use crate::catalog::quote_literal;
 use crate::error::PipelineError;
 use crate::state::{SlotState, SnapshotPhase};
 
@@ -123,6 +124,11 @@ pub(crate) async fn position(sql: &Client, name: &str) -> Result<Option<Lsn>, Pi
     Ok(Some(slot.confirmed_flush_lsn.unwrap_or(Lsn::ZERO)))
 }
 
+/// The statement that drops the slot `name`, for people to run.
+pub fn drop_sql(name: &str) -> String {
+    format!("SELECT pg_drop_replication_slot({})", quote_literal(name))
+}
+
 /// What startup does about the replication slot.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum SlotPlan {
@@ -182,8 +188,9 @@ pub(crate) fn plan(
              (the topic was deleted, its records expired under a delete policy, or another \
              program made the slot): sluice cannot tell whether a snapshot completed, and \
              dropping the slot could lose changes. To take a new snapshot, drop the slot \
-             (sluice teardown, or SELECT pg_drop_replication_slot('{slot}')); to stream from it \
-             as it is, set snapshot.mode = \"never\""
+             (sluice teardown, or {}); to stream from it as it is, set snapshot.mode = \
+             \"never\"",
+            drop_sql(slot)
         ))),
     }
 }

@@ -231,19 +231,26 @@ impl ServerError {
     }
 }
 
-impl fmt::Display for ServerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "PostgreSQL {}: {} (SQLSTATE {})",
-            self.severity, self.message, self.code
-        )?;
+impl ServerError {
+    /// What the server said, without the severity or sluice's remedy: `message (SQLSTATE
+    /// code); detail: ...; hint: ...`, for reports that show the fix apart.
+    pub fn summary(&self) -> String {
+        let mut text = format!("{} (SQLSTATE {})", self.message, self.code);
         if let Some(detail) = &self.detail {
-            write!(f, "; detail: {detail}")?;
+            text.push_str("; detail: ");
+            text.push_str(detail);
         }
         if let Some(hint) = &self.hint {
-            write!(f, "; hint: {hint}")?;
+            text.push_str("; hint: ");
+            text.push_str(hint);
         }
+        text
+    }
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PostgreSQL {}: {}", self.severity, self.summary())?;
         if let Some(remedy) = self.remedy() {
             write!(f, "; to fix: {remedy}")?;
         }
@@ -333,6 +340,27 @@ mod tests {
         .to_string();
         assert!(
             shown.contains("SQLSTATE 55000") && shown.contains("wal_level = logical"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn the_summary_is_what_the_server_said_and_the_display_adds_the_fix() {
+        let err = ServerError::new(
+            "FATAL".into(),
+            "28P01".into(),
+            "password authentication failed for user \"u\"".into(),
+            Some("a detail".into()),
+            Some("a hint".into()),
+        );
+        assert_eq!(
+            err.summary(),
+            "password authentication failed for user \"u\" (SQLSTATE 28P01); detail: a detail; \
+             hint: a hint"
+        );
+        let shown = err.to_string();
+        assert!(
+            shown.starts_with(&format!("PostgreSQL FATAL: {}; to fix: ", err.summary())),
             "{shown}"
         );
     }

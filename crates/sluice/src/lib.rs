@@ -3,7 +3,7 @@
 //! Flags, configuration and tracing are set up synchronously before any runtime is built, so
 //! a bad flag or config file is reported without starting threads.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -11,6 +11,7 @@ use sluice_pipeline::config;
 use sluice_pipeline::run::{Settings, run};
 
 mod check;
+mod registry;
 mod status;
 mod tail;
 mod teardown;
@@ -64,12 +65,9 @@ pub fn main() -> ExitCode {
 }
 
 fn run_command(path: Option<PathBuf>) -> ExitCode {
-    let config = match config::load(path.as_deref(), std::env::vars()) {
+    let config = match load_config(path.as_deref()) {
         Ok(config) => config,
-        Err(err) => {
-            eprintln!("error: configuration: {err}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     tracing::info!(config = %config.redacted_summary(), "starting");
     let settings = Settings::from_config(&config);
@@ -100,6 +98,15 @@ fn run_command(path: Option<PathBuf>) -> ExitCode {
             ExitCode::from(err.exit_code())
         }
     }
+}
+
+/// The configuration at `path` with its overrides; on a bad configuration, exit code 2 after
+/// saying why.
+fn load_config(path: Option<&Path>) -> Result<config::Config, ExitCode> {
+    config::load(path, std::env::vars()).map_err(|err| {
+        eprintln!("error: configuration: {err}");
+        ExitCode::from(2)
+    })
 }
 
 /// A multi-threaded runtime, or the exit code after saying why there is none.

@@ -12,8 +12,12 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
 use sluice_kafka::{KafkaConfig, TracingContext, client_config};
 use sluice_pipeline::catalog;
-use sluice_pipeline::config;
+use sluice_pipeline::describe;
+use sluice_pipeline::format;
+use sluice_pipeline::naming;
+use sluice_pipeline::publication;
 use sluice_pipeline::run::{Settings, connect_sql};
+use sluice_pipeline::slot;
 use sluice_pipeline::state::{self, SnapshotPhase};
 use tokio_postgres::Client;
 
@@ -89,13 +93,7 @@ pub(crate) fn main(args: &StatusArgs) -> ExitCode {
 /// The configuration at `path` with its overrides, as pipeline settings; on a bad
 /// configuration, exit code 2 after saying why (as `sluice run` does).
 pub(crate) fn settings(path: Option<&Path>) -> Result<Settings, ExitCode> {
-    match config::load(path, std::env::vars()) {
-        Ok(config) => Ok(Settings::from_config(&config)),
-        Err(err) => {
-            eprintln!("error: configuration: {err}");
-            Err(ExitCode::from(2))
-        }
-    }
+    crate::load_config(path).map(|config| Settings::from_config(&config))
 }
 
 /// Everything `status` shows, in the shape of its JSON document.
@@ -133,8 +131,11 @@ pub(crate) struct Slot {
     /// PostgreSQL 13 and later, with max_slot_wal_keep_size set: WAL that may still be written
     /// before the slot is at risk of invalidation.
     pub(crate) safe_wal_size_bytes: Option<i64>,
-    /// PostgreSQL 17 and later.
+    /// PostgreSQL 17 and later (16: `conflict with recovery` for a standby's slot).
     pub(crate) invalidation_reason: Option<String>,
+    /// Whether PostgreSQL has invalidated it (`wal_status` lost, or an invalidation reason).
+    #[serde(skip)]
+    pub(crate) invalidated: bool,
     /// Whether the slot belongs to the configured database.
     #[serde(skip)]
     pub(crate) in_this_database: bool,
@@ -143,10 +144,6 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    fn invalidated(&self) -> bool {
-        self.wal_status.as_deref() == Some("lost") || self.invalidation_reason.is_some()
-    }
-
     /// Where the slot is, when it is not sluice's to use: another database's, or another
     /// plugin's.
     pub(crate) fn foreign(&self) -> Option<String> {
@@ -243,7 +240,7 @@ async fn gather(settings: &Settings) -> Result<Report, String> {
             .filter(|(_, schema, name, _)| settings.tables.selects(schema, name))
             .map(|(_, schema, name, _)| Table {
                 table: format!("{schema}.{name}"),
-                topic: format!("{}.{schema}.{name}", settings.topic_prefix),
+                topic: naming::table_topic(&settings.topic_prefix, &schema, &name),
                 topic_exists: None,
                 events: None,
             })
@@ -254,7 +251,7 @@ async fn gather(settings: &Settings) -> Result<Report, String> {
         }
     };
 
-    let state_topic = state::state_topic(&settings.topic_prefix);
+    let state_topic = naming::state_topic(&settings.topic_prefix);
     let mut phase = None;
     // librdkafka's calls block; this runtime runs nothing else meanwhile.
     let counted = tokio::task::block_in_place(|| {
@@ -320,7 +317,7 @@ fn problem(settings: &Settings, slot: &Slot) -> Option<String> {
     if let Some(foreign) = slot.foreign() {
         return Some(foreign);
     }
-    if slot.invalidated() {
+    if slot.invalidated {
         let reason = slot
             .invalidation_reason
             .as_deref()
@@ -338,7 +335,7 @@ fn problem(settings: &Settings, slot: &Slot) -> Option<String> {
 
 fn warnings(settings: &Settings, slot: &Slot, phase: Option<&str>) -> Vec<String> {
     let mut warnings = Vec::new();
-    if slot.exists && !slot.active && !slot.invalidated() {
+    if slot.exists && !slot.active && !slot.invalidated {
         warnings.push(format!(
             "sluice is not connected to slot {}: the server keeps all WAL from its restart_lsn \
              on until sluice resumes; if sluice is retired, `sluice teardown` drops the slot",
@@ -352,7 +349,7 @@ fn warnings(settings: &Settings, slot: &Slot, phase: Option<&str>) -> Vec<String
             slot.name
         ));
     }
-    let usable = slot.exists && slot.foreign().is_none() && !slot.invalidated();
+    let usable = slot.exists && slot.foreign().is_none() && !slot.invalidated;
     if usable && settings.snapshot {
         match phase {
             Some("none") => warnings.push(format!(
@@ -373,39 +370,17 @@ fn warnings(settings: &Settings, slot: &Slot, phase: Option<&str>) -> Vec<String
 /// The slot (by name, in any database, since slot names are cluster-wide), the WAL it holds
 /// and the lag its walsender reports.
 pub(crate) async fn read_slot(sql: &Client, name: &str) -> Result<(Slot, Wal, Lag), String> {
-    let query = |e: tokio_postgres::Error| describe_pg("reading pg_replication_slots", &e);
-    // Columns newer than the oldest supported server are read through to_jsonb, which yields
-    // null where a column does not exist.
-    let row = sql
-        .query_opt(
-            "WITH w AS (
-               SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
-                           ELSE pg_current_wal_lsn() END AS lsn
-             )
-             SELECT s.database::text, s.plugin::text, s.active, s.active_pid,
-                    s.confirmed_flush_lsn::text, s.restart_lsn::text,
-                    to_jsonb(s) ->> 'wal_status',
-                    (to_jsonb(s) ->> 'safe_wal_size')::bigint,
-                    to_jsonb(s) ->> 'invalidation_reason',
-                    (EXTRACT(EPOCH FROM now() - (to_jsonb(s) ->> 'inactive_since')::timestamptz)
-                       * 1000)::bigint,
-                    w.lsn::text,
-                    pg_wal_lsn_diff(w.lsn, s.restart_lsn)::bigint,
-                    pg_wal_lsn_diff(w.lsn, s.confirmed_flush_lsn)::bigint,
-                    s.database IS NOT DISTINCT FROM current_database(),
-                    current_database()::text
-               FROM pg_replication_slots s, w
-              WHERE s.slot_name = $1",
-            &[&name],
-        )
+    let query =
+        |what: &str, e: tokio_postgres::Error| format!("reading {what}: {}", describe::pg(&e));
+    let facts = slot::read(sql, name)
         .await
-        .map_err(query)?;
-    let Some(row) = row else {
-        let current_database: String = sql
-            .query_one("SELECT current_database()::text", &[])
-            .await
-            .map_err(query)?
-            .get(0);
+        .map_err(|e| query("pg_replication_slots", e))?;
+    let current_database: String = sql
+        .query_one("SELECT current_database()::text", &[])
+        .await
+        .map_err(|e| query("the current database", e))?
+        .get(0);
+    let Some(facts) = facts else {
         let slot = Slot {
             name: name.to_owned(),
             exists: false,
@@ -419,19 +394,22 @@ pub(crate) async fn read_slot(sql: &Client, name: &str) -> Result<(Slot, Wal, La
             wal_status: None,
             safe_wal_size_bytes: None,
             invalidation_reason: None,
+            invalidated: false,
             in_this_database: false,
             current_database,
         };
         return Ok((slot, Wal::default(), Lag::default()));
     };
-    let active: bool = row.get(2);
-    let active_pid: Option<i32> = row.get(3);
     let mut lag = Lag {
-        inactive_for_ms: if active { None } else { row.get(9) },
+        inactive_for_ms: if facts.active {
+            None
+        } else {
+            facts.inactive_ms
+        },
         ..Lag::default()
     };
     let mut walsender = None;
-    if let Some(pid) = active_pid {
+    if let Some(pid) = facts.active_pid {
         let sender = sql
             .query_opt(
                 "SELECT r.application_name, host(r.client_addr),
@@ -443,7 +421,7 @@ pub(crate) async fn read_slot(sql: &Client, name: &str) -> Result<(Slot, Wal, La
                 &[&pid],
             )
             .await
-            .map_err(|e| describe_pg("reading pg_stat_replication", &e))?;
+            .map_err(|e| query("pg_stat_replication", e))?;
         if let Some(sender) = sender {
             walsender = Some(Walsender {
                 application_name: sender.get(0),
@@ -454,54 +432,36 @@ pub(crate) async fn read_slot(sql: &Client, name: &str) -> Result<(Slot, Wal, La
             lag.hidden_from = sender.get(4);
         }
     }
+    let wal = Wal {
+        current_lsn: facts.current_lsn.map(|lsn| lsn.to_string()),
+        retained_bytes: facts.retained_bytes,
+        confirmed_lag_bytes: facts.lag_bytes,
+    };
     let slot = Slot {
         name: name.to_owned(),
         exists: true,
-        database: row.get(0),
-        plugin: row.get(1),
-        active,
-        active_pid,
+        invalidated: facts.invalidated(),
+        database: facts.database,
+        plugin: facts.plugin,
+        active: facts.active,
+        active_pid: facts.active_pid,
         walsender,
-        confirmed_flush_lsn: row.get(4),
-        restart_lsn: row.get(5),
-        wal_status: row.get(6),
-        safe_wal_size_bytes: row.get(7),
-        invalidation_reason: row.get(8),
-        in_this_database: row.get(13),
-        current_database: row.get(14),
-    };
-    let wal = Wal {
-        current_lsn: row.get(10),
-        retained_bytes: row.get(11),
-        confirmed_lag_bytes: row.get(12),
+        confirmed_flush_lsn: facts.confirmed_flush_lsn.map(|lsn| lsn.to_string()),
+        restart_lsn: facts.restart_lsn.map(|lsn| lsn.to_string()),
+        wal_status: facts.wal_status,
+        safe_wal_size_bytes: facts.safe_wal_size,
+        invalidation_reason: facts.invalidation,
+        in_this_database: facts.in_current_database,
+        current_database,
     };
     Ok((slot, wal, lag))
 }
 
 pub(crate) async fn publication_exists(sql: &Client, name: &str) -> Result<bool, String> {
-    Ok(sql
-        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
+    let found = publication::read(sql, name)
         .await
-        .map_err(|e| describe_pg("reading pg_publication", &e))?
-        .is_some())
-}
-
-/// A tokio-postgres error with the server's message, or the chain of causes of a client one.
-pub(crate) fn describe_pg(context: &str, err: &tokio_postgres::Error) -> String {
-    if let Some(db) = err.as_db_error() {
-        return format!(
-            "{context}: {} (SQLSTATE {})",
-            db.message(),
-            db.code().code()
-        );
-    }
-    let mut text = format!("{context}: {err}");
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        let _ = write!(text, ": {cause}");
-        source = cause.source();
-    }
-    text
+        .map_err(|e| format!("reading the publication: {}", describe::pg(&e)))?;
+    Ok(found.is_some())
 }
 
 /// A plain Kafka client for metadata and offsets: it joins no group and commits nothing.
@@ -587,7 +547,11 @@ fn human(report: &Report) -> String {
                 let _ = write!(value, " (invalidated: {reason})");
             }
             if let Some(safe) = slot.safe_wal_size_bytes {
-                let _ = write!(value, "; {} more before it is at risk", bytes(safe));
+                let _ = write!(
+                    value,
+                    "; {} more before it is at risk",
+                    format::bytes_exact(safe)
+                );
             }
             row("  wal_status", value);
         }
@@ -599,7 +563,7 @@ fn human(report: &Report) -> String {
             format!(
                 "{}, from restart_lsn to the server's position {}",
                 wal.retained_bytes
-                    .map_or_else(|| "unknown".to_owned(), bytes),
+                    .map_or_else(|| "unknown".to_owned(), format::bytes_exact),
                 or_none(&wal.current_lsn)
             ),
         );
@@ -608,7 +572,7 @@ fn human(report: &Report) -> String {
             format!(
                 "{} of WAL past confirmed_flush_lsn",
                 wal.confirmed_lag_bytes
-                    .map_or_else(|| "unknown".to_owned(), bytes)
+                    .map_or_else(|| "unknown".to_owned(), format::bytes_exact)
             ),
         );
         row("lag (time)", time_lag(slot, &report.lag));
@@ -690,7 +654,10 @@ fn human(report: &Report) -> String {
 fn slot_state(slot: &Slot, lag: &Lag) -> String {
     if !slot.active {
         return match lag.inactive_for_ms {
-            Some(ms) => format!("inactive for {}: sluice is not connected", millis(ms)),
+            Some(ms) => format!(
+                "inactive for {}: sluice is not connected",
+                format::millis(ms)
+            ),
             None => "inactive: sluice is not connected".to_owned(),
         };
     }
@@ -718,73 +685,15 @@ fn time_lag(slot: &Slot, lag: &Lag) -> String {
         );
     }
     let mut text = match lag.replay_lag_ms {
-        Some(ms) => format!("{} (replay_lag)", millis(ms)),
+        Some(ms) => format!("{} (replay_lag)", format::millis(ms)),
         None => "none (replay_lag null: sluice had confirmed all it was sent)".to_owned(),
     };
     if let Some(ms) = lag.last_status_ms_ago {
-        let _ = write!(text, "; last status from sluice {} ago", millis(ms));
+        let _ = write!(text, "; last status from sluice {} ago", format::millis(ms));
     }
     text
 }
 
 fn or_none(value: &Option<String>) -> String {
     value.clone().unwrap_or_else(|| "none".to_owned())
-}
-
-/// `1.2 MiB (1258291 bytes)`, or `512 bytes`.
-fn bytes(n: i64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    let size = u128::from(n.unsigned_abs());
-    let sign = if n < 0 { "-" } else { "" };
-    let mut scale: u128 = 1024;
-    let mut unit = None;
-    for name in UNITS {
-        if size < scale {
-            break;
-        }
-        unit = Some((name, scale));
-        scale *= 1024;
-    }
-    match unit {
-        None => format!("{n} bytes"),
-        Some((name, scale)) => {
-            let tenths = (size * 10 + scale / 2) / scale;
-            format!("{sign}{}.{} {name} ({n} bytes)", tenths / 10, tenths % 10)
-        }
-    }
-}
-
-/// `340ms`, `12.5s`, `3m 20s`, `2h 5m`.
-fn millis(ms: i64) -> String {
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let seconds = ms / 1000;
-    if seconds < 60 {
-        return format!("{seconds}.{}s", ms % 1000 / 100);
-    }
-    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
-    if hours == 0 {
-        format!("{minutes}m {seconds}s")
-    } else {
-        format!("{hours}h {minutes}m")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{bytes, millis};
-
-    #[test]
-    fn sizes_and_durations_read_naturally() {
-        assert_eq!(bytes(0), "0 bytes");
-        assert_eq!(bytes(1023), "1023 bytes");
-        assert_eq!(bytes(1024), "1.0 KiB (1024 bytes)");
-        assert_eq!(bytes(1_258_291), "1.2 MiB (1258291 bytes)");
-        assert_eq!(bytes(-2048), "-2.0 KiB (-2048 bytes)");
-        assert_eq!(millis(340), "340ms");
-        assert_eq!(millis(12_540), "12.5s");
-        assert_eq!(millis(200_000), "3m 20s");
-        assert_eq!(millis(7_500_000), "2h 5m");
-    }
 }

@@ -12,13 +12,14 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::config::FromClientConfigAndContext;
 use sluice_kafka::{RDKafkaErrorCode, TracingContext, client_config, read_to_end};
-use sluice_pipeline::catalog::quote_ident;
+use sluice_pipeline::describe;
+use sluice_pipeline::naming;
+use sluice_pipeline::publication;
 use sluice_pipeline::run::{Settings, connect_sql};
-use sluice_pipeline::state;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
-use crate::status::{self, Kafka, Slot, describe_pg};
+use crate::status::{self, Kafka, Slot};
 
 /// Bound on reading the state topic and on deleting it.
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
@@ -78,11 +79,11 @@ pub(crate) fn main(args: &TeardownArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let state_topic = state::state_topic(&settings.topic_prefix);
+    let state_topic = naming::state_topic(&settings.topic_prefix);
     let untouched = format!(
-        "table topics {}.<schema>.<table>: consumers may still need them; delete them with \
-         Kafka's tools once none does",
-        settings.topic_prefix
+        "table topics {}: consumers may still need them; delete them with Kafka's tools once \
+         none does",
+        naming::table_topic(&settings.topic_prefix, "<schema>", "<table>")
     );
 
     let publication = format!("publication {}", settings.publication);
@@ -192,7 +193,7 @@ async fn inspect(settings: &Settings, delete_state: bool) -> Result<Plan, String
     }
     let publication = status::publication_exists(&sql, &settings.publication).await?;
     let state_topic = if delete_state {
-        let topic = state::state_topic(&settings.topic_prefix);
+        let topic = naming::state_topic(&settings.topic_prefix);
         let exists = tokio::task::block_in_place(|| {
             let kafka = Kafka::connect(&settings.kafka)?;
             Ok::<_, String>(kafka.topics()?.contains_key(&topic))
@@ -275,14 +276,14 @@ async fn execute(settings: &Settings, plan: &Plan, state_topic: &str) -> bool {
             Err(err) if err.code() == Some(&SqlState::OBJECT_IN_USE) => {
                 // sluice started between the look and the drop.
                 eprintln!(
-                    "error: {}; stop sluice first, then run teardown again",
-                    describe_pg(&format!("dropping {slot}"), &err)
+                    "error: dropping {slot}: {}; stop sluice first, then run teardown again",
+                    describe::pg(&err)
                 );
                 eprintln!("nothing was dropped");
                 return false;
             }
             Err(err) => {
-                eprintln!("error: {}", describe_pg(&format!("dropping {slot}"), &err));
+                eprintln!("error: dropping {slot}: {}", describe::pg(&err));
                 eprintln!("nothing was dropped");
                 return false;
             }
@@ -292,10 +293,7 @@ async fn execute(settings: &Settings, plan: &Plan, state_topic: &str) -> bool {
         let publication = format!("publication {}", settings.publication);
         let dropped = plan
             .sql
-            .batch_execute(&format!(
-                "DROP PUBLICATION {}",
-                quote_ident(&settings.publication)
-            ))
+            .batch_execute(&publication::drop_sql(&settings.publication))
             .await;
         match dropped {
             Ok(()) => print_line("dropped", &publication),
@@ -304,8 +302,8 @@ async fn execute(settings: &Settings, plan: &Plan, state_topic: &str) -> bool {
             }
             Err(err) => {
                 eprintln!(
-                    "error: {}; only its owner (or a superuser) can drop it",
-                    describe_pg(&format!("dropping {publication}"), &err)
+                    "error: dropping {publication}: {}; only its owner (or a superuser) can drop it",
+                    describe::pg(&err)
                 );
                 return false;
             }

@@ -647,3 +647,62 @@ async fn the_registry_is_reached_through_tls_a_client_certificate_and_each_kind_
     let fix = basic_wrong.expect("registry", "fail", "401");
     assert!(fix.contains("registry.password"), "{fix}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partitioned_table_under_a_publication_not_through_its_root_is_named() {
+    let case = Case::named("check_partroot");
+    case.sql(&format!(
+        "CREATE SCHEMA {schema};
+         CREATE TABLE {schema}.events (id bigint, at date, PRIMARY KEY (id, at))
+           PARTITION BY RANGE (at);
+         CREATE TABLE {schema}.events_2024 PARTITION OF {schema}.events
+           FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+         CREATE PUBLICATION {publication} FOR TABLE {schema}.events;",
+        schema = case.schema,
+        publication = case.publication,
+    ))
+    .await;
+    // sluice's user owns the publication: `sluice run` sets the option itself.
+    let owned = case.check(&[]);
+    // Owned by another role, it is the owner's to change.
+    let admin = case.stack.pg_connect("postgres").await;
+    admin
+        .batch_execute(&format!(
+            "ALTER PUBLICATION {} OWNER TO postgres",
+            case.publication
+        ))
+        .await
+        .unwrap();
+    let unowned = case.check(&[]);
+    admin
+        .batch_execute(&format!("DROP PUBLICATION {}", case.publication))
+        .await
+        .unwrap();
+    case.clean_up().await;
+
+    let item = format!("publication {}", case.publication);
+    let statement = format!(
+        "ALTER PUBLICATION \"{}\" SET (publish_via_partition_root = true)",
+        case.publication
+    );
+    let (_, report) = owned.report();
+    assert_eq!(
+        report.with_status("fail"),
+        Vec::<&str>::new(),
+        "{:#}",
+        report.0
+    );
+    let fix = report.expect(&item, "warn", "publish_via_partition_root");
+    assert!(fix.contains(&statement), "{fix}");
+    report.expect(&item, "warn", &format!("{}.events", case.schema));
+    let (code, report) = unowned.report();
+    assert_eq!(code, 2);
+    assert_eq!(
+        report.with_status("fail"),
+        [item.as_str()],
+        "{:#}",
+        report.0
+    );
+    let fix = report.expect(&item, "fail", "publish_via_partition_root");
+    assert!(fix.contains(&statement) && fix.contains("owner"), "{fix}");
+}

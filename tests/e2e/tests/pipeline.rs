@@ -8,8 +8,8 @@ use apache_avro::types::Value;
 use sluice_e2e::pipeline::{
     Event, Record, Sluice, assert_exactly, current_wal_lsn, decode_records, read_events,
     read_events_exactly, read_raw_to_end, read_records, read_records_exactly, read_records_to_end,
-    read_records_until, slot_exists, stop_and_drop_slot, wait_for_records, wait_until_confirmed,
-    wait_until_streaming, write_config,
+    read_records_until, slot_exists, stop_and_drop_slot, streams_binary, wait_for_records,
+    wait_until_confirmed, wait_until_streaming, write_config,
 };
 use sluice_e2e::{Stack, unique_name};
 
@@ -1034,6 +1034,50 @@ async fn a_partitioned_table_is_captured_through_its_root_on_one_topic() {
         .get(0);
     assert_eq!(partitions, 0, "the publication lists the root only");
     assert!(events.iter().all(|e| e.topic == topic));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publication_of_a_partitioned_table_not_through_its_root_is_altered_to_it() {
+    let stack = Stack::from_env();
+    let sql = stack.pg_connect("sluice").await;
+    let schema = unique_name("partroot");
+    let (prefix, slot) = (unique_name("partroot"), unique_name("partroot_slot"));
+    let publication = unique_name("partroot_pub");
+    // The publication lists the root, and so publishes each partition as a table of its own.
+    sql.batch_execute(&format!(
+        "CREATE SCHEMA {schema};
+         CREATE TABLE {schema}.events (id int, region text, PRIMARY KEY (id, region))
+           PARTITION BY LIST (region);
+         CREATE TABLE {schema}.events_eu PARTITION OF {schema}.events FOR VALUES IN ('eu');
+         CREATE PUBLICATION {publication} FOR TABLE {schema}.events;"
+    ))
+    .await
+    .unwrap();
+    let config = write_config(&stack, &prefix, &slot, &publication, &schema);
+    let mut sluice = Sluice::start_capturing(env!("CARGO_BIN_EXE_sluice-cli"), &config, "warn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while streams_binary(&sql, &slot).await.is_none() {
+        assert!(sluice.running(), "sluice stopped: {}", sluice.stderr());
+        assert!(Instant::now() < deadline, "sluice streams");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    sql.batch_execute(&format!("INSERT INTO {schema}.events VALUES (1, 'eu')"))
+        .await
+        .unwrap();
+    let topic = format!("{prefix}.{schema}.events");
+    wait_for_records(&stack, std::slice::from_ref(&topic), 1).await;
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+    let via_root: bool = sql
+        .query_one(
+            "SELECT pubviaroot FROM pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(via_root, "the publication now publishes through the root");
+    let events = read_events_exactly(&stack, std::slice::from_ref(&topic), 1).await;
+    assert_eq!(events[0].op.as_deref(), Some("c"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

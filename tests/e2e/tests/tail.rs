@@ -67,14 +67,55 @@ url = "{registry}"
 }
 
 fn tail(config: &PathBuf, args: &[&str]) -> Output {
+    tail_with(config, args, &[])
+}
+
+/// `sluice tail` with `env` as configuration overrides.
+fn tail_with(config: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sluice-cli"))
         .arg("tail")
         .arg("--config")
         .arg(config)
         .args(args)
         .env_remove("SLUICE_CONFIG")
+        .envs(env.iter().copied())
         .output()
         .expect("sluice tail runs")
+}
+
+/// Creates `topic` with one partition.
+async fn create_topic(stack: &Stack, topic: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &stack.kafka_bootstrap)
+        .create()
+        .unwrap();
+    let created = admin
+        .create_topics(
+            &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+}
+
+/// Writes `messages` (key, value or a tombstone) to `topic`, in order.
+async fn produce(stack: &Stack, topic: &str, messages: &[(Vec<u8>, Option<Vec<u8>>)]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &stack.kafka_bootstrap)
+        .create()
+        .unwrap();
+    for (key, value) in messages {
+        let mut record = FutureRecord::to(topic).key(key);
+        if let Some(value) = value {
+            record = record.payload(value);
+        }
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(err, _)| err)
+            .unwrap();
+    }
 }
 
 fn lines(output: &Output) -> Vec<serde_json::Value> {
@@ -156,19 +197,7 @@ async fn tail_prints_registry_decoded_events_as_json() {
     let prefix = unique_name("tailpfx");
     let table = unique_name("tail");
     let topic = format!("{prefix}.public.{table}");
-
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &stack.kafka_bootstrap)
-        .create()
-        .unwrap();
-    let created = admin
-        .create_topics(
-            &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        )
-        .await
-        .unwrap();
-    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    create_topic(&stack, &topic).await;
 
     let registry = SrSettings::new(stack.registry_url.clone());
     let key_id = register(&registry, format!("{topic}-key"), KEY_SCHEMA).await;
@@ -183,10 +212,6 @@ async fn tail_prints_registry_decoded_events_as_json() {
         )
     };
 
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &stack.kafka_bootstrap)
-        .create()
-        .unwrap();
     let created_row = row(BIG_ID, 1050, Some("first"));
     let updated_row = row(BIG_ID, -5, None);
     let messages: [(Vec<u8>, Option<Vec<u8>>); 3] = [
@@ -208,17 +233,7 @@ async fn tail_prints_registry_decoded_events_as_json() {
         ),
         (key(7), None),
     ];
-    for (key, value) in &messages {
-        let mut record = FutureRecord::to(&topic).key(key);
-        if let Some(value) = value {
-            record = record.payload(value);
-        }
-        producer
-            .send(record, Duration::from_secs(10))
-            .await
-            .map_err(|(err, _)| err)
-            .unwrap();
-    }
+    produce(&stack, &topic, &messages).await;
 
     let config = write_config(&stack, &prefix);
     let table_arg = format!("public.{table}");
@@ -303,4 +318,71 @@ async fn tail_of_a_table_without_a_topic_fails_naming_the_topic() {
         stderr.contains("sales.orders is not captured") && stderr.contains("tables.include"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tail_reaches_the_registry_through_tls_a_client_certificate_and_a_token() {
+    use sluice_e2e::registry_proxy::{Demand, RegistryProxy, client_certificate};
+    let stack = Stack::from_env();
+    let prefix = unique_name("tailtls");
+    let table = unique_name("tls");
+    let topic = format!("{prefix}.public.{table}");
+    create_topic(&stack, &topic).await;
+    let registry = SrSettings::new(stack.registry_url.clone());
+    let key_id = register(&registry, format!("{topic}-key"), KEY_SCHEMA).await;
+    let key_schema = Schema::parse_str(KEY_SCHEMA).unwrap();
+    let key = framed(
+        &key_schema,
+        key_id,
+        Value::Record(vec![("id".to_owned(), Value::Long(7))]),
+    );
+    produce(&stack, &topic, &[(key, None)]).await;
+
+    // The registry only through a proxy that wants TLS, a client certificate and a token.
+    let proxy = RegistryProxy::start(&stack, Demand::Bearer("t0ken".to_owned()), true).await;
+    let ca = stack.ca_cert().display().to_string();
+    let (cert, key) = client_certificate(&stack);
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let token_file = std::env::temp_dir().join(format!("{prefix}.token"));
+    std::fs::write(&token_file, "t0ken\n").unwrap();
+    let token_file = token_file.display().to_string();
+    let config = write_config(&stack, &prefix);
+    let table_arg = format!("public.{table}");
+    let args = [
+        table_arg.as_str(),
+        "--from-beginning",
+        "--count",
+        "1",
+        "--timeout",
+        "30",
+    ];
+    let mut env = vec![
+        ("SLUICE_REGISTRY__URL", proxy.url.as_str()),
+        ("SLUICE_REGISTRY__CA_FILE", ca.as_str()),
+        ("SLUICE_REGISTRY__CERT_FILE", cert.as_str()),
+        ("SLUICE_REGISTRY__KEY_FILE", key.as_str()),
+        ("SLUICE_REGISTRY__TOKEN_FILE", token_file.as_str()),
+    ];
+    let through = tail_with(&config, &args, &env);
+    // Without the token the proxy answers 401, and tail says which setting to check.
+    env.pop();
+    let refused = tail_with(&config, &args, &env);
+    let _ = std::fs::remove_file(&token_file);
+
+    assert!(
+        through.status.success(),
+        "{}",
+        String::from_utf8_lossy(&through.stderr)
+    );
+    let events = lines(&through);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["key"], serde_json::json!({"id": 7}));
+    assert_eq!(events[0]["op"], serde_json::Value::Null);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("401") && stderr.contains("registry.token"),
+        "{stderr}"
+    );
+    assert!(refused.stdout.is_empty());
 }

@@ -1,338 +1,19 @@
-//! `sluice tail`: prints a captured table's events from Kafka as JSON, one document a line,
-//! decoding keys and values through the schema registry by the id in each message.
-//!
-//! It reads with a plain partition assignment and no consumer group, so it commits nothing and
-//! never disturbs other consumers of the topic.
-
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-use std::time::{Duration, Instant};
+//! Avro values as the JSON `sluice tail` prints: fields in schema order, numbers exact.
 
 use apache_avro::Schema;
-use apache_avro::schema::{NamesRef, ResolvedSchema};
+use apache_avro::schema::NamesRef;
 use apache_avro::types::Value;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::{Offset, TopicPartitionList};
-use schema_registry_converter::async_impl::avro::AvroDecoder;
-use schema_registry_converter::async_impl::schema_registry::{SrSettings, get_all_subjects};
-use schema_registry_converter::avro_common::DecodeResultWithSchema;
-use schema_registry_converter::error::SRCError;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
-use sluice_pipeline::config::{self, Config, TablePattern};
-
-/// Bound on reaching the broker and the registry at startup: a wrong address fails in seconds
-/// rather than hanging.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// librdkafka properties of `[kafka.producer]` that say how to reach the cluster; they apply to
-/// the consumer too. The rest (batching, retries) are producer-only and would only draw
-/// librdkafka warnings.
-const CONNECTION_PROPERTY_PREFIXES: [&str; 6] = [
-    "security.",
-    "ssl.",
-    "sasl.",
-    "socket.",
-    "broker.address.",
-    "client.dns.",
-];
-
-/// Arguments of `sluice tail`.
-#[derive(Debug, clap::Args)]
-pub(crate) struct TailArgs {
-    /// The configuration file `sluice run` uses; topic, brokers and registry are taken from it.
-    #[arg(long, short, env = "SLUICE_CONFIG")]
-    config: Option<PathBuf>,
-    /// The table, as schema.table (e.g. public.orders).
-    table: String,
-    /// Start at the oldest event still in the topic instead of at its end.
-    #[arg(long)]
-    from_beginning: bool,
-    /// Stop after this many events.
-    #[arg(long, value_name = "N")]
-    count: Option<u64>,
-    /// Stop when no event has arrived for this many seconds.
-    #[arg(long, value_name = "SECS")]
-    timeout: Option<u64>,
-}
-
-/// Runs `sluice tail`: 0 when it stopped as asked, 2 for a bad configuration, 1 otherwise.
-pub(crate) fn main(args: TailArgs) -> ExitCode {
-    let config = match config::load(args.config.as_deref(), std::env::vars()) {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("error: configuration: {err}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match crate::runtime(1) {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
-    match runtime.block_on(tail(&config, args.config.as_deref(), &args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn tail(config: &Config, file: Option<&Path>, args: &TailArgs) -> Result<(), String> {
-    let file = file.map_or_else(
-        || "the configuration".to_owned(),
-        |path| path.display().to_string(),
-    );
-    let topic = topic_of(config, &args.table, &file)?;
-    let consumer = consumer(config)?;
-    // Blocking librdkafka calls; the runtime has nothing else to do yet.
-    let partitions =
-        tokio::task::block_in_place(|| partitions_of(&consumer, config, &topic, &args.table))?;
-    let registry = registry(config).await?;
-
-    let start = if args.from_beginning {
-        Offset::Beginning
-    } else {
-        Offset::End
-    };
-    let mut assignment = TopicPartitionList::new();
-    for partition in partitions {
-        assignment
-            .add_partition_offset(&topic, partition, start)
-            .map_err(|err| format!("assigning {topic} partition {partition}: {err}"))?;
-    }
-    consumer
-        .assign(&assignment)
-        .map_err(|err| format!("assigning the partitions of {topic}: {err}"))?;
-
-    let decoder = AvroDecoder::new(registry);
-    let idle = args.timeout.map(Duration::from_secs);
-    let mut printed: u64 = 0;
-    while args.count.is_none_or(|count| printed < count) {
-        let received = match idle {
-            Some(idle) => match tokio::time::timeout(idle, consumer.recv()).await {
-                Ok(received) => received,
-                Err(_) => break,
-            },
-            None => consumer.recv().await,
-        };
-        let message = match received {
-            Ok(message) => message,
-            Err(KafkaError::MessageConsumption(
-                code @ (RDKafkaErrorCode::UnknownTopicOrPartition
-                | RDKafkaErrorCode::TopicAuthorizationFailed),
-            )) => return Err(format!("reading {topic}: {code}")),
-            // The rest (a broker restarting, a connection dropped) librdkafka retries itself.
-            Err(err) => {
-                tracing::warn!(topic = %topic, error = %err, "consuming");
-                continue;
-            }
-        };
-        let document = document(&decoder, &message, &config.registry.url).await?;
-        let mut line = serde_json::to_string(&document)
-            .map_err(|err| format!("writing an event as JSON: {err}"))?;
-        line.push('\n');
-        match std::io::stdout().lock().write_all(line.as_bytes()) {
-            Ok(()) => {}
-            // The reader went away (`sluice tail … | head`): nothing left to do.
-            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-            Err(err) => return Err(format!("writing to stdout: {err}")),
-        }
-        printed += 1;
-    }
-    Ok(())
-}
-
-/// The topic of `table`, after checking that the configuration captures it.
-fn topic_of(config: &Config, table: &str, file: &str) -> Result<String, String> {
-    let Some((schema, name)) = table
-        .split_once('.')
-        .filter(|(s, t)| !s.is_empty() && !t.is_empty() && !t.contains('.'))
-    else {
-        return Err(format!(
-            "table {table:?}: give it as schema.table, e.g. public.orders"
-        ));
-    };
-    if !config.tables.selects(schema, name) {
-        let list = |patterns: &[TablePattern]| {
-            patterns
-                .iter()
-                .map(|p| format!("{:?}", p.to_string()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let excluded = if config.tables.exclude.is_empty() {
-            String::new()
-        } else {
-            format!(", tables.exclude = [{}]", list(&config.tables.exclude))
-        };
-        return Err(format!(
-            "table {table} is not captured by {file} (tables.include = [{}]{excluded}): name a \
-             captured table, or add {table} to tables.include and restart `sluice run`",
-            list(&config.tables.include)
-        ));
-    }
-    Ok(format!("{}.{schema}.{name}", config.kafka.topic_prefix))
-}
-
-fn consumer(config: &Config) -> Result<StreamConsumer, String> {
-    let mut client = ClientConfig::new();
-    client
-        .set("bootstrap.servers", &config.kafka.bootstrap_servers)
-        .set("client.id", "sluice-tail")
-        // librdkafka wants a group even for a plain assignment; nothing is committed to it.
-        .set("group.id", "sluice-tail")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        // A metadata request must not create the topic with the broker's defaults.
-        .set("allow.auto.create.topics", "false");
-    for (key, value) in config.kafka.producer.iter() {
-        if CONNECTION_PROPERTY_PREFIXES
-            .iter()
-            .any(|prefix| key.starts_with(prefix))
-        {
-            client.set(key, value);
-        }
-    }
-    client
-        .create()
-        .map_err(|err| format!("creating the Kafka consumer: {err}"))
-}
-
-/// The topic's partition ids, waiting briefly for a just-created topic to get its leaders.
-fn partitions_of(
-    consumer: &StreamConsumer,
-    config: &Config,
-    topic: &str,
-    table: &str,
-) -> Result<Vec<i32>, String> {
-    let brokers = &config.kafka.bootstrap_servers;
-    let deadline = Instant::now() + CONNECT_TIMEOUT;
-    loop {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), CONNECT_TIMEOUT)
-            .map_err(|err| {
-                format!(
-                    "cannot reach Kafka at {brokers} (kafka.bootstrap_servers): {err}; is the \
-                     broker running and the address right?"
-                )
-            })?;
-        let found = metadata.topics().iter().find(|t| t.name() == topic);
-        let error = found.and_then(|t| t.error()).map(RDKafkaErrorCode::from);
-        match (found, error) {
-            (None, _) | (_, Some(RDKafkaErrorCode::UnknownTopicOrPartition)) => {
-                return Err(format!(
-                    "topic {topic} does not exist at {brokers}: `sluice run` creates it when it \
-                     starts capturing {table}; start it with this configuration first (or check \
-                     kafka.topic_prefix)"
-                ));
-            }
-            (Some(found), None) if !found.partitions().is_empty() => {
-                return Ok(found.partitions().iter().map(|p| p.id()).collect());
-            }
-            (_, error) if Instant::now() >= deadline => {
-                let why =
-                    error.map_or_else(|| "it has no partitions".to_owned(), |e| e.to_string());
-                return Err(format!("topic {topic} at {brokers} is not readable: {why}"));
-            }
-            _ => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
-}
-
-/// The registry client, after one request that shows the registry answers.
-async fn registry(config: &Config) -> Result<SrSettings, String> {
-    let registry = &config.registry;
-    let mut builder = SrSettings::new_builder(registry.url.clone());
-    builder.set_timeout(CONNECT_TIMEOUT);
-    if let Some(username) = &registry.username {
-        builder.set_basic_authorization(
-            username,
-            registry.password.as_ref().map(|password| password.expose()),
-        );
-    }
-    let settings = builder
-        .build()
-        .map_err(|err| format!("registry.url {}: {}", registry.url, describe(&err)))?;
-    get_all_subjects(&settings).await.map_err(|err| {
-        format!(
-            "cannot reach the schema registry at {} (registry.url): {}; is it running and the \
-             URL right (for Apicurio it ends in /apis/ccompat/v7)?",
-            registry.url,
-            describe(&err)
-        )
-    })?;
-    Ok(settings)
-}
-
-/// SRCError's own Display adds retry and cache flags that mean nothing to the reader.
-fn describe(err: &SRCError) -> String {
-    match &err.cause {
-        Some(cause) => format!("{}: {cause}", err.error),
-        None => err.error.clone(),
-    }
-}
-
-/// One message as the JSON document `sluice tail` prints.
-async fn document(
-    decoder: &AvroDecoder,
-    message: &BorrowedMessage<'_>,
-    registry_url: &str,
-) -> Result<Json, String> {
-    let at = || {
-        format!(
-            "{} partition {} offset {}",
-            message.topic(),
-            message.partition(),
-            message.offset()
-        )
-    };
-    let decode_error = |part: &str, err: SRCError| {
-        format!(
-            "decoding the {part} of {} through the registry at {registry_url}: {}",
-            at(),
-            describe(&err)
-        )
-    };
-    let key = match decoder.decode_with_schema(message.key()).await {
-        Ok(key) => {
-            decoded_json(key.as_ref()).map_err(|err| format!("the key of {}: {err}", at()))?
-        }
-        Err(err) => return Err(decode_error("key", err)),
-    };
-    let value = match decoder.decode_with_schema(message.payload()).await {
-        Ok(value) => {
-            decoded_json(value.as_ref()).map_err(|err| format!("the value of {}: {err}", at()))?
-        }
-        Err(err) => return Err(decode_error("value", err)),
-    };
-    Ok(event_document(
-        message.topic(),
-        message.partition(),
-        message.offset(),
-        key,
-        value,
-    ))
-}
-
-fn decoded_json(decoded: Option<&DecodeResultWithSchema>) -> Result<Json, String> {
-    match decoded {
-        None => Ok(Json::Null),
-        Some(decoded) => {
-            let schema = &decoded.schema.parsed;
-            let resolved = ResolvedSchema::try_from(schema)
-                .map_err(|err| format!("schema id {}: {err}", decoded.schema.id))?;
-            to_json(&decoded.value, Some(schema), resolved.get_names())
-        }
-    }
-}
 
 /// Lays out an event: where it is, its key, then the envelope's parts. A tombstone has op,
 /// before, after and source null; in upsert mode (no envelope) the whole value is `after`.
-fn event_document(topic: &str, partition: i32, offset: i64, key: Json, value: Json) -> Json {
+pub(super) fn event_document(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    key: Json,
+    value: Json,
+) -> Json {
     let mut op = Json::Null;
     let mut before = Json::Null;
     let mut after = Json::Null;
@@ -373,7 +54,7 @@ fn event_document(topic: &str, partition: i32, offset: i64, key: Json, value: Js
 /// JSON whose objects keep their fields in schema order (serde_json's own map sorts them,
 /// which would scatter a row's columns).
 #[derive(Debug, Clone, PartialEq)]
-enum Json {
+pub(super) enum Json {
     Null,
     Bool(bool),
     Number(serde_json::Number),
@@ -414,7 +95,11 @@ const VARIABLE_SCALE_DECIMAL: &str = "io.debezium.data.VariableScaleDecimal";
 /// records as objects in field order, decimals (and Debezium's variable-scale decimals) as
 /// strings of the exact number, bytes as `\x`-prefixed hex (PostgreSQL's bytea form), dates as
 /// `YYYY-MM-DD`, every other number as a JSON number.
-fn to_json(value: &Value, schema: Option<&Schema>, names: &NamesRef<'_>) -> Result<Json, String> {
+pub(super) fn to_json(
+    value: &Value,
+    schema: Option<&Schema>,
+    names: &NamesRef<'_>,
+) -> Result<Json, String> {
     let schema = match schema {
         Some(Schema::Ref { name }) => Some(
             *names
@@ -637,6 +322,8 @@ fn iso_date(days: i64) -> String {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use apache_avro::schema::ResolvedSchema;
 
     use super::*;
 

@@ -1,0 +1,318 @@
+//! The server: connecting, its version and settings, the replication right.
+
+use secrecy::ExposeSecret;
+use sluice_pipeline::catalog::{quote_ident, quote_literal};
+use sluice_pipeline::describe;
+use sluice_pipeline::format;
+use sluice_pipeline::run::{Settings, sql_tls};
+use sluice_pipeline::slot;
+use sluice_postgres::ReplicationConnection;
+use tokio_postgres::Client;
+
+use super::publication::check_publication;
+use super::report::Report;
+use super::slot::check_slot;
+use super::tables::check_tables;
+use super::{PG_TIMEOUT, Tables, bounded};
+
+/// Server versions, as `server_version_num` counts them.
+const PG_10: i32 = 100_000;
+const PG_14: i32 = 140_000;
+
+const PG_UNREACHABLE_FIX: &str = "check postgres.host and postgres.port, that PostgreSQL runs \
+     there and accepts connections from this host (listen_addresses, pg_hba.conf, firewalls)";
+
+/// Settings and rights that decide whether sluice can replicate, read in one query.
+#[derive(Debug)]
+pub(super) struct ServerFacts {
+    pub(super) version_num: i32,
+    pub(super) version: String,
+    pub(super) wal_level: String,
+    pub(super) max_slots: i32,
+    pub(super) used_slots: i32,
+    pub(super) max_senders: i32,
+    pub(super) active_senders: i32,
+    /// None before PostgreSQL 13, which has no such setting.
+    pub(super) max_slot_wal_keep_size: Option<String>,
+    pub(super) superuser: bool,
+    pub(super) replication: bool,
+    pub(super) user: String,
+    pub(super) database: String,
+    pub(super) can_create_in_database: bool,
+}
+
+async fn server_facts(sql: &Client) -> Result<ServerFacts, String> {
+    let row = bounded(
+        PG_TIMEOUT,
+        sql.query_one(
+            "SELECT current_setting('server_version_num')::int4,
+                    current_setting('server_version'),
+                    current_setting('wal_level'),
+                    current_setting('max_replication_slots')::int4,
+                    (SELECT count(*) FROM pg_replication_slots)::int4,
+                    current_setting('max_wal_senders')::int4,
+                    (SELECT count(*) FROM pg_stat_replication)::int4,
+                    current_setting('max_slot_wal_keep_size', true),
+                    r.rolsuper, r.rolreplication, current_user::text, current_database()::text,
+                    has_database_privilege(current_database(), 'CREATE')
+               FROM pg_roles r WHERE r.rolname = current_user",
+            &[],
+        ),
+        |e| describe::pg(&e),
+    )
+    .await?;
+    Ok(ServerFacts {
+        version_num: row.get(0),
+        version: row.get(1),
+        wal_level: row.get(2),
+        max_slots: row.get(3),
+        used_slots: row.get(4),
+        max_senders: row.get(5),
+        active_senders: row.get(6),
+        max_slot_wal_keep_size: row.get(7),
+        superuser: row.get(8),
+        replication: row.get(9),
+        user: row.get(10),
+        database: row.get(11),
+        can_create_in_database: row.get(12),
+    })
+}
+
+async fn connect_sql(settings: &Settings) -> Result<Client, (String, String)> {
+    let tls = sql_tls(&settings.postgres).map_err(|err| {
+        (
+            err.to_string(),
+            "check postgres.sslmode and postgres.sslrootcert".to_owned(),
+        )
+    })?;
+    let connecting = tokio_postgres::connect(settings.postgres_conninfo.expose_secret(), tls);
+    let (client, connection) = match tokio::time::timeout(PG_TIMEOUT, connecting).await {
+        Err(_) => {
+            return Err((
+                format!("no answer within {}", format::duration(PG_TIMEOUT)),
+                PG_UNREACHABLE_FIX.to_owned(),
+            ));
+        }
+        Ok(Err(err)) => {
+            let (message, remedy) = describe::pg_parts(&err);
+            return Err((message, remedy.unwrap_or(PG_UNREACHABLE_FIX).to_owned()));
+        }
+        Ok(Ok(pair)) => pair,
+    };
+    // A connection that breaks shows up as the next query's error, reported there.
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    // The server, too, gives up on a query that outlives the probe.
+    let _ = bounded(
+        PG_TIMEOUT,
+        client.batch_execute(&format!(
+            "SET statement_timeout = {}",
+            quote_literal(&format!("{}s", PG_TIMEOUT.as_secs()))
+        )),
+        |e| describe::pg(&e),
+    )
+    .await;
+    Ok(client)
+}
+
+pub(super) async fn check_postgres(settings: &Settings, report: &mut Report) -> Tables {
+    let pg = &settings.postgres;
+    let target = format!("{} database {} as {}", pg.target(), pg.dbname, pg.user);
+    let sql = match connect_sql(settings).await {
+        Ok(sql) => sql,
+        Err((detail, fix)) => {
+            report.fail("postgres", format!("{target}: {detail}"), fix);
+            return Tables::default();
+        }
+    };
+    let facts = match server_facts(&sql).await {
+        Ok(facts) => facts,
+        Err(err) => {
+            report.fail(
+                "postgres",
+                format!("{target}: connected, but reading the server's settings failed: {err}"),
+                "check that the user may read pg_settings and pg_roles",
+            );
+            return Tables::default();
+        }
+    };
+    report.ok("postgres", format!("connected to {target}"));
+
+    let version = format!("PostgreSQL {}", facts.version);
+    if facts.version_num < PG_10 {
+        report.fail(
+            "postgres version",
+            format!("{version}: logical replication with pgoutput needs 10 or later"),
+            "upgrade PostgreSQL (14 or later recommended)",
+        );
+        return Tables::default();
+    } else if facts.version_num < PG_14 {
+        report.warn(
+            "postgres version",
+            format!(
+                "{version}: before 14 there is no streaming of large in-progress transactions \
+                 (each is decoded whole on the server first) and no binary transfer"
+            ),
+            "upgrade to PostgreSQL 14 or later",
+        );
+    } else {
+        report.ok("postgres version", version);
+    }
+
+    if facts.wal_level == "logical" {
+        report.ok("wal_level", "logical");
+    } else {
+        report.fail(
+            "wal_level",
+            format!("{}: logical decoding needs logical", facts.wal_level),
+            "ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL",
+        );
+    }
+
+    check_replication_right(settings, &facts, report).await;
+
+    let slot = match bounded(PG_TIMEOUT, slot::read(&sql, &settings.slot), |e| {
+        describe::pg(&e)
+    })
+    .await
+    {
+        Ok(slot) => slot,
+        Err(err) => {
+            report.fail(
+                &format!("slot {}", settings.slot),
+                format!("reading pg_replication_slots failed: {err}"),
+                "check that the user may read pg_replication_slots",
+            );
+            return Tables::default();
+        }
+    };
+    let free_slots = facts.max_slots - facts.used_slots;
+    let slots_detail = format!(
+        "{free_slots} of max_replication_slots = {} free",
+        facts.max_slots
+    );
+    if slot.is_some() {
+        report.ok(
+            "replication slots",
+            format!("{slots_detail}; slot {} exists already", settings.slot),
+        );
+    } else if free_slots <= 0 {
+        report.fail(
+            "replication slots",
+            format!("{slots_detail}: none left for slot {}", settings.slot),
+            "raise max_replication_slots (ALTER SYSTEM SET max_replication_slots = ..., then \
+             restart PostgreSQL), or drop unused slots (SELECT pg_drop_replication_slot(name))",
+        );
+    } else {
+        report.ok("replication slots", slots_detail);
+    }
+
+    let free_senders = facts.max_senders - facts.active_senders;
+    let senders_detail = format!(
+        "{free_senders} of max_wal_senders = {} free",
+        facts.max_senders
+    );
+    if free_senders <= 0 {
+        report.fail(
+            "wal senders",
+            format!("{senders_detail}: sluice needs one"),
+            "raise max_wal_senders (ALTER SYSTEM SET max_wal_senders = ..., then restart \
+             PostgreSQL), or stop idle replication clients (see pg_stat_replication)",
+        );
+    } else {
+        report.ok("wal senders", senders_detail);
+    }
+
+    check_wal_keep(&facts, report);
+
+    let tables = check_tables(&sql, settings, &facts.user, report).await;
+    if !tables.described.is_empty() {
+        check_publication(&sql, settings, &facts, &tables, report).await;
+    }
+    check_slot(settings, slot.as_ref(), &facts.database, report);
+    tables
+}
+
+/// The REPLICATION attribute, then a real replication connection: it proves pg_hba.conf lets
+/// the user in for replication and that a WAL sender is free.
+async fn check_replication_right(settings: &Settings, facts: &ServerFacts, report: &mut Report) {
+    const ITEM: &str = "replication privilege";
+    if !facts.replication && !facts.superuser {
+        report.fail(
+            ITEM,
+            format!("{} lacks the REPLICATION attribute", facts.user),
+            format!(
+                "as a superuser: ALTER ROLE {} REPLICATION",
+                quote_ident(&facts.user)
+            ),
+        );
+        return;
+    }
+    let attribute = if facts.superuser {
+        "a superuser"
+    } else {
+        "REPLICATION"
+    };
+    let connecting = ReplicationConnection::connect(&settings.postgres);
+    let (detail, fix) = match tokio::time::timeout(PG_TIMEOUT, connecting).await {
+        Ok(Ok(conn)) => {
+            let _ = tokio::time::timeout(PG_TIMEOUT, conn.close()).await;
+            report.ok(
+                ITEM,
+                format!(
+                    "{} is {attribute}; a replication connection opened",
+                    facts.user
+                ),
+            );
+            return;
+        }
+        Ok(Err(err)) => match err.server() {
+            Some(server) => (
+                server.summary(),
+                server.remedy().unwrap_or(PG_UNREACHABLE_FIX),
+            ),
+            None => (err.to_string(), PG_UNREACHABLE_FIX),
+        },
+        Err(_) => (
+            format!("no answer within {}", format::duration(PG_TIMEOUT)),
+            PG_UNREACHABLE_FIX,
+        ),
+    };
+    report.fail(
+        ITEM,
+        format!(
+            "{} is {attribute}, but a replication connection failed: {detail}",
+            facts.user
+        ),
+        fix,
+    );
+}
+
+fn check_wal_keep(facts: &ServerFacts, report: &mut Report) {
+    const ITEM: &str = "max_slot_wal_keep_size";
+    const STALL: &str = "a slot that stalls (sluice stopped, Kafka away) keeps WAL without \
+                         bound and can fill the server's disk";
+    match facts.max_slot_wal_keep_size.as_deref() {
+        None => report.warn(
+            ITEM,
+            format!("PostgreSQL {} has no such setting: {STALL}", facts.version),
+            "watch the slot's retained WAL (sluice status), or upgrade to 13 or later and set \
+             max_slot_wal_keep_size",
+        ),
+        Some("-1") => report.warn(
+            ITEM,
+            format!("-1 (no bound): {STALL}"),
+            "set a bound the disk can hold: ALTER SYSTEM SET max_slot_wal_keep_size = '50GB'; \
+             SELECT pg_reload_conf(); (a slot further behind is then invalidated, and sluice \
+             needs a new snapshot)",
+        ),
+        Some(size) => report.ok(
+            ITEM,
+            format!(
+                "{size}: a slot further behind is invalidated rather than filling the disk \
+                 (sluice then needs a new snapshot)"
+            ),
+        ),
+    }
+}
