@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use globset::{GlobBuilder, GlobMatcher};
 use serde::Deserialize;
 
 /// `[tables]`: which tables are captured.
@@ -37,21 +38,69 @@ impl Default for TablesSection {
 }
 
 /// `schema.table`, either part with `*` wildcards, each matching any run of characters
-/// (possibly empty).
+/// (possibly empty); every other character stands for itself.
 ///
 /// The parts are matched separately, so `*` never spans the dot, and case-sensitively, as
 /// PostgreSQL stores the names.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(try_from = "String")]
 pub struct TablePattern {
-    schema: String,
-    table: String,
+    schema: Part,
+    table: Part,
+}
+
+/// One side of the dot: as written, and compiled.
+#[derive(Clone)]
+struct Part {
+    text: String,
+    matcher: GlobMatcher,
+}
+
+impl Part {
+    fn new(text: &str) -> Result<Self, globset::Error> {
+        // Only `*` is a wildcard here: globset's other syntax (`?`, `[...]`, `{a,b}`, `\`)
+        // is escaped, since PostgreSQL names may contain any of those characters.
+        let glob = text
+            .split('*')
+            .map(globset::escape)
+            .collect::<Vec<_>>()
+            .join("*");
+        let matcher = GlobBuilder::new(&glob)
+            .literal_separator(false)
+            .backslash_escape(false)
+            .build()?
+            .compile_matcher();
+        Ok(Part {
+            text: text.to_owned(),
+            matcher,
+        })
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        self.matcher.is_match(name)
+    }
 }
 
 impl TablePattern {
     pub fn matches(&self, schema: &str, table: &str) -> bool {
-        glob(self.schema.as_bytes(), schema.as_bytes())
-            && glob(self.table.as_bytes(), table.as_bytes())
+        self.schema.matches(schema) && self.table.matches(table)
+    }
+}
+
+impl PartialEq for TablePattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.schema.text == other.schema.text && self.table.text == other.table.text
+    }
+}
+
+impl Eq for TablePattern {}
+
+// As written: the compiled matcher is no help in a log line.
+impl fmt::Debug for TablePattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TablePattern")
+            .field(&self.to_string())
+            .finish()
     }
 }
 
@@ -59,17 +108,19 @@ impl std::str::FromStr for TablePattern {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid =
+            || format!("invalid table pattern {s:?}: expected schema.table, e.g. \"public.*\"");
         let mut parts = s.split('.');
         match (parts.next(), parts.next(), parts.next()) {
             (Some(schema), Some(table), None) if !schema.is_empty() && !table.is_empty() => {
+                let compile =
+                    |part| Part::new(part).map_err(|error| format!("{}: {error}", invalid()));
                 Ok(TablePattern {
-                    schema: schema.to_owned(),
-                    table: table.to_owned(),
+                    schema: compile(schema)?,
+                    table: compile(table)?,
                 })
             }
-            _ => Err(format!(
-                "invalid table pattern {s:?}: expected schema.table, e.g. \"public.*\""
-            )),
+            _ => Err(invalid()),
         }
     }
 }
@@ -84,47 +135,12 @@ impl TryFrom<String> for TablePattern {
 
 impl fmt::Display for TablePattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.schema, self.table)
+        write!(f, "{}.{}", self.schema.text, self.table.text)
     }
-}
-
-/// `*`-only glob over bytes. Byte-wise is safe for UTF-8: a literal run can only match where a
-/// character starts, since no character's encoding begins with a continuation byte.
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0, 0);
-    // Where the last `*` was seen, and where in `text` it currently stops: on a mismatch the
-    // star swallows one more byte and matching resumes after it.
-    let mut backtrack: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match pattern.get(p) {
-            Some(b'*') => {
-                p += 1;
-                backtrack = Some((p, t));
-            }
-            Some(&c) if text.get(t) == Some(&c) => {
-                p += 1;
-                t += 1;
-            }
-            _ => match backtrack {
-                Some((star_p, star_t)) => {
-                    p = star_p;
-                    t = star_t + 1;
-                    backtrack = Some((star_p, t));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern
-        .get(p..)
-        .is_some_and(|rest| rest.iter().all(|&c| c == b'*'))
 }
 
 fn default_include() -> Vec<TablePattern> {
-    vec![TablePattern {
-        schema: "public".to_owned(),
-        table: "*".to_owned(),
-    }]
+    vec!["public.*".parse().expect("a valid pattern")]
 }
 
 #[cfg(test)]
@@ -166,5 +182,21 @@ mod tests {
         assert!(!tables.selects("sales", "invoices"));
         assert!(!tables.selects("public", "tmp_import"));
         assert!(!tables.selects("public", "secrets"));
+    }
+
+    #[test]
+    fn only_the_star_is_a_wildcard() {
+        // PostgreSQL names may hold glob syntax; here it stands for itself.
+        let p = |s: &str| s.parse::<TablePattern>().unwrap();
+        assert!(p("public.a?c").matches("public", "a?c"));
+        assert!(!p("public.a?c").matches("public", "abc"));
+        assert!(p("public.[ab]*").matches("public", "[ab]x"));
+        assert!(!p("public.[ab]*").matches("public", "ax"));
+        assert!(p("public.{a,b}").matches("public", "{a,b}"));
+        assert!(!p("public.{a,b}").matches("public", "a"));
+        assert!(p(r"public.a\*").matches("public", r"a\bc"));
+        assert!(p("we/ird.a/*").matches("we/ird", "a/b/c"));
+        assert_eq!(p("public.[x]").to_string(), "public.[x]");
+        assert_eq!(format!("{:?}", p("public.*")), "TablePattern(\"public.*\")");
     }
 }
