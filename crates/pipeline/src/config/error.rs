@@ -49,10 +49,6 @@ pub enum ConfigError {
         path: PathBuf,
         error: std::io::Error,
     },
-    /// Deserialization failed after every key passed its own check: the key list and the
-    /// structs disagree, which is a bug.
-    #[error("configuration: {message}")]
-    Deserialize { message: String },
 }
 
 impl ConfigError {
@@ -63,9 +59,7 @@ impl ConfigError {
             | ConfigError::Invalid { key, .. }
             | ConfigError::Missing { key, .. }
             | ConfigError::PasswordFile { key, .. } => Some(key),
-            ConfigError::Read { .. }
-            | ConfigError::Syntax { .. }
-            | ConfigError::Deserialize { .. } => None,
+            ConfigError::Read { .. } | ConfigError::Syntax { .. } => None,
         }
     }
 }

@@ -1,9 +1,9 @@
-//! sluice's configuration: a TOML file, then `SLUICE_<SECTION>__<KEY>` environment overrides.
+//! sluice's configuration: a TOML file, then `SLUICE_<SECTION>__<KEY>` environment overrides,
+//! then defaults.
 //!
-//! Every key is checked on its own against the type of its field before the whole file is
-//! deserialized, so an error always names the key at fault (and the variable, for an override)
-//! instead of serde's bare "invalid type". The key list (`SCHEMA`) mirrors the structs; a
-//! test keeps the two in step (`keys.rs`).
+//! The section structs are the one model: what the pipeline reads, and the only list of keys.
+//! An error names the key at fault and where it was set (the file, or the variable), and for
+//! an unknown key the known key nearest to it.
 
 mod error;
 mod keys;

@@ -77,7 +77,7 @@ impl<'de> Deserialize<'de> for PropertyValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct ValueVisitor;
 
-        impl Visitor<'_> for ValueVisitor {
+        impl<'de> Visitor<'de> for ValueVisitor {
             type Value = PropertyValue;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -102,6 +102,19 @@ impl<'de> Deserialize<'de> for PropertyValue {
 
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
                 Ok(PropertyValue(v.to_string()))
+            }
+
+            // Named as TOML names them, rather than serde's "invalid type: found sequence".
+            fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+                Err(de::Error::custom(
+                    "expected a string, number or boolean, found array",
+                ))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+                Err(de::Error::custom(
+                    "expected a string, number or boolean, found table",
+                ))
             }
         }
 

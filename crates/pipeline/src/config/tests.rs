@@ -8,9 +8,17 @@ use secrecy::ExposeSecret;
 use sluice_postgres::{Host, SslMode};
 use toml::Table;
 
-use super::keys::{Kind, SCHEMA, SECTIONS, env_var_for};
-use super::load::lookup;
+use super::keys::{PRODUCER, env_var_for, known_keys};
 use super::*;
+
+/// Every `(section, key)` serde knows.
+fn every_key() -> impl Iterator<Item = (&'static str, &'static str)> {
+    known_keys(None).iter().flat_map(|section| {
+        known_keys(Some(section))
+            .iter()
+            .map(move |key| (*section, *key))
+    })
+}
 
 const MINIMAL: &str = r#"
         [postgres]
@@ -279,24 +287,20 @@ fn full_file() {
 
 #[test]
 fn full_file_sets_every_key() {
-    // Keeps SCHEMA and the structs in step: every listed key is accepted by serde (the
-    // file loads, with deny_unknown_fields), and the file exercises all of them but the
-    // password files, which exclude the passwords (password_file_is_read_and_trimmed), and
-    // the registry's token, which excludes basic auth
-    // (registry_tls_and_a_bearer_token_reach_the_client).
+    // The file exercises every key serde knows but the password files, which exclude the
+    // passwords (password_file_is_read_and_trimmed), and the registry's token, which excludes
+    // basic auth (registry_tls_and_a_bearer_token_reach_the_client).
     let table: Table = FULL.parse().unwrap();
     let excluded = ["password_file", "token", "token_file"];
-    for spec in SCHEMA.iter().filter(|spec| !excluded.contains(&spec.key)) {
+    let mut count = 0;
+    for (section, key) in every_key().filter(|(_, key)| !excluded.contains(key)) {
         assert!(
-            lookup(&table, &[spec.section, spec.key]).is_some(),
-            "{}.{} missing from FULL",
-            spec.section,
-            spec.key
+            table.get(section).and_then(|s| s.get(key)).is_some(),
+            "{section}.{key} missing from FULL"
         );
+        count += 1;
     }
-    for section in SECTIONS {
-        assert!(SCHEMA.iter().any(|spec| spec.section == section));
-    }
+    assert_eq!(count, 49);
 }
 
 #[test]
@@ -358,6 +362,61 @@ fn producer_table_overridden_inline() {
     .unwrap();
     assert_eq!(config.kafka.producer.get("linger.ms"), Some("7"));
     assert_eq!(config.kafka.producer.get("batch.size"), Some("1"));
+}
+
+#[test]
+fn overrides_are_read_as_their_fields_ask() {
+    let toml = format!("{MINIMAL}\n[kafka.producer]\nclient.id = \"from-file\"\nlinger.ms = 1\n");
+    let config = load_str(
+        "as-asked.toml",
+        &toml,
+        &[
+            // Text for a string field, whatever it looks like: never a number, never trimmed.
+            ("SLUICE_POSTGRES__PASSWORD", "007"),
+            ("SLUICE_POSTGRES__DATABASE", " spaced "),
+            ("SLUICE_REPLICATION__SLOT", "2024"),
+            // TOML for the others.
+            ("SLUICE_SNAPSHOT__CHUNK_ROWS", "5"),
+            ("SLUICE_EVENTS__MESSAGE_PREFIXES", r#"["a", "b"]"#),
+            // An inline producer table adds to the file's, a property at a time.
+            ("SLUICE_KAFKA__PRODUCER", "{ linger.ms = 7 }"),
+            // A property's quoted value is unquoted, like any string's.
+            ("SLUICE_KAFKA__PRODUCER__BATCH_SIZE", r#""42""#),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.postgres.password.unwrap().expose(), "007");
+    assert_eq!(config.postgres.database, " spaced ");
+    assert_eq!(config.replication.slot, "2024");
+    assert_eq!(config.snapshot.chunk_rows, 5);
+    assert_eq!(config.events.message_prefixes, ["a", "b"]);
+    let producer: Vec<(&str, &str)> = config.kafka.producer.iter().collect();
+    assert_eq!(
+        producer,
+        [
+            ("batch.size", "42"),
+            ("client.id", "from-file"),
+            ("linger.ms", "7")
+        ]
+    );
+
+    // Below a key, only the producer takes names.
+    let message = error_str("deep.toml", MINIMAL, &[("SLUICE_POSTGRES__PORT__X", "1")]);
+    assert_eq!(
+        message,
+        "postgres.port.x (from SLUICE_POSTGRES__PORT__X): unknown key; \
+         did you mean postgres.port (SLUICE_POSTGRES__PORT)?"
+    );
+    // An unknown section in the file is named with its first key, for a key's suggestion.
+    let message = error_str(
+        "section-key.toml",
+        &format!("{MINIMAL}\n[postgress]\nhost = \"x\"\n"),
+        &[],
+    );
+    assert!(
+        message.ends_with("postgress.host: unknown key; did you mean postgres.host?"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -906,11 +965,10 @@ fn other_validation() {
 fn documentation_lists_every_key() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
     let docs = std::fs::read_to_string(path).unwrap();
-    for spec in SCHEMA.iter().filter(|spec| spec.kind != Kind::Producer) {
+    for (section, key) in every_key().filter(|&(section, key)| [section, key] != PRODUCER) {
         let row = format!(
-            "| `{}` | `{}` |",
-            spec.key,
-            env_var_for(&format!("{}.{}", spec.section, spec.key))
+            "| `{key}` | `{}` |",
+            env_var_for(&format!("{section}.{key}"))
         );
         assert!(docs.contains(&row), "docs/configuration.md lacks {row}");
     }
