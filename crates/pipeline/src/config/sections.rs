@@ -4,8 +4,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
+use sluice_avro::{HstoreMode, NumericMode, TimePrecision, TypeOptions};
+use sluice_kafka::KafkaConfig;
 use sluice_postgres::{ConnectConfig, Host, SslMode};
 
 use super::producer::ProducerProperties;
@@ -57,7 +60,40 @@ impl PostgresSection {
         config.connect_timeout = self.connect_timeout;
         config
     }
+
+    /// libpq's connection string for the ordinary (catalog, COPY) connections made through
+    /// tokio-postgres, with sluice's session settings; it holds the password, so it is secret.
+    pub fn conninfo(&self) -> SecretString {
+        let mut conninfo = format!(
+            "host={} port={} dbname={} user={} application_name=sluice connect_timeout={} options={}",
+            conninfo_value(&self.host),
+            self.port,
+            conninfo_value(&self.database),
+            conninfo_value(&self.user),
+            // libpq counts whole seconds, and 0 would mean no limit.
+            self.connect_timeout.as_secs().max(1),
+            conninfo_value(&sluice_postgres::session_options()),
+        );
+        if let Some(password) = &self.password {
+            conninfo.push_str(" password=");
+            conninfo.push_str(&conninfo_value(password.expose()));
+        }
+        // tokio-postgres knows disable, prefer and require; verification is the connector's.
+        conninfo.push_str(match self.sslmode {
+            SslMode::Disable => " sslmode=disable",
+            SslMode::Prefer => " sslmode=prefer",
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => " sslmode=require",
+        });
+        conninfo.into()
+    }
 }
+
+/// A libpq connection-string value, quoted.
+fn conninfo_value(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+const MIB: u64 = 1024 * 1024;
 
 /// `[replication]`: the slot, the publication and the replication protocol.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -87,7 +123,12 @@ pub struct ReplicationSection {
 impl ReplicationSection {
     /// `streamed_memory_mib` in bytes, the unit `sluice-postgres` takes.
     pub fn streamed_memory_bytes(&self) -> usize {
-        usize::try_from(u64::from(self.streamed_memory_mib) * 1024 * 1024).unwrap_or(usize::MAX)
+        usize::try_from(u64::from(self.streamed_memory_mib) * MIB).unwrap_or(usize::MAX)
+    }
+
+    /// `retained_wal_warn_mib` in bytes, the unit the slot's figures come in.
+    pub fn retained_wal_warn_bytes(&self) -> u64 {
+        self.retained_wal_warn_mib.saturating_mul(MIB)
     }
 }
 
@@ -119,6 +160,13 @@ pub struct SnapshotSection {
     /// How often progress is logged when stderr is not a terminal.
     #[serde(default = "default_progress_interval", with = "humantime_serde")]
     pub progress_interval: Duration,
+}
+
+impl SnapshotSection {
+    /// Whether the selected tables are copied when the slot is created.
+    pub fn copies_tables(&self) -> bool {
+        self.mode == SnapshotMode::Initial
+    }
 }
 
 impl Default for SnapshotSection {
@@ -168,6 +216,23 @@ pub struct KafkaSection {
     pub compression: Compression,
     #[serde(default)]
     pub producer: ProducerProperties,
+}
+
+impl KafkaSection {
+    /// The client settings `sluice-kafka` takes.
+    pub fn client_config(&self) -> KafkaConfig {
+        KafkaConfig {
+            bootstrap_servers: self.bootstrap_servers.clone(),
+            compression: self.compression.as_str().to_owned(),
+            partitions: self.partitions,
+            replication_factor: self.replication_factor,
+            properties: self
+                .producer
+                .iter()
+                .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -228,6 +293,9 @@ pub struct RegistrySection {
 }
 
 impl RegistrySection {
+    /// How long one request to the registry may take; not a setting.
+    pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
     /// The client settings `sluice-avro` takes.
     pub fn client_config(&self, timeout: Duration) -> sluice_avro::RegistryConfig {
         let auth = match (&self.username, &self.password, &self.token) {
@@ -395,6 +463,33 @@ impl HstoreHandling {
     }
 }
 
+impl EventsSection {
+    /// How types are carried, as `sluice-avro` takes it; what depends on the database (the
+    /// money scale, interval infinities) at its defaults, to be set once connected.
+    pub fn type_options(&self) -> TypeOptions {
+        TypeOptions {
+            numeric: match self.numeric {
+                NumericHandling::Decimal => NumericMode::Decimal,
+                NumericHandling::String => NumericMode::String,
+            },
+            hstore: match self.hstore {
+                HstoreHandling::Json => HstoreMode::Json,
+                HstoreHandling::Map => HstoreMode::Map,
+            },
+            time_precision: match self.time_precision {
+                TimePrecisionHandling::Adaptive => TimePrecision::Adaptive,
+                TimePrecisionHandling::Microseconds => TimePrecision::Microseconds,
+            },
+            ..TypeOptions::default()
+        }
+    }
+
+    /// Upsert mode: the value is the bare row, a delete is a tombstone only.
+    pub fn is_upsert(&self) -> bool {
+        self.mode == EventsMode::Upsert
+    }
+}
+
 impl Default for EventsSection {
     fn default() -> Self {
         EventsSection {
@@ -474,6 +569,13 @@ pub struct MetricsSection {
     pub bind: SocketAddr,
     #[serde(default = "default_true")]
     pub enabled: bool,
+}
+
+impl MetricsSection {
+    /// Where `/metrics`, `/health` and `/ready` are served, if anywhere.
+    pub fn endpoint(&self) -> Option<SocketAddr> {
+        self.enabled.then_some(self.bind)
+    }
 }
 
 impl Default for MetricsSection {
@@ -567,4 +669,151 @@ fn default_drain_timeout() -> Duration {
 
 fn default_metrics_bind() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9187))
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn section<T: serde::de::DeserializeOwned>(toml: &str) -> T {
+        toml::from_str(toml).unwrap()
+    }
+
+    #[test]
+    fn conninfo_reads_back_as_the_section() {
+        let pg: PostgresSection = section(
+            r#"
+            host = "db.internal"
+            port = 6432
+            database = "app db"
+            user = "o'brien"
+            password = "p\\ss 'word'"
+            sslmode = "verify-full"
+            sslrootcert = "/ca.pem"
+            connect_timeout = "2s 500ms"
+            "#,
+        );
+        let conninfo = pg.conninfo();
+        assert!(!format!("{conninfo:?}").contains("word"));
+        let parsed: tokio_postgres::Config = conninfo.expose_secret().parse().unwrap();
+        assert_eq!(
+            parsed.get_hosts(),
+            [tokio_postgres::config::Host::Tcp("db.internal".to_owned())]
+        );
+        assert_eq!(parsed.get_ports(), [6432]);
+        assert_eq!(parsed.get_dbname(), Some("app db"));
+        assert_eq!(parsed.get_user(), Some("o'brien"));
+        assert_eq!(parsed.get_password(), Some(&b"p\\ss 'word'"[..]));
+        assert_eq!(parsed.get_application_name(), Some("sluice"));
+        assert_eq!(
+            parsed.get_options(),
+            Some(sluice_postgres::session_options().as_str())
+        );
+        assert_eq!(parsed.get_connect_timeout(), Some(&Duration::from_secs(2)));
+        // Verification is the TLS connector's; tokio-postgres only requires TLS.
+        assert_eq!(
+            parsed.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Require
+        );
+
+        let pg: PostgresSection = section(
+            r#"
+            host = "/var/run/postgresql"
+            database = "app"
+            user = "cdc"
+            sslmode = "disable"
+            connect_timeout = "100ms"
+            "#,
+        );
+        let parsed: tokio_postgres::Config = pg.conninfo().expose_secret().parse().unwrap();
+        assert_eq!(
+            parsed.get_hosts(),
+            [tokio_postgres::config::Host::Unix(
+                "/var/run/postgresql".into()
+            )]
+        );
+        assert_eq!(parsed.get_ports(), [5432]);
+        assert_eq!(parsed.get_password(), None);
+        assert_eq!(
+            parsed.get_connect_timeout(),
+            Some(&Duration::from_secs(1)),
+            "under a second is a second, not libpq's 0 = forever"
+        );
+        assert_eq!(
+            parsed.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Disable
+        );
+    }
+
+    #[test]
+    fn kafka_client_config() {
+        let kafka: KafkaSection = section(
+            r#"
+            bootstrap_servers = "k1:9092,k2:9092"
+            topic_prefix = "shop"
+            partitions = 12
+            replication_factor = 3
+            compression = "zstd"
+            [producer]
+            "linger.ms" = 5
+            "sasl.password" = "kafka-secret"
+            "#,
+        );
+        let client = kafka.client_config();
+        assert_eq!(client.bootstrap_servers, "k1:9092,k2:9092");
+        assert_eq!(client.compression, "zstd");
+        assert_eq!(client.partitions, 12);
+        assert_eq!(client.replication_factor, 3);
+        assert_eq!(
+            client.properties.get("linger.ms").map(String::as_str),
+            Some("5")
+        );
+        assert_eq!(client.properties.len(), 2);
+        assert!(!format!("{client:?}").contains("kafka-secret"));
+    }
+
+    #[test]
+    fn event_type_options() {
+        let defaults = EventsSection::default().type_options();
+        assert_eq!(defaults, TypeOptions::default());
+        let events: EventsSection = section(
+            r#"
+            mode = "upsert"
+            numeric = "string"
+            time_precision = "microseconds"
+            hstore = "map"
+            "#,
+        );
+        let options = events.type_options();
+        assert_eq!(options.numeric, NumericMode::String);
+        assert_eq!(options.time_precision, TimePrecision::Microseconds);
+        assert_eq!(options.hstore, HstoreMode::Map);
+        assert_eq!(options.money_scale, TypeOptions::default().money_scale);
+        assert!(events.is_upsert());
+        assert!(!EventsSection::default().is_upsert());
+    }
+
+    #[test]
+    fn derived_values() {
+        let replication: ReplicationSection =
+            section("streamed_memory_mib = 3\nretained_wal_warn_mib = 5");
+        assert_eq!(replication.streamed_memory_bytes(), 3 << 20);
+        assert_eq!(replication.retained_wal_warn_bytes(), 5 << 20);
+        let huge: ReplicationSection = section(&format!("retained_wal_warn_mib = {}", u64::MAX));
+        assert_eq!(huge.retained_wal_warn_bytes(), u64::MAX);
+
+        assert!(SnapshotSection::default().copies_tables());
+        assert!(!section::<SnapshotSection>("mode = \"never\"").copies_tables());
+
+        assert_eq!(
+            MetricsSection::default().endpoint(),
+            Some(SocketAddr::from(([127, 0, 0, 1], 9187)))
+        );
+        assert_eq!(
+            section::<MetricsSection>("enabled = false").endpoint(),
+            None
+        );
+    }
 }
