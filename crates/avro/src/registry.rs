@@ -8,6 +8,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode, Url};
@@ -119,8 +122,10 @@ pub struct Registry {
     base: Url,
     http: reqwest::Client,
     auth: RegistryAuth,
-    ids: HashMap<String, (String, u32)>,
-    stats: RegistryStats,
+    /// Per subject, the schema last registered and its id; shared by concurrent callers.
+    ids: Mutex<HashMap<String, (String, u32)>>,
+    calls: AtomicU64,
+    cache_hits: AtomicU64,
 }
 
 impl Registry {
@@ -158,13 +163,17 @@ impl Registry {
             base,
             http,
             auth: config.auth.clone(),
-            ids: HashMap::new(),
-            stats: RegistryStats::default(),
+            ids: Mutex::default(),
+            calls: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
         })
     }
 
     pub fn stats(&self) -> RegistryStats {
-        self.stats
+        RegistryStats {
+            calls: self.calls.load(Relaxed),
+            cache_hits: self.cache_hits.load(Relaxed),
+        }
     }
 
     /// The base URL, as configured.
@@ -172,15 +181,14 @@ impl Registry {
         &self.url
     }
 
-    /// The id of `schema` under `subject`, registering it if the registry lacks it.
-    pub async fn register(&mut self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
-        if let Some((known, id)) = self.ids.get(subject)
-            && known == schema
-        {
-            self.stats.cache_hits += 1;
-            return Ok(*id);
+    /// The id of `schema` under `subject`, registering it if the registry lacks it. Callers
+    /// may register several subjects at once (startup registers every table's side by side).
+    pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
+        if let Some(id) = self.cached(subject, schema) {
+            self.cache_hits.fetch_add(1, Relaxed);
+            return Ok(id);
         }
-        self.stats.calls += 1;
+        self.calls.fetch_add(1, Relaxed);
         let body = serde_json::json!({ "schema": schema }).to_string();
         let answer = self
             .call(
@@ -207,8 +215,18 @@ impl Registry {
                 subject: subject.to_owned(),
                 detail: format!("the answer holds no schema id: {}", snippet(&answer.body)),
             })?;
-        self.ids.insert(subject.to_owned(), (schema.to_owned(), id));
+        self.ids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(subject.to_owned(), (schema.to_owned(), id));
         Ok(id)
+    }
+
+    fn cached(&self, subject: &str, schema: &str) -> Option<u32> {
+        let ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
+        ids.get(subject)
+            .filter(|(known, _)| known == schema)
+            .map(|(_, id)| *id)
     }
 
     /// Sets `subject`'s compatibility rule (`BACKWARD`, `FULL`, ...), as

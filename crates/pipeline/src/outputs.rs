@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::{StreamExt, TryStreamExt};
 use sluice_avro::{
     MessageCodec, Op, Registry, RegistryError, Row, Scratch, Source, TableCodec, TableSpec,
     TransactionCodec,
@@ -35,7 +36,7 @@ pub(crate) type TransactionsOut = SideTopic<TransactionCodec>;
 
 /// Creates the topic if needed and registers its key and value schemas.
 pub(crate) async fn side_topic<C>(
-    registry: &mut Registry,
+    registry: &Registry,
     producer: &Producer,
     topic: String,
     codec: C,
@@ -168,37 +169,32 @@ pub(crate) struct Outputs {
     pub(crate) transactions: Option<TransactionsOut>,
 }
 
+/// How many tables' schemas startup registers at once.
+const REGISTRATIONS_AT_ONCE: usize = 8;
+
 /// Makes sure every topic exists and every schema is registered.
 pub(crate) async fn prepare_outputs(
-    registry: &mut Registry,
+    registry: &Registry,
     producer: &Producer,
     settings: &Settings,
     tables: &[CapturedTable],
 ) -> Result<Outputs, PipelineError> {
-    let mut outs: HashMap<u32, TableOut> = HashMap::new();
     let topics: Vec<String> = tables.iter().map(|t| topic_of(settings, t)).collect();
     let partitions = producer.ensure_topics(&topics).await?;
-    for ((table, topic), partitions) in tables.iter().zip(topics).zip(partitions) {
-        let out = table_out(
-            registry,
-            (topic, partitions),
-            &table.spec,
-            table.shape.clone(),
-            settings,
-            Patience::Startup,
-        )
-        .await
-        .map_err(|err| match err {
-            PipelineError::Registry(err @ RegistryError::Incompatible { .. }) => {
-                PipelineError::Setup(format!(
-                    "table {}: its current shape was refused: {err}",
-                    table.qualified()
-                ))
-            }
-            other => other,
-        })?;
-        outs.insert(table.oid, out);
-    }
+    // Every table's schemas registered side by side: one at a time, a hundred tables took
+    // seconds of round trips before the first change was read.
+    let registrations: Vec<_> = tables
+        .iter()
+        .zip(topics)
+        .zip(partitions)
+        .map(|((table, topic), partitions)| {
+            table_out_at_startup(registry, table, (topic, partitions), settings)
+        })
+        .collect();
+    let outs: HashMap<u32, TableOut> = futures_util::stream::iter(registrations)
+        .buffer_unordered(REGISTRATIONS_AT_ONCE)
+        .try_collect()
+        .await?;
     let messages = if settings.message_prefixes.is_empty() {
         None
     } else {
@@ -228,10 +224,39 @@ pub(crate) async fn prepare_outputs(
     })
 }
 
+/// A captured table's output at startup, under its oid; a shape the registry refuses names
+/// the table.
+async fn table_out_at_startup(
+    registry: &Registry,
+    table: &CapturedTable,
+    topic: (String, i32),
+    settings: &Settings,
+) -> Result<(u32, TableOut), PipelineError> {
+    let out = table_out(
+        registry,
+        topic,
+        &table.spec,
+        table.shape.clone(),
+        settings,
+        Patience::Startup,
+    )
+    .await
+    .map_err(|err| match err {
+        PipelineError::Registry(err @ RegistryError::Incompatible { .. }) => {
+            PipelineError::Setup(format!(
+                "table {}: its current shape was refused: {err}",
+                table.qualified()
+            ))
+        }
+        other => other,
+    })?;
+    Ok((table.oid, out))
+}
+
 /// Where a table's events go: its topic (of `partitions` partitions), and its schemas,
 /// registered.
 pub(crate) async fn table_out(
-    registry: &mut Registry,
+    registry: &Registry,
     (topic, partitions): (String, i32),
     spec: &TableSpec,
     shape: Shape,
@@ -288,7 +313,7 @@ pub(crate) enum Patience {
 /// Registers a schema: its id. Nothing is produced, and so nothing confirmed, until the
 /// registry answered.
 pub(crate) async fn register(
-    registry: &mut Registry,
+    registry: &Registry,
     subject: &str,
     schema: &str,
     patience: Patience,

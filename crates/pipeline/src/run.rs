@@ -74,7 +74,7 @@ pub async fn run(
             messages,
             transactions,
             mut changes,
-            mut registry,
+            registry,
             mut outs,
             mut outbox,
         } = started;
@@ -89,7 +89,7 @@ pub async fn run(
         );
         let mut describe = Catalog {
             sql: &sql,
-            registry: &mut registry,
+            registry: &registry,
             producer: &producer,
             settings: &settings,
         };
@@ -322,10 +322,10 @@ pub(crate) async fn prepare(
         settings.create_publication,
     )
     .await?;
-    let mut registry = Registry::new(&settings.registry)?;
+    let registry = Registry::new(&settings.registry)?;
     let settings = &*settings;
     let (outputs, conn) = tokio::try_join!(
-        prepare_outputs(&mut registry, producer, settings, &tables),
+        prepare_outputs(&registry, producer, settings, &tables),
         async {
             ReplicationConnection::connect(&settings.postgres)
                 .await

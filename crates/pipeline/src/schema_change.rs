@@ -87,7 +87,7 @@ pub(crate) trait Describe {
 /// Tables described from the catalog, their schemas registered and their topics created.
 pub(crate) struct Catalog<'a> {
     pub(crate) sql: &'a Client,
-    pub(crate) registry: &'a mut Registry,
+    pub(crate) registry: &'a Registry,
     pub(crate) producer: &'a Producer,
     pub(crate) settings: &'a Settings,
 }

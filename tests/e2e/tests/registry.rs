@@ -25,7 +25,7 @@ fn record(fields: &str) -> String {
 #[tokio::test]
 async fn schemas_are_registered_once_and_incompatible_ones_refused_with_the_choices() {
     let stack = Stack::from_env();
-    let mut registry = Registry::new(&config(&stack.registry_url)).unwrap();
+    let registry = Registry::new(&config(&stack.registry_url)).unwrap();
     let subject = format!("{}-value", unique_name("registry"));
     let v1 = record(r#"{"name":"id","type":"long"}"#);
     let id = registry.register(&subject, &v1).await.unwrap();
@@ -51,7 +51,7 @@ async fn schemas_are_registered_once_and_incompatible_ones_refused_with_the_choi
 
 #[tokio::test]
 async fn an_unreachable_registry_is_a_transient_error_naming_it() {
-    let mut registry = Registry::new(&config("http://127.0.0.1:1/apis/ccompat/v7")).unwrap();
+    let registry = Registry::new(&config("http://127.0.0.1:1/apis/ccompat/v7")).unwrap();
     let err = registry
         .register("x-value", &record(r#"{"name":"id","type":"long"}"#))
         .await
@@ -63,7 +63,7 @@ async fn an_unreachable_registry_is_a_transient_error_naming_it() {
 #[tokio::test]
 async fn a_subjects_compatibility_rule_is_set() {
     let stack = Stack::from_env();
-    let mut registry = Registry::new(&config(&stack.registry_url)).unwrap();
+    let registry = Registry::new(&config(&stack.registry_url)).unwrap();
     let subject = format!("{}-value", unique_name("registry_rule"));
     registry
         .register(&subject, &record(r#"{"name":"id","type":"long"}"#))
@@ -83,7 +83,7 @@ async fn an_outage_is_transient_whatever_the_url_and_subject_hold() {
     // An outage's message holds the URL and the subject: words in them ("409", "incompatible")
     // do not make it look like an answer.
     let url = "http://127.0.0.1:1/409/incompatible/apis/ccompat/v7";
-    let mut registry = Registry::new(&config(url)).unwrap();
+    let registry = Registry::new(&config(url)).unwrap();
     let err = registry
         .register(
             "t409-incompatible-value",
@@ -112,7 +112,7 @@ async fn a_token_no_header_can_hold_is_a_setup_error_not_an_outage() {
 #[tokio::test]
 async fn subjects_are_percent_encoded_in_urls() {
     let stack = Stack::from_env();
-    let mut registry = Registry::new(&config(&stack.registry_url)).unwrap();
+    let registry = Registry::new(&config(&stack.registry_url)).unwrap();
     let subject = format!("{} a/b%2Fc?d#e-value", unique_name("registry_encoded"));
     let schema = record(r#"{"name":"id","type":"long"}"#);
     let id = registry.register(&subject, &schema).await.unwrap();

@@ -75,27 +75,56 @@ impl Kafka {
         let known = Arc::clone(&self.partitions);
         let topics = topics.to_vec();
         tokio::task::spawn_blocking(move || {
-            let mut total = 0u64;
+            // Every partition's first and next offsets in two ListOffsets requests to the
+            // broker, not two per partition: polled every 50 ms over 300 partitions, those
+            // were a broker's worth of requests the contestant was charged for.
+            let mut latest = TopicPartitionList::new();
             for topic in &topics {
                 for partition in partitions_of(&consumer, &known, topic)? {
-                    match consumer.fetch_watermarks(topic, partition, TIMEOUT) {
-                        Ok((low, high)) => total += u64::try_from(high - low).unwrap_or(0),
-                        // A topic just created may have no leader yet: none of its records
-                        // count until it has (which only delays the end of a run).
-                        Err(err)
-                            if err.rdkafka_error_code().is_some_and(|code| {
-                                matches!(
-                                    code,
-                                    RDKafkaErrorCode::NotLeaderForPartition
-                                        | RDKafkaErrorCode::LeaderNotAvailable
-                                        | RDKafkaErrorCode::UnknownTopicOrPartition
-                                )
-                            }) => {}
-                        Err(err) => {
-                            return Err(err)
-                                .with_context(|| format!("reading the offsets of {topic}"));
-                        }
-                    }
+                    latest.add_partition_offset(topic, partition, Offset::End)?;
+                }
+            }
+            if latest.count() == 0 {
+                return Ok(0);
+            }
+            let mut earliest = latest.clone();
+            earliest.set_all_offsets(Offset::Beginning)?;
+            // A topic just created may have no leader yet: none of its records count until
+            // it has (which only delays the end of a run).
+            let no_leader_yet = |err: &rdkafka::error::KafkaError| {
+                err.rdkafka_error_code().is_some_and(|code| {
+                    matches!(
+                        code,
+                        RDKafkaErrorCode::NotLeaderForPartition
+                            | RDKafkaErrorCode::LeaderNotAvailable
+                            | RDKafkaErrorCode::UnknownTopicOrPartition
+                    )
+                })
+            };
+            let (high, low) = match (
+                consumer.offsets_for_times(latest, TIMEOUT),
+                consumer.offsets_for_times(earliest, TIMEOUT),
+            ) {
+                (Ok(high), Ok(low)) => (high, low),
+                (Err(err), _) | (_, Err(err)) if no_leader_yet(&err) => return Ok(0),
+                (Err(err), _) | (_, Err(err)) => {
+                    return Err(err).context("reading the topics' offsets");
+                }
+            };
+            let offset = |list: &TopicPartitionList, topic: &str, partition: i32| {
+                list.find_partition(topic, partition)
+                    .filter(|elem| elem.error().is_ok())
+                    .and_then(|elem| elem.offset().to_raw())
+                    .filter(|offset| *offset >= 0)
+            };
+            let mut total = 0u64;
+            for elem in high.elements() {
+                let (topic, partition) = (elem.topic(), elem.partition());
+                if let (Some(high), Some(low)) = (
+                    offset(&high, topic, partition),
+                    offset(&low, topic, partition),
+                ) {
+                    total += u64::try_from(high - low).unwrap_or(0);
                 }
             }
             Ok(total)
