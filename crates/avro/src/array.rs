@@ -5,23 +5,15 @@
 //! forms give the count first; the text forms are parsed into a reused buffer of items,
 //! counted, then copied, so both forms give the same bytes.
 
-use crate::column::{ColumnKind, Raw, ScalarKind, Scratch, ValueError};
 use crate::exact::{Dimension, Inexact};
 use crate::formats;
+use crate::kind::{ColumnKind, Raw, ScalarKind, ValueError};
+use crate::scratch::Scratch;
 use crate::wire::Wire;
 use crate::writer;
 
 /// PostgreSQL's limit on an array's dimensions (`MAXDIM`).
 const MAX_DIMENSIONS: usize = 6;
-
-/// Appends `count` items already encoded in `items` as one Avro block and the closing 0.
-pub(crate) fn write_block(out: &mut Vec<u8>, count: usize, items: &[u8]) {
-    if count > 0 {
-        writer::long(out, i64::try_from(count).unwrap_or(i64::MAX));
-        out.extend_from_slice(items);
-    }
-    writer::long(out, 0);
-}
 
 /// The element at `index`, or NULL, as a union branch of `["null", element]`. An element
 /// the element type cannot hold is null (a stand-in in a key), and goes to the exact field.
@@ -86,7 +78,7 @@ pub(crate) fn encode_text_array(
         },
     );
     if let Ok((count, shape)) = &result {
-        write_block(out, *count, &items);
+        writer::block(out, *count, &items);
         scratch.exact.shape(shape.dimensions());
     }
     scratch.items = items;

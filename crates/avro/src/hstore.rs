@@ -2,9 +2,9 @@
 //! (`hstore.handling.mode = json`): a JSON object of nullable strings, `io.debezium.data.Json`;
 //! or in its map form: an Avro map of nullable strings.
 
-use crate::array::write_block;
-use crate::column::{ColumnKind, Scratch, ValueError};
 use crate::formats;
+use crate::kind::{ColumnKind, ValueError};
+use crate::scratch::Scratch;
 use crate::wire::Wire;
 use crate::writer;
 
@@ -87,7 +87,7 @@ pub(crate) fn encode(
         let read = read_pairs(raw, binary, [&mut key, &mut value], &mut map);
         let count = map.count;
         if read.is_some() {
-            write_block(out, count, &items);
+            writer::block(out, count, &items);
         }
         scratch.map_items = items;
         read
