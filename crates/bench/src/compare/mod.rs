@@ -341,7 +341,7 @@ impl Workload {
 }
 
 fn rate_u64(value: u64) -> f64 {
-    crate::drain::rate(value, 1.0)
+    crate::stats::rate(value, 1.0)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

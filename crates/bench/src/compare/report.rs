@@ -6,10 +6,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::Contestant;
-use super::steady::Latency;
-use super::watch::Observation;
-use crate::drain::rate;
-use crate::stats::Spread;
+use super::watch::{Latency, Observation};
+use crate::stats::{Spread, rate};
 
 /// One run of one contestant on one workload.
 #[derive(Debug, Clone, Serialize)]
