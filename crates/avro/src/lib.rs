@@ -3,6 +3,7 @@
 //! (no generic value tree), the Confluent wire format, and the schema registry.
 
 mod array;
+mod binary_form;
 mod column;
 mod confluent;
 mod decimal;
@@ -11,8 +12,8 @@ mod formats;
 #[doc(hidden)]
 pub mod fuzzing;
 mod hstore;
+mod inet_macaddr;
 mod kind;
-mod network;
 mod output;
 #[cfg(test)]
 mod output_pairs;
@@ -29,7 +30,6 @@ mod table;
 mod temporal;
 mod transaction;
 mod types;
-mod wire;
 mod writer;
 
 pub use confluent::confluent_frame;

@@ -2,15 +2,15 @@
 //! Avro. A value's text form and binary form give the same Avro bytes: each kind parses both
 //! into the same fields and prints them with one function.
 
+use crate::binary_form::{self, BinaryReader};
 use crate::decimal::{self, Numeric};
 use crate::formats;
 use crate::hstore;
+use crate::inet_macaddr::{self, Address};
 use crate::kind::{ColumnKind, Raw, ScalarKind, ValueError};
-use crate::network::{self, Address};
 use crate::scratch::Scratch;
 use crate::special::{Timestamp, write_money, write_time, write_timestamp, write_u64};
 use crate::temporal::{self, Interval};
-use crate::wire::{self, Wire};
 use crate::writer;
 
 /// Days since 1970 for PostgreSQL's date infinities, as PostgreSQL stores them.
@@ -143,12 +143,12 @@ impl ScalarKind {
                 scratch.string(out, |s| address.format(s, cidr));
             }
             ScalarKind::MacAddr => {
-                let mac = network::parse_mac::<6>(text).ok_or_else(bad)?;
-                scratch.string(out, |s| network::format_mac(s, &mac));
+                let mac = inet_macaddr::parse_mac::<6>(text).ok_or_else(bad)?;
+                scratch.string(out, |s| inet_macaddr::format_mac(s, &mac));
             }
             ScalarKind::MacAddr8 => {
-                let mac = network::parse_mac::<8>(text).ok_or_else(bad)?;
-                scratch.string(out, |s| network::format_mac(s, &mac));
+                let mac = inet_macaddr::parse_mac::<8>(text).ok_or_else(bad)?;
+                scratch.string(out, |s| inet_macaddr::format_mac(s, &mac));
             }
             ScalarKind::UInt32 => writer::long(
                 out,
@@ -187,19 +187,31 @@ impl ScalarKind {
             },
             ScalarKind::Int16 => writer::int(
                 out,
-                i32::from(i16::from_be_bytes(wire::exact(raw).ok_or_else(bad)?)),
+                i32::from(i16::from_be_bytes(binary_form::exact(raw).ok_or_else(bad)?)),
             ),
             ScalarKind::Int32 => {
-                writer::int(out, i32::from_be_bytes(wire::exact(raw).ok_or_else(bad)?));
+                writer::int(
+                    out,
+                    i32::from_be_bytes(binary_form::exact(raw).ok_or_else(bad)?),
+                );
             }
             ScalarKind::Int64 => {
-                writer::long(out, i64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?));
+                writer::long(
+                    out,
+                    i64::from_be_bytes(binary_form::exact(raw).ok_or_else(bad)?),
+                );
             }
             ScalarKind::Float32 => {
-                writer::float(out, f32::from_be_bytes(wire::exact(raw).ok_or_else(bad)?));
+                writer::float(
+                    out,
+                    f32::from_be_bytes(binary_form::exact(raw).ok_or_else(bad)?),
+                );
             }
             ScalarKind::Float64 => {
-                writer::double(out, f64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?));
+                writer::double(
+                    out,
+                    f64::from_be_bytes(binary_form::exact(raw).ok_or_else(bad)?),
+                );
             }
             ScalarKind::Decimal { .. }
             | ScalarKind::VariableDecimal
@@ -208,7 +220,7 @@ impl ScalarKind {
                 self.encode_numeric(numeric, out, scratch)?;
             }
             ScalarKind::Money { .. } => {
-                let minor = i64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?);
+                let minor = i64::from_be_bytes(binary_form::exact(raw).ok_or_else(bad)?);
                 write_money(out, minor, scratch);
             }
             ScalarKind::String | ScalarKind::Xml | ScalarKind::Enum | ScalarKind::Json => {
@@ -228,11 +240,11 @@ impl ScalarKind {
             }
             ScalarKind::Bytes => writer::bytes(out, raw),
             ScalarKind::Uuid => {
-                let bytes: [u8; 16] = wire::exact(raw).ok_or_else(bad)?;
+                let bytes: [u8; 16] = binary_form::exact(raw).ok_or_else(bad)?;
                 scratch.string(out, |s| formats::format_uuid(s, &bytes));
             }
             ScalarKind::Date => {
-                let days = i32::from_be_bytes(wire::exact(raw).ok_or_else(bad)?);
+                let days = i32::from_be_bytes(binary_form::exact(raw).ok_or_else(bad)?);
                 let days = match days {
                     DATE_POS_INFINITY | DATE_NEG_INFINITY => days,
                     _ => i32::try_from(i64::from(days) + temporal::PG_EPOCH_DAYS)
@@ -249,7 +261,7 @@ impl ScalarKind {
                 scratch.string(out, |s| temporal::format_zoned_time(s, micros, offset));
             }
             ScalarKind::Timestamp { millis } => {
-                let value = match i64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?) {
+                let value = match i64::from_be_bytes(binary_form::exact(raw).ok_or_else(bad)?) {
                     i64::MAX => Timestamp::Infinity,
                     i64::MIN => Timestamp::NegativeInfinity,
                     micros => Timestamp::Micros(temporal::since_1970(micros)),
@@ -257,7 +269,7 @@ impl ScalarKind {
                 write_timestamp(out, value, millis, scratch).ok_or_else(bad)?;
             }
             ScalarKind::TimestampTz => {
-                let micros = i64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?);
+                let micros = i64::from_be_bytes(binary_form::exact(raw).ok_or_else(bad)?);
                 match micros {
                     i64::MAX => writer::string(out, "infinity"),
                     i64::MIN => writer::string(out, "-infinity"),
@@ -271,9 +283,9 @@ impl ScalarKind {
                 scratch.string(out, |s| temporal::format_interval(s, interval, infinities));
             }
             ScalarKind::Point => {
-                let mut wire = Wire::new(raw);
-                let (x, y) = (wire.f64(), wire.f64());
-                wire.end().ok_or_else(bad)?;
+                let mut reader = BinaryReader::new(raw);
+                let (x, y) = (reader.f64(), reader.f64());
+                reader.end().ok_or_else(bad)?;
                 let (x, y) = x.zip(y).ok_or_else(bad)?;
                 formats::write_point(out, x, y);
             }
@@ -293,26 +305,26 @@ impl ScalarKind {
                 scratch.string(out, |s| address.format(s, cidr));
             }
             ScalarKind::MacAddr => {
-                let mac: [u8; 6] = wire::exact(raw).ok_or_else(bad)?;
-                scratch.string(out, |s| network::format_mac(s, &mac));
+                let mac: [u8; 6] = binary_form::exact(raw).ok_or_else(bad)?;
+                scratch.string(out, |s| inet_macaddr::format_mac(s, &mac));
             }
             ScalarKind::MacAddr8 => {
-                let mac: [u8; 8] = wire::exact(raw).ok_or_else(bad)?;
-                scratch.string(out, |s| network::format_mac(s, &mac));
+                let mac: [u8; 8] = binary_form::exact(raw).ok_or_else(bad)?;
+                scratch.string(out, |s| inet_macaddr::format_mac(s, &mac));
             }
             ScalarKind::UInt32 => writer::long(
                 out,
-                i64::from(u32::from_be_bytes(wire::exact(raw).ok_or_else(bad)?)),
+                i64::from(u32::from_be_bytes(binary_form::exact(raw).ok_or_else(bad)?)),
             ),
             ScalarKind::UInt64 => {
                 write_u64(
                     out,
-                    u64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?),
+                    u64::from_be_bytes(binary_form::exact(raw).ok_or_else(bad)?),
                     scratch,
                 );
             }
             ScalarKind::PgLsn => {
-                let lsn = u64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?);
+                let lsn = u64::from_be_bytes(binary_form::exact(raw).ok_or_else(bad)?);
                 scratch.string(out, |s| formats::format_lsn(s, lsn));
             }
             ScalarKind::Tid => {
