@@ -9,10 +9,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use tokio_postgres::Client;
 
-use super::report::Measurement;
+use super::args::SteadySpec;
+use super::bench::{self, Bench};
+use super::contestant::Contestant;
+use super::data;
+use super::report::{Latency, Measurement, Observation};
 use super::sluice::Sluice;
-use super::watch::{self, Clock, Latency, Target};
-use super::{Bench, Contestant, SteadySpec};
+use super::watch::{self, Clock, Target};
 
 /// The steady workload's table: a key and a short payload, so that its events decode simply.
 const STEADY_TABLE: &str = "sluicebench_steady";
@@ -44,7 +47,7 @@ pub(super) async fn steady(
                 .await?;
             let outcome = steady_run(bench, *contestant, &name, spec).await;
             bench.drop_all_traces(&[(*contestant, name)]).await;
-            super::data::drop_tables(&bench.sql, &[STEADY_TABLE.to_owned()]).await?;
+            data::drop_tables(&bench.sql, &[STEADY_TABLE.to_owned()]).await?;
             let (mut observed, latency, written) = outcome?;
             observed.latency = Some(latency);
             let measurement = Measurement::new(
@@ -75,7 +78,7 @@ async fn steady_run(
     contestant: Contestant,
     name: &str,
     spec: &SteadySpec,
-) -> anyhow::Result<(watch::Observation, Latency, f64)> {
+) -> anyhow::Result<(Observation, Latency, f64)> {
     let Contestant::Sluice(transport) = contestant else {
         bail!("the steady workload runs sluice only");
     };
@@ -110,7 +113,7 @@ async fn steady_run(
 
     let mut writers = Vec::new();
     for _ in 0..spec.connections {
-        writers.push(super::connect(&bench.tcp).await?);
+        writers.push(bench::connect(&bench.tcp).await?);
     }
     let mut clock = Clock::start(bench, &topics).await?;
     let (written, write_seconds) = write_steadily(writers, spec).await?;
