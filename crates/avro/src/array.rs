@@ -5,23 +5,15 @@
 //! forms give the count first; the text forms are parsed into a reused buffer of items,
 //! counted, then copied, so both forms give the same bytes.
 
-use crate::column::{ColumnKind, Raw, ScalarKind, Scratch, ValueError};
+use crate::binary_form::BinaryReader;
 use crate::exact::{Dimension, Inexact};
 use crate::formats;
-use crate::wire::Wire;
+use crate::kind::{ColumnKind, Raw, ScalarKind, ValueError};
+use crate::scratch::Scratch;
 use crate::writer;
 
 /// PostgreSQL's limit on an array's dimensions (`MAXDIM`).
 const MAX_DIMENSIONS: usize = 6;
-
-/// Appends `count` items already encoded in `items` as one Avro block and the closing 0.
-pub(crate) fn write_block(out: &mut Vec<u8>, count: usize, items: &[u8]) {
-    if count > 0 {
-        writer::long(out, i64::try_from(count).unwrap_or(i64::MAX));
-        out.extend_from_slice(items);
-    }
-    writer::long(out, 0);
-}
 
 /// The element at `index`, or NULL, as a union branch of `["null", element]`. An element
 /// the element type cannot hold is null (a stand-in in a key), and goes to the exact field.
@@ -86,7 +78,7 @@ pub(crate) fn encode_text_array(
         },
     );
     if let Ok((count, shape)) = &result {
-        write_block(out, *count, &items);
+        writer::block(out, *count, &items);
         scratch.exact.shape(shape.dimensions());
     }
     scratch.items = items;
@@ -290,11 +282,11 @@ pub(crate) fn encode_binary_array(
     scratch: &mut Scratch,
 ) -> Result<(), ValueError> {
     let bad = || kind.malformed("binary", raw);
-    let mut wire = Wire::new(raw);
-    let dimensions = wire.i32().ok_or_else(bad)?;
-    let has_nulls = wire.i32().ok_or_else(bad)?;
+    let mut reader = BinaryReader::new(raw);
+    let dimensions = reader.i32().ok_or_else(bad)?;
+    let has_nulls = reader.i32().ok_or_else(bad)?;
     // The element OID: a domain's or the base type's; the column already says how to read.
-    wire.u32().ok_or_else(bad)?;
+    reader.u32().ok_or_else(bad)?;
     let dimensions = usize::try_from(dimensions)
         .ok()
         .filter(|d| *d <= MAX_DIMENSIONS)
@@ -305,24 +297,24 @@ pub(crate) fn encode_binary_array(
     let mut count: usize = usize::from(dimensions > 0);
     let mut shape = Shape::default();
     for _ in 0..dimensions {
-        let (length, lower) = (wire.i32().ok_or_else(bad)?, wire.i32().ok_or_else(bad)?);
+        let (length, lower) = (reader.i32().ok_or_else(bad)?, reader.i32().ok_or_else(bad)?);
         shape.push(Dimension { lower, length }).ok_or_else(bad)?;
         let length = usize::try_from(length).ok();
         count = length.and_then(|n| count.checked_mul(n)).ok_or_else(bad)?;
     }
     // Every element takes at least its 4-byte length: a larger count is a lie.
-    if count > wire.remaining() / 4 {
+    if count > reader.remaining() / 4 {
         return Err(bad());
     }
     if count > 0 {
         writer::long(out, i64::try_from(count).unwrap_or(i64::MAX));
     }
     for index in 0..count {
-        let value = wire.field().ok_or_else(bad)?;
+        let value = reader.field().ok_or_else(bad)?;
         write_element(element, index, value.map(Raw::Binary), out, scratch)?;
     }
     writer::long(out, 0);
-    wire.end().ok_or_else(bad)?;
+    reader.end().ok_or_else(bad)?;
     // An array with no elements is `{}` whatever its header says, as PostgreSQL prints it.
     if count > 0 {
         scratch.exact.shape(shape.dimensions());

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::wire::Wire;
+use crate::binary_form::BinaryReader;
 use crate::writer;
 
 /// A `"char"`'s text form: empty for the byte 0, the byte itself below 0x80, `\ooo`
@@ -103,10 +103,10 @@ pub(crate) fn is_bit_text(text: &str) -> bool {
 /// A `bit` or `varbit` binary form (`int32` bit count, then the bits, most significant
 /// first, padded to whole bytes) as its text form.
 pub(crate) fn format_bits(out: &mut String, raw: &[u8]) -> Option<()> {
-    let mut wire = Wire::new(raw);
-    let count = usize::try_from(wire.i32()?).ok()?;
-    let bytes = wire.take(count.div_ceil(8))?;
-    wire.end()?;
+    let mut reader = BinaryReader::new(raw);
+    let count = usize::try_from(reader.i32()?).ok()?;
+    let bytes = reader.take(count.div_ceil(8))?;
+    reader.end()?;
     for i in 0..count {
         let bit = bytes.get(i / 8)? >> (7 - i % 8) & 1;
         out.push(if bit == 1 { '1' } else { '0' });
@@ -150,9 +150,9 @@ pub(crate) fn parse_tid(text: &str) -> Option<(u32, u16)> {
 
 /// A `tid`'s binary form: `uint32` block, `uint16` offset.
 pub(crate) fn tid_of_binary(raw: &[u8]) -> Option<(u32, u16)> {
-    let mut wire = Wire::new(raw);
-    let tid = (wire.u32()?, wire.u16()?);
-    wire.end()?;
+    let mut reader = BinaryReader::new(raw);
+    let tid = (reader.u32()?, reader.u16()?);
+    reader.end()?;
     Some(tid)
 }
 

@@ -14,8 +14,9 @@
 
 use serde_json::Value;
 
-use crate::column::{ColumnKind, Raw, Scratch, ValueError};
+use crate::kind::{ColumnKind, Raw, ValueError};
 use crate::output::Output;
+use crate::scratch::Scratch;
 use crate::types::{ElementType, HstoreMode, NumericMode, TimePrecision, TypeInfo, TypeOptions};
 
 /// How deep types nest in an input (an array of a composite of a range...): deep enough for

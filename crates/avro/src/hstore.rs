@@ -2,10 +2,10 @@
 //! (`hstore.handling.mode = json`): a JSON object of nullable strings, `io.debezium.data.Json`;
 //! or in its map form: an Avro map of nullable strings.
 
-use crate::array::write_block;
-use crate::column::{ColumnKind, Scratch, ValueError};
+use crate::binary_form::BinaryReader;
 use crate::formats;
-use crate::wire::Wire;
+use crate::kind::{ColumnKind, ValueError};
+use crate::scratch::Scratch;
 use crate::writer;
 
 /// Writes one hstore pair after another.
@@ -87,7 +87,7 @@ pub(crate) fn encode(
         let read = read_pairs(raw, binary, [&mut key, &mut value], &mut map);
         let count = map.count;
         if read.is_some() {
-            write_block(out, count, &items);
+            writer::block(out, count, &items);
         }
         scratch.map_items = items;
         read
@@ -174,19 +174,19 @@ fn unescape(body: &[u8], out: &mut Vec<u8>) {
 /// An hstore's binary form: `int32` count, then per pair an `int32` key length and the
 /// key, an `int32` value length (-1 for NULL) and the value.
 fn read_binary(raw: &[u8], pairs: &mut impl Pairs) -> Option<()> {
-    let mut wire = Wire::new(raw);
-    let count = usize::try_from(wire.i32()?).ok()?;
+    let mut reader = BinaryReader::new(raw);
+    let count = usize::try_from(reader.i32()?).ok()?;
     // Every pair takes at least its two 4-byte lengths.
-    if count > wire.remaining() / 8 {
+    if count > reader.remaining() / 8 {
         return None;
     }
     for _ in 0..count {
-        let key = std::str::from_utf8(wire.field()??).ok()?;
-        let value = match wire.field()? {
+        let key = std::str::from_utf8(reader.field()??).ok()?;
+        let value = match reader.field()? {
             None => None,
             Some(value) => Some(std::str::from_utf8(value).ok()?),
         };
         pairs.pair(key, value);
     }
-    wire.end()
+    reader.end()
 }

@@ -6,8 +6,9 @@ use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value as Avro;
 
-use crate::column::{ColumnKind, Raw, Scratch, ValueError};
+use crate::kind::{ColumnKind, Raw, ValueError};
 use crate::output::Output;
+use crate::scratch::Scratch;
 use crate::types::{BUILT_IN_ARRAYS, ElementType, NumericMode, TypeInfo, TypeOptions};
 
 /// (type as SQL names it, text output, binary send form in hex, expected decoded value as

@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 
-use crate::column::{ColumnKind, Raw, ScalarKind};
+use crate::kind::{ColumnKind, Raw, ScalarKind};
 use crate::pairs::{PAIRS, encode, kind_and_schema, unhex};
 use crate::temporal::Interval;
 use crate::types::{NumericMode, TypeOptions};

@@ -3,8 +3,42 @@
 
 use serde_json::{Value, json};
 
-use crate::column::ScalarKind;
+use crate::kind::{ColumnKind, ScalarKind};
 use crate::types::TypeInfo;
+
+/// A name Avro accepts: letters, digits and `_` (dots kept as namespace separators), not
+/// starting with a digit; anything else becomes `_`, as Debezium does.
+pub fn avro_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for (i, part) in name.split('.').enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        for (j, c) in part.chars().enumerate() {
+            let valid = c.is_ascii_alphanumeric() || c == '_';
+            if j == 0 && c.is_ascii_digit() {
+                out.push('_');
+            }
+            out.push(if valid { c } else { '_' });
+        }
+    }
+    out
+}
+
+impl ColumnKind {
+    /// The Avro schema of a non-null value. Named types are defined at their first use and
+    /// referred to by name afterwards, as Avro requires; `defined` tracks that.
+    pub(crate) fn schema(self, info: &TypeInfo, defined: &mut Vec<&'static str>) -> Value {
+        match self {
+            ColumnKind::Scalar(kind) => kind.schema(info, defined),
+            ColumnKind::Array { element, .. } => {
+                let element_info = info.element.as_ref().map(|e| &e.info);
+                let items = element.schema(element_info.unwrap_or(info), defined);
+                json!({"type": "array", "items": ["null", items]})
+            }
+        }
+    }
+}
 
 impl ScalarKind {
     /// The Avro schema of a non-null value; `info` gives an enum's labels.

@@ -3,9 +3,10 @@
 //! 2^63 - 1), Debezium's milliseconds for `time(0..3)` and `timestamp(0..3)`, bit strings as
 //! Debezium's `Bits`, and money's minor units.
 
-use crate::column::{ScalarKind, Scratch};
 use crate::decimal::{self, Numeric};
 use crate::formats;
+use crate::kind::ScalarKind;
+use crate::scratch::Scratch;
 use crate::temporal;
 use crate::writer;
 

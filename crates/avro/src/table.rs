@@ -3,9 +3,12 @@
 
 use serde_json::{Value, json};
 
-use crate::column::{ColumnKind, Raw, Scratch, UNCHANGED_PLACEHOLDER, ValueError};
+use crate::confluent::confluent_header;
 use crate::exact::{self, Inexact, Side};
+use crate::kind::{ColumnKind, Raw, UNCHANGED_PLACEHOLDER, ValueError};
 use crate::output::{Output, Unsupported};
+use crate::schema::avro_name;
+use crate::scratch::Scratch;
 use crate::transaction::TransactionBlock;
 use crate::types::{TypeInfo, TypeOptions};
 use crate::writer;
@@ -563,22 +566,6 @@ pub fn mark_snapshot_last(value: &mut [u8], at: usize) -> bool {
     }
 }
 
-/// The Confluent wire format's header: the magic byte 0, then the schema id, big-endian.
-pub(crate) fn confluent_header(out: &mut Vec<u8>, schema_id: u32) {
-    out.push(0);
-    out.extend_from_slice(&schema_id.to_be_bytes());
-}
-
-/// A key or value in the Confluent wire format, split into the id of the schema it was
-/// written with and its Avro body; `None` when it is not in that format (no magic byte 0, or
-/// shorter than the header).
-pub fn confluent_frame(framed: &[u8]) -> Option<(u32, &[u8])> {
-    match framed {
-        [0, a, b, c, d, body @ ..] => Some((u32::from_be_bytes([*a, *b, *c, *d]), body)),
-        _ => None,
-    }
-}
-
 fn optional_long(out: &mut Vec<u8>, value: Option<i64>) {
     match value {
         None => writer::union_index(out, 0),
@@ -665,25 +652,6 @@ fn transaction_schema() -> Value {
         "connect.version": 1,
         "connect.name": "event.block",
     })
-}
-
-/// A name Avro accepts: letters, digits and `_` (dots kept as namespace separators), not
-/// starting with a digit; anything else becomes `_`, as Debezium does.
-pub fn avro_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for (i, part) in name.split('.').enumerate() {
-        if i > 0 {
-            out.push('.');
-        }
-        for (j, c) in part.chars().enumerate() {
-            let valid = c.is_ascii_alphanumeric() || c == '_';
-            if j == 0 && c.is_ascii_digit() {
-                out.push('_');
-            }
-            out.push(if valid { c } else { '_' });
-        }
-    }
-    out
 }
 
 #[cfg(test)]

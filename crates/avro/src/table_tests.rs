@@ -568,16 +568,3 @@ fn a_snapshot_row_is_marked_last_in_place() {
     );
     assert!(!crate::mark_snapshot_last(&mut value, at), "marked once");
 }
-
-#[test]
-fn the_confluent_frame_splits_into_schema_id_and_body() {
-    let mut framed = Vec::new();
-    confluent_header(&mut framed, 0x0102_0304);
-    framed.extend_from_slice(b"body");
-    assert_eq!(confluent_frame(&framed), Some((0x0102_0304, &b"body"[..])));
-    assert_eq!(confluent_frame(&framed[..5]), Some((0x0102_0304, &b""[..])));
-    // Too short, or another magic byte: not that format.
-    assert_eq!(confluent_frame(&framed[..4]), None);
-    assert_eq!(confluent_frame(b"\x01\x00\x00\x00\x07x"), None);
-    assert_eq!(confluent_frame(b""), None);
-}

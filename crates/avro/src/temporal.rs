@@ -7,8 +7,8 @@
 //! ISO output (`DateStyle` ISO, which pgoutput's walsender uses) and `IntervalStyle`
 //! `postgres`, the default.
 
+use crate::binary_form::BinaryReader;
 use crate::formats::decimal;
-use crate::wire::Wire;
 
 /// Days from 1970-01-01 to 2000-01-01.
 pub(crate) const PG_EPOCH_DAYS: i64 = 10_957;
@@ -194,7 +194,7 @@ pub(crate) fn parse_time(text: &str) -> Option<i64> {
 
 /// A `time`'s binary form: `int64` microseconds since midnight, up to `24:00:00`.
 pub(crate) fn time_of_binary(raw: &[u8]) -> Option<i64> {
-    let micros = i64::from_be_bytes(crate::wire::exact(raw)?);
+    let micros = i64::from_be_bytes(crate::binary_form::exact(raw)?);
     valid_time(micros).then_some(micros)
 }
 
@@ -216,9 +216,9 @@ pub(crate) fn parse_timetz(text: &str) -> Option<(i64, i32)> {
 /// seconds *west* of UTC, as PostgreSQL keeps it; returns the microseconds and the offset
 /// east of UTC, as printed.
 pub(crate) fn timetz_of_binary(raw: &[u8]) -> Option<(i64, i32)> {
-    let mut wire = Wire::new(raw);
-    let (micros, zone_west) = (wire.i64()?, wire.i32()?);
-    wire.end()?;
+    let mut reader = BinaryReader::new(raw);
+    let (micros, zone_west) = (reader.i64()?, reader.i32()?);
+    reader.end()?;
     let offset = zone_west.checked_neg()?;
     (valid_time(micros) && offset.abs() <= MAX_OFFSET_SECONDS).then_some((micros, offset))
 }
@@ -252,11 +252,11 @@ pub(crate) struct Interval {
 impl Interval {
     /// The binary form: `int64` microseconds, `int32` days, `int32` months.
     pub(crate) fn of_binary(raw: &[u8]) -> Option<Interval> {
-        let mut wire = Wire::new(raw);
-        let micros = wire.i64()?;
-        let days = wire.i32()?;
-        let months = wire.i32()?;
-        wire.end()?;
+        let mut reader = BinaryReader::new(raw);
+        let micros = reader.i64()?;
+        let days = reader.i32()?;
+        let months = reader.i32()?;
+        reader.end()?;
         Some(Interval {
             months,
             days,

@@ -4,7 +4,8 @@
 
 use serde_json::json;
 
-use crate::table::{avro_name, confluent_header};
+use crate::confluent::confluent_header;
+use crate::schema::avro_name;
 use crate::writer;
 
 /// Where an event stands in its transaction.

@@ -1,7 +1,6 @@
-//! Which [`ColumnKind`] a PostgreSQL type gets: built-in types by OID, the others by what the
-//! caller looked up in `pg_type` ([`TypeInfo`]), shaped by the [`TypeOptions`] of the run.
-
-use crate::column::{ColumnKind, ScalarKind};
+//! What sluice knows of a column's PostgreSQL type: what the catalog says of it ([`TypeInfo`]),
+//! the options of the run that shape its Avro form ([`TypeOptions`]), and the built-in OIDs and
+//! array types. Which kind a type gets is `kind`'s ([`crate::ColumnKind::of`]).
 
 /// What the catalog says about a column's type beyond its OID and modifier. Built-in types
 /// need none of it (`TypeInfo::default()`); the others are recognised by it:
@@ -16,7 +15,7 @@ use crate::column::{ColumnKind, ScalarKind};
 /// - composite, range and multirange types (`typtype` 'c', 'r', 'm') and anything else not
 ///   known: their text form, as a string. Their binary form is printed as that text, which
 ///   needs the types inside them: a range's `subtype`, a composite's `fields` (see
-///   [`ColumnKind::reads_binary`]).
+///   [`crate::ColumnKind::reads_binary`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TypeInfo {
     /// `pg_type.typname` of the type (of the base type, for a domain), e.g. `hstore`.
@@ -86,7 +85,7 @@ pub enum TimePrecision {
 impl TimePrecision {
     /// Whether a `time` or `timestamp` column of this type modifier (its precision, -1 when
     /// unconstrained) is carried in milliseconds.
-    fn millis(self, type_modifier: i32) -> bool {
+    pub(crate) fn millis(self, type_modifier: i32) -> bool {
         self == TimePrecision::Adaptive && (0..=3).contains(&type_modifier)
     }
 }
@@ -284,115 +283,4 @@ pub(crate) fn built_in_element(array_oid: u32) -> Option<u32> {
         .iter()
         .find(|(array, _)| *array == array_oid)
         .map(|(_, element)| *element)
-}
-
-impl ColumnKind {
-    /// The mapping of a column of type `type_oid` with modifier `type_modifier`, described
-    /// further by `info` where the OID is not enough (see [`TypeInfo`]).
-    pub fn of(type_oid: u32, type_modifier: i32, info: &TypeInfo, options: &TypeOptions) -> Self {
-        let element = match &info.element {
-            Some(element) => Some((element.type_oid, &element.info)),
-            None => built_in_element(type_oid).map(|oid| (oid, &DEFAULT_INFO)),
-        };
-        match element {
-            None => ColumnKind::Scalar(ScalarKind::of(type_oid, type_modifier, info, options)),
-            Some((element_oid, element_info)) => ColumnKind::Array {
-                element: ScalarKind::of(element_oid, type_modifier, element_info, options),
-                delimiter: delimiter_of(element_oid),
-            },
-        }
-    }
-}
-
-static DEFAULT_INFO: TypeInfo = TypeInfo {
-    name: String::new(),
-    typtype: '\0',
-    domain: None,
-    element: None,
-    enum_labels: Vec::new(),
-    subtype: None,
-    fields: Vec::new(),
-    no_send: false,
-};
-
-impl ScalarKind {
-    fn of(type_oid: u32, type_modifier: i32, info: &TypeInfo, options: &TypeOptions) -> Self {
-        match info.typtype {
-            '\0' | 'b' => {}
-            'e' => return ScalarKind::Enum,
-            _ => return ScalarKind::Text,
-        }
-        match type_oid {
-            oid::BOOL => ScalarKind::Boolean,
-            oid::INT2 => ScalarKind::Int16,
-            oid::INT4 => ScalarKind::Int32,
-            oid::INT8 => ScalarKind::Int64,
-            oid::FLOAT4 => ScalarKind::Float32,
-            oid::FLOAT8 => ScalarKind::Float64,
-            oid::NUMERIC => match options.numeric {
-                NumericMode::Decimal => numeric_kind(type_modifier),
-                NumericMode::String => ScalarKind::NumericString,
-            },
-            oid::MONEY => ScalarKind::Money {
-                scale: options.money_scale,
-            },
-            oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::REFCURSOR => {
-                ScalarKind::String
-            }
-            oid::XML => ScalarKind::Xml,
-            oid::TSVECTOR => ScalarKind::Tsvector,
-            oid::POINT => ScalarKind::Point,
-            oid::CHAR => ScalarKind::Char,
-            oid::BYTEA => ScalarKind::Bytes,
-            oid::UUID => ScalarKind::Uuid,
-            oid::DATE => ScalarKind::Date,
-            oid::TIME => ScalarKind::Time {
-                millis: options.time_precision.millis(type_modifier),
-            },
-            oid::TIMETZ => ScalarKind::TimeTz,
-            oid::TIMESTAMP => ScalarKind::Timestamp {
-                millis: options.time_precision.millis(type_modifier),
-            },
-            oid::TIMESTAMPTZ => ScalarKind::TimestampTz,
-            oid::INTERVAL => ScalarKind::Interval {
-                infinities: options.interval_infinities,
-            },
-            oid::JSON => ScalarKind::Json,
-            oid::JSONB => ScalarKind::Jsonb,
-            oid::JSONPATH => ScalarKind::JsonPath,
-            oid::BIT | oid::VARBIT => ScalarKind::Bits {
-                length: type_modifier,
-                varying: type_oid == oid::VARBIT,
-            },
-            oid::INET => ScalarKind::Inet,
-            oid::CIDR => ScalarKind::Cidr,
-            oid::MACADDR => ScalarKind::MacAddr,
-            oid::MACADDR8 => ScalarKind::MacAddr8,
-            oid::OID | oid::XID | oid::CID => ScalarKind::UInt32,
-            oid::XID8 => ScalarKind::UInt64,
-            oid::PG_LSN => ScalarKind::PgLsn,
-            oid::TID => ScalarKind::Tid,
-            _ => match info.name.as_str() {
-                "hstore" => ScalarKind::HStore {
-                    json: options.hstore == HstoreMode::Json,
-                },
-                "citext" => ScalarKind::String,
-                _ => ScalarKind::Text,
-            },
-        }
-    }
-}
-
-fn numeric_kind(type_modifier: i32) -> ScalarKind {
-    // typmod = ((precision << 16) | scale) + VARHDRSZ; scale is an 11-bit signed field.
-    let Some(packed) = type_modifier.checked_sub(4).filter(|p| *p >= 0) else {
-        return ScalarKind::VariableDecimal;
-    };
-    let precision = (packed >> 16) & 0xffff;
-    let scale = ((packed & 0x7ff) ^ 1024) - 1024;
-    match (u32::try_from(precision), u32::try_from(scale)) {
-        (Ok(precision), Ok(scale)) => ScalarKind::Decimal { precision, scale },
-        // A negative scale has no Avro decimal form.
-        _ => ScalarKind::VariableDecimal,
-    }
 }

@@ -42,6 +42,15 @@ pub(crate) fn union_index(out: &mut Vec<u8>, index: i64) {
     long(out, index);
 }
 
+/// Appends `count` items already encoded in `items` as one Avro block and the closing 0.
+pub(crate) fn block(out: &mut Vec<u8>, count: usize, items: &[u8]) {
+    if count > 0 {
+        long(out, i64::try_from(count).unwrap_or(i64::MAX));
+        out.extend_from_slice(items);
+    }
+    long(out, 0);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

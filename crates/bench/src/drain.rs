@@ -11,6 +11,8 @@ use sluice_postgres::{
     SnapshotAction, SslMode,
 };
 
+use crate::stats::rate;
+
 /// Where PostgreSQL is.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PgArgs {
@@ -187,16 +189,6 @@ pub async fn drain(args: &DrainArgs) -> anyhow::Result<DrainReport> {
     report.peak_rss_kib = peak_rss_kib();
     changes.finish().await?.close().await?;
     Ok(report)
-}
-
-/// `count / seconds`; counts stay far below 2^53, where the conversion to f64 is exact.
-#[allow(clippy::as_conversions, clippy::cast_precision_loss)]
-pub(crate) fn rate(count: u64, seconds: f64) -> f64 {
-    if seconds > 0.0 {
-        count as f64 / seconds
-    } else {
-        0.0
-    }
 }
 
 /// The process's peak resident set size (VmHWM), in KiB.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use crate::drain::rate;
+use crate::stats::rate;
 
 /// Clock ticks per second of /proc/PID/stat's CPU fields (`getconf CLK_TCK`, 100 on Linux).
 fn clock_ticks() -> f64 {

@@ -16,9 +16,9 @@ use serde::Serialize;
 use sluice_pgoutput::{ColumnValue, Decoder, LogicalMessage, Lsn};
 use sluice_postgres::{PgOutputOptions, ReplicationConnection, StreamEvent};
 
-use crate::drain::{PgArgs, rate};
+use crate::drain::PgArgs;
 use crate::process::spawn_timed;
-use crate::stats::Spread;
+use crate::stats::{Spread, rate};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReplicationBenchArgs {

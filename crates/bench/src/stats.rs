@@ -1,6 +1,16 @@
-//! Medians and spreads of repeated runs.
+//! Rates, and the medians and spreads of repeated runs.
 
 use serde::Serialize;
+
+/// `count / seconds`; counts stay far below 2^53, where the conversion to f64 is exact.
+#[allow(clippy::as_conversions, clippy::cast_precision_loss)]
+pub(crate) fn rate(count: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        count as f64 / seconds
+    } else {
+        0.0
+    }
+}
 
 /// The median, lowest and highest of a set of runs' figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]

@@ -57,13 +57,13 @@ mod ack;
 mod admin;
 mod config;
 mod error;
-mod log;
 mod producer;
+mod read_back;
 
 pub use ack::AckTracker;
 pub use config::{COMPRESSIONS, KafkaConfig, TracingContext, client_config};
 pub use error::{DeliveryError, KafkaError, SendError, is_fatal};
-pub use log::{Record, end_offsets, read_to, read_to_end};
 pub use producer::{Delivered, Deliveries, Delivery, Producer};
 /// rdkafka's error codes, so callers can match on them without depending on rdkafka.
 pub use rdkafka::error::RDKafkaErrorCode;
+pub use read_back::{Record, end_offsets, read_to, read_to_end};

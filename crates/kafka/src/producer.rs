@@ -310,12 +310,6 @@ impl Producer {
                 source,
             })
     }
-
-    /// The idempotent producer's fatal error, once it has hit one: it then fails every message
-    /// and must be rebuilt (sluice restarts from the last confirmed position).
-    pub fn fatal_error(&self) -> Option<(RDKafkaErrorCode, String)> {
-        self.inner.client().fatal_error()
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@
 //! `CREATE_REPLICATION_SLOT ... USE_SNAPSHOT` inside a transaction needs.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 use bytes::{Buf, Bytes, BytesMut};
 use fallible_iterator::FallibleIterator;
@@ -23,7 +22,6 @@ use tokio::net::{TcpStream, UnixStream};
 use crate::config::{ConnectConfig, Host, SslMode};
 use crate::error::{Error, ServerError};
 use crate::options::{PgOutputOptions, ProtocolChoice};
-use crate::stream::ReplicationStream;
 use crate::transport::Transport;
 
 /// Bytes asked of the socket per read: large reads let the walsender run ahead of us instead
@@ -395,49 +393,7 @@ impl ReplicationConnection {
         ProtocolChoice::for_server(self.server_version_num, options)
     }
 
-    /// `START_REPLICATION SLOT <slot> LOGICAL <start>` with the pgoutput options `choice`
-    /// gives, and hands the connection over to the stream.
-    pub async fn start_replication(
-        mut self,
-        slot: &str,
-        start: Lsn,
-        options: &PgOutputOptions,
-        choice: ProtocolChoice,
-    ) -> Result<ReplicationStream, Error> {
-        check_slot_name(slot)?;
-        let mut command = format!("START_REPLICATION SLOT {slot} LOGICAL {start} (");
-        let _ = write!(
-            command,
-            "\"proto_version\" '{}', \"publication_names\" {}",
-            choice.protocol_version,
-            quote_literal(&publication_list(&options.publications))
-        );
-        if choice.binary {
-            command.push_str(", \"binary\" 'true'");
-        }
-        if choice.messages {
-            command.push_str(", \"messages\" 'true'");
-        }
-        if let Some(streaming) = choice.streaming.option_value() {
-            let _ = write!(command, ", \"streaming\" '{streaming}'");
-        }
-        command.push(')');
-        frontend::query(&command, &mut self.write_buf).map_err(|e| Error::io(&self.target, e))?;
-        self.flush().await?;
-        match self.read_frame().await? {
-            Backend::CopyBothResponse => Ok(ReplicationStream::new(self, choice, start)),
-            Backend::Message(Message::ErrorResponse(body)) => {
-                let err = server_error(body.fields());
-                self.wait_ready().await?;
-                Err(err)
-            }
-            Backend::Message(_) => {
-                Err(Error::protocol("START_REPLICATION did not enter copy mode"))
-            }
-        }
-    }
-
-    async fn wait_ready(&mut self) -> Result<(), Error> {
+    pub(crate) async fn wait_ready(&mut self) -> Result<(), Error> {
         loop {
             if let Message::ReadyForQuery(_) = self.read_message().await? {
                 return Ok(());
@@ -648,7 +604,7 @@ fn parse_lsn(text: &str) -> Result<Lsn, Error> {
 
 /// Slot names are lower-case letters, digits and underscores in PostgreSQL; checking that here
 /// also keeps them safe to splice into replication commands.
-fn check_slot_name(name: &str) -> Result<(), Error> {
+pub(crate) fn check_slot_name(name: &str) -> Result<(), Error> {
     let valid = !name.is_empty()
         && name.len() < 64
         && name
@@ -661,19 +617,6 @@ fn check_slot_name(name: &str) -> Result<(), Error> {
             "invalid replication slot name {name:?}: use lower-case letters, digits and underscores (at most 63)"
         )))
     }
-}
-
-/// `pub1,"Pub 2"`: the identifier list pgoutput's `publication_names` parses.
-fn publication_list(publications: &[String]) -> String {
-    publications
-        .iter()
-        .map(|name| format!("\"{}\"", name.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn quote_literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
 }
 
 /// Data already read from the socket but not yet parsed, for the stream.
@@ -707,14 +650,5 @@ mod tests {
         for bad in ["", "Upper", "a-b", "a;DROP", &"x".repeat(64)] {
             assert!(check_slot_name(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn publication_names_are_quoted() {
-        let names = ["a".to_owned(), "We\"ird's".to_owned()];
-        assert_eq!(
-            quote_literal(&publication_list(&names)),
-            r#"'"a","We""ird''s"'"#
-        );
     }
 }

@@ -1,4 +1,5 @@
-//! The replication stream: CopyBoth mode after `START_REPLICATION`.
+//! The replication stream: CopyBoth mode, entered by `START_REPLICATION`
+//! ([`ReplicationConnection::start_replication`]) and left by [`ReplicationStream::finish`].
 //!
 //! Three LSNs are kept apart. `received` is how far the server has sent WAL; `flushed` is
 //! what the caller has made durable (in sluice: acknowledged by the broker) and confirmed
@@ -6,6 +7,7 @@
 //! `confirmed_flush_lsn` only up to `flushed`, which is also reported as applied. `flushed`
 //! never moves backwards.
 
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -16,9 +18,11 @@ use sluice_pgoutput::{
 };
 use tokio::time::Instant;
 
-use crate::connection::{Backend, ReplicationConnection, server_error, take_copy_data};
+use crate::connection::{
+    Backend, ReplicationConnection, check_slot_name, server_error, take_copy_data,
+};
 use crate::error::Error;
-use crate::options::ProtocolChoice;
+use crate::options::{PgOutputOptions, ProtocolChoice};
 
 /// How often a status update is sent while the stream is otherwise quiet. Well under the
 /// server's `wal_sender_timeout` (60 s by default, 10 s on the local stack), so the walsender
@@ -37,6 +41,50 @@ pub enum StreamEvent {
     Keepalive(PrimaryKeepalive),
 }
 
+impl ReplicationConnection {
+    /// `START_REPLICATION SLOT <slot> LOGICAL <start>` with the pgoutput options `choice`
+    /// gives, and hands the connection over to the stream.
+    pub async fn start_replication(
+        mut self,
+        slot: &str,
+        start: Lsn,
+        options: &PgOutputOptions,
+        choice: ProtocolChoice,
+    ) -> Result<ReplicationStream, Error> {
+        check_slot_name(slot)?;
+        let mut command = format!("START_REPLICATION SLOT {slot} LOGICAL {start} (");
+        let _ = write!(
+            command,
+            "\"proto_version\" '{}', \"publication_names\" {}",
+            choice.protocol_version,
+            quote_literal(&publication_list(&options.publications))
+        );
+        if choice.binary {
+            command.push_str(", \"binary\" 'true'");
+        }
+        if choice.messages {
+            command.push_str(", \"messages\" 'true'");
+        }
+        if let Some(streaming) = choice.streaming.option_value() {
+            let _ = write!(command, ", \"streaming\" '{streaming}'");
+        }
+        command.push(')');
+        frontend::query(&command, self.write_buf()).map_err(|e| Error::io(self.target(), e))?;
+        self.flush().await?;
+        match self.read_frame().await? {
+            Backend::CopyBothResponse => Ok(ReplicationStream::new(self, choice, start)),
+            Backend::Message(Message::ErrorResponse(body)) => {
+                let err = server_error(body.fields());
+                self.wait_ready().await?;
+                Err(err)
+            }
+            Backend::Message(_) => {
+                Err(Error::protocol("START_REPLICATION did not enter copy mode"))
+            }
+        }
+    }
+}
+
 /// A replication connection in CopyBoth mode.
 #[derive(Debug)]
 pub struct ReplicationStream {
@@ -53,7 +101,7 @@ pub struct ReplicationStream {
 }
 
 impl ReplicationStream {
-    pub(crate) fn new(conn: ReplicationConnection, choice: ProtocolChoice, start: Lsn) -> Self {
+    fn new(conn: ReplicationConnection, choice: ProtocolChoice, start: Lsn) -> Self {
         ReplicationStream {
             conn,
             choice,
@@ -250,5 +298,32 @@ impl ReplicationStream {
         .await
         .map_err(|_| Error::protocol("the server did not end the stream after CopyDone"))??;
         Ok(self.conn)
+    }
+}
+
+/// `pub1,"Pub 2"`: the identifier list pgoutput's `publication_names` parses.
+fn publication_list(publications: &[String]) -> String {
+    publications
+        .iter()
+        .map(|name| format!("\"{}\"", name.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publication_names_are_quoted() {
+        let names = ["a".to_owned(), "We\"ird's".to_owned()];
+        assert_eq!(
+            quote_literal(&publication_list(&names)),
+            r#"'"a","We""ird''s"'"#
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! them: each element through its own type's output, then quoted by the container's rules.
 
 use super::{Field, Output, OutputError};
-use crate::wire::Wire;
+use crate::binary_form::BinaryReader;
 
 /// PostgreSQL's limit on an array's dimensions (`MAXDIM`).
 const MAX_DIMENSIONS: usize = 6;
@@ -87,10 +87,10 @@ struct Header {
     count: usize,
 }
 
-fn array_header(wire: &mut Wire<'_>, bad: OutputError) -> Result<Header, OutputError> {
-    let dimensions = usize::try_from(wire.i32().ok_or(bad)?).map_err(|_| bad)?;
-    let has_nulls = wire.i32().ok_or(bad)?;
-    let element_oid = wire.u32().ok_or(bad)?;
+fn array_header(reader: &mut BinaryReader<'_>, bad: OutputError) -> Result<Header, OutputError> {
+    let dimensions = usize::try_from(reader.i32().ok_or(bad)?).map_err(|_| bad)?;
+    let has_nulls = reader.i32().ok_or(bad)?;
+    let element_oid = reader.u32().ok_or(bad)?;
     if dimensions > MAX_DIMENSIONS || !(0..=1).contains(&has_nulls) {
         return Err(bad);
     }
@@ -100,13 +100,13 @@ fn array_header(wire: &mut Wire<'_>, bad: OutputError) -> Result<Header, OutputE
         count: usize::from(dimensions > 0),
     };
     for _ in 0..dimensions {
-        let length = usize::try_from(wire.i32().ok_or(bad)?).map_err(|_| bad)?;
-        let lower = wire.i32().ok_or(bad)?;
+        let length = usize::try_from(reader.i32().ok_or(bad)?).map_err(|_| bad)?;
+        let lower = reader.i32().ok_or(bad)?;
         header.count = header.count.checked_mul(length).ok_or(bad)?;
         header.dimensions.push((length, lower));
     }
     // Every element takes at least its 4-byte length: a larger count is a lie.
-    if header.count > wire.remaining() / 4 {
+    if header.count > reader.remaining() / 4 {
         return Err(bad);
     }
     Ok(header)
@@ -120,12 +120,12 @@ pub(super) fn print_array(
     out: &mut String,
 ) -> Result<(), OutputError> {
     let bad = OutputError::Malformed("array");
-    let mut wire = Wire::new(raw);
-    let header = array_header(&mut wire, bad)?;
+    let mut reader = BinaryReader::new(raw);
+    let header = array_header(&mut reader, bad)?;
     element.check(header.element_oid)?;
     if header.count == 0 {
         out.push_str("{}");
-        return wire.end().ok_or(bad);
+        return reader.end().ok_or(bad);
     }
     if header.dimensions.iter().any(|&(_, lower)| lower != 1) {
         for &(length, lower) in &header.dimensions {
@@ -161,7 +161,7 @@ pub(super) fn print_array(
                 out.push('{');
             }
         }
-        match wire.field().ok_or(bad)? {
+        match reader.field().ok_or(bad)? {
             None => out.push_str("NULL"),
             Some(value) => print_quoted(&element.output, value, out, quoting)?,
         }
@@ -169,7 +169,7 @@ pub(super) fn print_array(
     for _ in 0..header.dimensions.len() {
         out.push('}');
     }
-    wire.end().ok_or(bad)
+    reader.end().ok_or(bad)
 }
 
 /// `int2vectorout`, `oidvectorout`: the elements of a one-dimensional array (its binary form
@@ -180,8 +180,8 @@ pub(super) fn print_vector(
     out: &mut String,
 ) -> Result<(), OutputError> {
     let bad = OutputError::Malformed("vector");
-    let mut wire = Wire::new(raw);
-    let header = array_header(&mut wire, bad)?;
+    let mut reader = BinaryReader::new(raw);
+    let header = array_header(&mut reader, bad)?;
     if header.dimensions.len() > 1 {
         return Err(bad);
     }
@@ -189,9 +189,9 @@ pub(super) fn print_vector(
         if index > 0 {
             out.push(' ');
         }
-        element.print(wire.field().ok_or(bad)?.ok_or(bad)?, out)?;
+        element.print(reader.field().ok_or(bad)?.ok_or(bad)?, out)?;
     }
-    wire.end().ok_or(bad)
+    reader.end().ok_or(bad)
 }
 
 const RANGE_EMPTY: u8 = 0x01;
@@ -211,24 +211,24 @@ pub(super) fn print_range(
     out: &mut String,
 ) -> Result<(), OutputError> {
     let bad = OutputError::Malformed("range");
-    let mut wire = Wire::new(raw);
-    let flags = wire.u8().ok_or(bad)?;
+    let mut reader = BinaryReader::new(raw);
+    let flags = reader.u8().ok_or(bad)?;
     if flags & RANGE_EMPTY != 0 {
         out.push_str("empty");
-        return wire.end().ok_or(bad);
+        return reader.end().ok_or(bad);
     }
     out.push(if flags & RANGE_LB_INC != 0 { '[' } else { '(' });
     if flags & (RANGE_LB_INF | RANGE_LB_NULL) == 0 {
-        let bound = wire.field().ok_or(bad)?.ok_or(bad)?;
+        let bound = reader.field().ok_or(bad)?.ok_or(bad)?;
         print_quoted(subtype, bound, out, Quoting::RangeBound)?;
     }
     out.push(',');
     if flags & (RANGE_UB_INF | RANGE_UB_NULL) == 0 {
-        let bound = wire.field().ok_or(bad)?.ok_or(bad)?;
+        let bound = reader.field().ok_or(bad)?.ok_or(bad)?;
         print_quoted(subtype, bound, out, Quoting::RangeBound)?;
     }
     out.push(if flags & RANGE_UB_INC != 0 { ']' } else { ')' });
-    wire.end().ok_or(bad)
+    reader.end().ok_or(bad)
 }
 
 /// `multirange_out`: `{[1,3),[5,7)}`, `{}`. The binary form is an `int32` count, then each
@@ -239,9 +239,9 @@ pub(super) fn print_multirange(
     out: &mut String,
 ) -> Result<(), OutputError> {
     let bad = OutputError::Malformed("multirange");
-    let mut wire = Wire::new(raw);
-    let count = usize::try_from(wire.i32().ok_or(bad)?).map_err(|_| bad)?;
-    if count > wire.remaining() / 4 {
+    let mut reader = BinaryReader::new(raw);
+    let count = usize::try_from(reader.i32().ok_or(bad)?).map_err(|_| bad)?;
+    if count > reader.remaining() / 4 {
         return Err(bad);
     }
     out.push('{');
@@ -249,10 +249,10 @@ pub(super) fn print_multirange(
         if index > 0 {
             out.push(',');
         }
-        print_range(subtype, wire.field().ok_or(bad)?.ok_or(bad)?, out)?;
+        print_range(subtype, reader.field().ok_or(bad)?.ok_or(bad)?, out)?;
     }
     out.push('}');
-    wire.end().ok_or(bad)
+    reader.end().ok_or(bad)
 }
 
 /// `record_out`: `(1,"a b",)`, a NULL field printing as nothing. The binary form is an
@@ -264,8 +264,8 @@ pub(super) fn print_record(
     out: &mut String,
 ) -> Result<(), OutputError> {
     let bad = OutputError::Malformed("composite");
-    let mut wire = Wire::new(raw);
-    let count = usize::try_from(wire.i32().ok_or(bad)?).map_err(|_| bad)?;
+    let mut reader = BinaryReader::new(raw);
+    let count = usize::try_from(reader.i32().ok_or(bad)?).map_err(|_| bad)?;
     if count != fields.len() {
         return Err(OutputError::TypeChanged);
     }
@@ -274,13 +274,13 @@ pub(super) fn print_record(
         if index > 0 {
             out.push(',');
         }
-        field.check(wire.u32().ok_or(bad)?)?;
-        if let Some(value) = wire.field().ok_or(bad)? {
+        field.check(reader.u32().ok_or(bad)?)?;
+        if let Some(value) = reader.field().ok_or(bad)? {
             print_quoted(&field.output, value, out, Quoting::Record)?;
         }
     }
     out.push(')');
-    wire.end().ok_or(bad)
+    reader.end().ok_or(bad)
 }
 
 /// `hstore_out`: `"a"=>"1", "b"=>NULL`, keys and values in `"` with `"` and `\` escaped by
@@ -288,9 +288,9 @@ pub(super) fn print_record(
 /// (`int32` length and text) and the value (the same, -1 for NULL).
 pub(super) fn print_hstore(raw: &[u8], out: &mut String) -> Result<(), OutputError> {
     let bad = OutputError::Malformed("hstore");
-    let mut wire = Wire::new(raw);
-    let count = usize::try_from(wire.i32().ok_or(bad)?).map_err(|_| bad)?;
-    if count > wire.remaining() / 8 {
+    let mut reader = BinaryReader::new(raw);
+    let count = usize::try_from(reader.i32().ok_or(bad)?).map_err(|_| bad)?;
+    if count > reader.remaining() / 8 {
         return Err(bad);
     }
     let quoted = |out: &mut String, text: &[u8]| -> Result<(), OutputError> {
@@ -309,12 +309,12 @@ pub(super) fn print_hstore(raw: &[u8], out: &mut String) -> Result<(), OutputErr
         if index > 0 {
             out.push_str(", ");
         }
-        quoted(out, wire.field().ok_or(bad)?.ok_or(bad)?)?;
+        quoted(out, reader.field().ok_or(bad)?.ok_or(bad)?)?;
         out.push_str("=>");
-        match wire.field().ok_or(bad)? {
+        match reader.field().ok_or(bad)? {
             None => out.push_str("NULL"),
             Some(value) => quoted(out, value)?,
         }
     }
-    wire.end().ok_or(bad)
+    reader.end().ok_or(bad)
 }

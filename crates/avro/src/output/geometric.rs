@@ -3,7 +3,7 @@
 
 use super::OutputError;
 use super::float::push_float8;
-use crate::wire::Wire;
+use crate::binary_form::BinaryReader;
 
 /// Which geometric type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,71 +40,71 @@ impl Shape {
 
     pub(crate) fn print(self, raw: &[u8], out: &mut String) -> Result<(), OutputError> {
         let bad = OutputError::Malformed(self.name());
-        let mut wire = Wire::new(raw);
+        let mut reader = BinaryReader::new(raw);
         match self {
-            Shape::Point => point(&mut wire, out).ok_or(bad)?,
+            Shape::Point => point(&mut reader, out).ok_or(bad)?,
             Shape::Line => {
                 out.push('{');
                 for i in 0..3 {
                     if i > 0 {
                         out.push(',');
                     }
-                    push_f64(&mut wire, out).ok_or(bad)?;
+                    push_f64(&mut reader, out).ok_or(bad)?;
                 }
                 out.push('}');
             }
-            Shape::Lseg => points(&mut wire, out, 2, ('[', ']')).ok_or(bad)?,
+            Shape::Lseg => points(&mut reader, out, 2, ('[', ']')).ok_or(bad)?,
             Shape::Box => {
-                point(&mut wire, out).ok_or(bad)?;
+                point(&mut reader, out).ok_or(bad)?;
                 out.push(',');
-                point(&mut wire, out).ok_or(bad)?;
+                point(&mut reader, out).ok_or(bad)?;
             }
             Shape::Path => {
-                let closed = wire.u8().ok_or(bad)? != 0;
-                let count = point_count(&mut wire).ok_or(bad)?;
+                let closed = reader.u8().ok_or(bad)? != 0;
+                let count = point_count(&mut reader).ok_or(bad)?;
                 let brackets = if closed { ('(', ')') } else { ('[', ']') };
-                points(&mut wire, out, count, brackets).ok_or(bad)?;
+                points(&mut reader, out, count, brackets).ok_or(bad)?;
             }
             Shape::Polygon => {
-                let count = point_count(&mut wire).ok_or(bad)?;
-                points(&mut wire, out, count, ('(', ')')).ok_or(bad)?;
+                let count = point_count(&mut reader).ok_or(bad)?;
+                points(&mut reader, out, count, ('(', ')')).ok_or(bad)?;
             }
             Shape::Circle => {
                 out.push('<');
-                point(&mut wire, out).ok_or(bad)?;
+                point(&mut reader, out).ok_or(bad)?;
                 out.push(',');
-                push_f64(&mut wire, out).ok_or(bad)?;
+                push_f64(&mut reader, out).ok_or(bad)?;
                 out.push('>');
             }
         }
-        wire.end().ok_or(bad)
+        reader.end().ok_or(bad)
     }
 }
 
-fn push_f64(wire: &mut Wire<'_>, out: &mut String) -> Option<()> {
-    push_float8(out, wire.f64()?);
+fn push_f64(reader: &mut BinaryReader<'_>, out: &mut String) -> Option<()> {
+    push_float8(out, reader.f64()?);
     Some(())
 }
 
 /// `(x,y)`.
-fn point(wire: &mut Wire<'_>, out: &mut String) -> Option<()> {
+fn point(reader: &mut BinaryReader<'_>, out: &mut String) -> Option<()> {
     out.push('(');
-    push_f64(wire, out)?;
+    push_f64(reader, out)?;
     out.push(',');
-    push_f64(wire, out)?;
+    push_f64(reader, out)?;
     out.push(')');
     Some(())
 }
 
 /// An `int32` point count, no more than the bytes left can hold (16 bytes a point).
-fn point_count(wire: &mut Wire<'_>) -> Option<usize> {
-    let count = usize::try_from(wire.i32()?).ok()?;
-    (count <= wire.remaining() / 16).then_some(count)
+fn point_count(reader: &mut BinaryReader<'_>) -> Option<usize> {
+    let count = usize::try_from(reader.i32()?).ok()?;
+    (count <= reader.remaining() / 16).then_some(count)
 }
 
 /// `count` points between `open` and `close`, comma-separated.
 fn points(
-    wire: &mut Wire<'_>,
+    reader: &mut BinaryReader<'_>,
     out: &mut String,
     count: usize,
     (open, close): (char, char),
@@ -114,7 +114,7 @@ fn points(
         if i > 0 {
             out.push(',');
         }
-        point(wire, out)?;
+        point(reader, out)?;
     }
     out.push(close);
     Some(())

@@ -22,12 +22,12 @@ mod tsearch;
 
 use std::fmt::Write as _;
 
+use crate::binary_form::{self, BinaryReader};
 use crate::decimal;
 use crate::formats;
-use crate::network::{self, Address};
+use crate::inet_macaddr::{self, Address};
 use crate::temporal::{self, Interval};
 use crate::types::{TypeInfo, TypeOptions, built_in_element, delimiter_of, oid};
-use crate::wire::{self, Wire};
 
 #[cfg(test)]
 pub(crate) use datetime::push_interval;
@@ -344,30 +344,36 @@ impl Output {
                 _ => return Err(bad()),
             }),
             Output::Int2 => {
-                let value = i16::from_be_bytes(wire::exact(raw).ok_or_else(bad)?);
+                let value = i16::from_be_bytes(binary_form::exact(raw).ok_or_else(bad)?);
                 let _ = write!(out, "{value}");
             }
             Output::Int4 => {
-                let value = i32::from_be_bytes(wire::exact(raw).ok_or_else(bad)?);
+                let value = i32::from_be_bytes(binary_form::exact(raw).ok_or_else(bad)?);
                 let _ = write!(out, "{value}");
             }
             Output::Int8 => {
-                let value = i64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?);
+                let value = i64::from_be_bytes(binary_form::exact(raw).ok_or_else(bad)?);
                 let _ = write!(out, "{value}");
             }
             Output::UInt32 => {
-                let value = u32::from_be_bytes(wire::exact(raw).ok_or_else(bad)?);
+                let value = u32::from_be_bytes(binary_form::exact(raw).ok_or_else(bad)?);
                 let _ = write!(out, "{value}");
             }
             Output::UInt64 => {
-                let value = u64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?);
+                let value = u64::from_be_bytes(binary_form::exact(raw).ok_or_else(bad)?);
                 let _ = write!(out, "{value}");
             }
             Output::Float4 => {
-                push_float4(out, f32::from_be_bytes(wire::exact(raw).ok_or_else(bad)?));
+                push_float4(
+                    out,
+                    f32::from_be_bytes(binary_form::exact(raw).ok_or_else(bad)?),
+                );
             }
             Output::Float8 => {
-                push_float8(out, f64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?));
+                push_float8(
+                    out,
+                    f64::from_be_bytes(binary_form::exact(raw).ok_or_else(bad)?),
+                );
             }
             Output::Numeric => {
                 let mut digits = Vec::new();
@@ -375,7 +381,7 @@ impl Output {
                 decimal::format_text(out, numeric, &digits);
             }
             Output::Money { scale } => {
-                let minor = i64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?);
+                let minor = i64::from_be_bytes(binary_form::exact(raw).ok_or_else(bad)?);
                 push_money(out, minor, *scale);
             }
             Output::Text => out.push_str(utf8(raw)?),
@@ -394,11 +400,14 @@ impl Output {
                 }
             }
             Output::Uuid => {
-                let bytes: [u8; 16] = wire::exact(raw).ok_or_else(bad)?;
+                let bytes: [u8; 16] = binary_form::exact(raw).ok_or_else(bad)?;
                 formats::format_uuid(out, &bytes);
             }
             Output::Date => {
-                datetime::push_date(out, i32::from_be_bytes(wire::exact(raw).ok_or_else(bad)?));
+                datetime::push_date(
+                    out,
+                    i32::from_be_bytes(binary_form::exact(raw).ok_or_else(bad)?),
+                );
             }
             Output::Time => {
                 datetime::push_time(out, temporal::time_of_binary(raw).ok_or_else(bad)?);
@@ -408,7 +417,7 @@ impl Output {
                 datetime::push_timetz(out, micros, offset_east);
             }
             Output::Timestamp | Output::TimestampTz => {
-                let micros = i64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?);
+                let micros = i64::from_be_bytes(binary_form::exact(raw).ok_or_else(bad)?);
                 datetime::push_timestamp(out, micros, *self == Output::TimestampTz);
             }
             Output::Interval => {
@@ -417,14 +426,15 @@ impl Output {
             Output::Bits => formats::format_bits(out, raw).ok_or_else(bad)?,
             Output::Inet { cidr } => Address::of_binary(raw).ok_or_else(bad)?.format(out, *cidr),
             Output::MacAddr => {
-                network::format_mac(out, &wire::exact::<6>(raw).ok_or_else(bad)?);
+                inet_macaddr::format_mac(out, &binary_form::exact::<6>(raw).ok_or_else(bad)?);
             }
             Output::MacAddr8 => {
-                network::format_mac(out, &wire::exact::<8>(raw).ok_or_else(bad)?);
+                inet_macaddr::format_mac(out, &binary_form::exact::<8>(raw).ok_or_else(bad)?);
             }
-            Output::PgLsn => {
-                formats::format_lsn(out, u64::from_be_bytes(wire::exact(raw).ok_or_else(bad)?))
-            }
+            Output::PgLsn => formats::format_lsn(
+                out,
+                u64::from_be_bytes(binary_form::exact(raw).ok_or_else(bad)?),
+            ),
             Output::Tid => formats::format_tid(out, formats::tid_of_binary(raw).ok_or_else(bad)?),
             Output::HStore => containers::print_hstore(raw, out)?,
             Output::Geometric(shape) => shape.print(raw, out)?,
@@ -521,10 +531,10 @@ fn push_money(out: &mut String, minor: i64, scale: u32) {
 /// `pg_snapshot_send`: `int32` count of in-progress transactions, `int64` xmin and xmax,
 /// then the in-progress ones; printed `xmin:xmax:xip,xip`.
 fn print_snapshot(raw: &[u8], out: &mut String) -> Option<()> {
-    let mut wire = Wire::new(raw);
-    let count = usize::try_from(wire.i32()?).ok()?;
-    let (xmin, xmax) = (wire.u64()?, wire.u64()?);
-    if count > wire.remaining() / 8 {
+    let mut reader = BinaryReader::new(raw);
+    let count = usize::try_from(reader.i32()?).ok()?;
+    let (xmin, xmax) = (reader.u64()?, reader.u64()?);
+    if count > reader.remaining() / 8 {
         return None;
     }
     let _ = write!(out, "{xmin}:{xmax}:");
@@ -532,7 +542,7 @@ fn print_snapshot(raw: &[u8], out: &mut String) -> Option<()> {
         if i > 0 {
             out.push(',');
         }
-        let _ = write!(out, "{}", wire.u64()?);
+        let _ = write!(out, "{}", reader.u64()?);
     }
-    wire.end()
+    reader.end()
 }

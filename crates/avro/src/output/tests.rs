@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 
 use super::{MAX_DEPTH, Output, Unsupported};
-use crate::column::Raw;
+use crate::kind::Raw;
 use crate::output_pairs::OUTPUT_PAIRS;
 use crate::pairs::{column, decode, encode_as, kind_and_schema, output, show, unhex};
 use crate::types::{ElementType, TypeInfo, TypeOptions};

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::OutputError;
-use crate::wire::Wire;
+use crate::binary_form::BinaryReader;
 
 /// A lexeme or operand quoted as both output functions quote them: in `'`, with `'` and `\`
 /// doubled.
@@ -28,21 +28,21 @@ fn push_quoted(out: &mut String, text: &[u8]) -> Result<(), OutputError> {
 /// shown).
 pub(crate) fn print_tsvector(raw: &[u8], out: &mut String) -> Result<(), OutputError> {
     let bad = OutputError::Malformed("tsvector");
-    let mut wire = Wire::new(raw);
-    let count = usize::try_from(wire.i32().ok_or(bad)?).map_err(|_| bad)?;
+    let mut reader = BinaryReader::new(raw);
+    let count = usize::try_from(reader.i32().ok_or(bad)?).map_err(|_| bad)?;
     // Every lexeme takes at least its NUL and its position count.
-    if count > wire.remaining() / 3 {
+    if count > reader.remaining() / 3 {
         return Err(bad);
     }
     for i in 0..count {
         if i > 0 {
             out.push(' ');
         }
-        push_quoted(out, wire.cstring().ok_or(bad)?)?;
-        let positions = wire.u16().ok_or(bad)?;
+        push_quoted(out, reader.cstring().ok_or(bad)?)?;
+        let positions = reader.u16().ok_or(bad)?;
         for p in 0..positions {
             out.push(if p == 0 { ':' } else { ',' });
-            let position = wire.u16().ok_or(bad)?;
+            let position = reader.u16().ok_or(bad)?;
             let _ = write!(out, "{}", position & 0x3fff);
             match position >> 14 {
                 3 => out.push('A'),
@@ -52,7 +52,7 @@ pub(crate) fn print_tsvector(raw: &[u8], out: &mut String) -> Result<(), OutputE
             }
         }
     }
-    wire.end().ok_or(bad)
+    reader.end().ok_or(bad)
 }
 
 /// A `tsquery` node, in the prefix order `tsquerysend` sends them.
@@ -108,19 +108,19 @@ enum Task {
 /// priorities need them. An empty query prints as nothing.
 pub(crate) fn print_tsquery(raw: &[u8], out: &mut String) -> Result<(), OutputError> {
     let bad = OutputError::Malformed("tsquery");
-    let mut wire = Wire::new(raw);
-    let count = usize::try_from(wire.i32().ok_or(bad)?).map_err(|_| bad)?;
+    let mut reader = BinaryReader::new(raw);
+    let count = usize::try_from(reader.i32().ok_or(bad)?).map_err(|_| bad)?;
     // Every node takes at least two bytes.
-    if count > wire.remaining() / 2 {
+    if count > reader.remaining() / 2 {
         return Err(bad);
     }
     let mut nodes = Vec::with_capacity(count);
     for _ in 0..count {
-        let node = match (wire.u8().ok_or(bad)?, wire.u8().ok_or(bad)?) {
+        let node = match (reader.u8().ok_or(bad)?, reader.u8().ok_or(bad)?) {
             (1, weight) if weight <= 0xf => Node::Operand {
                 weight,
-                prefix: wire.u8().ok_or(bad)? != 0,
-                text: wire.cstring().ok_or(bad)?,
+                prefix: reader.u8().ok_or(bad)? != 0,
+                text: reader.cstring().ok_or(bad)?,
             },
             (2, OP_NOT) => Node::Not,
             (2, operator @ (OP_AND | OP_OR)) => Node::Binary {
@@ -129,13 +129,13 @@ pub(crate) fn print_tsquery(raw: &[u8], out: &mut String) -> Result<(), OutputEr
             },
             (2, OP_PHRASE) => Node::Binary {
                 operator: OP_PHRASE,
-                distance: wire.i16().ok_or(bad)?,
+                distance: reader.i16().ok_or(bad)?,
             },
             _ => return Err(bad),
         };
         nodes.push(node);
     }
-    wire.end().ok_or(bad)?;
+    reader.end().ok_or(bad)?;
     if nodes.is_empty() {
         return Ok(());
     }

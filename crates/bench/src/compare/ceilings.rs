@@ -16,9 +16,10 @@ use anyhow::{Context as _, bail};
 use futures_util::StreamExt as _;
 use sluice_pgoutput::Lsn;
 
-use super::Bench;
+use super::bench::Bench;
 use super::kafka::Record;
-use super::watch::{Backends, Observation, POLL, broker_cpu};
+use super::report::Observation;
+use super::watch::{Backends, POLL, broker_cpu};
 use crate::drain::PgArgs;
 use crate::process::{cpu_seconds, reset_own_peak_rss, spawn_timed, status_kib};
 use crate::replication::pg_recvlogical_command;

@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use sluice_pgoutput::Lsn;
 use tokio_postgres::Client;
 
-use super::{DrainSpec, SnapshotSpec};
+use super::args::{Changes, DrainSpec, SnapshotSpec};
 
 /// The table of the drain workloads; `<DRAIN_TABLE><tables>_<i>` when spread over several.
 pub(crate) const DRAIN_TABLE: &str = "sluicebench_drain";
@@ -32,6 +32,14 @@ pub(crate) struct Shares {
 }
 
 impl Shares {
+    /// The shares of a drain's `changes`.
+    pub(crate) fn of(changes: Changes) -> Shares {
+        match changes {
+            Changes::Insert => Shares::INSERT_ONLY,
+            Changes::Mix => Shares::MIX,
+        }
+    }
+
     pub(crate) const INSERT_ONLY: Shares = Shares {
         inserts: 10,
         updates: 0,
@@ -107,7 +115,7 @@ pub(crate) fn drain_tables(spec: &DrainSpec) -> Vec<String> {
 /// The drain workload's tables, each with the rows its updates and deletes touch (written
 /// before any slot exists, so no contestant sees them).
 pub(crate) async fn create_drain_tables(sql: &Client, spec: &DrainSpec) -> anyhow::Result<()> {
-    let shares = spec.mix.shares();
+    let shares = Shares::of(spec.mix);
     for table in drain_tables(spec) {
         sql.batch_execute(&create_table(&table)).await?;
         if shares.updates + shares.deletes > 0 {
@@ -179,7 +187,7 @@ pub(crate) async fn write_backlog(sql: &Client, spec: &DrainSpec) -> anyhow::Res
     let transactions = spec.changes / k;
     anyhow::ensure!(transactions > 0, "fewer changes than rows per transaction");
     let changes = transactions * k;
-    let shares = spec.mix.shares();
+    let shares = Shares::of(spec.mix);
     let [inserts, updates, deletes] = shares.ranges();
     let insert_base = if shares.updates + shares.deletes > 0 {
         UPDATE_RANGE + count_below(changes, deletes)

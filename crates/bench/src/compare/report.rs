@@ -5,11 +5,49 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::Contestant;
-use super::steady::Latency;
-use super::watch::Observation;
-use crate::drain::rate;
-use crate::stats::Spread;
+use super::contestant::Contestant;
+use crate::stats::{Spread, rate};
+
+/// One run of one contestant, as measured.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub(crate) struct Observation {
+    /// From the contestant's start until every record was in Kafka (or its exit, for a ceiling).
+    pub seconds: f64,
+    /// From the start until the first record was in Kafka.
+    pub first_record_seconds: Option<f64>,
+    /// From the start until the slot was confirmed through the last transaction.
+    pub confirmed_seconds: Option<f64>,
+    pub contestant_cpu_seconds: Option<f64>,
+    pub postgres_cpu_seconds: Option<f64>,
+    pub broker_cpu_seconds: Option<f64>,
+    pub peak_rss_kib: Option<u64>,
+    /// The median of the resident set sizes sampled after the first record was in Kafka.
+    pub steady_rss_kib: Option<u64>,
+    /// The steady workload's latencies.
+    pub latency: Option<Latency>,
+    /// Records in its topics beyond those it owed, once it stopped (duplicates: should be 0).
+    pub extra_records: u64,
+}
+
+/// Latencies of one run, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub(crate) struct Latency {
+    /// Single-row transactions per second asked for, and written.
+    pub asked_per_second: u64,
+    pub written_per_second: f64,
+    pub events: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    /// The two legs of the latency, each at p50 and p99: from the commit to sluice taking the
+    /// change (the event's `ts_us`, the time its batch was taken), and from there to the
+    /// broker's append.
+    pub to_sluice_p50_ms: f64,
+    pub to_sluice_p99_ms: f64,
+    pub to_broker_p50_ms: f64,
+    pub to_broker_p99_ms: f64,
+}
 
 /// One run of one contestant on one workload.
 #[derive(Debug, Clone, Serialize)]

@@ -3,13 +3,16 @@
 
 use anyhow::{Context as _, bail};
 
+use super::args::{DrainSpec, SnapshotSpec};
+use super::bench::Bench;
+use super::ceilings;
+use super::contestant::Contestant;
 use super::data::{self, SNAPSHOT_TABLE_PREFIX};
 use super::debezium::{self, Worker};
 use super::kafka::Record;
-use super::report::Measurement;
+use super::report::{Measurement, Observation};
 use super::sluice::Sluice;
-use super::watch::{self, Clock, Observation, Running, Target};
-use super::{Bench, Contestant, DrainSpec, SnapshotSpec, ceilings};
+use super::watch::{self, Clock, Running, Target};
 
 /// Records of sluice's topic kept as the broker ceiling's messages.
 const SAMPLE_RECORDS: usize = 20_000;

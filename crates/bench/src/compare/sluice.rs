@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use super::bench::Bench;
+use super::kafka::LINGER_MS;
 use super::watch::Running;
-use super::{Bench, kafka::LINGER_MS};
 use crate::drain::PgArgs;
 use crate::process::{still_running, terminate};
 

@@ -7,13 +7,15 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use serde::Serialize;
 use tokio_postgres::Client;
 
-use super::report::Measurement;
+use super::args::SteadySpec;
+use super::bench::{self, Bench};
+use super::contestant::Contestant;
+use super::data;
+use super::report::{Latency, Measurement, Observation};
 use super::sluice::Sluice;
 use super::watch::{self, Clock, Target};
-use super::{Bench, Contestant, SteadySpec};
 
 /// The steady workload's table: a key and a short payload, so that its events decode simply.
 const STEADY_TABLE: &str = "sluicebench_steady";
@@ -21,26 +23,6 @@ const STEADY_TABLE: &str = "sluicebench_steady";
 const PAYLOAD_BYTES: usize = 160;
 /// Inserts one writer connection has in flight at most.
 const PIPELINE: u64 = 64;
-
-/// Latencies of one run, in milliseconds.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub(crate) struct Latency {
-    /// Single-row transactions per second asked for, and written.
-    pub asked_per_second: u64,
-    pub written_per_second: f64,
-    pub events: u64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub p999_ms: f64,
-    pub max_ms: f64,
-    /// The two legs of the latency, each at p50 and p99: from the commit to sluice taking the
-    /// change (the event's `ts_us`, the time its batch was taken), and from there to the
-    /// broker's append.
-    pub to_sluice_p50_ms: f64,
-    pub to_sluice_p99_ms: f64,
-    pub to_broker_p50_ms: f64,
-    pub to_broker_p99_ms: f64,
-}
 
 /// The steady workload, one run per sluice contestant; returns the measurements and the
 /// seconds of writing.
@@ -65,7 +47,7 @@ pub(super) async fn steady(
                 .await?;
             let outcome = steady_run(bench, *contestant, &name, spec).await;
             bench.drop_all_traces(&[(*contestant, name)]).await;
-            super::data::drop_tables(&bench.sql, &[STEADY_TABLE.to_owned()]).await?;
+            data::drop_tables(&bench.sql, &[STEADY_TABLE.to_owned()]).await?;
             let (mut observed, latency, written) = outcome?;
             observed.latency = Some(latency);
             let measurement = Measurement::new(
@@ -96,7 +78,7 @@ async fn steady_run(
     contestant: Contestant,
     name: &str,
     spec: &SteadySpec,
-) -> anyhow::Result<(watch::Observation, Latency, f64)> {
+) -> anyhow::Result<(Observation, Latency, f64)> {
     let Contestant::Sluice(transport) = contestant else {
         bail!("the steady workload runs sluice only");
     };
@@ -131,7 +113,7 @@ async fn steady_run(
 
     let mut writers = Vec::new();
     for _ in 0..spec.connections {
-        writers.push(super::connect(&bench.tcp).await?);
+        writers.push(bench::connect(&bench.tcp).await?);
     }
     let mut clock = Clock::start(bench, &topics).await?;
     let (written, write_seconds) = write_steadily(writers, spec).await?;
@@ -170,7 +152,7 @@ async fn steady_run(
     latencies.sort_by(f64::total_cmp);
     let latency = Latency {
         asked_per_second: spec.rate,
-        written_per_second: crate::drain::rate(written, write_seconds),
+        written_per_second: crate::stats::rate(written, write_seconds),
         events: written,
         p50_ms: quantile(&latencies, 500),
         p99_ms: quantile(&latencies, 990),

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use serde::Serialize;
 use sluice_pgoutput::Lsn;
 use tokio_postgres::Client;
 
-use super::Bench;
+use super::bench::Bench;
+use super::report::Observation;
 use crate::process::{cpu_seconds, peak_rss_kib, status_kib};
 
 /// How often the topics, the slot and the processes are looked at: the resolution of every
@@ -104,27 +104,6 @@ pub(crate) struct Target<'a> {
     pub confirm_at: Option<Lsn>,
     /// Also measure backends whose query contains this (snapshot COPY/SELECT sessions).
     pub query_like: Option<&'a str>,
-}
-
-/// One run of one contestant, as measured.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub(crate) struct Observation {
-    /// From the contestant's start until every record was in Kafka (or its exit, for a ceiling).
-    pub seconds: f64,
-    /// From the start until the first record was in Kafka.
-    pub first_record_seconds: Option<f64>,
-    /// From the start until the slot was confirmed through the last transaction.
-    pub confirmed_seconds: Option<f64>,
-    pub contestant_cpu_seconds: Option<f64>,
-    pub postgres_cpu_seconds: Option<f64>,
-    pub broker_cpu_seconds: Option<f64>,
-    pub peak_rss_kib: Option<u64>,
-    /// The median of the resident set sizes sampled after the first record was in Kafka.
-    pub steady_rss_kib: Option<u64>,
-    /// The steady workload's latencies.
-    pub latency: Option<super::steady::Latency>,
-    /// Records in its topics beyond those it owed, once it stopped (duplicates: should be 0).
-    pub extra_records: u64,
 }
 
 /// The moment a contestant starts, and the broker's CPU then.

@@ -3,13 +3,13 @@
 
 /// A cursor over one value's binary form.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Wire<'a> {
+pub(crate) struct BinaryReader<'a> {
     rest: &'a [u8],
 }
 
-impl<'a> Wire<'a> {
+impl<'a> BinaryReader<'a> {
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        Wire { rest: bytes }
+        BinaryReader { rest: bytes }
     }
 
     /// The next `n` bytes.

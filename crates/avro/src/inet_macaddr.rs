@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
+use crate::binary_form::BinaryReader;
 use crate::formats::{decimal, hex};
-use crate::wire::Wire;
 
 /// PostgreSQL's address families in the binary form: `AF_INET`, and `PGSQL_AF_INET6`
 /// (`AF_INET + 1`, not the platform's `AF_INET6`).
@@ -31,16 +31,16 @@ impl Address {
 
     /// The binary form: family, bits, is_cidr, address length, address bytes.
     pub(crate) fn of_binary(raw: &[u8]) -> Option<Self> {
-        let mut wire = Wire::new(raw);
-        let v6 = match wire.u8()? {
+        let mut reader = BinaryReader::new(raw);
+        let v6 = match reader.u8()? {
             FAMILY_V4 => false,
             FAMILY_V6 => true,
             _ => return None,
         };
-        let bits = wire.u8()?;
+        let bits = reader.u8()?;
         // The flag says which type the value was sent as; the column's type decides how
         // it prints, as PostgreSQL's output functions do.
-        if wire.u8()? > 1 {
+        if reader.u8()? > 1 {
             return None;
         }
         let mut address = Address {
@@ -49,11 +49,11 @@ impl Address {
             bytes: [0; 16],
         };
         let len = address.len();
-        if usize::from(wire.u8()?) != len || bits > address.width() {
+        if usize::from(reader.u8()?) != len || bits > address.width() {
             return None;
         }
-        address.bytes[..len].copy_from_slice(wire.take(len)?);
-        wire.end()?;
+        address.bytes[..len].copy_from_slice(reader.take(len)?);
+        reader.end()?;
         Some(address)
     }
 
