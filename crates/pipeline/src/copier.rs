@@ -5,17 +5,17 @@ use tokio_postgres::Client;
 
 use crate::catalog::{CapturedTable, quote_ident};
 use crate::clock::now_us;
+use crate::config::Config;
 use crate::copy::CopyReader;
 use crate::error::{PipelineError, pg};
 use crate::outbox::{OutsideSender, QUEUE_FULL_PAUSE, Record};
 use crate::outputs::TableOut;
 use crate::reconcile::TableReconcile;
-use crate::settings::Settings;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// One connection inside the exported snapshot, copying pieces one after the other.
 pub(crate) struct Copier<'a> {
-    pub(crate) settings: &'a Settings,
+    pub(crate) config: &'a Config,
     pub(crate) client: &'a Client,
     pub(crate) sender: &'a OutsideSender,
     /// The last row copied, not yet produced.
@@ -33,8 +33,8 @@ impl Copier<'_> {
         reconcile: Option<&TableReconcile>,
     ) -> Result<(), PipelineError> {
         use futures_util::StreamExt as _;
-        let (settings, client, sender, held) =
-            (self.settings, self.client, self.sender, &mut self.held);
+        let (config, client, sender, held) =
+            (self.config, self.client, self.sender, &mut self.held);
         let columns: Vec<String> = table
             .spec
             .columns
@@ -79,8 +79,8 @@ impl Copier<'_> {
         let mut scratch = Scratch::default();
         let keyless = out.keyless();
         let source = Source {
-            name: &settings.topic_prefix,
-            db: &settings.postgres.dbname,
+            name: &config.kafka.topic_prefix,
+            db: &config.postgres.database,
             commit_time_us: now_us(),
             snapshot: SnapshotMarker::True,
             tx_id: None,

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use sluice_avro::{Op, Raw, Row, Scratch, Source, TransactionBlock};
 use sluice_pgoutput::{ColumnValue, LogicalMessage, OldTuple, Tuple};
 
+use crate::config::EventsSection;
 use crate::error::PipelineError;
 use crate::outbox::{Outbox, Record, Reports, Sink};
 use crate::outputs::{TableOut, TransactionOrder, TransactionsOut};
-use crate::settings::Settings;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// A pgoutput tuple as an encoder row. An unchanged TOASTed value (`u`) is taken from `old`
@@ -192,9 +192,9 @@ impl<S: Sink, R: Reports> Emitter<'_, S, R> {
     }
 }
 
-/// Produces the events of one row change.
+/// Produces the events of one row change, as `events` says.
 pub(crate) fn produce_change<S: Sink, R: Reports>(
-    settings: &Settings,
+    events: &EventsSection,
     message: &LogicalMessage,
     outs: &HashMap<u32, TableOut>,
     source: &Source<'_>,
@@ -206,7 +206,7 @@ pub(crate) fn produce_change<S: Sink, R: Reports>(
         LogicalMessage::Update(m) => m.relation_id(),
         LogicalMessage::Delete(m) => m.relation_id(),
         LogicalMessage::Truncate(m) => {
-            return produce_truncate(settings, m.relation_ids(), outs, source, emitter, ticket);
+            return produce_truncate(events, m.relation_ids(), outs, source, emitter, ticket);
         }
         _ => return Ok(()),
     };
@@ -235,7 +235,7 @@ pub(crate) fn produce_change<S: Sink, R: Reports>(
         out,
         source,
         ticket,
-        tombstones: settings.tombstones,
+        tombstones: events.tombstones,
     };
     match message {
         LogicalMessage::Insert(m) => emitter.create(&event, TupleRow::of(m.new_tuple())),
@@ -272,7 +272,7 @@ pub(crate) fn produce_change<S: Sink, R: Reports>(
 
 /// A TRUNCATE: one event (op `t`, no key, no rows) on each truncated table's topic.
 pub(crate) fn produce_truncate<S: Sink, R: Reports>(
-    settings: &Settings,
+    events: &EventsSection,
     relations: &[u32],
     outs: &HashMap<u32, TableOut>,
     source: &Source<'_>,
@@ -280,7 +280,7 @@ pub(crate) fn produce_truncate<S: Sink, R: Reports>(
     ticket: u64,
 ) -> Result<(), PipelineError> {
     // Upsert mode has no event for it: there is no row to tombstone.
-    if !settings.truncate || settings.upsert {
+    if !events.truncate || events.is_upsert() {
         return Ok(());
     }
     for relation in relations {

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tokio_postgres::Client;
 
+use crate::config::ReplicationSection;
 use crate::metrics;
-use crate::settings::Settings;
 use crate::slot;
 
 /// How often the slot's retained WAL is measured.
@@ -30,11 +30,11 @@ impl Drop for Housekeeping {
 }
 
 /// Starts housekeeping on `sql` for the configured slot.
-pub(crate) fn start(sql: Arc<Client>, settings: &Settings) -> Housekeeping {
+pub(crate) fn start(sql: Arc<Client>, replication: &ReplicationSection) -> Housekeeping {
     let (slot, warn_bytes, heartbeat) = (
-        settings.slot.clone(),
-        settings.retained_wal_warn_bytes,
-        settings.heartbeat_interval,
+        replication.slot.clone(),
+        replication.retained_wal_warn_bytes(),
+        replication.heartbeat_interval,
     );
     Housekeeping(tokio::spawn(async move {
         let mut heartbeat = heartbeat.map(tokio::time::interval);

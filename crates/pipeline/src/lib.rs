@@ -5,6 +5,7 @@
 pub mod catalog;
 mod clock;
 pub mod config;
+pub mod connect;
 mod copier;
 mod copy;
 pub mod describe;
@@ -22,7 +23,6 @@ mod reconcile;
 mod retry;
 pub mod run;
 mod schema_change;
-mod settings;
 pub mod slot;
 mod snapshot;
 pub mod state;

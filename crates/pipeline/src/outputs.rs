@@ -8,16 +8,16 @@ use std::time::Duration;
 use futures_util::{StreamExt, TryStreamExt};
 use sluice_avro::{
     MessageCodec, Op, Registry, RegistryError, Row, Scratch, Source, TableCodec, TableSpec,
-    TransactionCodec,
+    TransactionCodec, TypeOptions,
 };
 use sluice_kafka::Producer;
 
 use crate::catalog::{CapturedTable, Shape};
+use crate::config::Config;
 use crate::error::PipelineError;
 use crate::metrics::{self, TableMetrics};
 use crate::naming;
 use crate::retry::Backoff;
-use crate::settings::Settings;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// The messages topic's encoder and registered schema ids.
@@ -176,10 +176,12 @@ const REGISTRATIONS_AT_ONCE: usize = 8;
 pub(crate) async fn prepare_outputs(
     registry: &Registry,
     producer: &Producer,
-    settings: &Settings,
+    config: &Config,
+    type_options: &TypeOptions,
     tables: &[CapturedTable],
 ) -> Result<Outputs, PipelineError> {
-    let topics: Vec<String> = tables.iter().map(|t| topic_of(settings, t)).collect();
+    let prefix = &config.kafka.topic_prefix;
+    let topics: Vec<String> = tables.iter().map(|t| topic_of(prefix, t)).collect();
     let partitions = producer.ensure_topics(&topics).await?;
     // Every table's schemas registered side by side: one at a time, a hundred tables took
     // seconds of round trips before the first change was read.
@@ -188,17 +190,17 @@ pub(crate) async fn prepare_outputs(
         .zip(topics)
         .zip(partitions)
         .map(|((table, topic), partitions)| {
-            table_out_at_startup(registry, table, (topic, partitions), settings)
+            table_out_at_startup(registry, table, (topic, partitions), config, type_options)
         })
         .collect();
     let outs: HashMap<u32, TableOut> = futures_util::stream::iter(registrations)
         .buffer_unordered(REGISTRATIONS_AT_ONCE)
         .try_collect()
         .await?;
-    let messages = if settings.message_prefixes.is_empty() {
+    let messages = if config.events.message_prefixes.is_empty() {
         None
     } else {
-        let topic = naming::messages_topic(&settings.topic_prefix);
+        let topic = naming::messages_topic(prefix);
         let codec = MessageCodec::new(&topic);
         let (key, value) = (
             codec.key_schema().to_owned(),
@@ -206,8 +208,8 @@ pub(crate) async fn prepare_outputs(
         );
         Some(side_topic(registry, producer, topic, codec, &key, &value).await?)
     };
-    let transactions = if settings.transactions {
-        let topic = naming::transactions_topic(&settings.topic_prefix);
+    let transactions = if config.events.transactions {
+        let topic = naming::transactions_topic(prefix);
         let codec = TransactionCodec::new(&topic);
         let (key, value) = (
             codec.key_schema().to_owned(),
@@ -230,14 +232,16 @@ async fn table_out_at_startup(
     registry: &Registry,
     table: &CapturedTable,
     topic: (String, i32),
-    settings: &Settings,
+    config: &Config,
+    type_options: &TypeOptions,
 ) -> Result<(u32, TableOut), PipelineError> {
     let out = table_out(
         registry,
         topic,
         &table.spec,
         table.shape.clone(),
-        settings,
+        config,
+        type_options,
         Patience::Startup,
     )
     .await
@@ -254,19 +258,20 @@ async fn table_out_at_startup(
 }
 
 /// Where a table's events go: its topic (of `partitions` partitions), and its schemas,
-/// registered.
+/// registered; values carried as `type_options` say.
 pub(crate) async fn table_out(
     registry: &Registry,
     (topic, partitions): (String, i32),
     spec: &TableSpec,
     shape: Shape,
-    settings: &Settings,
+    config: &Config,
+    type_options: &TypeOptions,
     patience: Patience,
 ) -> Result<TableOut, PipelineError> {
-    let upsert = settings.upsert;
+    let upsert = config.events.is_upsert();
     let collection = format!("{}.{}", spec.schema, spec.name);
-    let codec = TableCodec::with_options(&topic, spec, &settings.type_options)
-        .with_unchanged_placeholder(&settings.unchanged_placeholder);
+    let codec = TableCodec::with_options(&topic, spec, type_options)
+        .with_unchanged_placeholder(&config.events.unchanged_placeholder);
     let key_subject = naming::key_subject(&topic);
     let key_id = register(registry, &key_subject, codec.key_schema(), patience).await?;
     let value_subject = naming::value_subject(&topic);
@@ -276,9 +281,9 @@ pub(crate) async fn table_out(
         codec.value_schema()
     };
     let value_id = register(registry, &value_subject, value_schema, patience).await?;
-    if let Some(level) = &settings.compatibility {
+    if let Some(level) = config.registry.compatibility {
         for subject in [&key_subject, &value_subject] {
-            registry.set_compatibility(subject, level).await?;
+            registry.set_compatibility(subject, level.as_str()).await?;
         }
     }
     Ok(TableOut {
@@ -343,6 +348,7 @@ pub(crate) async fn register(
     }
 }
 
-pub fn topic_of(settings: &Settings, table: &CapturedTable) -> String {
-    naming::table_topic(&settings.topic_prefix, &table.spec.schema, &table.spec.name)
+/// The topic of a captured table, under the topic prefix `prefix`.
+pub fn topic_of(prefix: &str, table: &CapturedTable) -> String {
+    naming::table_topic(prefix, &table.spec.schema, &table.spec.name)
 }

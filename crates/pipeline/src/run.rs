@@ -21,13 +21,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_avro::{Registry, ValueError};
+use sluice_avro::{Registry, TypeOptions, ValueError};
 use sluice_kafka::Producer;
 use sluice_pgoutput::Lsn;
 use sluice_postgres::{ChangeStream, PgOutputOptions, ReplicationConnection, SnapshotAction};
 use tokio_postgres::Client;
 
 use crate::catalog::{self, CapturedTable};
+use crate::config::{Config, EventsSection, RegistrySection, TablesSection};
+use crate::connect::connect_sql;
 use crate::error::{PipelineError, pg};
 use crate::housekeeping;
 use crate::metrics::{self};
@@ -36,7 +38,6 @@ pub use crate::outputs::topic_of;
 use crate::outputs::{MessagesOut, Outputs, TableOut, TransactionsOut, prepare_outputs};
 use crate::publication;
 use crate::schema_change::{Catalog, binary_undecodable};
-pub use crate::settings::{Settings, connect_sql, sql_tls};
 use crate::slot::{self, SlotPlan};
 use crate::snapshot::snapshot;
 use crate::state::{self, SnapshotPhase};
@@ -53,13 +54,15 @@ use crate::stream::{self, StreamState, stream_changes};
 /// to text mode: at startup before streaming, and while streaming by starting again from the
 /// slot's confirmed position (the changes since are sent again, as after a restart).
 pub async fn run(
-    mut settings: Settings,
+    config: Config,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), PipelineError> {
-    if let Some(bind) = settings.metrics_bind {
+    if let Some(bind) = config.metrics.endpoint() {
         metrics::serve(bind).await?;
     }
     tokio::pin!(shutdown);
+    // Off for good once a column's binary form turned out undecodable.
+    let mut binary = config.replication.binary;
     loop {
         let started = tokio::select! {
             biased;
@@ -67,10 +70,12 @@ pub async fn run(
                 tracing::info!("shutdown requested before streaming began: stopped (a snapshot cut short is taken again on the next start)");
                 return Ok(());
             }
-            started = start(&mut settings) => started?,
+            started = start(&config, binary) => started?,
         };
         let Started {
             sql,
+            type_options,
+            binary: streams_binary,
             messages,
             transactions,
             mut changes,
@@ -79,19 +84,17 @@ pub async fn run(
             mut outbox,
         } = started;
         let sql = Arc::new(sql);
-        let housekeeping = housekeeping::start(Arc::clone(&sql), &settings);
+        let housekeeping = housekeeping::start(Arc::clone(&sql), &config.replication);
         let producer = Arc::clone(outbox.sink());
-        let mut state = StreamState::new(
-            &settings,
-            messages.as_ref(),
-            transactions.as_ref(),
-            &mut outs,
-        );
+        let mut state =
+            StreamState::new(&config, messages.as_ref(), transactions.as_ref(), &mut outs);
         let mut describe = Catalog {
             sql: &sql,
             registry: &registry,
             producer: &producer,
-            settings: &settings,
+            config: &config,
+            type_options: &type_options,
+            binary: streams_binary,
         };
         let streamed = stream_changes(
             &mut state,
@@ -105,7 +108,7 @@ pub async fn run(
         if streamed.is_ok() {
             // Shutdown: what was produced is confirmed as its acknowledgements come, up to
             // the drain timeout; what is not is sent again after the next start.
-            let drained = outbox.drain(settings.drain_timeout).await?;
+            let drained = outbox.drain(config.shutdown.drain_timeout).await?;
             if let Some(lsn) = outbox.take_confirmed() {
                 stream::Source::confirm(&mut changes, lsn);
             }
@@ -120,10 +123,10 @@ pub async fn run(
             return Ok(());
         }
         match streamed {
-            Err(err) if settings.binary && undecodable_in_binary(&err) => {
+            Err(err) if streams_binary && undecodable_in_binary(&err) => {
                 tracing::warn!(error = %err, "a value's binary form cannot be decoded: streaming again from the slot's confirmed position, in text mode");
-                settings.binary = false;
-                wait_for_slot_release(&sql, &settings.slot).await?;
+                binary = false;
+                wait_for_slot_release(&sql, &config.replication.slot).await?;
             }
             other => return other,
         }
@@ -172,6 +175,10 @@ pub(crate) async fn wait_for_slot_release(sql: &Client, slot: &str) -> Result<()
 /// Everything the stream loop works with.
 pub(crate) struct Started {
     pub(crate) sql: Client,
+    /// How values are carried in this database (its money format, interval infinities).
+    pub(crate) type_options: TypeOptions,
+    /// Whether the stream is in binary mode.
+    pub(crate) binary: bool,
     pub(crate) messages: Option<MessagesOut>,
     pub(crate) transactions: Option<TransactionsOut>,
     pub(crate) changes: ChangeStream,
@@ -180,23 +187,27 @@ pub(crate) struct Started {
     pub(crate) outbox: Outbox,
 }
 
-/// Startup, the snapshot when one is due, and `START_REPLICATION`.
-pub(crate) async fn start(settings: &mut Settings) -> Result<Started, PipelineError> {
+/// Startup, the snapshot when one is due, and `START_REPLICATION` (in binary mode if
+/// `binary` and every captured column's binary form can be decoded).
+pub(crate) async fn start(config: &Config, binary: bool) -> Result<Started, PipelineError> {
     // First, so that it connects to the broker while PostgreSQL is asked about the tables.
-    let (producer, deliveries) = Producer::new(&settings.kafka)?;
+    let kafka = config.kafka.client_config();
+    let (producer, deliveries) = Producer::new(&kafka)?;
     let producer = Arc::new(producer);
     let mut outbox = Outbox::new(Arc::clone(&producer), deliveries);
-    let state_topic = state::state_topic(&settings.topic_prefix);
-    let (kafka, slot) = (settings.kafka.clone(), settings.slot.clone());
+    let state_topic = state::state_topic(&config.kafka.topic_prefix);
+    let slot = &config.replication.slot;
+    let snapshot_due = config.snapshot.copies_tables();
     // Independent round trips to the broker, the registry and PostgreSQL, side by side, so a
     // restart streams as soon as the slowest of them is done, not after all of them in turn.
     // Reading the state creates nothing: a startup that fails leaves no topic behind.
     let (prepared, recorded) = tokio::try_join!(
-        prepare(settings, &producer),
-        state::recorded_state(&kafka, &state_topic, &slot),
+        prepare(config, &producer),
+        state::recorded_state(&kafka, &state_topic, slot),
     )?;
     let Prepared {
         sql,
+        type_options,
         tables,
         mut conn,
         registry,
@@ -207,35 +218,35 @@ pub(crate) async fn start(settings: &mut Settings) -> Result<Started, PipelineEr
                 transactions,
             },
     } = prepared;
-    let existing = slot::position(&sql, &settings.slot).await?;
-    let start = match slot::plan(&settings.slot, existing, recorded, settings.snapshot)? {
+    let existing = slot::position(&sql, slot).await?;
+    let start = match slot::plan(slot, existing, recorded, snapshot_due)? {
         SlotPlan::Stream => {
-            tracing::info!(slot = %settings.slot, "reusing the replication slot; streaming from its confirmed position");
+            tracing::info!(%slot, "reusing the replication slot; streaming from its confirmed position");
             Lsn::ZERO
         }
         SlotPlan::Create { drop_existing } => {
             if drop_existing {
-                conn.drop_slot(&settings.slot, true).await?;
+                conn.drop_slot(slot, true).await?;
             }
-            if settings.snapshot {
+            if snapshot_due {
                 state::ensure_state_topic(&producer, &state_topic).await?;
                 // Recorded before the slot exists, so that a crash between its creation and
                 // the snapshot's end can never leave an older `complete` beside a new slot.
                 state::write_phase(
                     &mut outbox,
                     &state_topic,
-                    &settings.slot,
+                    slot,
                     SnapshotPhase::Started,
                     None,
                 )
                 .await?;
             }
             let created = conn
-                .create_slot(&settings.slot, false, SnapshotAction::Export)
+                .create_slot(slot, false, SnapshotAction::Export)
                 .await?;
             let point = created.consistent_point;
-            tracing::info!(slot = %settings.slot, consistent_point = %point, "created the replication slot");
-            if settings.snapshot {
+            tracing::info!(%slot, consistent_point = %point, "created the replication slot");
+            if snapshot_due {
                 let snapshot_name = created.snapshot_name.clone().ok_or_else(|| {
                     PipelineError::Internal("the slot exported no snapshot".to_owned())
                 })?;
@@ -244,7 +255,7 @@ pub(crate) async fn start(settings: &mut Settings) -> Result<Started, PipelineEr
                 // longer exist.
                 let reconcile_with = recorded.is_some().then_some(&registry);
                 snapshot(
-                    settings,
+                    config,
                     &snapshot_name,
                     &tables,
                     &outs,
@@ -255,7 +266,7 @@ pub(crate) async fn start(settings: &mut Settings) -> Result<Started, PipelineEr
                 state::write_phase(
                     &mut outbox,
                     &state_topic,
-                    &settings.slot,
+                    slot,
                     SnapshotPhase::Complete,
                     Some(point),
                 )
@@ -265,26 +276,29 @@ pub(crate) async fn start(settings: &mut Settings) -> Result<Started, PipelineEr
         }
     };
 
-    if settings.binary {
+    let mut binary = binary;
+    if binary {
         let undecodable = binary_undecodable(&sql, outs.values()).await?;
         if !undecodable.is_empty() {
             tracing::warn!(
                 columns = %undecodable.join(", "),
                 "replication.binary = true, but sluice cannot decode these columns' binary form: streaming in text mode (values are exactly the same)"
             );
-            settings.binary = false;
+            binary = false;
         }
     }
-    let mut options = PgOutputOptions::new(vec![settings.publication.clone()]);
-    options.binary = settings.binary;
+    let mut options = PgOutputOptions::new(vec![config.replication.publication.clone()]);
+    options.binary = binary;
     let choice = conn.negotiate(&options);
     let mut stream = conn
-        .start_replication(&settings.slot, start, &options, choice)
+        .start_replication(slot, start, &options, choice)
         .await?;
-    stream.set_status_interval(settings.status_interval);
-    let changes = ChangeStream::new(stream, settings.streamed_memory_bytes);
+    stream.set_status_interval(config.replication.status_interval);
+    let changes = ChangeStream::new(stream, config.replication.streamed_memory_bytes());
     Ok(Started {
         sql,
+        type_options,
+        binary,
         messages,
         transactions,
         changes,
@@ -297,6 +311,7 @@ pub(crate) async fn start(settings: &mut Settings) -> Result<Started, PipelineEr
 /// What is set up before the slot is looked at.
 pub(crate) struct Prepared {
     pub(crate) sql: Client,
+    pub(crate) type_options: TypeOptions,
     pub(crate) tables: Vec<CapturedTable>,
     pub(crate) conn: ReplicationConnection,
     pub(crate) registry: Registry,
@@ -305,35 +320,36 @@ pub(crate) struct Prepared {
 
 /// The tables, their publication, topics and schemas, and a replication connection.
 pub(crate) async fn prepare(
-    settings: &mut Settings,
+    config: &Config,
     producer: &Producer,
 ) -> Result<Prepared, PipelineError> {
-    let sql = connect_sql(settings).await?;
-    (
-        settings.type_options.money_scale,
-        settings.type_options.money_in_c_format,
-    ) = money_format(&sql).await?;
-    settings.type_options.interval_infinities = has_interval_infinities(&sql).await?;
-    let tables = choose_tables(&sql, settings).await?;
+    let sql = connect_sql(&config.postgres).await?;
+    let type_options = type_options(&sql, &config.events).await?;
+    let tables = choose_tables(&sql, &config.tables).await?;
+    let replication = &config.replication;
     publication::ensure(
         &sql,
-        &settings.publication,
+        &replication.publication,
         &tables,
-        settings.create_publication,
+        replication.create_publication,
     )
     .await?;
-    let registry = Registry::new(&settings.registry)?;
-    let settings = &*settings;
+    let registry = Registry::new(
+        &config
+            .registry
+            .client_config(RegistrySection::REQUEST_TIMEOUT),
+    )?;
     let (outputs, conn) = tokio::try_join!(
-        prepare_outputs(&registry, producer, settings, &tables),
+        prepare_outputs(&registry, producer, config, &type_options, &tables),
         async {
-            ReplicationConnection::connect(&settings.postgres)
+            ReplicationConnection::connect(&config.postgres.connect_config())
                 .await
                 .map_err(PipelineError::from)
         },
     )?;
     Ok(Prepared {
         sql,
+        type_options,
         tables,
         conn,
         registry,
@@ -341,17 +357,19 @@ pub(crate) async fn prepare(
     })
 }
 
+/// The tables `selection` chooses, described from the catalog as they are captured; an error
+/// when one cannot be captured, or none is chosen.
 pub async fn choose_tables(
     sql: &Client,
-    settings: &Settings,
+    selection: &TablesSection,
 ) -> Result<Vec<CapturedTable>, PipelineError> {
     let mut chosen = Vec::new();
     for (oid, schema, name, identity) in catalog::list_tables(sql).await? {
-        if !settings.tables.selects(&schema, &name) {
+        if !selection.selects(&schema, &name) {
             continue;
         }
         let mut table = catalog::describe(sql, oid, &schema, &name, identity).await?;
-        catalog::check_capturable(&table, settings.tables.allow_keyless)?;
+        catalog::check_capturable(&table, selection.allow_keyless)?;
         // Only key columns are declared non-null: a delete's or key update's old row carries
         // nothing but the key under REPLICA IDENTITY DEFAULT.
         for column in &mut table.spec.columns {
@@ -361,16 +379,23 @@ pub async fn choose_tables(
     }
     if chosen.is_empty() {
         return Err(catalog::CatalogError::NothingSelected {
-            include: settings
-                .tables
-                .include
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
+            include: selection.include.iter().map(ToString::to_string).collect(),
         }
         .into());
     }
     Ok(chosen)
+}
+
+/// How values are carried: as `events` says, with the database's money format and whether it
+/// has interval infinities.
+pub(crate) async fn type_options(
+    sql: &Client,
+    events: &EventsSection,
+) -> Result<TypeOptions, PipelineError> {
+    let mut options = events.type_options();
+    (options.money_scale, options.money_in_c_format) = money_format(sql).await?;
+    options.interval_infinities = has_interval_infinities(sql).await?;
+    Ok(options)
 }
 
 /// The database's money fraction digits (its `lc_monetary`'s), the scale of money values;

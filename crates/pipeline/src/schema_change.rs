@@ -4,16 +4,16 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
-use sluice_avro::{ColumnSpec, Registry, RegistryError, TableSpec};
+use sluice_avro::{ColumnSpec, Registry, RegistryError, TableSpec, TypeOptions};
 use sluice_kafka::Producer;
 use sluice_pgoutput::{Relation, ReplicaIdentity};
 use tokio_postgres::Client;
 
 use crate::catalog::{self, Shape};
+use crate::config::{Config, TablesSection};
 use crate::error::{PipelineError, pg};
 use crate::naming;
 use crate::outputs::{Patience, TableOut, table_out};
-use crate::settings::Settings;
 
 /// Whether PostgreSQL's description of a table (a Relation message) asks for capturing it
 /// under a new name or shape. A table outside the selection is not: its changes are skipped
@@ -22,15 +22,12 @@ use crate::settings::Settings;
 /// Neither is one already captured under that name and shape.
 pub(crate) fn needs_describing(
     relation: &Relation,
-    settings: &Settings,
+    selection: &TablesSection,
     outs: &mut HashMap<u32, TableOut>,
     skipped: &mut HashSet<u32>,
 ) -> bool {
     let oid = relation.relation_id();
-    if !settings
-        .tables
-        .selects(relation.namespace(), relation.name())
-    {
+    if !selection.selects(relation.namespace(), relation.name()) {
         let table = format!("{}.{}", relation.namespace(), relation.name());
         if outs.remove(&oid).is_some() {
             tracing::warn!(%table, "a captured table is no longer selected (renamed out of tables.include, or excluded): its changes are skipped from here on");
@@ -89,7 +86,12 @@ pub(crate) struct Catalog<'a> {
     pub(crate) sql: &'a Client,
     pub(crate) registry: &'a Registry,
     pub(crate) producer: &'a Producer,
-    pub(crate) settings: &'a Settings,
+    pub(crate) config: &'a Config,
+    /// How values are carried in this database.
+    pub(crate) type_options: &'a TypeOptions,
+    /// Whether the stream is in binary mode: a table whose binary form sluice cannot decode
+    /// then ends it, to start again in text mode.
+    pub(crate) binary: bool,
 }
 
 impl Describe for Catalog<'_> {
@@ -98,7 +100,7 @@ impl Describe for Catalog<'_> {
         relation: &Relation,
         before: Option<&TableOut>,
     ) -> Result<TableOut, PipelineError> {
-        let (sql, settings) = (self.sql, self.settings);
+        let (sql, config) = (self.sql, self.config);
         let oid = relation.relation_id();
         let table = format!("{}.{}", relation.namespace(), relation.name());
         let shape = shape_of(relation);
@@ -124,14 +126,14 @@ impl Describe for Catalog<'_> {
                 .collect(),
         };
         if key_columns.is_empty()
-            && !(settings.tables.allow_keyless
+            && !(config.tables.allow_keyless
                 && relation.replica_identity() == ReplicaIdentity::Full)
         {
             return Err(catalog::CatalogError::NoKey(table).into());
         }
         catalog::resolve_defaults(sql, oid, &mut spec.columns).await?;
         catalog::resolve_types(sql, &mut spec.columns).await?;
-        let topic = naming::table_topic(&settings.topic_prefix, &spec.schema, &spec.name);
+        let topic = naming::table_topic(&config.kafka.topic_prefix, &spec.schema, &spec.name);
         let partitions = match before {
             Some(before) if before.topic == topic => before.partitions,
             // A table added to the publication while sluice runs, or renamed: its topic may
@@ -142,14 +144,15 @@ impl Describe for Catalog<'_> {
                 .await?
                 .first()
                 .copied()
-                .unwrap_or(settings.kafka.partitions),
+                .unwrap_or(config.kafka.partitions),
         };
         let out = match table_out(
             self.registry,
             (topic, partitions),
             &spec,
             shape.clone(),
-            settings,
+            config,
+            self.type_options,
             Patience::Once,
         )
         .await
@@ -163,7 +166,7 @@ impl Describe for Catalog<'_> {
             }
             other => other?,
         };
-        if settings.binary {
+        if self.binary {
             let undecodable = binary_undecodable(sql, std::iter::once(&out)).await?;
             if !undecodable.is_empty() {
                 return Err(PipelineError::BinaryUndecodable(undecodable.join(", ")));

@@ -9,6 +9,8 @@ use tokio_postgres::Client;
 
 use crate::catalog::{CapturedTable, quote_literal};
 use crate::clock::now_us;
+use crate::config::Config;
+use crate::connect::connect_sql;
 use crate::copier::{Copier, HeldRow, Piece};
 use crate::error::{PipelineError, pg};
 use crate::metrics::{self};
@@ -16,43 +18,33 @@ use crate::outbox::{OUTSIDE, Outbox};
 use crate::outputs::TableOut;
 use crate::progress::report_progress;
 use crate::reconcile::{self, TableReconcile};
-use crate::settings::{Settings, connect_sql};
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Copies every table inside the exported snapshot and produces an `r` event per row; returns
 /// when the broker has acknowledged them all.
 pub(crate) async fn snapshot(
-    settings: &Settings,
+    config: &Config,
     snapshot_name: &str,
     tables: &[CapturedTable],
     outs: &HashMap<u32, TableOut>,
     outbox: &mut Outbox,
     reconcile_with: Option<&Registry>,
 ) -> Result<(), PipelineError> {
-    let sql = connect_sql(settings).await?;
+    let sql = connect_sql(&config.postgres).await?;
+    let (chunk_rows, parallelism) = (config.snapshot.chunk_rows, config.snapshot.parallelism);
     let mut pieces = Vec::new();
     for table in tables {
-        pieces.extend(
-            split_table(
-                &sql,
-                table,
-                settings.snapshot_chunk_rows,
-                settings.snapshot_parallelism,
-            )
-            .await?,
-        );
+        pieces.extend(split_table(&sql, table, chunk_rows, parallelism).await?);
     }
     // Largest first would be better for balance; catalog order keeps output predictable.
     pieces.reverse();
-    let parallelism = settings
-        .snapshot_parallelism
-        .max(1)
-        .min(pieces.len().max(1));
+    let parallelism = parallelism.max(1).min(pieces.len().max(1));
     let names: Vec<String> = tables.iter().map(CapturedTable::qualified).collect();
-    let progress = tokio::spawn(report_progress(names, settings.snapshot_progress_interval));
+    let progress = tokio::spawn(report_progress(names, config.snapshot.progress_interval));
     // Rows an earlier snapshot sent may be gone now: the keys this one sends are noted, to
     // be compared with what each table's topic held before it began.
     let mut reconciles: HashMap<u32, TableReconcile> = HashMap::new();
+    let kafka = config.kafka.client_config();
     if reconcile_with.is_some() {
         for table in tables {
             let estimate = metrics::global()
@@ -60,16 +52,17 @@ pub(crate) async fn snapshot(
                 .snapshot_rows_estimate
                 .load(Relaxed);
             let topic = &outs[&table.oid].topic;
-            let reconcile = TableReconcile::prepare(&settings.kafka, topic, estimate).await?;
+            let reconcile = TableReconcile::prepare(&kafka, topic, estimate).await?;
             reconciles.insert(table.oid, reconcile);
         }
     }
     let reconciles = Arc::new(reconciles);
     let queue = Arc::new(std::sync::Mutex::new(pieces));
     let sender = outbox.outside_sender();
+    let shared = Arc::new(config.clone());
     let mut copiers = tokio::task::JoinSet::new();
     for _ in 0..parallelism {
-        let client = connect_sql(settings).await?;
+        let client = connect_sql(&config.postgres).await?;
         client
             .batch_execute(&format!(
                 "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
@@ -82,11 +75,11 @@ pub(crate) async fn snapshot(
         let sender = sender.clone();
         let tables: HashMap<u32, CapturedTable> =
             tables.iter().map(|t| (t.oid, t.clone())).collect();
-        let settings = settings.clone();
+        let config = Arc::clone(&shared);
         let reconciles = Arc::clone(&reconciles);
         copiers.spawn(async move {
             let mut copier = Copier {
-                settings: &settings,
+                config: &config,
                 client: &client,
                 sender: &sender,
                 held: HeldRow::default(),
@@ -149,14 +142,12 @@ pub(crate) async fn snapshot(
         .ok_or_else(|| PipelineError::Internal("the copiers still hold the reconciles".into()))?;
     if let Some(registry) = reconcile_with {
         let events = reconcile::Events {
-            upsert: settings.upsert,
-            tombstones: settings.tombstones,
+            upsert: config.events.is_upsert(),
+            tombstones: config.events.tombstones,
             now_us: now_us(),
         };
         for (oid, reconcile) in reconciles {
-            let vanished = reconcile
-                .finish(&settings.kafka, outbox, registry, events)
-                .await?;
+            let vanished = reconcile.finish(&kafka, outbox, registry, events).await?;
             if vanished > 0 {
                 let table = tables
                     .iter()

@@ -28,6 +28,7 @@ use sluice_postgres::{Change, ChangeStream};
 use tokio::time::Instant;
 
 use crate::clock::now_us;
+use crate::config::Config;
 use crate::emit::{Emitter, produce_change};
 use crate::error::PipelineError;
 use crate::metrics;
@@ -35,7 +36,6 @@ use crate::outbox::{Outbox, Record, Reports, Sink};
 use crate::outputs::{MessagesOut, TableOut, TransactionOrder, TransactionsOut};
 use crate::retry::Backoff;
 use crate::schema_change::{Describe, needs_describing, note_described};
-use crate::settings::Settings;
 
 /// How many changes one turn of the stream loop handles from what is already read, before it
 /// looks at shutdown, reports and timers again.
@@ -119,7 +119,7 @@ pub(crate) struct Current {
 
 /// What the stream loop works with and keeps between changes.
 pub(crate) struct StreamState<'a> {
-    pub(crate) settings: &'a Settings,
+    pub(crate) config: &'a Config,
     pub(crate) messages: Option<&'a MessagesOut>,
     pub(crate) transactions: Option<&'a TransactionsOut>,
     pub(crate) outs: &'a mut HashMap<u32, TableOut>,
@@ -145,13 +145,13 @@ pub(crate) struct StreamState<'a> {
 
 impl<'a> StreamState<'a> {
     pub(crate) fn new(
-        settings: &'a Settings,
+        config: &'a Config,
         messages: Option<&'a MessagesOut>,
         transactions: Option<&'a TransactionsOut>,
         outs: &'a mut HashMap<u32, TableOut>,
     ) -> Self {
         StreamState {
-            settings,
+            config,
             messages,
             transactions,
             outs,
@@ -260,7 +260,7 @@ impl StreamState<'_> {
         outbox: &mut Outbox<S, R>,
         describe: &mut impl Describe,
     ) -> Result<(), PipelineError> {
-        let settings = self.settings;
+        let config = self.config;
         match change {
             Change::Begin {
                 xid,
@@ -324,7 +324,7 @@ impl StreamState<'_> {
                 source.confirm(wal_end);
             }
             Change::Message(LogicalMessage::Relation(relation)) => {
-                if !needs_describing(&relation, settings, self.outs, &mut self.skipped) {
+                if !needs_describing(&relation, &config.tables, self.outs, &mut self.skipped) {
                     return Ok(());
                 }
                 let oid = relation.relation_id();
@@ -347,7 +347,8 @@ impl StreamState<'_> {
             }
             Change::Message(LogicalMessage::Message(message)) => {
                 let Some(out) = self.messages.filter(|_| {
-                    settings
+                    config
+                        .events
                         .message_prefixes
                         .iter()
                         .any(|p| message.prefix().starts_with(p.as_str()))
@@ -361,8 +362,8 @@ impl StreamState<'_> {
                     _ => (outbox.begin(message.lsn()), true),
                 };
                 let event_source = EventSource {
-                    name: &settings.topic_prefix,
-                    db: &settings.postgres.dbname,
+                    name: &config.kafka.topic_prefix,
+                    db: &config.postgres.database,
                     commit_time_us: self
                         .current
                         .as_ref()
@@ -414,8 +415,8 @@ impl StreamState<'_> {
                     ));
                 };
                 let event_source = EventSource {
-                    name: &settings.topic_prefix,
-                    db: &settings.postgres.dbname,
+                    name: &config.kafka.topic_prefix,
+                    db: &config.postgres.database,
                     commit_time_us: now.commit_time_us,
                     snapshot: SnapshotMarker::False,
                     tx_id: Some(now.xid),
@@ -431,7 +432,7 @@ impl StreamState<'_> {
                     transaction: self.transactions.zip(now.order.as_mut()),
                 };
                 produce_change(
-                    settings,
+                    &config.events,
                     &message,
                     self.outs,
                     &event_source,

@@ -17,40 +17,13 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::*;
+use crate::config::fixture::minimal;
 use crate::metrics;
 use crate::outbox::{Outbox, Record, Reports, Sink};
 use crate::outputs::TableOut;
 use crate::schema_change::Describe;
-use crate::settings::Settings;
 
 const TABLE: u32 = 16_384;
-
-fn settings() -> Settings {
-    // One file per call: the tests run side by side.
-    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!(
-        "sluice-stream-test-{}-{call}.toml",
-        std::process::id()
-    ));
-    std::fs::write(
-        &path,
-        r#"
-        [postgres]
-        database = "app"
-        user = "cdc"
-        [kafka]
-        bootstrap_servers = "broker:9092"
-        topic_prefix = "shop"
-        [registry]
-        url = "http://registry:8081"
-        "#,
-    )
-    .unwrap();
-    let config = crate::config::load(Some(&path), Vec::new()).unwrap();
-    std::fs::remove_file(&path).unwrap();
-    Settings::from_config(&config)
-}
 
 fn decode(bytes: Vec<u8>) -> LogicalMessage {
     Decoder::new(DecoderOptions::default())
@@ -296,9 +269,9 @@ async fn run_loop(
     describe: &mut FakeDescribe,
     drive: impl AsyncFnOnce(FakeSink, Arc<Mutex<Vec<Lsn>>>),
 ) -> (Vec<Lsn>, FakeSink) {
-    let settings = settings();
+    let config = minimal();
     let mut outs = HashMap::new();
-    let mut state = StreamState::new(&settings, None, None, &mut outs);
+    let mut state = StreamState::new(&config, None, None, &mut outs);
     let mut source = FakeSource {
         changes: changes.into(),
         confirmed: Arc::default(),

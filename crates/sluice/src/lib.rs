@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use sluice_pipeline::config;
-use sluice_pipeline::run::{Settings, run};
+use sluice_pipeline::run::run;
 
 mod check;
 mod registry;
@@ -70,14 +70,13 @@ fn run_command(path: Option<PathBuf>) -> ExitCode {
         Err(code) => return code,
     };
     tracing::info!(config = %config.redacted_summary(), "starting");
-    let settings = Settings::from_config(&config);
     let runtime = match runtime(2) {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
     // On a worker, not the main thread: the worker that waits on the sockets then runs the
     // pipeline itself, instead of waking the main thread for every batch that arrives.
-    let pipeline = runtime.spawn(run(settings, shutdown_signal()));
+    let pipeline = runtime.spawn(run(config, shutdown_signal()));
     let outcome = runtime.block_on(pipeline).unwrap_or_else(|err| {
         Err(sluice_pipeline::PipelineError::Internal(format!(
             "the pipeline task ended abnormally: {err}"

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,11 +12,12 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
 use sluice_kafka::{KafkaConfig, TracingContext, client_config};
 use sluice_pipeline::catalog;
+use sluice_pipeline::config::Config;
+use sluice_pipeline::connect::connect_sql;
 use sluice_pipeline::describe;
 use sluice_pipeline::format;
 use sluice_pipeline::naming;
 use sluice_pipeline::publication;
-use sluice_pipeline::run::{Settings, connect_sql};
 use sluice_pipeline::slot;
 use sluice_pipeline::state::{self, SnapshotPhase};
 use tokio_postgres::Client;
@@ -44,15 +45,15 @@ enum Output {
 /// Runs `sluice status`: 0 when capture can go on from the slot, 1 when it cannot (no slot, an
 /// invalidated one) or something could not be read, 2 for a bad configuration.
 pub(crate) fn main(args: &StatusArgs) -> ExitCode {
-    let settings = match settings(args.config.as_deref()) {
-        Ok(settings) => settings,
+    let config = match crate::load_config(args.config.as_deref()) {
+        Ok(config) => config,
         Err(code) => return code,
     };
     let runtime = match crate::runtime(1) {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
-    let report = match runtime.block_on(gather(&settings)) {
+    let report = match runtime.block_on(gather(&config)) {
         Ok(report) => report,
         Err(message) => {
             eprintln!("error: {message}");
@@ -88,12 +89,6 @@ pub(crate) fn main(args: &StatusArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
-}
-
-/// The configuration at `path` with its overrides, as pipeline settings; on a bad
-/// configuration, exit code 2 after saying why (as `sluice run` does).
-pub(crate) fn settings(path: Option<&Path>) -> Result<Settings, ExitCode> {
-    crate::load_config(path).map(|config| Settings::from_config(&config))
 }
 
 /// Everything `status` shows, in the shape of its JSON document.
@@ -226,21 +221,25 @@ struct Table {
     events: Option<i64>,
 }
 
-async fn gather(settings: &Settings) -> Result<Report, String> {
-    let sql = connect_sql(settings).await.map_err(|e| e.to_string())?;
-    let (slot, wal, lag) = read_slot(&sql, &settings.slot).await?;
+async fn gather(config: &Config) -> Result<Report, String> {
+    let sql = connect_sql(&config.postgres)
+        .await
+        .map_err(|e| e.to_string())?;
+    let replication = &config.replication;
+    let (slot, wal, lag) = read_slot(&sql, &replication.slot).await?;
     let publication = Publication {
-        name: settings.publication.clone(),
-        exists: publication_exists(&sql, &settings.publication).await?,
+        name: replication.publication.clone(),
+        exists: publication_exists(&sql, &replication.publication).await?,
     };
+    let prefix = &config.kafka.topic_prefix;
     let mut errors = Vec::new();
     let mut tables: Vec<Table> = match catalog::list_tables(&sql).await {
         Ok(tables) => tables
             .into_iter()
-            .filter(|(_, schema, name, _)| settings.tables.selects(schema, name))
+            .filter(|(_, schema, name, _)| config.tables.selects(schema, name))
             .map(|(_, schema, name, _)| Table {
                 table: format!("{schema}.{name}"),
-                topic: naming::table_topic(&settings.topic_prefix, &schema, &name),
+                topic: naming::table_topic(prefix, &schema, &name),
                 topic_exists: None,
                 events: None,
             })
@@ -251,11 +250,12 @@ async fn gather(settings: &Settings) -> Result<Report, String> {
         }
     };
 
-    let state_topic = naming::state_topic(&settings.topic_prefix);
+    let state_topic = naming::state_topic(prefix);
+    let kafka_client = config.kafka.client_config();
     let mut phase = None;
     // librdkafka's calls block; this runtime runs nothing else meanwhile.
     let counted = tokio::task::block_in_place(|| {
-        let kafka = Kafka::connect(&settings.kafka)?;
+        let kafka = Kafka::connect(&kafka_client)?;
         let topics = kafka.topics()?;
         for table in &mut tables {
             let partitions = topics.get(&table.topic);
@@ -270,7 +270,7 @@ async fn gather(settings: &Settings) -> Result<Report, String> {
         // Absent, the topic holds no record: no need to wait on reading it.
         Ok(false) => phase = Some("none"),
         Ok(true) => {
-            match state::recorded_phase(&settings.kafka, &state_topic, &settings.slot).await {
+            match state::recorded_phase(&kafka_client, &state_topic, &replication.slot).await {
                 Ok(recorded) => phase = Some(phase_name(recorded)),
                 Err(err) => errors.push(format!("reading {state_topic}: {err}")),
             }
@@ -278,8 +278,9 @@ async fn gather(settings: &Settings) -> Result<Report, String> {
         Err(err) => errors.push(err),
     }
 
-    let problem = problem(settings, &slot);
-    let warnings = warnings(settings, &slot, phase);
+    let snapshot_due = config.snapshot.copies_tables();
+    let problem = problem(snapshot_due, &slot);
+    let warnings = warnings(snapshot_due, &slot, phase);
     Ok(Report {
         slot,
         wal,
@@ -301,10 +302,11 @@ fn phase_name(phase: Option<SnapshotPhase>) -> &'static str {
     }
 }
 
-/// Why capture cannot go on from the slot, with what to do.
-fn problem(settings: &Settings, slot: &Slot) -> Option<String> {
+/// Why capture cannot go on from the slot, with what to do (`snapshot_due`: a new slot's
+/// tables are copied first).
+fn problem(snapshot_due: bool, slot: &Slot) -> Option<String> {
     if !slot.exists {
-        let next = if settings.snapshot {
+        let next = if snapshot_due {
             "takes a new snapshot of the chosen tables"
         } else {
             "streams the changes made from then on (snapshot.mode = never)"
@@ -333,7 +335,7 @@ fn problem(settings: &Settings, slot: &Slot) -> Option<String> {
     None
 }
 
-fn warnings(settings: &Settings, slot: &Slot, phase: Option<&str>) -> Vec<String> {
+fn warnings(snapshot_due: bool, slot: &Slot, phase: Option<&str>) -> Vec<String> {
     let mut warnings = Vec::new();
     if slot.exists && !slot.active && !slot.invalidated {
         warnings.push(format!(
@@ -350,7 +352,7 @@ fn warnings(settings: &Settings, slot: &Slot, phase: Option<&str>) -> Vec<String
         ));
     }
     let usable = slot.exists && slot.foreign().is_none() && !slot.invalidated;
-    if usable && settings.snapshot {
+    if usable && snapshot_due {
         match phase {
             Some("none") => warnings.push(format!(
                 "no snapshot is recorded for slot {}: the next `sluice run` drops the slot and \

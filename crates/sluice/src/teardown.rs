@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::config::FromClientConfigAndContext;
-use sluice_kafka::{RDKafkaErrorCode, TracingContext, client_config, read_to_end};
+use sluice_kafka::{KafkaConfig, RDKafkaErrorCode, TracingContext, client_config, read_to_end};
+use sluice_pipeline::config::Config;
+use sluice_pipeline::connect::connect_sql;
 use sluice_pipeline::describe;
 use sluice_pipeline::naming;
 use sluice_pipeline::publication;
-use sluice_pipeline::run::{Settings, connect_sql};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
@@ -63,15 +64,16 @@ impl Plan {
 /// Runs `sluice teardown`: 0 when done (or nothing was there), 1 when refused, declined or
 /// failed, 2 for a bad configuration.
 pub(crate) fn main(args: &TeardownArgs) -> ExitCode {
-    let settings = match status::settings(args.config.as_deref()) {
-        Ok(settings) => settings,
+    let config = match crate::load_config(args.config.as_deref()) {
+        Ok(config) => config,
         Err(code) => return code,
     };
+    let (prefix, replication) = (&config.kafka.topic_prefix, &config.replication);
     let runtime = match crate::runtime(1) {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
-    let plan = match runtime.block_on(inspect(&settings, args.delete_state)) {
+    let plan = match runtime.block_on(inspect(&config, args.delete_state)) {
         Ok(plan) => plan,
         Err(message) => {
             eprintln!("error: {message}");
@@ -79,19 +81,19 @@ pub(crate) fn main(args: &TeardownArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let state_topic = naming::state_topic(&settings.topic_prefix);
+    let state_topic = naming::state_topic(prefix);
     let untouched = format!(
         "table topics {}: consumers may still need them; delete them with Kafka's tools once \
          none does",
-        naming::table_topic(&settings.topic_prefix, "<schema>", "<table>")
+        naming::table_topic(prefix, "<schema>", "<table>")
     );
 
-    let publication = format!("publication {}", settings.publication);
+    let publication = format!("publication {}", replication.publication);
     let kept_publication = format!(
         "{publication} (replication.create_publication = false: it was made outside sluice)"
     );
     if !plan.anything() {
-        let mut absent = vec![format!("replication slot {}", settings.slot)];
+        let mut absent = vec![format!("replication slot {}", replication.slot)];
         if !plan.publication {
             absent.push(publication);
         }
@@ -109,7 +111,7 @@ pub(crate) fn main(args: &TeardownArgs) -> ExitCode {
 
     println!(
         "database {}, Kafka topic prefix {}:",
-        plan.slot.current_database, settings.topic_prefix
+        plan.slot.current_database, prefix
     );
     if plan.slot.exists {
         let confirmed = plan.slot.confirmed_flush_lsn.as_deref().unwrap_or("none");
@@ -117,11 +119,11 @@ pub(crate) fn main(args: &TeardownArgs) -> ExitCode {
             "to drop",
             &format!(
                 "replication slot {} (inactive, confirmed up to {confirmed})",
-                settings.slot
+                replication.slot
             ),
         );
     } else {
-        print_line("absent", &format!("replication slot {}", settings.slot));
+        print_line("absent", &format!("replication slot {}", replication.slot));
     }
     match (plan.publication, plan.keep_publication) {
         (false, _) => print_line("absent", &publication),
@@ -155,7 +157,7 @@ pub(crate) fn main(args: &TeardownArgs) -> ExitCode {
             }
         }
     }
-    if runtime.block_on(execute(&settings, &plan, &state_topic)) {
+    if runtime.block_on(execute(&config, &plan, &state_topic)) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -182,31 +184,36 @@ fn confirm() -> std::io::Result<bool> {
 
 /// Finds what exists, and refuses (nothing dropped yet) what must not be dropped: a slot in
 /// use, a slot that is not this configuration's, a state topic other slots' records share.
-async fn inspect(settings: &Settings, delete_state: bool) -> Result<Plan, String> {
-    let sql = connect_sql(settings).await.map_err(|e| e.to_string())?;
-    let (slot, _, _) = status::read_slot(&sql, &settings.slot).await?;
+async fn inspect(config: &Config, delete_state: bool) -> Result<Plan, String> {
+    let sql = connect_sql(&config.postgres)
+        .await
+        .map_err(|e| e.to_string())?;
+    let replication = &config.replication;
+    let (slot, _, _) = status::read_slot(&sql, &replication.slot).await?;
     if let Some(foreign) = slot.foreign() {
         return Err(foreign);
     }
     if slot.active {
         return Err(in_use(&slot));
     }
-    let publication = status::publication_exists(&sql, &settings.publication).await?;
+    let publication = status::publication_exists(&sql, &replication.publication).await?;
     let state_topic = if delete_state {
-        let topic = naming::state_topic(&settings.topic_prefix);
+        let prefix = &config.kafka.topic_prefix;
+        let topic = naming::state_topic(prefix);
+        let kafka = config.kafka.client_config();
         let exists = tokio::task::block_in_place(|| {
-            let kafka = Kafka::connect(&settings.kafka)?;
+            let kafka = Kafka::connect(&kafka)?;
             Ok::<_, String>(kafka.topics()?.contains_key(&topic))
         })?;
         if exists {
-            let others = other_slots(settings, &topic)?;
+            let others = other_slots(&kafka, &topic, &replication.slot)?;
             if !others.is_empty() {
                 return Err(format!(
                     "the state topic {topic} also holds the state of slot(s) {} (another sluice \
                      with kafka.topic_prefix {}): deleting it would make them take a new \
                      snapshot; run teardown without --delete-state",
                     others.join(", "),
-                    settings.topic_prefix
+                    prefix
                 ));
             }
         }
@@ -218,7 +225,7 @@ async fn inspect(settings: &Settings, delete_state: bool) -> Result<Plan, String
         sql,
         slot,
         publication,
-        keep_publication: !settings.create_publication,
+        keep_publication: !replication.create_publication,
         state_topic,
     })
 }
@@ -241,11 +248,10 @@ fn in_use(slot: &Slot) -> String {
     )
 }
 
-/// Slots other than ours whose latest record in the state topic is not a tombstone.
-fn other_slots(settings: &Settings, topic: &str) -> Result<Vec<String>, String> {
-    let records =
-        tokio::task::block_in_place(|| read_to_end(&settings.kafka, topic, KAFKA_TIMEOUT))
-            .map_err(|err| format!("reading {topic}: {err}"))?;
+/// Slots other than `ours` whose latest record in the state topic is not a tombstone.
+fn other_slots(kafka: &KafkaConfig, topic: &str, ours: &str) -> Result<Vec<String>, String> {
+    let records = tokio::task::block_in_place(|| read_to_end(kafka, topic, KAFKA_TIMEOUT))
+        .map_err(|err| format!("reading {topic}: {err}"))?;
     let mut latest: BTreeMap<String, bool> = BTreeMap::new();
     for (key, value) in records {
         if let Some(key) = key {
@@ -254,20 +260,21 @@ fn other_slots(settings: &Settings, topic: &str) -> Result<Vec<String>, String> 
     }
     Ok(latest
         .into_iter()
-        .filter(|(slot, live)| *live && *slot != settings.slot)
+        .filter(|(slot, live)| *live && slot != ours)
         .map(|(slot, _)| slot)
         .collect())
 }
 
 /// Drops what the plan found, slot first: while the slot is there, the publication is what
 /// a restarted sluice would stream through. Returns whether everything went as planned.
-async fn execute(settings: &Settings, plan: &Plan, state_topic: &str) -> bool {
+async fn execute(config: &Config, plan: &Plan, state_topic: &str) -> bool {
+    let replication = &config.replication;
     if plan.slot.exists {
         let dropped = plan
             .sql
-            .execute("SELECT pg_drop_replication_slot($1)", &[&settings.slot])
+            .execute("SELECT pg_drop_replication_slot($1)", &[&replication.slot])
             .await;
-        let slot = format!("replication slot {}", settings.slot);
+        let slot = format!("replication slot {}", replication.slot);
         match dropped {
             Ok(_) => print_line("dropped", &slot),
             Err(err) if err.code() == Some(&SqlState::UNDEFINED_OBJECT) => {
@@ -290,10 +297,10 @@ async fn execute(settings: &Settings, plan: &Plan, state_topic: &str) -> bool {
         }
     }
     if plan.publication && !plan.keep_publication {
-        let publication = format!("publication {}", settings.publication);
+        let publication = format!("publication {}", replication.publication);
         let dropped = plan
             .sql
-            .batch_execute(&publication::drop_sql(&settings.publication))
+            .batch_execute(&publication::drop_sql(&replication.publication))
             .await;
         match dropped {
             Ok(()) => print_line("dropped", &publication),
@@ -311,7 +318,7 @@ async fn execute(settings: &Settings, plan: &Plan, state_topic: &str) -> bool {
     }
     if plan.state_topic == Some(true) {
         let topic = format!("Kafka topic {state_topic}");
-        match delete_topic(settings, state_topic).await {
+        match delete_topic(&config.kafka.client_config(), state_topic).await {
             Ok(true) => print_line("deleted", &topic),
             Ok(false) => print_line("absent", &topic),
             Err(err) => {
@@ -324,9 +331,9 @@ async fn execute(settings: &Settings, plan: &Plan, state_topic: &str) -> bool {
 }
 
 /// Deletes `topic`; `Ok(false)` when it was already gone.
-async fn delete_topic(settings: &Settings, topic: &str) -> Result<bool, String> {
+async fn delete_topic(kafka: &KafkaConfig, topic: &str) -> Result<bool, String> {
     let admin: AdminClient<TracingContext> =
-        AdminClient::from_config_and_context(&client_config(&settings.kafka), TracingContext)
+        AdminClient::from_config_and_context(&client_config(kafka), TracingContext)
             .map_err(|err| format!("creating the Kafka admin client: {err}"))?;
     let options = AdminOptions::new()
         .request_timeout(Some(KAFKA_TIMEOUT))

@@ -6,6 +6,8 @@
 //! an unknown key the known key nearest to it.
 
 mod error;
+#[cfg(test)]
+pub(crate) mod fixture;
 mod keys;
 mod load;
 mod producer;

@@ -8,6 +8,7 @@ use secrecy::ExposeSecret;
 use sluice_postgres::{Host, SslMode};
 use toml::Table;
 
+use super::fixture::{MINIMAL, TempFile, minimal};
 use super::keys::{PRODUCER, env_var_for, known_keys};
 use super::*;
 
@@ -18,37 +19,6 @@ fn every_key() -> impl Iterator<Item = (&'static str, &'static str)> {
             .iter()
             .map(move |key| (*section, *key))
     })
-}
-
-const MINIMAL: &str = r#"
-        [postgres]
-        database = "app"
-        user = "cdc"
-
-        [kafka]
-        bootstrap_servers = "broker:9092"
-        topic_prefix = "shop"
-
-        [registry]
-        url = "http://registry:8081"
-    "#;
-
-/// A file under the temp directory, removed when dropped.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(name: &str, contents: &str) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("sluice-config-test-{}-{name}", std::process::id()));
-        std::fs::write(&path, contents).unwrap();
-        TempFile(path)
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -69,7 +39,7 @@ fn error_str(name: &str, toml: &str, vars: &[(&str, &str)]) -> String {
 
 #[test]
 fn defaults() {
-    let config = load_str("defaults.toml", MINIMAL, &[]).unwrap();
+    let config = minimal();
     let pg = &config.postgres;
     assert_eq!(pg.host, "127.0.0.1");
     assert_eq!(pg.port, 5432);
@@ -809,7 +779,7 @@ fn secrets_never_printed() {
 
 #[test]
 fn summary_reads_well() {
-    let config = load_str("summary.toml", MINIMAL, &[]).unwrap();
+    let config = minimal();
     let summary = config.redacted_summary();
     assert!(
         summary.starts_with("postgres=cdc@127.0.0.1:5432/app sslmode=prefer password=none"),
@@ -997,53 +967,4 @@ fn example_file_loads() {
     assert_eq!(config.kafka.bootstrap_servers, "127.0.0.1:9092");
     assert_eq!(config.kafka.topic_prefix, "sluice");
     assert_eq!(config.registry.url, "http://127.0.0.1:8081/apis/ccompat/v7");
-}
-
-/// What run.rs's `Settings` mirror computes, the sections compute themselves: delete this test
-/// with `Settings`, once the pipeline reads the configuration directly.
-#[test]
-fn the_settings_mirror_equals_the_sections_own_values() {
-    use secrecy::SecretString;
-
-    let conninfo = |secret: &SecretString| {
-        secret
-            .expose_secret()
-            .parse::<tokio_postgres::Config>()
-            .unwrap()
-    };
-    for (name, toml) in [("mirror-full.toml", FULL), ("mirror-minimal.toml", MINIMAL)] {
-        let config = load_str(name, toml, &[]).unwrap();
-        let settings = crate::run::Settings::from_config(&config);
-        assert!(conninfo(&settings.postgres_conninfo) == conninfo(&config.postgres.conninfo()));
-        assert_eq!(
-            format!("{:?}", settings.postgres),
-            format!("{:?}", config.postgres.connect_config())
-        );
-        assert_eq!(
-            settings.streamed_memory_bytes,
-            config.replication.streamed_memory_bytes()
-        );
-        assert_eq!(
-            settings.retained_wal_warn_bytes,
-            config.replication.retained_wal_warn_bytes()
-        );
-        assert_eq!(settings.snapshot, config.snapshot.copies_tables());
-        assert_eq!(settings.type_options, config.events.type_options());
-        assert_eq!(settings.upsert, config.events.is_upsert());
-        assert_eq!(settings.kafka, config.kafka.client_config());
-        assert_eq!(
-            format!("{:?}", settings.registry),
-            format!(
-                "{:?}",
-                config
-                    .registry
-                    .client_config(RegistrySection::REQUEST_TIMEOUT)
-            )
-        );
-        assert_eq!(
-            settings.compatibility.as_deref(),
-            config.registry.compatibility.map(Compatibility::as_str)
-        );
-        assert_eq!(settings.metrics_bind, config.metrics.endpoint());
-    }
 }

@@ -7,9 +7,9 @@ use rdkafka::admin::{AdminClient, AdminOptions, ConfigResourceResult, ResourceSp
 use rdkafka::config::FromClientConfigAndContext as _;
 use rdkafka::error::RDKafkaErrorCode;
 use sluice_kafka::{KafkaError, Producer, TracingContext, client_config};
+use sluice_pipeline::config::KafkaSection;
 use sluice_pipeline::format;
 use sluice_pipeline::naming::state_topic;
-use sluice_pipeline::run::Settings;
 
 use super::report::Report;
 use super::{abbreviated, bounded};
@@ -71,10 +71,10 @@ fn describe_topics(
     Ok(cluster)
 }
 
-pub(super) async fn check_kafka(settings: &Settings, topics: &[String], report: &mut Report) {
+pub(super) async fn check_kafka(kafka: &KafkaSection, topics: &[String], report: &mut Report) {
     const ITEM: &str = "kafka";
-    let kafka = &settings.kafka;
-    let producer = match Producer::new(kafka) {
+    let client = kafka.client_config();
+    let producer = match Producer::new(&client) {
         Ok((producer, _deliveries)) => producer,
         Err(err) => {
             report.fail(
@@ -108,7 +108,8 @@ pub(super) async fn check_kafka(settings: &Settings, topics: &[String], report: 
         report.fail(ITEM, detail, fix);
         return;
     }
-    let admin = match AdminClient::from_config_and_context(&client_config(kafka), TracingContext) {
+    let admin = match AdminClient::from_config_and_context(&client_config(&client), TracingContext)
+    {
         Ok(admin) => Arc::new(admin),
         Err(err) => {
             report.fail(
@@ -151,16 +152,15 @@ pub(super) async fn check_kafka(settings: &Settings, topics: &[String], report: 
             kafka.bootstrap_servers
         ),
     );
-    check_topics(&cluster, settings, report);
-    check_acks(&admin, &cluster, settings, report).await;
+    check_topics(&cluster, kafka, report);
+    check_acks(&admin, &cluster, kafka, report).await;
 }
 
 /// The topics sluice writes to: those that exist, those sluice will create (and whether it
 /// can), those the broker will not describe.
-fn check_topics(cluster: &Cluster, settings: &Settings, report: &mut Report) {
+fn check_topics(cluster: &Cluster, kafka: &KafkaSection, report: &mut Report) {
     const ITEM: &str = "topics";
-    let kafka = &settings.kafka;
-    let state_topic = state_topic(&settings.topic_prefix);
+    let state_topic = state_topic(&kafka.topic_prefix);
     let mut existing = Vec::new();
     let mut other_partitions = Vec::new();
     let mut missing = Vec::new();
@@ -264,11 +264,11 @@ fn check_topics(cluster: &Cluster, settings: &Settings, report: &mut Report) {
 async fn check_acks(
     admin: &AdminClient<TracingContext>,
     cluster: &Cluster,
-    settings: &Settings,
+    kafka: &KafkaSection,
     report: &mut Report,
 ) {
     const ITEM: &str = "acks=all";
-    let factor = settings.kafka.replication_factor;
+    let factor = kafka.replication_factor;
     let existing: Vec<(&str, usize)> = cluster
         .topics
         .iter()
@@ -334,7 +334,7 @@ async fn check_acks(
     let Some((broker_config, topic_configs)) = results.split_first() else {
         return;
     };
-    check_state_policy(&existing, topic_configs, settings, report);
+    check_state_policy(&existing, topic_configs, kafka, report);
     let min_isr = setting(broker_config, "min.insync.replicas");
     // -1 asks the broker for its default.
     let new_factor = if factor == -1 {
@@ -395,10 +395,10 @@ async fn check_acks(
 fn check_state_policy(
     existing: &[(&str, usize)],
     configs: &[ConfigResourceResult],
-    settings: &Settings,
+    kafka: &KafkaSection,
     report: &mut Report,
 ) {
-    let state_topic = state_topic(&settings.topic_prefix);
+    let state_topic = state_topic(&kafka.topic_prefix);
     let Some(config) = existing
         .iter()
         .zip(configs)

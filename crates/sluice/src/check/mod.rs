@@ -23,7 +23,7 @@ use sluice_pipeline::catalog::CapturedTable;
 use sluice_pipeline::config::{self, Config};
 use sluice_pipeline::format;
 use sluice_pipeline::naming::state_topic;
-use sluice_pipeline::run::{Settings, topic_of};
+use sluice_pipeline::run::topic_of;
 
 use self::kafka::check_kafka;
 use self::postgres::check_postgres;
@@ -78,17 +78,17 @@ pub(crate) fn main(args: &CheckArgs) -> ExitCode {
 }
 
 async fn check(config: &Config) -> Report {
-    let settings = Settings::from_config(config);
     let mut report = Report::default();
-    let tables = check_postgres(&settings, &mut report).await;
+    let tables = check_postgres(config, &mut report).await;
+    let prefix = &config.kafka.topic_prefix;
     let mut topics: Vec<String> = tables
         .described
         .iter()
-        .map(|table| topic_of(&settings, table))
+        .map(|table| topic_of(prefix, table))
         .collect();
-    topics.push(state_topic(&settings.topic_prefix));
-    check_kafka(&settings, &topics, &mut report).await;
-    check_registry(config, &settings, tables.capturable.as_deref(), &mut report).await;
+    topics.push(state_topic(prefix));
+    check_kafka(&config.kafka, &topics, &mut report).await;
+    check_registry(config, tables.capturable.as_deref(), &mut report).await;
     report
 }
 

@@ -2,11 +2,12 @@
 
 use secrecy::ExposeSecret;
 use sluice_pipeline::catalog::{quote_ident, quote_literal};
+use sluice_pipeline::config::{Config, PostgresSection};
+use sluice_pipeline::connect::sql_tls;
 use sluice_pipeline::describe;
 use sluice_pipeline::format;
-use sluice_pipeline::run::{Settings, sql_tls};
 use sluice_pipeline::slot;
-use sluice_postgres::ReplicationConnection;
+use sluice_postgres::{ConnectConfig, ReplicationConnection};
 use tokio_postgres::Client;
 
 use super::publication::check_publication;
@@ -78,14 +79,15 @@ async fn server_facts(sql: &Client) -> Result<ServerFacts, String> {
     })
 }
 
-async fn connect_sql(settings: &Settings) -> Result<Client, (String, String)> {
-    let tls = sql_tls(&settings.postgres).map_err(|err| {
+async fn connect_sql(postgres: &PostgresSection) -> Result<Client, (String, String)> {
+    let tls = sql_tls(&postgres.connect_config()).map_err(|err| {
         (
             err.to_string(),
             "check postgres.sslmode and postgres.sslrootcert".to_owned(),
         )
     })?;
-    let connecting = tokio_postgres::connect(settings.postgres_conninfo.expose_secret(), tls);
+    let conninfo = postgres.conninfo();
+    let connecting = tokio_postgres::connect(conninfo.expose_secret(), tls);
     let (client, connection) = match tokio::time::timeout(PG_TIMEOUT, connecting).await {
         Err(_) => {
             return Err((
@@ -116,10 +118,10 @@ async fn connect_sql(settings: &Settings) -> Result<Client, (String, String)> {
     Ok(client)
 }
 
-pub(super) async fn check_postgres(settings: &Settings, report: &mut Report) -> Tables {
-    let pg = &settings.postgres;
+pub(super) async fn check_postgres(config: &Config, report: &mut Report) -> Tables {
+    let pg = config.postgres.connect_config();
     let target = format!("{} database {} as {}", pg.target(), pg.dbname, pg.user);
-    let sql = match connect_sql(settings).await {
+    let sql = match connect_sql(&config.postgres).await {
         Ok(sql) => sql,
         Err((detail, fix)) => {
             report.fail("postgres", format!("{target}: {detail}"), fix);
@@ -170,17 +172,14 @@ pub(super) async fn check_postgres(settings: &Settings, report: &mut Report) -> 
         );
     }
 
-    check_replication_right(settings, &facts, report).await;
+    check_replication_right(&pg, &facts, report).await;
 
-    let slot = match bounded(PG_TIMEOUT, slot::read(&sql, &settings.slot), |e| {
-        describe::pg(&e)
-    })
-    .await
-    {
+    let name = &config.replication.slot;
+    let slot = match bounded(PG_TIMEOUT, slot::read(&sql, name), |e| describe::pg(&e)).await {
         Ok(slot) => slot,
         Err(err) => {
             report.fail(
-                &format!("slot {}", settings.slot),
+                &format!("slot {name}"),
                 format!("reading pg_replication_slots failed: {err}"),
                 "check that the user may read pg_replication_slots",
             );
@@ -195,12 +194,12 @@ pub(super) async fn check_postgres(settings: &Settings, report: &mut Report) -> 
     if slot.is_some() {
         report.ok(
             "replication slots",
-            format!("{slots_detail}; slot {} exists already", settings.slot),
+            format!("{slots_detail}; slot {name} exists already"),
         );
     } else if free_slots <= 0 {
         report.fail(
             "replication slots",
-            format!("{slots_detail}: none left for slot {}", settings.slot),
+            format!("{slots_detail}: none left for slot {name}"),
             "raise max_replication_slots (ALTER SYSTEM SET max_replication_slots = ..., then \
              restart PostgreSQL), or drop unused slots (SELECT pg_drop_replication_slot(name))",
         );
@@ -226,17 +225,17 @@ pub(super) async fn check_postgres(settings: &Settings, report: &mut Report) -> 
 
     check_wal_keep(&facts, report);
 
-    let tables = check_tables(&sql, settings, &facts.user, report).await;
+    let tables = check_tables(&sql, config, &facts.user, report).await;
     if !tables.described.is_empty() {
-        check_publication(&sql, settings, &facts, &tables, report).await;
+        check_publication(&sql, &config.replication, &facts, &tables, report).await;
     }
-    check_slot(settings, slot.as_ref(), &facts.database, report);
+    check_slot(config, slot.as_ref(), &facts.database, report);
     tables
 }
 
 /// The REPLICATION attribute, then a real replication connection: it proves pg_hba.conf lets
 /// the user in for replication and that a WAL sender is free.
-async fn check_replication_right(settings: &Settings, facts: &ServerFacts, report: &mut Report) {
+async fn check_replication_right(pg: &ConnectConfig, facts: &ServerFacts, report: &mut Report) {
     const ITEM: &str = "replication privilege";
     if !facts.replication && !facts.superuser {
         report.fail(
@@ -254,7 +253,7 @@ async fn check_replication_right(settings: &Settings, facts: &ServerFacts, repor
     } else {
         "REPLICATION"
     };
-    let connecting = ReplicationConnection::connect(&settings.postgres);
+    let connecting = ReplicationConnection::connect(pg);
     let (detail, fix) = match tokio::time::timeout(PG_TIMEOUT, connecting).await {
         Ok(Ok(conn)) => {
             let _ = tokio::time::timeout(PG_TIMEOUT, conn.close()).await;

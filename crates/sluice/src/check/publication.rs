@@ -3,9 +3,9 @@
 //! so the two never disagree.
 
 use sluice_pipeline::catalog::CapturedTable;
+use sluice_pipeline::config::ReplicationSection;
 use sluice_pipeline::describe;
 use sluice_pipeline::publication::{self, Plan, Publication};
-use sluice_pipeline::run::Settings;
 use tokio_postgres::Client;
 
 use super::postgres::ServerFacts;
@@ -14,12 +14,12 @@ use super::{PG_TIMEOUT, Tables, abbreviated, bounded};
 
 pub(super) async fn check_publication(
     sql: &Client,
-    settings: &Settings,
+    replication: &ReplicationSection,
     facts: &ServerFacts,
     tables: &Tables,
     report: &mut Report,
 ) {
-    let name = &settings.publication;
+    let name = &replication.publication;
     let item = format!("publication {name}");
     let found = bounded(PG_TIMEOUT, publication::read(sql, name), |e| {
         describe::pg(&e)
@@ -57,7 +57,7 @@ pub(super) async fn check_publication(
         Plan::Create { tables: chosen } => {
             let create = publication::create_sql(name, &chosen);
             let unowned = unowned(&chosen);
-            if !settings.create_publication {
+            if !replication.create_publication {
                 report.fail(
                     &item,
                     "does not exist, and replication.create_publication is false",

@@ -6,7 +6,7 @@ use sluice_avro::{Method, StatusCode, TableCodec};
 use sluice_pipeline::catalog::CapturedTable;
 use sluice_pipeline::config::Config;
 use sluice_pipeline::naming;
-use sluice_pipeline::run::{Settings, topic_of};
+use sluice_pipeline::run::topic_of;
 
 use super::report::Report;
 use crate::registry::{URL_FIX, Unreachable};
@@ -16,7 +16,6 @@ const REGISTRY_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(super) async fn check_registry(
     config: &Config,
-    settings: &Settings,
     tables: Option<&[CapturedTable]>,
     report: &mut Report,
 ) {
@@ -75,11 +74,12 @@ pub(super) async fn check_registry(
     let Some(tables) = tables else { return };
     let mut checked = Report::default();
     let (mut compatible, mut new) = (0, 0);
+    let type_options = config.events.type_options();
     for table in tables {
-        let topic = topic_of(settings, table);
-        let codec = TableCodec::with_options(&topic, &table.spec, &settings.type_options);
+        let topic = topic_of(&config.kafka.topic_prefix, table);
+        let codec = TableCodec::with_options(&topic, &table.spec, &type_options);
         // As `sluice run` registers them: the row alone in upsert mode, else the envelope.
-        let value = if settings.upsert {
+        let value = if config.events.is_upsert() {
             codec.row_schema()
         } else {
             codec.value_schema()

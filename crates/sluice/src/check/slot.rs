@@ -1,20 +1,21 @@
 //! The replication slot: whether sluice can create it or resume from it.
 
+use sluice_pipeline::config::Config;
 use sluice_pipeline::format;
-use sluice_pipeline::run::Settings;
 use sluice_pipeline::slot::{self, SlotFacts};
 
 use super::report::Report;
 
 pub(super) fn check_slot(
-    settings: &Settings,
+    config: &Config,
     slot: Option<&SlotFacts>,
     database: &str,
     report: &mut Report,
 ) {
-    let item = format!("slot {}", settings.slot);
+    let name = &config.replication.slot;
+    let item = format!("slot {name}");
     let Some(slot) = slot else {
-        let then = if settings.snapshot {
+        let then = if config.snapshot.copies_tables() {
             "then take a snapshot of the chosen tables"
         } else {
             "then stream changes from that point (snapshot.mode = never)"
@@ -25,7 +26,7 @@ pub(super) fn check_slot(
         );
         return;
     };
-    let drop = slot::drop_sql(&settings.slot);
+    let drop = slot::drop_sql(name);
     let another = "choose another replication.slot";
     if slot.slot_type != "logical" {
         report.fail(&item, format!("is a {} slot", slot.slot_type), another);

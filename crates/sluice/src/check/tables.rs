@@ -1,8 +1,9 @@
 //! The chosen tables: which match, whether the user may read them, whether each has a key.
 
 use sluice_pipeline::catalog::{self, CapturedTable, quote_ident};
+use sluice_pipeline::config::Config;
 use sluice_pipeline::describe;
-use sluice_pipeline::run::{Settings, choose_tables};
+use sluice_pipeline::run::choose_tables;
 use tokio_postgres::Client;
 
 use super::report::Report;
@@ -40,11 +41,12 @@ async fn table_rights(sql: &Client, oid: u32) -> Result<TableRights, String> {
 /// key.
 pub(super) async fn check_tables(
     sql: &Client,
-    settings: &Settings,
+    config: &Config,
     user: &str,
     report: &mut Report,
 ) -> Tables {
     const ITEM: &str = "tables";
+    let selection = &config.tables;
     let listed = match bounded(PG_TIMEOUT, catalog::list_tables(sql), |e| e.to_string()).await {
         Ok(listed) => listed,
         Err(err) => {
@@ -58,20 +60,15 @@ pub(super) async fn check_tables(
     };
     let chosen: Vec<(u32, String, String, char)> = listed
         .into_iter()
-        .filter(|(_, schema, name, _)| settings.tables.selects(schema, name))
+        .filter(|(_, schema, name, _)| selection.selects(schema, name))
         .collect();
     if chosen.is_empty() {
-        let include: Vec<String> = settings
-            .tables
-            .include
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let include: Vec<String> = selection.include.iter().map(ToString::to_string).collect();
         report.fail(
             ITEM,
             format!(
                 "no table in database {} matches tables.include [{}] minus tables.exclude",
-                settings.postgres.dbname,
+                config.postgres.database,
                 include.join(", ")
             ),
             "check the patterns (schema.table, * as wildcard, names as PostgreSQL stores \
@@ -111,7 +108,7 @@ pub(super) async fn check_tables(
         if check_select(sql, &table, user, &mut select).await {
             tables.owned.insert(table.oid);
         }
-        let capturable = check_key(&table, settings.tables.allow_keyless, &mut keys);
+        let capturable = check_key(&table, selection.allow_keyless, &mut keys);
         if capturable && !table.has_key() {
             keyless.push(table.qualified());
         }
@@ -134,7 +131,7 @@ pub(super) async fn check_tables(
     });
     // Only when `sluice run` would get that far: its choice fails on the first keyless table.
     if all_capturable {
-        tables.capturable = bounded(PG_TIMEOUT, choose_tables(sql, settings), |e| e.to_string())
+        tables.capturable = bounded(PG_TIMEOUT, choose_tables(sql, selection), |e| e.to_string())
             .await
             .ok();
     }
