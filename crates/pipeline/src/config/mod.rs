@@ -13,6 +13,7 @@ mod load;
 mod producer;
 mod secret;
 mod sections;
+mod sources;
 mod tables;
 #[cfg(test)]
 mod tests;

@@ -6,12 +6,12 @@ use sluice_postgres::SslMode;
 
 use super::Config;
 use super::error::ConfigError;
-use super::load::Sources;
 use super::producer::RESERVED_PROPERTIES;
 use super::secret::Secret;
 use super::sections::{
     KafkaSection, PostgresSection, RegistrySection, ReplicationSection, sslmode_str,
 };
+use super::sources::Sources;
 
 /// PostgreSQL truncates identifiers beyond NAMEDATALEN - 1 bytes.
 const MAX_IDENTIFIER_LEN: usize = 63;
