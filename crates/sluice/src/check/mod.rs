@@ -10,6 +10,7 @@ mod postgres;
 mod publication;
 mod registry;
 mod report;
+mod server;
 mod slot;
 mod tables;
 

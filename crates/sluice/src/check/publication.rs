@@ -8,8 +8,8 @@ use sluice_pipeline::describe;
 use sluice_pipeline::publication::{self, Plan, Publication};
 use tokio_postgres::Client;
 
-use super::postgres::ServerFacts;
 use super::report::Report;
+use super::server::ServerFacts;
 use super::{PG_TIMEOUT, Tables, abbreviated, bounded};
 
 pub(super) async fn check_publication(
