@@ -74,18 +74,6 @@ pub enum KafkaError {
         message: String,
     },
 
-    /// Messages were still undelivered when the flush timeout passed (or flushing failed).
-    #[error("{in_flight} Kafka message(s) still undelivered after {timeout:?}: {source}")]
-    Flush {
-        /// Messages librdkafka still held.
-        in_flight: i32,
-        /// The flush timeout.
-        timeout: Duration,
-        /// What librdkafka reported.
-        #[source]
-        source: rdkafka::error::KafkaError,
-    },
-
     /// A blocking librdkafka call could not run (the runtime is shutting down).
     #[error("a blocking Kafka call was cancelled: {0}")]
     Cancelled(String),
@@ -95,7 +83,7 @@ impl KafkaError {
     /// The Kafka error code behind this error, when there is one.
     pub fn code(&self) -> Option<RDKafkaErrorCode> {
         match self {
-            Self::Create { source, .. } | Self::Flush { source, .. } => source.rdkafka_error_code(),
+            Self::Create { source, .. } => source.rdkafka_error_code(),
             Self::TopicAuthorization { code, .. } => Some(*code),
             Self::Topic { code, .. } => *code,
             Self::Config(_)

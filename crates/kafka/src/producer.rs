@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
@@ -198,7 +197,7 @@ impl ProducerContext for DeliveryContext {
 /// An idempotent, acks=all Kafka producer whose delivery reports carry caller-chosen tickets.
 ///
 /// Dropping it purges what librdkafka still holds (those messages are reported as failed, if
-/// the receiver still listens); call [`Producer::flush`] first for a clean stop.
+/// the receiver still listens): wait for every message's [`Delivery`] first for a clean stop.
 pub struct Producer {
     pub(crate) inner: ThreadedProducer<DeliveryContext>,
     pub(crate) config: KafkaConfig,
@@ -297,18 +296,6 @@ impl Producer {
     /// not finished (so it may briefly trail the reports already received).
     pub fn in_flight(&self) -> i32 {
         self.inner.in_flight_count()
-    }
-
-    /// Waits (blocking the calling thread) until every message is delivered or failed and
-    /// reported, or the timeout passes.
-    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        self.inner
-            .flush(timeout)
-            .map_err(|source| KafkaError::Flush {
-                in_flight: self.in_flight(),
-                timeout,
-                source,
-            })
     }
 }
 

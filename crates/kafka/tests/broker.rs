@@ -346,7 +346,6 @@ async fn full_queue_is_back_pressure() {
         confirmed = tracker.acknowledged(delivery.ticket).or(confirmed);
     }
     assert_eq!(confirmed, Some(42));
-    producer.flush(Duration::from_secs(10)).unwrap();
 
     delete_topics(&config, &[&topic]).await;
 }

@@ -96,9 +96,7 @@ impl PipelineError {
             PipelineError::Registry(err) => err.is_transient(),
             PipelineError::Kafka(err) => matches!(
                 err,
-                KafkaError::Unreachable { .. }
-                    | KafkaError::Cancelled(_)
-                    | KafkaError::Flush { .. }
+                KafkaError::Unreachable { .. } | KafkaError::Cancelled(_)
             ),
             _ => false,
         }
