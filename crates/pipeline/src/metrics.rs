@@ -55,6 +55,8 @@ pub struct Metrics {
     pub in_flight: AtomicU64,
     pub produce_errors: AtomicU64,
     pub produce_retries: AtomicU64,
+    /// Times streaming started again after a transient failure.
+    pub restarts: AtomicU64,
     pub registry_calls: AtomicU64,
     pub registry_cache_hits: AtomicU64,
     pub received_lsn: AtomicU64,
@@ -150,6 +152,12 @@ impl Metrics {
                     Counter,
                     "Times the producer's queue was full and sluice waited.",
                     Value::Count(load(&self.produce_retries)),
+                ),
+                (
+                    "sluice_restarts",
+                    Counter,
+                    "Times streaming started again after a transient failure.",
+                    Value::Count(load(&self.restarts)),
                 ),
                 (
                     "sluice_registry_calls",

@@ -18,13 +18,17 @@
 //! so every row reaches Kafka exactly as of one point, then every change after it.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use sluice_avro::{Registry, TypeOptions, ValueError};
 use sluice_kafka::Producer;
 use sluice_pgoutput::Lsn;
 use sluice_postgres::{ChangeStream, PgOutputOptions, ReplicationConnection, SnapshotAction};
+use tokio::time::Instant;
 use tokio_postgres::Client;
 
 use crate::catalog::{self, CapturedTable};
@@ -37,6 +41,7 @@ use crate::outbox::Outbox;
 pub use crate::outputs::topic_of;
 use crate::outputs::{MessagesOut, Outputs, TableOut, TransactionsOut, prepare_outputs};
 use crate::publication;
+use crate::retry::Restarts;
 use crate::schema_change::{Catalog, binary_undecodable};
 use crate::slot::{self, SlotPlan};
 use crate::snapshot::snapshot;
@@ -53,6 +58,11 @@ use crate::stream::{self, StreamState, stream_changes};
 /// not know, or a value of a type altered since sluice read the catalog) switches the stream
 /// to text mode: at startup before streaming, and while streaming by starting again from the
 /// slot's confirmed position (the changes since are sent again, as after a restart).
+///
+/// Once streaming has begun, a transient failure (PostgreSQL restarting, a connection lost)
+/// starts everything again from the slot's confirmed position, as a restart of the process
+/// would, for as long as `replication.reconnect_timeout` allows. At startup it ends sluice at
+/// once: a wrong address should show, not be retried.
 pub async fn run(
     config: Config,
     shutdown: impl std::future::Future<Output = ()>,
@@ -63,6 +73,8 @@ pub async fn run(
     tokio::pin!(shutdown);
     // Off for good once a column's binary form turned out undecodable.
     let mut binary = config.replication.binary;
+    let mut restarts = Restarts::new(config.replication.reconnect_timeout);
+    let mut streamed_before = false;
     loop {
         let started = tokio::select! {
             biased;
@@ -70,8 +82,20 @@ pub async fn run(
                 tracing::info!("shutdown requested before streaming began: stopped (a snapshot cut short is taken again on the next start)");
                 return Ok(());
             }
-            started = start(&config, binary) => started?,
+            started = start(&config, binary) => started,
         };
+        let started = match started {
+            Ok(started) => started,
+            Err(err) if streamed_before => {
+                if wait_to_start_again(&mut restarts, err, shutdown.as_mut()).await? {
+                    continue;
+                }
+                return Ok(());
+            }
+            Err(err) => return Err(err),
+        };
+        streamed_before = true;
+        let session = Instant::now();
         let Started {
             sql,
             type_options,
@@ -128,8 +152,40 @@ pub async fn run(
                 binary = false;
                 wait_for_slot_release(&sql, &config.replication.slot).await?;
             }
-            other => return other,
+            Err(err) => {
+                restarts.session_failed(session.elapsed());
+                if !wait_to_start_again(&mut restarts, err, shutdown.as_mut()).await? {
+                    return Ok(());
+                }
+            }
+            Ok(()) => return Ok(()),
         }
+    }
+}
+
+/// Waits before starting again after `err` if the retry policy allows: `Ok(true)` to start
+/// again, `Ok(false)` when shutdown was requested meanwhile, and `err` itself when not.
+async fn wait_to_start_again(
+    restarts: &mut Restarts,
+    err: PipelineError,
+    shutdown: Pin<&mut impl Future<Output = ()>>,
+) -> Result<bool, PipelineError> {
+    let Some(wait) = restarts.wait_after(&err) else {
+        return Err(err);
+    };
+    metrics::global().restarts.fetch_add(1, Relaxed);
+    tracing::warn!(
+        error = %err,
+        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        "streaming stopped on a transient failure: starting again from the slot's confirmed position"
+    );
+    tokio::select! {
+        biased;
+        () = shutdown => {
+            tracing::info!("shutdown requested while waiting to start again: stopped");
+            Ok(false)
+        }
+        () = tokio::time::sleep(wait) => Ok(true),
     }
 }
 

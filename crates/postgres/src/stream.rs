@@ -241,13 +241,7 @@ impl ReplicationStream {
     }
 
     fn copy_data(&mut self, frame: Backend) -> Result<Option<Bytes>, Error> {
-        match take_copy_data(frame) {
-            Ok(data) => Ok(data),
-            Err(Backend::Message(Message::ErrorResponse(body))) => Err(server_error(body.fields())),
-            Err(_) => Err(Error::protocol(
-                "unexpected message in the replication stream",
-            )),
-        }
+        stream_data(frame)
     }
 
     /// Whether an unprompted status update is due; for callers busy with other work.
@@ -314,9 +308,43 @@ fn quote_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
+/// A frame of the replication stream: its data, or `None` at its end.
+fn stream_data(frame: Backend) -> Result<Option<Bytes>, Error> {
+    match take_copy_data(frame) {
+        Ok(data) => Ok(data),
+        // A walsender stopping for a server shutdown, once everything it sent is confirmed,
+        // ends the COPY with CommandComplete alone, no CopyDone (walsender.c, WalSndDone).
+        Err(Backend::Message(Message::CommandComplete(_))) => Ok(None),
+        Err(Backend::Message(Message::ErrorResponse(body))) => Err(server_error(body.fields())),
+        Err(_) => Err(Error::protocol(
+            "unexpected message in the replication stream",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn frame(bytes: &[u8]) -> Backend {
+        let mut buf = bytes::BytesMut::from(bytes);
+        match Message::parse(&mut buf) {
+            Ok(Some(message)) => Backend::Message(message),
+            _ => panic!("a whole message"),
+        }
+    }
+
+    #[test]
+    fn a_shutdown_walsender_ends_the_stream_with_command_complete_alone() {
+        let command_complete = frame(b"C\0\0\0\x0bCOPY 0\0");
+        assert!(matches!(stream_data(command_complete), Ok(None)));
+        let copy_done = frame(b"c\0\0\0\x04");
+        assert!(matches!(stream_data(copy_done), Ok(None)));
+        let data = frame(b"d\0\0\0\x05k");
+        assert_eq!(stream_data(data).unwrap().as_deref(), Some(&b"k"[..]));
+        let ready = frame(b"Z\0\0\0\x05I");
+        assert!(stream_data(ready).is_err());
+    }
 
     #[test]
     fn publication_names_are_quoted() {

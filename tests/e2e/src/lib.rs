@@ -343,6 +343,23 @@ impl ScratchPg {
     }
 }
 
+impl ScratchPg {
+    /// Stops the cluster in `mode` (`fast`, or `immediate`: a crash, recovered when it starts)
+    /// and starts it again on the same port, waiting until it accepts connections.
+    pub fn restart(&self, mode: &str) {
+        let output = std::process::Command::new(repo_root().join("deploy/local/stack"))
+            .args(["scratch-restart", &self.name, mode])
+            .output()
+            .expect("deploy/local/stack runs");
+        assert!(
+            output.status.success(),
+            "stack scratch-restart {} {mode} failed:\n{}",
+            self.name,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
 impl Drop for ScratchPg {
     fn drop(&mut self) {
         scratch_down(&self.name);

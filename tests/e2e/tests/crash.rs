@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use apache_avro::types::Value;
 use sluice_e2e::pipeline::{
-    Event, decode_records, events_of, read_raw_to_end, snapshot_phase, wait_for_records,
+    Event, Sluice, decode_records, events_of, read_raw_to_end, snapshot_phase, wait_for_records,
     wait_until_streaming,
 };
 use sluice_e2e::proxy::PgProxy;
-use sluice_e2e::{Stack, unique_name};
+use sluice_e2e::{ScratchPg, Stack, unique_name};
 use sluice_pipeline::state::SnapshotPhase;
 
 const KILLS: u32 = 20;
@@ -39,6 +39,32 @@ struct Transaction {
     updated: i64,
     deleted: Option<i64>,
     lsn_after: Option<u64>,
+}
+
+impl Transaction {
+    /// The writer's transaction number `next`: it inserts row `next`, updates the row before
+    /// it and deletes an older one every fifth time.
+    fn number(next: i64) -> Transaction {
+        Transaction {
+            inserted: next,
+            updated: next - 1,
+            deleted: (next % 5 == 0).then_some(next % INITIAL_ROWS + 1),
+            lsn_after: None,
+        }
+    }
+
+    fn sql(&self, schema: &str) -> String {
+        format!(
+            "BEGIN;
+             INSERT INTO {schema}.t VALUES ({}, 0, 'new');
+             UPDATE {schema}.t SET v = v + 1 WHERE id = {};
+             DELETE FROM {schema}.t WHERE id = {};
+             COMMIT;",
+            self.inserted,
+            self.updated,
+            self.deleted.unwrap_or(0)
+        )
+    }
 }
 
 /// A version of a row: its values, or gone.
@@ -297,23 +323,10 @@ async fn writer(
     tokio::spawn(async move {
         let mut next = INITIAL_ROWS + 1;
         while !stop.load(Ordering::Relaxed) {
-            let deleted = (next % 5 == 0).then_some(next % INITIAL_ROWS + 1);
-            transactions.lock().unwrap().push(Transaction {
-                inserted: next,
-                updated: next - 1,
-                deleted,
-                lsn_after: None,
-            });
+            let transaction = Transaction::number(next);
+            transactions.lock().unwrap().push(transaction.clone());
             client
-                .batch_execute(&format!(
-                    "BEGIN;
-                     INSERT INTO {schema}.t VALUES ({next}, 0, 'new');
-                     UPDATE {schema}.t SET v = v + 1 WHERE id = {};
-                     DELETE FROM {schema}.t WHERE id = {};
-                     COMMIT;",
-                    next - 1,
-                    deleted.unwrap_or(0)
-                ))
+                .batch_execute(&transaction.sql(&schema))
                 .await
                 .unwrap();
             let lsn: String = client
@@ -336,13 +349,7 @@ async fn sigkill_at_random_points_loses_nothing_and_confirms_nothing_unwritten()
     let prefix = unique_name("crash");
     let slot = unique_name("crash_slot");
     let publication = unique_name("crash_pub");
-    sql.batch_execute(&format!(
-        "CREATE SCHEMA {schema};
-         CREATE TABLE {schema}.t (id bigint PRIMARY KEY, v bigint NOT NULL, pad text);
-         INSERT INTO {schema}.t SELECT g, 0, repeat('p', 100) FROM generate_series(1, {INITIAL_ROWS}) g;"
-    ))
-    .await
-    .unwrap();
+    create_table(&sql, &schema).await;
     let topic = format!("{prefix}.{schema}.t");
     // Through a proxy, which can hold the snapshot's copy back after some rows.
     let proxy = PgProxy::start(stack.pg_port);
@@ -472,30 +479,8 @@ async fn sigkill_at_random_points_loses_nothing_and_confirms_nothing_unwritten()
     // holds the table exactly.
     proxy.reset();
     let mut child = spawn_sluice(&config);
-    let expected: BTreeMap<i64, Version> = sql
-        .query(&format!("SELECT id, v, pad FROM {schema}.t"), &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| {
-            let version = Version::Row {
-                v: row.get(1),
-                pad: row.get(2),
-            };
-            (row.get(0), version)
-        })
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut replayed = BTreeMap::new();
-    while replayed != expected {
-        assert!(
-            Instant::now() < deadline,
-            "the topic never replayed into the table: {}",
-            difference(&expected, &replayed)
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        replayed = replay(&events_in(&stack, &topic).await);
-    }
+    let expected = table_rows(&sql, &schema).await;
+    wait_for_replay(&stack, &topic, &expected).await;
     signal(&child, "-TERM");
     assert!(child.wait().unwrap().success(), "sluice exits 0 on SIGTERM");
     let events = events_in(&stack, &topic).await;
@@ -515,6 +500,48 @@ async fn sigkill_at_random_points_loses_nothing_and_confirms_nothing_unwritten()
         .ok();
 }
 
+/// `schema.t` with [`INITIAL_ROWS`] rows, as [`History::of`] expects them.
+async fn create_table(sql: &tokio_postgres::Client, schema: &str) {
+    sql.batch_execute(&format!(
+        "CREATE SCHEMA {schema};
+         CREATE TABLE {schema}.t (id bigint PRIMARY KEY, v bigint NOT NULL, pad text);
+         INSERT INTO {schema}.t SELECT g, 0, repeat('p', 100) FROM generate_series(1, {INITIAL_ROWS}) g;"
+    ))
+    .await
+    .unwrap();
+}
+
+/// The rows `schema.t` holds.
+async fn table_rows(sql: &tokio_postgres::Client, schema: &str) -> BTreeMap<i64, Version> {
+    sql.query(&format!("SELECT id, v, pad FROM {schema}.t"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let version = Version::Row {
+                v: row.get(1),
+                pad: row.get(2),
+            };
+            (row.get(0), version)
+        })
+        .collect()
+}
+
+/// Waits until a replay of `topic` gives `expected` (a deadline bounds a hang only).
+async fn wait_for_replay(stack: &Stack, topic: &str, expected: &BTreeMap<i64, Version>) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut replayed = BTreeMap::new();
+    while replayed != *expected {
+        assert!(
+            Instant::now() < deadline,
+            "the topic never replayed into the table: {}",
+            difference(expected, &replayed)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        replayed = replay(&events_in(stack, topic).await);
+    }
+}
+
 /// The rows that differ between what PostgreSQL holds and a replay of the topic.
 fn difference(expected: &BTreeMap<i64, Version>, replayed: &BTreeMap<i64, Version>) -> String {
     let missing: Vec<_> = expected
@@ -528,4 +555,137 @@ fn difference(expected: &BTreeMap<i64, Version>, replayed: &BTreeMap<i64, Versio
         .take(20)
         .collect();
     format!("in PostgreSQL, not so in Kafka: {missing:?}; alive in Kafka only: {extra:?}")
+}
+
+/// The writer of the restart test: like [`writer`], against a server that goes away. The
+/// server is restarted only by whoever holds `restarts` (and counts it there), never while a
+/// transaction of the writer is in flight, and the writer connects again after each restart
+/// before it writes: so every transaction it records committed, and none it did not record
+/// was sent.
+async fn writer_across_restarts(
+    stack: &Stack,
+    port: u16,
+    schema: String,
+    transactions: Arc<Mutex<Vec<Transaction>>>,
+    stop: Arc<AtomicBool>,
+    restarts: Arc<tokio::sync::Mutex<u32>>,
+) -> tokio::task::JoinHandle<()> {
+    let stack = stack.clone();
+    tokio::spawn(async move {
+        let mut client = stack.pg_connect_port(port, "sluice").await;
+        let mut connected_after = 0;
+        let mut next = INITIAL_ROWS + 1;
+        while !stop.load(Ordering::Relaxed) {
+            let restarted = restarts.lock().await;
+            if *restarted != connected_after {
+                client = stack.pg_connect_port(port, "sluice").await;
+                connected_after = *restarted;
+            }
+            let transaction = Transaction::number(next);
+            client
+                .batch_execute(&transaction.sql(&schema))
+                .await
+                .unwrap();
+            transactions.lock().unwrap().push(transaction);
+            next += 1;
+            drop(restarted);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_restarted_five_times_during_writes_sluice_carries_on_and_loses_nothing() {
+    let stack = Stack::from_env();
+    let scratch = ScratchPg::up("crash_restarts", &[]);
+    let sql = stack.pg_connect_port(scratch.port, "sluice").await;
+    let schema = unique_name("restarts");
+    let prefix = unique_name("restarts");
+    let slot = unique_name("restarts_slot");
+    create_table(&sql, &schema).await;
+    drop(sql);
+    let topic = format!("{prefix}.{schema}.t");
+    let config = std::env::temp_dir().join(format!("{prefix}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[postgres]\nport = {}\ndatabase = \"{}\"\nuser = \"sluice\"\npassword = \"sluice\"\nsslmode = \"disable\"\n\
+             [replication]\nslot = \"{slot}\"\npublication = \"{slot}\"\nreconnect_timeout = \"2m\"\n\
+             [tables]\ninclude = [\"{schema}.t\"]\n\
+             [kafka]\nbootstrap_servers = \"{}\"\ntopic_prefix = \"{prefix}\"\npartitions = 3\n\
+             [registry]\nurl = \"{}\"\n[metrics]\nenabled = false\n",
+            scratch.port, stack.pg_database, stack.kafka_bootstrap, stack.registry_url
+        ),
+    )
+    .unwrap();
+    let mut sluice = Sluice::start_capturing(env!("CARGO_BIN_EXE_sluice-cli"), &config, "warn");
+    let admin = stack.pg_connect_port(scratch.port, "postgres").await;
+    wait_until_streaming(&admin, &slot).await;
+    drop(admin);
+
+    let transactions: Arc<Mutex<Vec<Transaction>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let restarts = Arc::new(tokio::sync::Mutex::new(0));
+    let writer = writer_across_restarts(
+        &stack,
+        scratch.port,
+        schema.clone(),
+        Arc::clone(&transactions),
+        Arc::clone(&stop),
+        Arc::clone(&restarts),
+    )
+    .await;
+    for restart in 0..5 {
+        let mode = if restart % 2 == 0 {
+            "fast"
+        } else {
+            "immediate"
+        };
+        // Writes before the restart, some of them not yet read by sluice when it comes.
+        let written = transactions.lock().unwrap().len();
+        while transactions.lock().unwrap().len() < written + 50 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        {
+            let mut count = restarts.lock().await;
+            scratch.restart(mode);
+            *count += 1;
+        }
+        assert!(
+            sluice.running(),
+            "sluice ended after restart {restart} ({mode}):\n{}",
+            sluice.stderr()
+        );
+        let admin = stack.pg_connect_port(scratch.port, "postgres").await;
+        wait_until_streaming(&admin, &slot).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+
+    // Everything committed arrives, in each row's order, with true values.
+    let sql = stack.pg_connect_port(scratch.port, "sluice").await;
+    let expected = table_rows(&sql, &schema).await;
+    wait_for_replay(&stack, &topic, &expected).await;
+    assert!(sluice.running(), "{}", sluice.stderr());
+    let stderr = sluice.stderr();
+    let (status, _) = sluice.stop_with_stderr();
+    assert!(status.success(), "sluice exits 0 on SIGTERM:\n{stderr}");
+    let events = events_in(&stack, &topic).await;
+    let history = History::of(&transactions.lock().unwrap());
+    let check = check_events(&events, &history);
+    assert!(check.violations.is_empty(), "{:#?}", check.violations);
+    let started_again = stderr.matches("starting again from the slot").count();
+    assert!(
+        started_again >= 5,
+        "{started_again} restarts logged:\n{stderr}"
+    );
+    eprintln!(
+        "restart test: 5 restarts, {} transactions, {} events, {} duplicate events, {started_again} starts again",
+        history.made.len(),
+        events.len(),
+        check.duplicates
+    );
+    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await
+        .ok();
 }

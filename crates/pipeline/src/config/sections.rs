@@ -118,6 +118,10 @@ pub struct ReplicationSection {
     /// Warn when the slot holds back more WAL than this, in MiB.
     #[serde(default = "default_retained_wal_warn_mib")]
     pub retained_wal_warn_mib: u64,
+    /// Once streaming, how long sluice keeps starting again after transient failures in a row
+    /// (PostgreSQL restarting, a connection cut) before it exits; zero: exit at once.
+    #[serde(default = "default_reconnect_timeout", with = "humantime_serde")]
+    pub reconnect_timeout: Duration,
 }
 
 impl ReplicationSection {
@@ -143,6 +147,7 @@ impl Default for ReplicationSection {
             streamed_memory_mib: default_streamed_memory_mib(),
             heartbeat_interval: None,
             retained_wal_warn_mib: default_retained_wal_warn_mib(),
+            reconnect_timeout: default_reconnect_timeout(),
         }
     }
 }
@@ -637,6 +642,10 @@ fn default_status_interval() -> Duration {
 
 fn default_retained_wal_warn_mib() -> u64 {
     1024
+}
+
+fn default_reconnect_timeout() -> Duration {
+    Duration::from_secs(300)
 }
 
 fn default_streamed_memory_mib() -> u32 {

@@ -121,6 +121,7 @@ const FULL: &str = r#"
         streamed_memory_mib = 128
         heartbeat_interval = "30s"
         retained_wal_warn_mib = 2048
+        reconnect_timeout = "90s"
 
         [tables]
         include = ["public.*", "sales.order*"]
@@ -206,6 +207,7 @@ fn full_file() {
     assert_eq!(rep.streamed_memory_mib, 128);
     assert_eq!(rep.heartbeat_interval, Some(Duration::from_secs(30)));
     assert_eq!(rep.retained_wal_warn_mib, 2048);
+    assert_eq!(rep.reconnect_timeout, Duration::from_secs(90));
 
     assert_eq!(config.tables.include.len(), 2);
     assert_eq!(config.tables.exclude[0].to_string(), "public.tmp_*");
@@ -270,7 +272,7 @@ fn full_file_sets_every_key() {
         );
         count += 1;
     }
-    assert_eq!(count, 49);
+    assert_eq!(count, 50);
 }
 
 #[test]
