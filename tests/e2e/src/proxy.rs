@@ -1,6 +1,7 @@
 //! A TCP proxy in front of the stack's PostgreSQL, for sluice to connect through: it numbers
 //! the connections in the order they arrive, passes them on, and can answer one itself (an
-//! impostor) or hold one's data from the server back after some bytes (a stalled COPY).
+//! impostor), hold one's data from the server back after some bytes (a stalled COPY), or cut
+//! every connection passed on (a network cut).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -40,11 +41,15 @@ struct Rule {
 /// Answers a connection in PostgreSQL's place, reporting what happened.
 pub type Impostor = Arc<dyn Fn(TcpStream) -> String + Send + Sync>;
 
+/// Both ends of each connection passed on, for [`PgProxy::cut`].
+type Passed = Arc<Mutex<Vec<(TcpStream, TcpStream)>>>;
+
 pub struct PgProxy {
     pub port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
     rule: Arc<Mutex<Rule>>,
     stop: Arc<AtomicBool>,
+    passed: Passed,
 }
 
 impl PgProxy {
@@ -57,11 +62,13 @@ impl PgProxy {
             seen: Arc::default(),
             rule: Arc::default(),
             stop: Arc::default(),
+            passed: Arc::default(),
         };
-        let (seen, rule, stop) = (
+        let (seen, rule, stop, passed) = (
             Arc::clone(&proxy.seen),
             Arc::clone(&proxy.rule),
             Arc::clone(&proxy.stop),
+            Arc::clone(&proxy.passed),
         );
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
@@ -82,6 +89,7 @@ impl PgProxy {
                 };
                 let rule = rule.lock().unwrap().clone();
                 let seen = Arc::clone(&seen);
+                let passed = Arc::clone(&passed);
                 let record = move |outcome| {
                     if let Some(slot) = seen.lock().unwrap().get_mut(number - 1) {
                         *slot = outcome;
@@ -93,7 +101,7 @@ impl PgProxy {
                     }
                     _ => {
                         let hold = rule.hold.filter(|(at, _)| *at == number).map(|(_, n)| n);
-                        forward(client, upstream, hold, record);
+                        forward(client, upstream, hold, &passed, record);
                     }
                 });
             }
@@ -123,6 +131,15 @@ impl PgProxy {
         self.rule.lock().unwrap().hold = Some((number, bytes));
     }
 
+    /// Cuts every connection passed on so far, both ways, as a network failure would: each
+    /// side sees its connection end.
+    pub fn cut(&self) {
+        for (client, server) in self.passed.lock().unwrap().drain(..) {
+            let _ = client.shutdown(Shutdown::Both);
+            let _ = server.shutdown(Shutdown::Both);
+        }
+    }
+
     /// Waits (60 s at most) until the `number`-th connection is through its first message.
     pub async fn wait_for(&self, number: usize) -> Seen {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -149,9 +166,19 @@ impl Drop for PgProxy {
 /// Passes the connection on to PostgreSQL, both ways, until either side closes it (the
 /// server's side only up to `hold` bytes, if set); `record`s it once its first message is
 /// through.
-fn forward(mut client: TcpStream, upstream: u16, hold: Option<u64>, record: impl FnOnce(Seen)) {
+fn forward(
+    mut client: TcpStream,
+    upstream: u16,
+    hold: Option<u64>,
+    passed: &Passed,
+    record: impl FnOnce(Seen),
+) {
     let mut first = [0; 8];
     let mut server = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+    passed
+        .lock()
+        .unwrap()
+        .push((client.try_clone().unwrap(), server.try_clone().unwrap()));
     let port = server.local_addr().unwrap().port();
     let asked_for_tls = client.read_exact(&mut first).is_ok() && first == SSL_REQUEST;
     record(Seen::Forwarded {

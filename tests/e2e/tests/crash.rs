@@ -313,14 +313,15 @@ impl Lcg {
 /// The writer: a transaction every few milliseconds until `stop`, each recorded in
 /// `transactions` before it commits (so that no event in Kafka is of a transaction the test
 /// does not know) and given its WAL position after.
-async fn writer(
-    stack: &Stack,
-    schema: String,
-    transactions: Arc<Mutex<Vec<Transaction>>>,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<()> {
+async fn writer(stack: &Stack, schema: String) -> Writer {
     let client = stack.pg_connect("sluice").await;
-    tokio::spawn(async move {
+    let writer = Writer {
+        transactions: Arc::default(),
+        stop: Arc::default(),
+        task: None,
+    };
+    let (transactions, stop) = (Arc::clone(&writer.transactions), Arc::clone(&writer.stop));
+    let task = tokio::spawn(async move {
         let mut next = INITIAL_ROWS + 1;
         while !stop.load(Ordering::Relaxed) {
             let transaction = Transaction::number(next);
@@ -338,7 +339,28 @@ async fn writer(
             next += 1;
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-    })
+    });
+    Writer {
+        task: Some(task),
+        ..writer
+    }
+}
+
+/// The writer's task and what the test shares with it.
+struct Writer {
+    transactions: Arc<Mutex<Vec<Transaction>>>,
+    stop: Arc<AtomicBool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Stops it after the transaction it is writing.
+    async fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(task) = self.task {
+            task.await.unwrap();
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -353,30 +375,10 @@ async fn sigkill_at_random_points_loses_nothing_and_confirms_nothing_unwritten()
     let topic = format!("{prefix}.{schema}.t");
     // Through a proxy, which can hold the snapshot's copy back after some rows.
     let proxy = PgProxy::start(stack.pg_port);
-    let config = std::env::temp_dir().join(format!("{prefix}.toml"));
-    std::fs::write(
-        &config,
-        format!(
-            "[postgres]\nport = {}\ndatabase = \"{}\"\nuser = \"sluice\"\npassword = \"sluice\"\nsslmode = \"disable\"\n\
-             [replication]\nslot = \"{slot}\"\npublication = \"{publication}\"\n\
-             [tables]\ninclude = [\"{schema}.t\"]\n\
-             [snapshot]\nparallelism = 1\n\
-             [kafka]\nbootstrap_servers = \"{}\"\ntopic_prefix = \"{prefix}\"\npartitions = 3\n\
-             [registry]\nurl = \"{}\"\n[metrics]\nenabled = false\n",
-            proxy.port, stack.pg_database, stack.kafka_bootstrap, stack.registry_url
-        ),
-    )
-    .unwrap();
+    let config = config_file(&stack, proxy.port, &prefix, &slot, &publication, &schema);
 
-    let transactions: Arc<Mutex<Vec<Transaction>>> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = writer(
-        &stack,
-        schema.clone(),
-        Arc::clone(&transactions),
-        Arc::clone(&stop),
-    )
-    .await;
+    let writer = writer(&stack, schema.clone()).await;
+    let transactions = Arc::clone(&writer.transactions);
 
     let mut random = Lcg(0x5eed);
     let mut violations = Vec::new();
@@ -471,8 +473,7 @@ async fn sigkill_at_random_points_loses_nothing_and_confirms_nothing_unwritten()
             }
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    writer.await.unwrap();
+    writer.stop().await;
     assert!(violations.is_empty(), "{violations:#?}");
 
     // The last run: everything committed arrives; then a clean stop, after which the topic
@@ -498,6 +499,33 @@ async fn sigkill_at_random_points_loses_nothing_and_confirms_nothing_unwritten()
     sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
         .await
         .ok();
+}
+
+/// sluice's configuration for the tests here: `schema.t` through PostgreSQL on `port`, one
+/// copier, and a reconnect timeout that outlasts any restart a test makes.
+fn config_file(
+    stack: &Stack,
+    port: u16,
+    prefix: &str,
+    slot: &str,
+    publication: &str,
+    schema: &str,
+) -> std::path::PathBuf {
+    let config = std::env::temp_dir().join(format!("{prefix}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[postgres]\nport = {port}\ndatabase = \"{}\"\nuser = \"sluice\"\npassword = \"sluice\"\nsslmode = \"disable\"\n\
+             [replication]\nslot = \"{slot}\"\npublication = \"{publication}\"\nreconnect_timeout = \"2m\"\n\
+             [tables]\ninclude = [\"{schema}.t\"]\n\
+             [snapshot]\nparallelism = 1\n\
+             [kafka]\nbootstrap_servers = \"{}\"\ntopic_prefix = \"{prefix}\"\npartitions = 3\n\
+             [registry]\nurl = \"{}\"\n[metrics]\nenabled = false\n",
+            stack.pg_database, stack.kafka_bootstrap, stack.registry_url
+        ),
+    )
+    .unwrap();
+    config
 }
 
 /// `schema.t` with [`INITIAL_ROWS`] rows, as [`History::of`] expects them.
@@ -540,6 +568,95 @@ async fn wait_for_replay(stack: &Stack, topic: &str, expected: &BTreeMap<i64, Ve
         tokio::time::sleep(Duration::from_millis(500)).await;
         replayed = replay(&events_in(stack, topic).await);
     }
+}
+
+/// The pid of the walsender streaming from `slot` (its command START_REPLICATION), if any.
+async fn walsender(sql: &tokio_postgres::Client, slot: &str) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pid = sql
+            .query_opt(
+                "SELECT a.pid FROM pg_replication_slots s JOIN pg_stat_activity a ON a.pid = s.active_pid
+                  WHERE s.slot_name = $1 AND a.query LIKE 'START_REPLICATION%'",
+                &[&slot],
+            )
+            .await
+            .unwrap()
+            .map(|row| row.get(0));
+        if pid.is_some() || Instant::now() > deadline {
+            return pid;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The names of a test's table, topics and slot (also its publication).
+struct Names {
+    schema: String,
+    prefix: String,
+    slot: String,
+}
+
+impl Names {
+    fn new(purpose: &str) -> Names {
+        Names {
+            schema: unique_name(purpose),
+            prefix: unique_name(purpose),
+            slot: unique_name(&format!("{purpose}_slot")),
+        }
+    }
+
+    fn topic(&self) -> String {
+        format!("{}.{}.t", self.prefix, self.schema)
+    }
+
+    fn config(&self, stack: &Stack, port: u16) -> std::path::PathBuf {
+        config_file(
+            stack,
+            port,
+            &self.prefix,
+            &self.slot,
+            &self.slot,
+            &self.schema,
+        )
+    }
+}
+
+/// Once the writer stopped: everything committed arrives in each row's order with true
+/// values, while the same sluice process still runs, having started again at least
+/// `interruptions` times; it then stops cleanly, and the slot is dropped. A line of figures
+/// for the output.
+async fn carried_on(
+    stack: &Stack,
+    sql: &tokio_postgres::Client,
+    names: &Names,
+    (mut sluice, interruptions): (Sluice, usize),
+    transactions: &Mutex<Vec<Transaction>>,
+) -> String {
+    let topic = names.topic();
+    let expected = table_rows(sql, &names.schema).await;
+    wait_for_replay(stack, &topic, &expected).await;
+    assert!(sluice.running(), "{}", sluice.stderr());
+    let (status, stderr) = sluice.stop_with_stderr();
+    assert!(status.success(), "sluice exits 0 on SIGTERM:\n{stderr}");
+    let events = events_in(stack, &topic).await;
+    let done = transactions.lock().unwrap().clone();
+    let check = check_events(&events, &History::of(&done));
+    assert!(check.violations.is_empty(), "{:#?}", check.violations);
+    let started_again = stderr.matches("starting again from the slot").count();
+    assert!(
+        started_again >= interruptions,
+        "{started_again} starts again logged after {interruptions} interruptions:\n{stderr}"
+    );
+    sql.execute("SELECT pg_drop_replication_slot($1)", &[&names.slot])
+        .await
+        .ok();
+    format!(
+        "{} transactions, {} events, {} duplicate events, {started_again} starts again",
+        done.len(),
+        events.len(),
+        check.duplicates
+    )
 }
 
 /// The rows that differ between what PostgreSQL holds and a replay of the topic.
@@ -599,28 +716,13 @@ async fn postgres_restarted_five_times_during_writes_sluice_carries_on_and_loses
     let stack = Stack::from_env();
     let scratch = ScratchPg::up("crash_restarts", &[]);
     let sql = stack.pg_connect_port(scratch.port, "sluice").await;
-    let schema = unique_name("restarts");
-    let prefix = unique_name("restarts");
-    let slot = unique_name("restarts_slot");
-    create_table(&sql, &schema).await;
+    let names = Names::new("restarts");
+    create_table(&sql, &names.schema).await;
     drop(sql);
-    let topic = format!("{prefix}.{schema}.t");
-    let config = std::env::temp_dir().join(format!("{prefix}.toml"));
-    std::fs::write(
-        &config,
-        format!(
-            "[postgres]\nport = {}\ndatabase = \"{}\"\nuser = \"sluice\"\npassword = \"sluice\"\nsslmode = \"disable\"\n\
-             [replication]\nslot = \"{slot}\"\npublication = \"{slot}\"\nreconnect_timeout = \"2m\"\n\
-             [tables]\ninclude = [\"{schema}.t\"]\n\
-             [kafka]\nbootstrap_servers = \"{}\"\ntopic_prefix = \"{prefix}\"\npartitions = 3\n\
-             [registry]\nurl = \"{}\"\n[metrics]\nenabled = false\n",
-            scratch.port, stack.pg_database, stack.kafka_bootstrap, stack.registry_url
-        ),
-    )
-    .unwrap();
+    let config = names.config(&stack, scratch.port);
     let mut sluice = Sluice::start_capturing(env!("CARGO_BIN_EXE_sluice-cli"), &config, "warn");
     let admin = stack.pg_connect_port(scratch.port, "postgres").await;
-    wait_until_streaming(&admin, &slot).await;
+    wait_until_streaming(&admin, &names.slot).await;
     drop(admin);
 
     let transactions: Arc<Mutex<Vec<Transaction>>> = Arc::default();
@@ -629,7 +731,7 @@ async fn postgres_restarted_five_times_during_writes_sluice_carries_on_and_loses
     let writer = writer_across_restarts(
         &stack,
         scratch.port,
-        schema.clone(),
+        names.schema.clone(),
         Arc::clone(&transactions),
         Arc::clone(&stop),
         Arc::clone(&restarts),
@@ -657,35 +759,71 @@ async fn postgres_restarted_five_times_during_writes_sluice_carries_on_and_loses
             sluice.stderr()
         );
         let admin = stack.pg_connect_port(scratch.port, "postgres").await;
-        wait_until_streaming(&admin, &slot).await;
+        wait_until_streaming(&admin, &names.slot).await;
     }
     stop.store(true, Ordering::Relaxed);
     writer.await.unwrap();
 
-    // Everything committed arrives, in each row's order, with true values.
     let sql = stack.pg_connect_port(scratch.port, "sluice").await;
-    let expected = table_rows(&sql, &schema).await;
-    wait_for_replay(&stack, &topic, &expected).await;
-    assert!(sluice.running(), "{}", sluice.stderr());
-    let stderr = sluice.stderr();
-    let (status, _) = sluice.stop_with_stderr();
-    assert!(status.success(), "sluice exits 0 on SIGTERM:\n{stderr}");
-    let events = events_in(&stack, &topic).await;
-    let history = History::of(&transactions.lock().unwrap());
-    let check = check_events(&events, &history);
-    assert!(check.violations.is_empty(), "{:#?}", check.violations);
-    let started_again = stderr.matches("starting again from the slot").count();
-    assert!(
-        started_again >= 5,
-        "{started_again} restarts logged:\n{stderr}"
-    );
-    eprintln!(
-        "restart test: 5 restarts, {} transactions, {} events, {} duplicate events, {started_again} starts again",
-        history.made.len(),
-        events.len(),
-        check.duplicates
-    );
-    sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
-        .await
-        .ok();
+    let outcome = carried_on(&stack, &sql, &names, (sluice, 5), &transactions).await;
+    eprintln!("restart test: 5 restarts, {outcome}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replication_connections_cut_or_terminated_during_writes_sluice_carries_on_and_loses_nothing()
+ {
+    let stack = Stack::from_env();
+    let sql = stack.pg_connect("sluice").await;
+    let names = Names::new("cuts");
+    create_table(&sql, &names.schema).await;
+    let proxy = PgProxy::start(stack.pg_port);
+    let config = names.config(&stack, proxy.port);
+    let mut sluice = Sluice::start_capturing(env!("CARGO_BIN_EXE_sluice-cli"), &config, "warn");
+    wait_until_streaming(&sql, &names.slot).await;
+
+    let writer = writer(&stack, names.schema.clone()).await;
+    let transactions = Arc::clone(&writer.transactions);
+    for round in 0..6 {
+        let written = transactions.lock().unwrap().len();
+        while transactions.lock().unwrap().len() < written + 50 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let streaming = walsender(&sql, &names.slot).await.expect("sluice streams");
+        let how = if round % 2 == 0 {
+            // Every connection of sluice's ends at once, as in a network failure.
+            proxy.cut();
+            "cut"
+        } else {
+            // The server ends the replication connection (FATAL 57P01).
+            sql.execute(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+                 WHERE slot_name = $1 AND active_pid IS NOT NULL",
+                &[&names.slot],
+            )
+            .await
+            .unwrap();
+            "terminated"
+        };
+        assert!(
+            sluice.running(),
+            "sluice ended after round {round} ({how}):\n{}",
+            sluice.stderr()
+        );
+        // A walsender of the new session, not the old one before it noticed its end.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while walsender(&sql, &names.slot)
+            .await
+            .is_none_or(|pid| pid == streaming)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "sluice streams again after round {round}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    writer.stop().await;
+
+    let outcome = carried_on(&stack, &sql, &names, (sluice, 6), &transactions).await;
+    eprintln!("cut test: 3 cuts and 3 terminations, {outcome}");
 }
