@@ -1,7 +1,7 @@
-//! The broker stopped, then the registry stopped across a schema change, each for longer than
-//! the server's `wal_sender_timeout`: sluice waits and retries, keeps its replication stream
-//! alive, loses nothing, and resumes when they return. A test binary of its own: it stops
-//! services the other tests use.
+//! The broker killed (SIGKILL), then the registry stopped across a schema change, each for
+//! longer than the server's `wal_sender_timeout`: sluice waits and retries, keeps its
+//! replication stream alive, loses nothing, and resumes when they return. A test binary of
+//! its own: it stops services the other tests use.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
@@ -14,14 +14,15 @@ use sluice_e2e::pipeline::{
 };
 use sluice_e2e::{Stack, repo_root, unique_name};
 
-/// Stops the stack's `service` by the pid its script recorded, and waits until it is gone.
-fn stop_service(stack: &Stack, service: &str) {
+/// Stops the stack's `service` with `signal` (`-TERM`, `-KILL`) by the pid its script
+/// recorded, and waits until it is gone.
+fn stop_service(stack: &Stack, service: &str, signal: &str) {
     let pid = std::fs::read_to_string(stack.state_dir.join(format!("run/{service}.pid")))
         .unwrap_or_else(|_| panic!("{service} was started by deploy/local/stack"));
     let pid = pid.trim();
     assert!(
         Command::new("kill")
-            .args(["-TERM", pid])
+            .args([signal, pid])
             .status()
             .unwrap()
             .success()
@@ -125,9 +126,9 @@ async fn a_broker_outage_and_a_registry_outage_lose_nothing() {
     wait_until_streaming(&sql, &slot).await;
     let admin = stack.pg_connect("postgres").await;
 
-    // The broker goes away while changes keep coming, for longer than the server would wait
-    // for a silent replication client.
-    stop_service(&stack, "kafka");
+    // The broker dies (no clean shutdown) while changes keep coming, for longer than the
+    // server would wait for a silent replication client.
+    stop_service(&stack, "kafka", "-KILL");
     let since = server_now(&sql).await;
     for id in 100..110 {
         sql.batch_execute(&format!("INSERT INTO {schema}.t VALUES ({id}, 'during')"))
@@ -150,7 +151,7 @@ async fn a_broker_outage_and_a_registry_outage_lose_nothing() {
 
     // The registry goes away while the table's schema changes: the new schema version can't
     // be registered, so nothing of the table can be produced until it returns.
-    stop_service(&stack, "registry");
+    stop_service(&stack, "registry", "-TERM");
     let since = server_now(&sql).await;
     sql.batch_execute(&format!(
         "ALTER TABLE {schema}.t ADD COLUMN extra int;
