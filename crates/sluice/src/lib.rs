@@ -120,6 +120,15 @@ fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
+/// The configuration at `path` and a runtime of `workers` threads for a command that stops on
+/// a bad configuration; the exit code after saying why when either fails.
+fn configured_runtime(
+    path: Option<&Path>,
+    workers: usize,
+) -> Result<(config::Config, tokio::runtime::Runtime), ExitCode> {
+    Ok((load_config(path)?, runtime(workers)?))
+}
+
 /// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};

@@ -45,12 +45,8 @@ enum Output {
 /// Runs `sluice status`: 0 when capture can go on from the slot, 1 when it cannot (no slot, an
 /// invalidated one) or something could not be read, 2 for a bad configuration.
 pub(crate) fn main(args: &StatusArgs) -> ExitCode {
-    let config = match crate::load_config(args.config.as_deref()) {
-        Ok(config) => config,
-        Err(code) => return code,
-    };
-    let runtime = match crate::runtime(1) {
-        Ok(runtime) => runtime,
+    let (config, runtime) = match crate::configured_runtime(args.config.as_deref(), 1) {
+        Ok(both) => both,
         Err(code) => return code,
     };
     let report = match runtime.block_on(gather(&config)) {

@@ -64,15 +64,11 @@ impl Plan {
 /// Runs `sluice teardown`: 0 when done (or nothing was there), 1 when refused, declined or
 /// failed, 2 for a bad configuration.
 pub(crate) fn main(args: &TeardownArgs) -> ExitCode {
-    let config = match crate::load_config(args.config.as_deref()) {
-        Ok(config) => config,
+    let (config, runtime) = match crate::configured_runtime(args.config.as_deref(), 1) {
+        Ok(both) => both,
         Err(code) => return code,
     };
     let (prefix, replication) = (&config.kafka.topic_prefix, &config.replication);
-    let runtime = match crate::runtime(1) {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
     let plan = match runtime.block_on(inspect(&config, args.delete_state)) {
         Ok(plan) => plan,
         Err(message) => {

@@ -64,12 +64,8 @@ pub(crate) struct TailArgs {
 
 /// Runs `sluice tail`: 0 when it stopped as asked, 2 for a bad configuration, 1 otherwise.
 pub(crate) fn main(args: TailArgs) -> ExitCode {
-    let config = match crate::load_config(args.config.as_deref()) {
-        Ok(config) => config,
-        Err(code) => return code,
-    };
-    let runtime = match crate::runtime(1) {
-        Ok(runtime) => runtime,
+    let (config, runtime) = match crate::configured_runtime(args.config.as_deref(), 1) {
+        Ok(both) => both,
         Err(code) => return code,
     };
     match runtime.block_on(tail(&config, args.config.as_deref(), &args)) {
