@@ -5,7 +5,7 @@
 //! forms give the count first; the text forms are parsed into a reused buffer of items,
 //! counted, then copied, so both forms give the same bytes.
 
-use crate::binary_form::BinaryReader;
+use crate::binary_form::{self, BinaryReader};
 use crate::exact::{Dimension, Inexact};
 use crate::formats;
 use crate::kind::{ColumnKind, Raw, ScalarKind, ValueError};
@@ -271,6 +271,56 @@ fn for_each_text_element(
     Ok((count, shape))
 }
 
+/// An `int2vector` as `int2vectorout` prints it (`1 -2 3`, empty for none) as an Avro array
+/// of int16; `None` if it is not one.
+pub(crate) fn int2vector_of_text(text: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    if !text.is_empty() {
+        let count = text.iter().filter(|&&b| b == b' ').count() + 1;
+        writer::long(out, i64::try_from(count).ok()?);
+        for element in text.split(|&b| b == b' ') {
+            let element = std::str::from_utf8(element).ok()?;
+            formats::decimal::<u16>(element.strip_prefix('-').unwrap_or(element))?;
+            writer::int(out, i32::from(element.parse::<i16>().ok()?));
+        }
+    }
+    writer::long(out, 0);
+    Some(())
+}
+
+/// An `int2vector`'s binary form (`int2vectorsend`: an array of one dimension from 0, or
+/// none, without NULLs) as an Avro array of int16; `None` if it is not one.
+pub(crate) fn int2vector_of_binary(raw: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    let mut reader = BinaryReader::new(raw);
+    let (dimensions, has_nulls, _element_type) = (reader.i32()?, reader.i32()?, reader.u32()?);
+    if has_nulls != 0 {
+        return None;
+    }
+    let count = match dimensions {
+        0 => 0,
+        1 => {
+            let (length, lower) = (reader.i32()?, reader.i32()?);
+            if lower != 0 {
+                return None;
+            }
+            usize::try_from(length).ok()?
+        }
+        _ => return None,
+    };
+    // Every element takes its 4-byte length and 2 bytes: a larger count is a lie.
+    if count > reader.remaining() / 6 {
+        return None;
+    }
+    if count > 0 {
+        writer::long(out, i64::try_from(count).ok()?);
+    }
+    for _ in 0..count {
+        let element: [u8; 2] = binary_form::exact(reader.field()??)?;
+        writer::int(out, i32::from(i16::from_be_bytes(element)));
+    }
+    writer::long(out, 0);
+    reader.end()
+}
+
 /// An array's binary form (`array_send`): `int32` dimensions, `int32` has-nulls flag,
 /// element type OID, then per dimension `int32` length and lower bound, then per element an
 /// `int32` length (-1 for NULL) and its binary form.
@@ -320,4 +370,59 @@ pub(crate) fn encode_binary_array(
         scratch.exact.shape(shape.dimensions());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binary(hex: &str) -> Option<Vec<u8>> {
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect();
+        let mut out = Vec::new();
+        int2vector_of_binary(&bytes, &mut out).map(|()| out)
+    }
+
+    #[test]
+    fn an_int2vector_binary_form_postgres_never_sends_is_refused() {
+        // {1}: one dimension from 0, no NULLs: what int2vectorsend sends.
+        assert_eq!(
+            binary("0000000100000000000000150000000100000000000000020001"),
+            Some(vec![2, 2, 0])
+        );
+        for (why, hex) in [
+            (
+                "lower bound 1",
+                "0000000100000000000000150000000100000001000000020001",
+            ),
+            (
+                "NULLs",
+                "0000000100000001000000150000000100000000000000020001",
+            ),
+            (
+                "two dimensions",
+                "00000002000000000000001500000001000000000000000100000000000000020001",
+            ),
+            (
+                "more elements than bytes",
+                "0000000100000000000000150000000200000000000000020001",
+            ),
+            (
+                "an element of 4 bytes",
+                "00000001000000000000001500000001000000000000000400000001",
+            ),
+            (
+                "trailing bytes",
+                "000000010000000000000015000000010000000000000002000100",
+            ),
+            (
+                "a NULL element",
+                "0000000100000000000000150000000100000000ffffffff",
+            ),
+        ] {
+            assert_eq!(binary(hex), None, "{why}");
+        }
+    }
 }

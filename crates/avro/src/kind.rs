@@ -74,6 +74,10 @@ pub enum ScalarKind {
     /// `point`: Debezium's `io.debezium.data.geometry.Point` record: `x` and `y`, the point as
     /// WKB (`wkb`, 21 bytes) and `srid` null.
     Point,
+    /// `int2vector`: an Avro array of int16, as Debezium maps it. Its elements are never
+    /// NULL and its one lower bound is always 0, so the array holds it exactly. Text
+    /// `1 -2 3`; binary the array form (`array_send`).
+    Int2Vector,
     /// `"char"`: a string of its one byte as PostgreSQL prints it: empty for the byte 0,
     /// `\ooo` octal from 0x80 up.
     Char,
@@ -231,6 +235,7 @@ impl ColumnKind {
                     | K::UInt64
                     | K::HStore { json: false }
                     | K::Point
+                    | K::Int2Vector
                     | K::Bits { length: 1, .. }
             ),
         }
@@ -260,7 +265,10 @@ impl ColumnKind {
             ColumnKind::Scalar(kind) => {
                 matches!(
                     kind,
-                    K::Decimal { .. } | K::VariableDecimal | K::HStore { json: false }
+                    K::Decimal { .. }
+                        | K::VariableDecimal
+                        | K::HStore { json: false }
+                        | K::Int2Vector
                 )
             }
             ColumnKind::Array { .. } => true,
@@ -293,6 +301,8 @@ impl ColumnKind {
     /// further by `info` where the OID is not enough (see [`TypeInfo`]).
     pub fn of(type_oid: u32, type_modifier: i32, info: &TypeInfo, options: &TypeOptions) -> Self {
         let element = match &info.element {
+            // The catalog calls it an array of int2; sluice reads it as a value of its own.
+            _ if type_oid == oid::INT2VECTOR => None,
             Some(element) => Some((element.type_oid, &element.info)),
             None => built_in_element(type_oid).map(|oid| (oid, &DEFAULT_INFO)),
         };
@@ -344,6 +354,7 @@ impl ScalarKind {
             oid::XML => ScalarKind::Xml,
             oid::TSVECTOR => ScalarKind::Tsvector,
             oid::POINT => ScalarKind::Point,
+            oid::INT2VECTOR => ScalarKind::Int2Vector,
             oid::CHAR => ScalarKind::Char,
             oid::BYTEA => ScalarKind::Bytes,
             oid::UUID => ScalarKind::Uuid,

@@ -2,6 +2,7 @@
 //! Avro. A value's text form and binary form give the same Avro bytes: each kind parses both
 //! into the same fields and prints them with one function.
 
+use crate::array;
 use crate::binary_form::{self, BinaryReader};
 use crate::decimal::{self, Numeric};
 use crate::formats;
@@ -131,6 +132,7 @@ impl ScalarKind {
                 let (x, y) = formats::parse_point(text).ok_or_else(bad)?;
                 formats::write_point(out, x, y);
             }
+            ScalarKind::Int2Vector => array::int2vector_of_text(raw, out).ok_or_else(bad)?,
             ScalarKind::Bits { .. } => {
                 if !formats::is_bit_text(text) {
                     return Err(bad());
@@ -282,6 +284,7 @@ impl ScalarKind {
                 let interval = Interval::of_binary(raw).ok_or_else(bad)?;
                 scratch.string(out, |s| temporal::format_interval(s, interval, infinities));
             }
+            ScalarKind::Int2Vector => array::int2vector_of_binary(raw, out).ok_or_else(bad)?,
             ScalarKind::Point => {
                 let mut reader = BinaryReader::new(raw);
                 let (x, y) = (reader.f64(), reader.f64());

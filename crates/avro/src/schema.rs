@@ -96,6 +96,9 @@ impl ScalarKind {
                 })
             }
             ScalarKind::Tsvector => debezium("string", "io.debezium.data.Tsvector"),
+            ScalarKind::Int2Vector => {
+                json!({"type": "array", "items": {"type": "int", "connect.type": "int16"}})
+            }
             ScalarKind::Point => debezium_record(
                 defined,
                 "io.debezium.data.geometry.Point",

@@ -57,6 +57,12 @@ fn documented() -> Vec<(&'static str, &'static str, Json, Option<&'static str>)>
             json!({"type": "int", "connect.type": "int16"}),
             None,
         ),
+        (
+            "int2vector",
+            "int2vector",
+            json!({"type": "array", "items": {"type": "int", "connect.type": "int16"}}),
+            None,
+        ),
         ("int4", "int4", plain("int"), None),
         ("int8", "int8", plain("long"), None),
         ("float4", "float4", plain("float"), None),

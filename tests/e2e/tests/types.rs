@@ -51,6 +51,11 @@ pub(crate) const fn col(
 pub(crate) const BINARY_TYPES: &[Column] = &[
     col("bool", "bool", &["true", "false"]),
     col("int2", "int2", &["0", "-32768", "32767"]),
+    col(
+        "int2vector",
+        "int2vector",
+        &["'1 -2 3'", "''", "'-32768 32767'"],
+    ),
     col("int4", "int4", &["-2147483648", "2147483647", "0"]),
     col(
         "int8",
@@ -434,7 +439,6 @@ pub(crate) const TEXT_FORM_TYPES: &[Column] = &[
         &["'{[1,3),[5,7)}'", "'{}'"],
     ),
     col("snapshot", "pg_snapshot", &["'10:20:10,14,15'", "'1:1:'"]),
-    col("int2vector", "int2vector", &["'1 -2 3'", "''"]),
 ];
 
 /// numeric's NaN and infinities: in decimal mode null, and the value in the `exact` field.
@@ -767,6 +771,17 @@ fn sql_of(value: &Value, ty: &str, reading: Reading) -> Result<String, String> {
     match (value, reading) {
         (Value::Union(_, inner), _) => sql_of(inner, ty, reading),
         (Value::Null, _) => cast("NULL".to_owned()),
+        // int2vector: an array of int2, which PostgreSQL prints space-separated.
+        (Value::Array(items), _) if ty == "int2vector" => {
+            let items = items
+                .iter()
+                .map(|item| sql_of(item, "int2", reading))
+                .collect::<Result<Vec<_>, _>>()?;
+            cast(format!(
+                "array_to_string(ARRAY[{}]::int2[], ' ')",
+                items.join(", ")
+            ))
+        }
         (Value::Array(items), _) => {
             let element = ty.strip_suffix("[]").ok_or("an array in a scalar column")?;
             let items = items
@@ -1176,8 +1191,9 @@ async fn compare_with_postgres(
                 shown(&back.stored)
             ));
         }
-        // Not hstore, a JSON object.
-        let verbatim = *reading == Reading::Plain && !ty.starts_with("hstore");
+        // Not hstore, a JSON object, nor int2vector, an array of numbers.
+        let verbatim =
+            *reading == Reading::Plain && !ty.starts_with("hstore") && *ty != "int2vector";
         if let Some(strings) = avro_strings(value).filter(|_| verbatim)
             && strings != back.elements
         {
