@@ -72,6 +72,9 @@ pub struct Metrics {
     pub streamed_open: AtomicU64,
     /// Set once the replication stream runs: the snapshot (if any) is done.
     pub streaming: AtomicBool,
+    /// Set while this process waits for another sluice that holds the same slot (the standby
+    /// of an HA pair).
+    pub standing_by: AtomicBool,
 }
 
 impl Metrics {
@@ -224,6 +227,12 @@ impl Metrics {
                     Gauge,
                     "1 once the replication stream runs.",
                     Value::Count(u64::from(self.streaming.load(Ordering::Relaxed))),
+                ),
+                (
+                    "sluice_standing_by",
+                    Gauge,
+                    "1 while this process waits for another sluice holding the same slot.",
+                    Value::Count(u64::from(self.standing_by.load(Ordering::Relaxed))),
                 ),
             ],
         }
@@ -455,11 +464,89 @@ mod tests {
             "sluice_last_commit_timestamp_seconds -0.000001",
             "sluice_produce_errors_total 0",
             "sluice_streaming 0",
+            "sluice_standing_by 0",
             "# TYPE sluice_events_total counter",
             "# TYPE sluice_snapshot_rows gauge",
+            "# TYPE sluice_standing_by gauge",
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} in {text}");
         }
+    }
+
+    #[test]
+    fn a_standby_is_alive_and_not_ready() {
+        let metrics = Metrics::default();
+        metrics.standing_by.store(true, Ordering::Relaxed);
+        assert!(
+            metrics
+                .render()
+                .lines()
+                .any(|l| l == "sluice_standing_by 1")
+        );
+        let status = |path: &str| {
+            let request = Request::get(path).body(()).unwrap();
+            respond(&metrics, &request).status()
+        };
+        assert_eq!(status("/health"), StatusCode::OK);
+        assert_eq!(status("/ready"), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    /// The metric names in `text` (`sluice_` then lower-case letters, digits and `_`), each
+    /// once, in order of appearance.
+    fn metric_names(text: &str) -> Vec<&str> {
+        let word = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
+        let mut names = Vec::new();
+        for (at, _) in text.match_indices("sluice_") {
+            // A whole token: not the end of a longer word such as `_sluice_state`.
+            if text[..at]
+                .chars()
+                .next_back()
+                .is_some_and(|c| word(c) || c.is_ascii_uppercase())
+            {
+                continue;
+            }
+            let tail = &text[at..];
+            let name = &tail[..tail.find(|c| !word(c)).unwrap_or(tail.len())];
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn the_grafana_dashboard_names_only_metrics_sluice_exposes() {
+        let dashboard = include_str!("../../../deploy/grafana/sluice-dashboard.json");
+        let metrics = Metrics::default();
+        metrics.table("public.t");
+        let text = metrics.render();
+        // Every family, whether or not it has a sample: `# TYPE <name> <type>`.
+        let exposed: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+            .collect();
+        assert!(exposed.contains(&"sluice_events_total"), "{text}");
+        let used = metric_names(dashboard);
+        assert!(used.contains(&"sluice_standing_by"), "{used:?}");
+        let unknown: Vec<&str> = used
+            .iter()
+            .copied()
+            .filter(|name| !exposed.contains(name))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "deploy/grafana/sluice-dashboard.json names metrics sluice does not expose: {unknown:?}; exposed: {exposed:?}"
+        );
+    }
+
+    #[test]
+    fn metric_names_are_whole_tokens() {
+        assert_eq!(
+            metric_names(
+                "rate(sluice_events_total{a=\"b\"}[5m]) x_sluice_state sluice_up2 sluice_events_total"
+            ),
+            ["sluice_events_total", "sluice_up2"]
+        );
     }
 
     #[test]
