@@ -24,6 +24,7 @@ mod retry;
 pub mod run;
 mod schema_change;
 pub mod slot;
+mod slot_lock;
 mod snapshot;
 pub mod state;
 mod stream;

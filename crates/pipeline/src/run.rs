@@ -44,6 +44,7 @@ use crate::publication;
 use crate::retry::Restarts;
 use crate::schema_change::{Catalog, binary_undecodable};
 use crate::slot::{self, SlotPlan};
+use crate::slot_lock;
 use crate::snapshot::snapshot;
 use crate::state::{self, SnapshotPhase};
 use crate::stream::{self, StreamState, stream_changes};
@@ -254,11 +255,14 @@ pub(crate) async fn start(config: &Config, binary: bool) -> Result<Started, Pipe
     let state_topic = state::state_topic(&config.kafka.topic_prefix);
     let slot = &config.replication.slot;
     let snapshot_due = config.snapshot.copies_tables();
+    // Before anything is read or decided: while another sluice streams this slot, stand by.
+    let sql = connect_sql(&config.postgres).await?;
+    slot_lock::hold(&sql, slot).await?;
     // Independent round trips to the broker, the registry and PostgreSQL, side by side, so a
     // restart streams as soon as the slowest of them is done, not after all of them in turn.
     // Reading the state creates nothing: a startup that fails leaves no topic behind.
     let (prepared, recorded) = tokio::try_join!(
-        prepare(config, &producer),
+        prepare(config, sql, &producer),
         state::recorded_state(&kafka, &state_topic, slot),
     )?;
     let Prepared {
@@ -377,9 +381,9 @@ pub(crate) struct Prepared {
 /// The tables, their publication, topics and schemas, and a replication connection.
 pub(crate) async fn prepare(
     config: &Config,
+    sql: Client,
     producer: &Producer,
 ) -> Result<Prepared, PipelineError> {
-    let sql = connect_sql(&config.postgres).await?;
     let type_options = type_options(&sql, &config.events).await?;
     let tables = choose_tables(&sql, &config.tables).await?;
     let replication = &config.replication;

@@ -543,6 +543,12 @@ impl Sluice {
         }
     }
 
+    /// SIGKILL, as a crash: nothing is drained or confirmed.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// SIGTERM, then the exit status.
     pub fn stop(mut self) -> std::process::ExitStatus {
         self.terminate()

@@ -34,7 +34,7 @@ const COPIER_CONNECTION: usize = 4;
 /// it deleted (if any), and the WAL position read right after its commit (at or past its
 /// commit's end; `None` until read).
 #[derive(Debug, Clone)]
-struct Transaction {
+pub(crate) struct Transaction {
     inserted: i64,
     updated: i64,
     deleted: Option<i64>,
@@ -313,7 +313,7 @@ impl Lcg {
 /// The writer: a transaction every few milliseconds until `stop`, each recorded in
 /// `transactions` before it commits (so that no event in Kafka is of a transaction the test
 /// does not know) and given its WAL position after.
-async fn writer(stack: &Stack, schema: String) -> Writer {
+pub(crate) async fn writer(stack: &Stack, schema: String) -> Writer {
     let client = stack.pg_connect("sluice").await;
     let writer = Writer {
         transactions: Arc::default(),
@@ -347,15 +347,15 @@ async fn writer(stack: &Stack, schema: String) -> Writer {
 }
 
 /// The writer's task and what the test shares with it.
-struct Writer {
-    transactions: Arc<Mutex<Vec<Transaction>>>,
+pub(crate) struct Writer {
+    pub(crate) transactions: Arc<Mutex<Vec<Transaction>>>,
     stop: Arc<AtomicBool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Writer {
     /// Stops it after the transaction it is writing.
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(task) = self.task {
             task.await.unwrap();
@@ -529,7 +529,7 @@ fn config_file(
 }
 
 /// `schema.t` with [`INITIAL_ROWS`] rows, as [`History::of`] expects them.
-async fn create_table(sql: &tokio_postgres::Client, schema: &str) {
+pub(crate) async fn create_table(sql: &tokio_postgres::Client, schema: &str) {
     sql.batch_execute(&format!(
         "CREATE SCHEMA {schema};
          CREATE TABLE {schema}.t (id bigint PRIMARY KEY, v bigint NOT NULL, pad text);
@@ -571,7 +571,7 @@ async fn wait_for_replay(stack: &Stack, topic: &str, expected: &BTreeMap<i64, Ve
 }
 
 /// The pid of the walsender streaming from `slot` (its command START_REPLICATION), if any.
-async fn walsender(sql: &tokio_postgres::Client, slot: &str) -> Option<i32> {
+pub(crate) async fn walsender(sql: &tokio_postgres::Client, slot: &str) -> Option<i32> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let pid = sql
@@ -591,14 +591,14 @@ async fn walsender(sql: &tokio_postgres::Client, slot: &str) -> Option<i32> {
 }
 
 /// The names of a test's table, topics and slot (also its publication).
-struct Names {
-    schema: String,
+pub(crate) struct Names {
+    pub(crate) schema: String,
     prefix: String,
-    slot: String,
+    pub(crate) slot: String,
 }
 
 impl Names {
-    fn new(purpose: &str) -> Names {
+    pub(crate) fn new(purpose: &str) -> Names {
         Names {
             schema: unique_name(purpose),
             prefix: unique_name(purpose),
@@ -610,7 +610,7 @@ impl Names {
         format!("{}.{}.t", self.prefix, self.schema)
     }
 
-    fn config(&self, stack: &Stack, port: u16) -> std::path::PathBuf {
+    pub(crate) fn config(&self, stack: &Stack, port: u16) -> std::path::PathBuf {
         config_file(
             stack,
             port,
@@ -626,7 +626,7 @@ impl Names {
 /// values, while the same sluice process still runs, having started again at least
 /// `interruptions` times; it then stops cleanly, and the slot is dropped. A line of figures
 /// for the output.
-async fn carried_on(
+pub(crate) async fn carried_on(
     stack: &Stack,
     sql: &tokio_postgres::Client,
     names: &Names,

@@ -9,6 +9,7 @@ mod debezium_compare;
 mod debezium_sink;
 mod defaults;
 mod errors;
+mod ha;
 mod identity;
 mod large_transactions;
 mod metrics;

@@ -9,7 +9,7 @@ use sluice_e2e::pipeline::{Sluice, read_records_exactly, stop_and_drop_slot, wri
 use sluice_e2e::{Stack, unique_name};
 
 /// `GET path` on 127.0.0.1:`port`: the status code and body.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
+pub(crate) fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut socket = TcpStream::connect(("127.0.0.1", port)).ok()?;
     let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
     socket.write_all(request.as_bytes()).ok()?;
@@ -21,14 +21,14 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
 }
 
 /// The value of the sample `name{labels}` (or bare `name`) in Prometheus text.
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// The port sluice's metrics endpoint listens on, from its log line (60 s at most).
-async fn metrics_port(sluice: &Sluice) -> u16 {
+pub(crate) async fn metrics_port(sluice: &Sluice) -> u16 {
     const SAID: &str = "metrics on http://127.0.0.1:";
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
