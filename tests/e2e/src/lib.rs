@@ -7,7 +7,7 @@
     missing_debug_implementations
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -39,11 +39,74 @@ pub fn stack_env() -> HashMap<String, String> {
         .collect()
 }
 
+/// The environment variable that picks the PostgreSQL major the tests run on (`stack.pg_port`,
+/// [`ScratchPg::up`]): `SLUICE_TEST_PG_MAJOR=18`. Without it, the stack's `PG_MAJOR` (15).
+pub const TEST_PG_MAJOR_VAR: &str = "SLUICE_TEST_PG_MAJOR";
+
+/// Every PostgreSQL major of the local stack and the port its server listens on: `PG_MAJOR`
+/// (Debian's, started by `stack up`) and each of `PG_MATRIX_MAJORS` (`PG<major>_PORT`, started
+/// by `stack up --pg-matrix`).
+pub fn stack_pg_ports() -> BTreeMap<u32, u16> {
+    let env = stack_env();
+    let get = |key: &str| {
+        env.get(key)
+            .unwrap_or_else(|| panic!("stack.env has no {key}"))
+            .clone()
+    };
+    let major = |text: &str| -> u32 {
+        text.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("stack.env: {text:?} is not a PostgreSQL major"))
+    };
+    let port = |key: &str| -> u16 {
+        get(key)
+            .parse()
+            .unwrap_or_else(|_| panic!("stack.env: {key} is not a port"))
+    };
+    let mut ports = BTreeMap::from([(major(&get("PG_MAJOR")), port("PG_PORT"))]);
+    for text in get("PG_MATRIX_MAJORS").split(',') {
+        let major = major(text);
+        ports.insert(major, port(&format!("PG{major}_PORT")));
+    }
+    ports
+}
+
+/// The PostgreSQL major the tests run on: that of [`TEST_PG_MAJOR_VAR`], else the stack's
+/// `PG_MAJOR`. Panics when the variable names a major the stack does not have.
+pub fn test_pg_major() -> u32 {
+    let ports = stack_pg_ports();
+    let Some(wanted) = std::env::var_os(TEST_PG_MAJOR_VAR) else {
+        let env = stack_env();
+        return env["PG_MAJOR"].parse().expect("PG_MAJOR is a major");
+    };
+    let wanted = wanted.to_string_lossy();
+    let major = wanted
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|m| ports.contains_key(m));
+    major.unwrap_or_else(|| {
+        panic!(
+            "{TEST_PG_MAJOR_VAR}={wanted}: the stack's PostgreSQL majors are {:?}",
+            ports.keys().collect::<Vec<_>>()
+        )
+    })
+}
+
 /// Connection settings of the running local stack.
 #[derive(Clone)]
 pub struct Stack {
+    /// The port of the PostgreSQL the tests run on: that of [`Stack::pg_major`].
     pub pg_port: u16,
-    /// The newer PostgreSQL major of `stack up --pg-matrix`.
+    /// The PostgreSQL major the tests run on ([`test_pg_major`]): 15 unless
+    /// `SLUICE_TEST_PG_MAJOR` names another. Tests whose outcome depends on the major assert
+    /// each major's outcome by it; none skips.
+    pub pg_major: u32,
+    /// Every PostgreSQL major of the stack and its port ([`stack_pg_ports`]); all but 15 run
+    /// after `deploy/local/stack up --pg-matrix`.
+    pub pg_ports: BTreeMap<u32, u16>,
+    /// PostgreSQL 17's port (`stack up --pg-matrix`), the one matrix major before there were
+    /// more: [`Stack::pg_port_of`] gives any major's.
     pub pg_matrix_port: u16,
     pub pg_database: String,
     pub kafka_bootstrap: String,
@@ -74,16 +137,28 @@ impl Stack {
                 PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
                     .join(".local/state/sluice")
             });
+        let pg_ports = stack_pg_ports();
+        let pg_major = test_pg_major();
         Stack {
-            pg_port: get("PG_PORT").parse().expect("PG_PORT is a port"),
-            pg_matrix_port: get("PG_MATRIX_PORT")
-                .parse()
-                .expect("PG_MATRIX_PORT is a port"),
+            pg_port: pg_ports[&pg_major],
+            pg_major,
+            pg_matrix_port: *pg_ports.get(&17).expect("stack.env has PostgreSQL 17"),
+            pg_ports,
             pg_database: get("PG_DATABASE"),
             kafka_bootstrap: format!("127.0.0.1:{}", get("KAFKA_PORT")),
             registry_url: format!("http://127.0.0.1:{}/apis/ccompat/v7", get("REGISTRY_PORT")),
             state_dir,
         }
+    }
+
+    /// The port of the stack's PostgreSQL `major` (all but 15 after `stack up --pg-matrix`).
+    pub fn pg_port_of(&self, major: u32) -> u16 {
+        *self.pg_ports.get(&major).unwrap_or_else(|| {
+            panic!(
+                "the stack has no PostgreSQL {major}: its majors are {:?} (stack.env)",
+                self.pg_ports.keys().collect::<Vec<_>>()
+            )
+        })
     }
 
     /// A libpq-style connection string for `user`, whose password is its name on this stack.
@@ -120,7 +195,10 @@ impl Stack {
         let (client, connection) = tokio_postgres::connect(config, tokio_postgres::NoTls)
             .await
             .unwrap_or_else(|err| {
-                panic!("connecting to PostgreSQL as {user} (is the stack up?): {err}")
+                panic!(
+                    "connecting to PostgreSQL as {user} ({config}; is the stack up? \
+                     majors other than 15 need `deploy/local/stack up --pg-matrix`): {err}"
+                )
             });
         tokio::spawn(connection);
         client
@@ -305,59 +383,134 @@ fn scratch_down(name: &str) {
         .status();
 }
 
-/// A throwaway PostgreSQL 15 cluster with the stack's users and some settings of its own (from
-/// `deploy/local/stack scratch-up`), for setups the shared server must not have. Removed when
-/// dropped.
+/// A throwaway PostgreSQL cluster with the stack's users and some settings of its own (from
+/// `deploy/local/stack scratch-up`), for setups the shared server must not have; or a physical
+/// standby of one (`scratch-standby`). Removed when dropped (a standby also drops its slot on
+/// its primary then: drop a standby before its primary, as declaring it later does).
 pub struct ScratchPg {
     name: String,
     pub port: u16,
+    /// Its PostgreSQL major.
+    pub major: u32,
 }
 
 impl ScratchPg {
-    /// Starts a cluster named after `purpose`, on a port free at the time, with `settings`
-    /// (`key=value`) added to its configuration. PostgreSQL binds its port itself: when another
-    /// process took the port meanwhile, it tries again on another.
+    /// Starts a cluster of the major the tests run on ([`test_pg_major`]) named after
+    /// `purpose`, on a port free at the time, with `settings` (`key=value`) added to its
+    /// configuration. PostgreSQL binds its port itself: when another process took the port
+    /// meanwhile, it tries again on another.
     pub fn up(purpose: &str, settings: &[&str]) -> ScratchPg {
-        let name = unique_name(purpose);
-        for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|listener| listener.local_addr())
-                .expect("a free port")
-                .port();
-            let output = std::process::Command::new(repo_root().join("deploy/local/stack"))
-                .args(["scratch-up", &name, &port.to_string()])
-                .args(settings)
-                .output()
-                .expect("deploy/local/stack runs");
-            if output.status.success() {
-                return ScratchPg { name, port };
-            }
-            scratch_down(&name);
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let taken = ["could not bind", "already in use", "lock file"]
-                .iter()
-                .any(|said| stderr.contains(said));
-            assert!(taken, "stack scratch-up {name} failed:\n{stderr}");
-        }
-        panic!("stack scratch-up {name}: every port tried was taken");
+        Self::up_major(purpose, test_pg_major(), settings)
     }
-}
 
-impl ScratchPg {
+    /// Like [`ScratchPg::up`], of PostgreSQL `major` (one of stack.env's; the script fetches
+    /// its binaries when `stack up --pg-matrix` has not).
+    pub fn up_major(purpose: &str, major: u32, settings: &[&str]) -> ScratchPg {
+        let name = unique_name(purpose);
+        let port = start_scratch(&name, |port| {
+            let mut args = vec!["scratch-up".to_owned(), name.clone(), port.to_string()];
+            args.extend(["--major".to_owned(), major.to_string()]);
+            args.extend(settings.iter().map(|s| (*s).to_owned()));
+            args
+        });
+        ScratchPg { name, port, major }
+    }
+
+    /// A physical standby of this cluster (which must run), named after `purpose`: a base
+    /// backup, streaming through a physical slot on this cluster named as the standby is
+    /// ([`ScratchPg::name`]), with `primary_conninfo` (including `dbname=postgres`, for
+    /// PostgreSQL 17's slot sync), `hot_standby_feedback=on` and `settings` (`key=value`, e.g.
+    /// `sync_replication_slots=on`). Returns once this cluster shows it streaming. `purpose`
+    /// must be lower case, digits and `_`, short enough for a slot name with the unique suffix.
+    pub fn standby_of(&self, purpose: &str, settings: &[&str]) -> ScratchPg {
+        let name = unique_name(purpose);
+        assert!(
+            name.len() <= 63
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+            "a standby's name is its slot's: {name:?} is not a slot name (a-z, 0-9, _, at most 63)"
+        );
+        let port = start_scratch(&name, |port| {
+            let mut args = vec![
+                "scratch-standby".to_owned(),
+                name.clone(),
+                self.name.clone(),
+                port.to_string(),
+            ];
+            args.extend(settings.iter().map(|s| (*s).to_owned()));
+            args
+        });
+        ScratchPg {
+            name,
+            port,
+            major: self.major,
+        }
+    }
+
+    /// Promotes this standby (`pg_ctl promote`) and waits until it is out of recovery.
+    pub fn promote(&self) {
+        stack_command(&["scratch-promote", &self.name]);
+    }
+
+    /// Its name: the scratch cluster's, and a standby's physical slot on its primary (and its
+    /// `application_name` there, in `pg_stat_replication`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Stops the cluster in `mode` (`fast`, or `immediate`: as a crash of its machine) and
+    /// leaves it stopped.
+    pub fn stop(&self, mode: &str) {
+        stack_command(&["scratch-stop", &self.name, mode]);
+    }
+
     /// Stops the cluster in `mode` (`fast`, or `immediate`: a crash, recovered when it starts)
     /// and starts it again on the same port, waiting until it accepts connections.
     pub fn restart(&self, mode: &str) {
+        stack_command(&["scratch-restart", &self.name, mode]);
+    }
+}
+
+/// Runs `deploy/local/stack` with `args` on ports free at the time until PostgreSQL could bind
+/// one (5 tries); returns the port. A failure for another reason panics with the script's
+/// output.
+fn start_scratch(name: &str, args: impl Fn(u16) -> Vec<String>) -> u16 {
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let args = args(port);
         let output = std::process::Command::new(repo_root().join("deploy/local/stack"))
-            .args(["scratch-restart", &self.name, mode])
+            .args(&args)
             .output()
             .expect("deploy/local/stack runs");
-        assert!(
-            output.status.success(),
-            "stack scratch-restart {} {mode} failed:\n{}",
-            self.name,
-            String::from_utf8_lossy(&output.stderr)
-        );
+        if output.status.success() {
+            return port;
+        }
+        scratch_down(name);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let taken = ["could not bind", "already in use", "lock file"]
+            .iter()
+            .any(|said| stderr.contains(said));
+        assert!(taken, "stack {} failed:\n{stderr}", args.join(" "));
     }
+    panic!("stack scratch cluster {name}: every port tried was taken");
+}
+
+/// Runs `deploy/local/stack` with `args`, panicking with its output when it fails.
+fn stack_command(args: &[&str]) {
+    let output = std::process::Command::new(repo_root().join("deploy/local/stack"))
+        .args(args)
+        .output()
+        .expect("deploy/local/stack runs");
+    assert!(
+        output.status.success(),
+        "stack {} failed:\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 impl Drop for ScratchPg {

@@ -112,7 +112,7 @@ async fn streamed_transactions_assemble(port: u16) -> (u32, Streaming) {
 async fn postgresql_15_streams_with_protocol_2() {
     let stack = Stack::from_env();
     assert_eq!(
-        streamed_transactions_assemble(stack.pg_port).await,
+        streamed_transactions_assemble(stack.pg_port_of(15)).await,
         (2, Streaming::On)
     );
 }
@@ -121,7 +121,7 @@ async fn postgresql_15_streams_with_protocol_2() {
 async fn postgresql_16_and_later_stream_with_protocol_4_in_parallel_mode() {
     let stack = Stack::from_env();
     assert_eq!(
-        streamed_transactions_assemble(stack.pg_matrix_port).await,
+        streamed_transactions_assemble(stack.pg_port_of(17)).await,
         (4, Streaming::Parallel),
         "the stack's matrix PostgreSQL (deploy/local/stack up --pg-matrix) speaks v4"
     );
