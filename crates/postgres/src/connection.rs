@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
 use crate::config::{ConnectConfig, Host, SslMode};
-use crate::error::{Error, ServerError};
+use crate::error::{Error, ServerError, ServerErrorKind};
 use crate::options::{PgOutputOptions, ProtocolChoice};
 use crate::transport::Transport;
 
@@ -74,7 +74,8 @@ pub enum SnapshotAction {
     /// Export it, for other sessions to import with `SET TRANSACTION SNAPSHOT` until the next
     /// command on this connection.
     Export,
-    /// Use it for the transaction this command is the first statement of.
+    /// Use it for the transaction this command is the first statement of (a read-only one:
+    /// PostgreSQL 18 refuses any other).
     Use,
     /// Neither.
     NoExport,
@@ -354,18 +355,42 @@ impl ReplicationConnection {
         temporary: bool,
         snapshot: SnapshotAction,
     ) -> Result<CreatedSlot, Error> {
+        self.create_slot_with_failover(name, temporary, snapshot, false)
+            .await
+    }
+
+    /// [`create_slot`](Self::create_slot), and with `failover` a failover slot (PostgreSQL
+    /// 17 on): one that standbys with `sync_replication_slots` keep a copy of, to stream from
+    /// after a promotion.
+    pub async fn create_slot_with_failover(
+        &mut self,
+        name: &str,
+        temporary: bool,
+        snapshot: SnapshotAction,
+        failover: bool,
+    ) -> Result<CreatedSlot, Error> {
         check_slot_name(name)?;
-        let action = match snapshot {
-            SnapshotAction::Export => "EXPORT_SNAPSHOT",
-            SnapshotAction::Use => "USE_SNAPSHOT",
-            SnapshotAction::NoExport => "NOEXPORT_SNAPSHOT",
-        };
         let temporary = if temporary { " TEMPORARY" } else { "" };
-        let rows = self
-            .simple_query(&format!(
-                "CREATE_REPLICATION_SLOT {name}{temporary} LOGICAL pgoutput {action}"
-            ))
-            .await?;
+        let command = if failover {
+            self.require_failover_slots()?;
+            // FAILOVER exists only in the option list (PostgreSQL 15 on).
+            let action = match snapshot {
+                SnapshotAction::Export => "export",
+                SnapshotAction::Use => "use",
+                SnapshotAction::NoExport => "nothing",
+            };
+            format!(
+                "CREATE_REPLICATION_SLOT {name}{temporary} LOGICAL pgoutput (SNAPSHOT '{action}', FAILOVER true)"
+            )
+        } else {
+            let action = match snapshot {
+                SnapshotAction::Export => "EXPORT_SNAPSHOT",
+                SnapshotAction::Use => "USE_SNAPSHOT",
+                SnapshotAction::NoExport => "NOEXPORT_SNAPSHOT",
+            };
+            format!("CREATE_REPLICATION_SLOT {name}{temporary} LOGICAL pgoutput {action}")
+        };
+        let rows = self.simple_query(&command).await?;
         let row = rows
             .first()
             .ok_or_else(|| Error::protocol("CREATE_REPLICATION_SLOT returned no row"))?;
@@ -377,6 +402,27 @@ impl ReplicationConnection {
             snapshot_name: row.get(2).map(str::to_owned),
             output_plugin: row.get(3).unwrap_or("pgoutput").to_owned(),
         })
+    }
+
+    /// `ALTER_REPLICATION_SLOT <name> (FAILOVER true)` (PostgreSQL 17 on): an existing slot
+    /// becomes a failover slot.
+    pub async fn make_failover_slot(&mut self, name: &str) -> Result<(), Error> {
+        check_slot_name(name)?;
+        self.require_failover_slots()?;
+        self.simple_query(&format!("ALTER_REPLICATION_SLOT {name} (FAILOVER true)"))
+            .await
+            .map(drop)
+    }
+
+    fn require_failover_slots(&self) -> Result<(), Error> {
+        if self.server_version_num < 170_000 {
+            return Err(Error::Unsupported(format!(
+                "failover slots need PostgreSQL 17 or newer; {} runs PostgreSQL {}: set replication.failover = false, or upgrade",
+                self.target,
+                self.server_version_num / 10_000
+            )));
+        }
+        Ok(())
     }
 
     /// `DROP_REPLICATION_SLOT <name> [WAIT]`; with `wait`, waits for an active user to let go.
@@ -501,6 +547,15 @@ impl ReplicationConnection {
                 }
                 Message::NoticeResponse(body) => {
                     let notice = server_error(body.fields());
+                    // From PostgreSQL 18 on, pgoutput skips a publication that does not
+                    // exist with a WARNING instead of failing: the changes of its tables
+                    // would go by unseen and be confirmed. As an error, nothing is.
+                    if notice
+                        .server()
+                        .is_some_and(|n| n.kind() == ServerErrorKind::PublicationMissing)
+                    {
+                        return Err(notice);
+                    }
                     tracing::info!(target: "postgres", notice = %notice, "server notice");
                 }
                 other => return Ok(Some(Backend::Message(other))),

@@ -47,6 +47,9 @@ pub enum Error {
     /// A streamed transaction could not be kept or replayed.
     #[error(transparent)]
     Streamed(#[from] crate::streamed::StreamedError),
+    /// The server lacks what was asked of it (a feature of a newer version).
+    #[error("{0}")]
+    Unsupported(String),
     /// A replication message could not be decoded.
     #[error(transparent)]
     Decode(#[from] DecodeError),
@@ -179,6 +182,10 @@ impl ServerError {
                 ServerErrorKind::SlotInvalidated
             }
             "55006" => ServerErrorKind::SlotInUse,
+            // PostgreSQL 18's WARNING when pgoutput skips a publication that does not exist.
+            "55000" if message.starts_with("skipped loading publication") => {
+                ServerErrorKind::PublicationMissing
+            }
             "42704" if message.contains("publication") => ServerErrorKind::PublicationMissing,
             "42704" if message.contains("replication slot") => ServerErrorKind::SlotMissing,
             "42710" if message.contains("replication slot") => ServerErrorKind::SlotExists,
@@ -271,6 +278,12 @@ mod tests {
     #[test]
     fn server_errors_map_to_what_the_user_must_do() {
         let cases = [
+            // PostgreSQL 18's WARNING when pgoutput skips a publication.
+            (
+                "55000",
+                "skipped loading publication \"p\"",
+                ServerErrorKind::PublicationMissing,
+            ),
             (
                 "28P01",
                 "password authentication failed for user \"x\"",

@@ -570,7 +570,7 @@ async fn a_slot_created_with_use_snapshot_sees_exactly_the_rows_before_it() {
     .await
     .unwrap();
     let mut conn = connect(&stack.replication_config("sluice")).await;
-    conn.simple_query("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    conn.simple_query("BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ")
         .await
         .unwrap();
     let slot = unique_name("repl_snap_slot");

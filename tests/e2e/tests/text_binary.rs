@@ -459,7 +459,17 @@ async fn compare_modes(
     let table = sluice_pipeline::catalog::describe(sql, oid, schema, name, 'd')
         .await
         .unwrap();
-    let codec = TableCodec::with_options("text_binary", &table.spec, &TypeOptions::default());
+    let version: i32 = sql
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // As sluice's own run decides: PostgreSQL 17 on has interval infinities.
+    let options = TypeOptions {
+        interval_infinities: version >= 170_000,
+        ..TypeOptions::default()
+    };
+    let codec = TableCodec::with_options("text_binary", &table.spec, &options);
     let schema_json: serde_json::Value = serde_json::from_str(codec.row_schema()).unwrap();
     let avro = Schema::parse(&schema_json).unwrap();
     let kinds: Vec<(String, ColumnKind)> = table
