@@ -42,3 +42,42 @@ pub fn sql_tls(
         postgres.tls_connector()?,
     ))
 }
+
+/// The server to use and a connection to it: `postgres` itself without `hosts`; with them,
+/// the first that answers and is not in recovery (a primary), as a section naming that one.
+/// None being a primary (all down, or a failover under way) is transient: the caller tries
+/// again later.
+pub async fn connect_primary(
+    postgres: &PostgresSection,
+) -> Result<(PostgresSection, Client), PipelineError> {
+    let Some(candidates) = postgres.candidates() else {
+        return Ok((postgres.clone(), connect_sql(postgres).await?));
+    };
+    let mut tried = Vec::new();
+    for candidate in candidates {
+        let target = candidate.connect_config().target();
+        let sql = match connect_sql(&candidate).await {
+            Ok(sql) => sql,
+            // A definite error (a refused password) is the same on every server.
+            Err(err) if !err.is_transient() => return Err(err),
+            Err(err) => {
+                tried.push(format!("{target}: {err}"));
+                continue;
+            }
+        };
+        let in_recovery: bool = sql
+            .query_one("SELECT pg_is_in_recovery()", &[])
+            .await
+            .map_err(|e| pg("asking whether the server is a standby", &e))?
+            .get(0);
+        if !in_recovery {
+            tracing::debug!(%target, "the primary of postgres.hosts");
+            return Ok((candidate, sql));
+        }
+        tried.push(format!("{target}: a standby (in recovery)"));
+    }
+    Err(PipelineError::PostgresUnavailable(format!(
+        "none of postgres.hosts is a primary now ({})",
+        tried.join("; ")
+    )))
+}

@@ -33,7 +33,7 @@ use tokio_postgres::Client;
 
 use crate::catalog::{self, CapturedTable};
 use crate::config::{Config, EventsSection, RegistrySection, TablesSection};
-use crate::connect::connect_sql;
+use crate::connect;
 use crate::error::{PipelineError, pg};
 use crate::housekeeping;
 use crate::metrics::{self};
@@ -247,6 +247,13 @@ pub(crate) struct Started {
 /// Startup, the snapshot when one is due, and `START_REPLICATION` (in binary mode if
 /// `binary` and every captured column's binary form can be decoded).
 pub(crate) async fn start(config: &Config, binary: bool) -> Result<Started, PipelineError> {
+    // With postgres.hosts, the one that is the primary now: after a failover, the promoted
+    // standby. Every connection of this start goes there.
+    let (postgres, sql) = connect::connect_primary(&config.postgres).await?;
+    let config = &Config {
+        postgres,
+        ..config.clone()
+    };
     // First, so that it connects to the broker while PostgreSQL is asked about the tables.
     let kafka = config.kafka.client_config();
     let (producer, deliveries) = Producer::new(&kafka)?;
@@ -256,7 +263,6 @@ pub(crate) async fn start(config: &Config, binary: bool) -> Result<Started, Pipe
     let slot = &config.replication.slot;
     let snapshot_due = config.snapshot.copies_tables();
     // Before anything is read or decided: while another sluice streams this slot, stand by.
-    let sql = connect_sql(&config.postgres).await?;
     slot_lock::hold(&sql, slot).await?;
     // Independent round trips to the broker, the registry and PostgreSQL, side by side, so a
     // restart streams as soon as the slowest of them is done, not after all of them in turn.
@@ -278,10 +284,16 @@ pub(crate) async fn start(config: &Config, binary: bool) -> Result<Started, Pipe
                 transactions,
             },
     } = prepared;
-    let existing = slot::position(&sql, slot).await?;
-    let start = match slot::plan(slot, existing, recorded, snapshot_due)? {
+    let existing = slot::existing(&sql, slot).await?;
+    let not_failover = existing.as_ref().is_some_and(|s| s.failover != Some(true));
+    let confirmed = existing.map(|s| s.confirmed_flush_lsn.unwrap_or(Lsn::ZERO));
+    let start = match slot::plan(slot, confirmed, recorded, snapshot_due)? {
         SlotPlan::Stream => {
             tracing::info!(%slot, "reusing the replication slot; streaming from its confirmed position");
+            if config.replication.failover && not_failover {
+                conn.make_failover_slot(slot).await?;
+                tracing::info!(%slot, "made the replication slot a failover slot");
+            }
             Lsn::ZERO
         }
         SlotPlan::Create { drop_existing } => {
@@ -302,7 +314,12 @@ pub(crate) async fn start(config: &Config, binary: bool) -> Result<Started, Pipe
                 .await?;
             }
             let created = conn
-                .create_slot(slot, false, SnapshotAction::Export)
+                .create_slot_with_failover(
+                    slot,
+                    false,
+                    SnapshotAction::Export,
+                    config.replication.failover,
+                )
                 .await?;
             let point = created.consistent_point;
             tracing::info!(%slot, consistent_point = %point, "created the replication slot");

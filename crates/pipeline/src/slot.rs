@@ -33,6 +33,8 @@ pub struct SlotFacts {
     pub invalidation: Option<String>,
     /// PostgreSQL 17 on: how long the slot has been unused, in milliseconds.
     pub inactive_ms: Option<i64>,
+    /// PostgreSQL 17 on: whether standbys with `sync_replication_slots` keep a copy of it.
+    pub failover: Option<bool>,
     /// The server's current WAL position (its replay position on a standby).
     pub current_lsn: Option<Lsn>,
     /// WAL the slot holds back: from its restart LSN to the current position, in bytes.
@@ -70,7 +72,8 @@ pub async fn read(sql: &Client, name: &str) -> Result<Option<SlotFacts>, tokio_p
                        * 1000)::bigint,
                     w.lsn::text,
                     pg_wal_lsn_diff(w.lsn, s.restart_lsn)::bigint,
-                    pg_wal_lsn_diff(w.lsn, s.confirmed_flush_lsn)::bigint
+                    pg_wal_lsn_diff(w.lsn, s.confirmed_flush_lsn)::bigint,
+                    (to_jsonb(s) ->> 'failover')::boolean
                FROM pg_replication_slots s, w
               WHERE s.slot_name = $1",
             &[&name],
@@ -93,12 +96,12 @@ pub async fn read(sql: &Client, name: &str) -> Result<Option<SlotFacts>, tokio_p
         current_lsn: lsn(row.get(12)),
         retained_bytes: row.get(13),
         lag_bytes: row.get(14),
+        failover: row.get(15),
     }))
 }
 
-/// The confirmed position of the slot `name` if it exists in this database, refusing one of
-/// another database or plugin.
-pub(crate) async fn position(sql: &Client, name: &str) -> Result<Option<Lsn>, PipelineError> {
+/// The slot `name` if it exists in this database, refusing one of another database or plugin.
+pub(crate) async fn existing(sql: &Client, name: &str) -> Result<Option<SlotFacts>, PipelineError> {
     let Some(slot) = read(sql, name)
         .await
         .map_err(|e| crate::error::pg("reading pg_replication_slots", &e))?
@@ -114,14 +117,14 @@ pub(crate) async fn position(sql: &Client, name: &str) -> Result<Option<Lsn>, Pi
                 .unwrap_or("(none: a physical slot)")
         )));
     }
-    let plugin = slot.plugin.unwrap_or_default();
+    let plugin = slot.plugin.as_deref().unwrap_or_default();
     if plugin != "pgoutput" {
         return Err(PipelineError::Setup(format!(
             "replication slot {name} uses the {plugin} plugin, not pgoutput: choose another \
              replication.slot or drop that slot"
         )));
     }
-    Ok(Some(slot.confirmed_flush_lsn.unwrap_or(Lsn::ZERO)))
+    Ok(Some(slot))
 }
 
 /// The statement that drops the slot `name`, for people to run.

@@ -13,7 +13,7 @@ use serde::Serialize;
 use sluice_kafka::{KafkaConfig, TracingContext, client_config};
 use sluice_pipeline::catalog;
 use sluice_pipeline::config::Config;
-use sluice_pipeline::connect::connect_sql;
+use sluice_pipeline::connect::connect_primary;
 use sluice_pipeline::describe;
 use sluice_pipeline::format;
 use sluice_pipeline::naming;
@@ -218,7 +218,7 @@ struct Table {
 }
 
 async fn gather(config: &Config) -> Result<Report, String> {
-    let sql = connect_sql(&config.postgres)
+    let (_, sql) = connect_primary(&config.postgres)
         .await
         .map_err(|e| e.to_string())?;
     let replication = &config.replication;

@@ -13,7 +13,7 @@ use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::config::FromClientConfigAndContext;
 use sluice_kafka::{KafkaConfig, RDKafkaErrorCode, TracingContext, client_config, read_to_end};
 use sluice_pipeline::config::Config;
-use sluice_pipeline::connect::connect_sql;
+use sluice_pipeline::connect::connect_primary;
 use sluice_pipeline::describe;
 use sluice_pipeline::naming;
 use sluice_pipeline::publication;
@@ -181,7 +181,7 @@ fn confirm() -> std::io::Result<bool> {
 /// Finds what exists, and refuses (nothing dropped yet) what must not be dropped: a slot in
 /// use, a slot that is not this configuration's, a state topic other slots' records share.
 async fn inspect(config: &Config, delete_state: bool) -> Result<Plan, String> {
-    let sql = connect_sql(&config.postgres)
+    let (_, sql) = connect_primary(&config.postgres)
         .await
         .map_err(|e| e.to_string())?;
     let replication = &config.replication;

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -677,11 +677,11 @@ fn difference(expected: &BTreeMap<i64, Version>, replayed: &BTreeMap<i64, Versio
 /// The writer of the restart test: like [`writer`], against a server that goes away. The
 /// server is restarted only by whoever holds `restarts` (and counts it there), never while a
 /// transaction of the writer is in flight, and the writer connects again after each restart
-/// before it writes: so every transaction it records committed, and none it did not record
-/// was sent.
-async fn writer_across_restarts(
+/// before it writes, to the server `port` names then (after a failover, the promoted
+/// standby): so every transaction it records committed, and none it did not record was sent.
+pub(crate) async fn writer_across_restarts(
     stack: &Stack,
-    port: u16,
+    port: Arc<AtomicU16>,
     schema: String,
     transactions: Arc<Mutex<Vec<Transaction>>>,
     stop: Arc<AtomicBool>,
@@ -689,13 +689,17 @@ async fn writer_across_restarts(
 ) -> tokio::task::JoinHandle<()> {
     let stack = stack.clone();
     tokio::spawn(async move {
-        let mut client = stack.pg_connect_port(port, "sluice").await;
+        let mut client = stack
+            .pg_connect_port(port.load(Ordering::Relaxed), "sluice")
+            .await;
         let mut connected_after = 0;
         let mut next = INITIAL_ROWS + 1;
         while !stop.load(Ordering::Relaxed) {
             let restarted = restarts.lock().await;
             if *restarted != connected_after {
-                client = stack.pg_connect_port(port, "sluice").await;
+                client = stack
+                    .pg_connect_port(port.load(Ordering::Relaxed), "sluice")
+                    .await;
                 connected_after = *restarted;
             }
             let transaction = Transaction::number(next);
@@ -730,7 +734,7 @@ async fn postgres_restarted_five_times_during_writes_sluice_carries_on_and_loses
     let restarts = Arc::new(tokio::sync::Mutex::new(0));
     let writer = writer_across_restarts(
         &stack,
-        scratch.port,
+        Arc::new(AtomicU16::new(scratch.port)),
         names.schema.clone(),
         Arc::clone(&transactions),
         Arc::clone(&stop),

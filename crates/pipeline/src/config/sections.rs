@@ -23,6 +23,11 @@ pub struct PostgresSection {
     pub host: String,
     #[serde(default = "default_pg_port")]
     pub port: u16,
+    /// Servers to try in turn instead of `host` and `port`, each `host` or `host:port` (the
+    /// port defaults to `port`): the first that is a primary is used, found again at every
+    /// start, so that after a failover sluice follows the promoted standby.
+    #[serde(default)]
+    pub hosts: Vec<String>,
     pub database: String,
     pub user: String,
     /// After `load`, the password whether given inline or read from `password_file`.
@@ -41,6 +46,33 @@ pub struct PostgresSection {
 }
 
 impl PostgresSection {
+    /// The servers `hosts` names, each as a section of its own with `host` and `port` set
+    /// (and no `hosts`); `None` without `hosts`. A `host:port` with a bad port is left whole,
+    /// to fail as a host name.
+    pub fn candidates(&self) -> Option<Vec<PostgresSection>> {
+        if self.hosts.is_empty() {
+            return None;
+        }
+        let one = |entry: &String| {
+            let (host, port) = match entry.rsplit_once(':') {
+                Some((host, port)) if !host.contains(':') || host.ends_with(']') => {
+                    match port.parse() {
+                        Ok(port) => (host.trim_start_matches('[').trim_end_matches(']'), port),
+                        Err(_) => (entry.as_str(), self.port),
+                    }
+                }
+                _ => (entry.as_str(), self.port),
+            };
+            PostgresSection {
+                host: host.to_owned(),
+                port,
+                hosts: Vec::new(),
+                ..self.clone()
+            }
+        };
+        Some(self.hosts.iter().map(one).collect())
+    }
+
     /// Whether `host` names a Unix socket directory rather than a network host.
     pub fn is_unix_socket(&self) -> bool {
         self.host.starts_with('/')
@@ -122,6 +154,11 @@ pub struct ReplicationSection {
     /// (PostgreSQL restarting, a connection cut) before it exits; zero: exit at once.
     #[serde(default = "default_reconnect_timeout", with = "humantime_serde")]
     pub reconnect_timeout: Duration,
+    /// Create the slot as a failover slot (PostgreSQL 17 on), and make an existing one so:
+    /// standbys with `sync_replication_slots = on` keep a copy to stream from after a
+    /// promotion.
+    #[serde(default)]
+    pub failover: bool,
 }
 
 impl ReplicationSection {
@@ -148,6 +185,7 @@ impl Default for ReplicationSection {
             heartbeat_interval: None,
             retained_wal_warn_mib: default_retained_wal_warn_mib(),
             reconnect_timeout: default_reconnect_timeout(),
+            failover: false,
         }
     }
 }

@@ -111,6 +111,7 @@ const FULL: &str = r#"
         sslmode = "verify-full"
         sslrootcert = "/etc/ssl/pg-ca.pem"
         connect_timeout = "2s 500ms"
+        hosts = ["pg-a:6433", "pg-b", "[::1]:6434"]
 
         [replication]
         slot = "shop_cdc_1"
@@ -122,6 +123,7 @@ const FULL: &str = r#"
         heartbeat_interval = "30s"
         retained_wal_warn_mib = 2048
         reconnect_timeout = "90s"
+        failover = true
 
         [tables]
         include = ["public.*", "sales.order*"]
@@ -187,6 +189,20 @@ fn full_file() {
     assert_eq!(pg.sslmode, SslMode::VerifyFull);
     assert_eq!(pg.sslrootcert, Some(PathBuf::from("/etc/ssl/pg-ca.pem")));
     assert_eq!(pg.connect_timeout, Duration::from_millis(2500));
+    let candidates: Vec<(String, u16)> = pg
+        .candidates()
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.host, c.port))
+        .collect();
+    assert_eq!(
+        candidates,
+        [
+            ("pg-a".to_owned(), 6433),
+            ("pg-b".to_owned(), 6432),
+            ("::1".to_owned(), 6434)
+        ]
+    );
     let connect = pg.connect_config();
     assert_eq!(
         connect.host,
@@ -208,6 +224,7 @@ fn full_file() {
     assert_eq!(rep.heartbeat_interval, Some(Duration::from_secs(30)));
     assert_eq!(rep.retained_wal_warn_mib, 2048);
     assert_eq!(rep.reconnect_timeout, Duration::from_secs(90));
+    assert!(rep.failover);
 
     assert_eq!(config.tables.include.len(), 2);
     assert_eq!(config.tables.exclude[0].to_string(), "public.tmp_*");
@@ -272,7 +289,7 @@ fn full_file_sets_every_key() {
         );
         count += 1;
     }
-    assert_eq!(count, 50);
+    assert_eq!(count, 52);
 }
 
 #[test]
