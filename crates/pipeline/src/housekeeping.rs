@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 use crate::config::ReplicationSection;
+use crate::describe;
 use crate::metrics;
 use crate::slot;
 
@@ -42,7 +43,9 @@ pub(crate) fn start(sql: Arc<Client>, replication: &ReplicationSection) -> House
         loop {
             tokio::select! {
                 () = tick(&mut heartbeat) => {
-                    bounded("heartbeat", emit_heartbeat(&sql)).await;
+                    if bounded("heartbeat", emit_heartbeat(&sql)).await == Some(false) {
+                        heartbeat = None;
+                    }
                 }
                 _ = retention.tick() => {
                     bounded("retained WAL check", check_retention(&sql, &slot, warn_bytes)).await;
@@ -52,11 +55,13 @@ pub(crate) fn start(sql: Arc<Client>, replication: &ReplicationSection) -> House
     }))
 }
 
-/// Runs `work`, giving up (with a warning) after [`QUERY_TIMEOUT`].
-async fn bounded(what: &str, work: impl Future<Output = ()>) {
-    if tokio::time::timeout(QUERY_TIMEOUT, work).await.is_err() {
+/// Runs `work`, giving up (with a warning, and `None`) after [`QUERY_TIMEOUT`].
+async fn bounded<T>(what: &str, work: impl Future<Output = T>) -> Option<T> {
+    let done = tokio::time::timeout(QUERY_TIMEOUT, work).await.ok();
+    if done.is_none() {
         tracing::warn!(timeout = ?QUERY_TIMEOUT, "{what} took too long; it is tried again at its next turn");
     }
+    done
 }
 
 /// The next tick of an optional interval; never, without one.
@@ -70,17 +75,32 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
 }
 
 /// A non-transactional logical decoding message: WAL in this database that the walsender
-/// decodes, so its keepalives (and with them the confirmed position) move on.
-async fn emit_heartbeat(sql: &Client) {
-    if let Err(err) = sql
+/// decodes, so its keepalives (and with them the confirmed position) move on. `false` when
+/// heartbeats are impossible: on a standby, where nothing can be written.
+async fn emit_heartbeat(sql: &Client) -> bool {
+    let Err(err) = sql
         .execute(
             "SELECT pg_logical_emit_message(false, 'sluice-heartbeat', '')",
             &[],
         )
         .await
-    {
-        tracing::warn!(error = %err, "heartbeat failed");
+    else {
+        return true;
+    };
+    let in_recovery = sql
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .await
+        .is_ok_and(|row| row.get::<_, bool>(0));
+    if in_recovery {
+        tracing::warn!(
+            "replication.heartbeat_interval: sluice reads a standby, where no heartbeat can be \
+             written; heartbeats stop (the slot moves on with the primary's WAL of this \
+             database; run a heartbeat on the primary if it idles)"
+        );
+        return false;
     }
+    tracing::warn!(error = %describe::pg(&err), "heartbeat failed");
+    true
 }
 
 /// Measures the WAL the slot holds back and warns past the configured threshold.

@@ -181,7 +181,19 @@ pub(crate) async fn ensure(
     let existing = read(sql, name)
         .await
         .map_err(|e| pg("reading the publication", &e))?;
-    match plan(existing.as_ref(), tables) {
+    let plan = plan(existing.as_ref(), tables);
+    if !matches!(plan, Plan::Ready) && in_recovery(sql).await? {
+        let statement = match &plan {
+            Plan::Create { tables } => create_sql(name, tables),
+            Plan::Alter { add, .. } if !add.is_empty() => add_sql(name, add),
+            _ => via_root_sql(name),
+        };
+        return Err(PipelineError::Setup(format!(
+            "publication {name} does not publish what sluice captures, and sluice reads a \
+             standby, where nothing can be created: run {statement} on the primary"
+        )));
+    }
+    match plan {
         Plan::Ready => {
             tracing::info!(publication = %name, "reusing the publication");
         }
@@ -230,6 +242,15 @@ pub(crate) async fn ensure(
         }
     }
     Ok(())
+}
+
+/// Whether the server is a standby (in recovery).
+async fn in_recovery(sql: &Client) -> Result<bool, PipelineError> {
+    Ok(sql
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .await
+        .map_err(|e| pg("asking whether the server is a standby", &e))?
+        .get(0))
 }
 
 #[cfg(test)]

@@ -19,6 +19,10 @@ use crate::slot;
 /// How often a standing-by process tries the lock, and then looks whether the slot is free.
 const POLL: Duration = Duration::from_millis(250);
 
+/// How long the walsender of a sluice that just ended may keep the slot before its holder is
+/// named: PostgreSQL ends it as soon as it sees the connection gone.
+const HOLDER_GRACE: Duration = Duration::from_secs(5);
+
 /// The advisory lock's key for `slot`: a 64-bit FNV-1a hash of the slot's name, the same in
 /// every version of sluice (processes of two versions side by side, during an upgrade, must
 /// take the same lock).
@@ -38,6 +42,7 @@ fn lock_key(slot: &str) -> i64 {
 pub(crate) async fn hold(sql: &Client, slot: &str) -> Result<(), PipelineError> {
     let key = lock_key(slot);
     let mut standing_by = false;
+    let mut started = tokio::time::Instant::now();
     loop {
         let taken: bool = sql
             .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
@@ -47,6 +52,7 @@ pub(crate) async fn hold(sql: &Client, slot: &str) -> Result<(), PipelineError> 
         if taken {
             break;
         }
+        started = tokio::time::Instant::now();
         if !standing_by {
             standing_by = true;
             metrics::global().standing_by.store(true, Relaxed);
@@ -59,12 +65,27 @@ pub(crate) async fn hold(sql: &Client, slot: &str) -> Result<(), PipelineError> 
         }
         tokio::time::sleep(POLL).await;
     }
+    let mut waited = false;
     loop {
         let facts = slot::read(sql, slot)
             .await
             .map_err(|e| pg("reading the replication slot", &e))?;
-        if !facts.is_some_and(|facts| facts.active) {
+        let Some(pid) = facts
+            .filter(|facts| facts.active)
+            .map(|facts| facts.active_pid)
+        else {
             break;
+        };
+        // Past a moment, not the walsender of a sluice that just ended: someone else's.
+        if !waited && started.elapsed() > HOLDER_GRACE {
+            waited = true;
+            standing_by = true;
+            metrics::global().standing_by.store(true, Relaxed);
+            tracing::warn!(
+                %slot,
+                holder = %pid.map_or_else(|| "unknown".to_owned(), |pid| format!("PostgreSQL backend {pid}")),
+                "the replication slot is in use by a process that holds no sluice lock (another program, or a sluice cut off from PostgreSQL): waiting for it to let go"
+            );
         }
         tokio::time::sleep(POLL).await;
     }

@@ -46,6 +46,17 @@ async fn config_with(
     (config, schema, slot)
 }
 
+/// The publication that publishes the table of `schema`.
+async fn publication_of(sql: &tokio_postgres::Client, schema: &str) -> String {
+    sql.query_one(
+        "SELECT pubname::text FROM pg_publication_tables WHERE schemaname = $1",
+        &[&schema],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
 fn assert_names(stderr: &str, needles: &[&str]) {
     for needle in needles {
         assert!(stderr.contains(needle), "{needle:?} in:\n{stderr}");
@@ -94,24 +105,89 @@ async fn an_unreachable_broker_or_registry_at_startup_is_named_and_fatal() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_slot_another_sluice_holds_is_refused_with_the_fix() {
+async fn a_slot_another_program_holds_is_waited_for_with_its_holder_named() {
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
     let stack = Stack::from_env();
     let (config, schema, slot) = config_with(&stack, |c| c).await;
-    let first = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
     let sql = stack.pg_connect("sluice").await;
+    let first = Sluice::start(env!("CARGO_BIN_EXE_sluice-cli"), &config);
     wait_until_streaming(&sql, &slot).await;
-    let (code, stderr) = run_until_exit(&config, Duration::from_secs(60));
-    assert_eq!(code, Some(75), "held by another: transient, {stderr}");
-    assert_names(
-        &stderr,
-        &[
-            &slot,
-            "active for PID",
-            "another process is streaming from this slot",
-        ],
-    );
     assert!(first.stop().success());
-    let _ = schema;
+    let publication = publication_of(&sql, &schema).await;
+    // Another program streams from the slot: it holds no sluice lock. Killed when the test
+    // ends, whatever happens; it does not reconnect by itself.
+    let mut other = KillOnDrop(
+        Command::new("/usr/lib/postgresql/15/bin/pg_recvlogical")
+            .args(["-h", &stack.pg_socket_dir().to_string_lossy()])
+            .args(["-p", &stack.pg_port.to_string(), "-U", "sluice", "-d"])
+            .arg(&stack.pg_database)
+            .args([
+                "--slot",
+                &slot,
+                "--start",
+                "-f",
+                "/dev/null",
+                "-o",
+                "proto_version=1",
+            ])
+            .args([
+                "-o",
+                &format!("publication_names={publication}"),
+                "--no-loop",
+            ])
+            .spawn()
+            .unwrap(),
+    );
+    wait_until_streaming(&sql, &slot).await;
+    let other_pid: i32 = sql
+        .query_one(
+            "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .unwrap()
+        .get(0);
+
+    let mut waiting = Sluice::start_capturing(env!("CARGO_BIN_EXE_sluice-cli"), &config, "warn");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !waiting.stderr().contains("holds no sluice lock") {
+        assert!(
+            std::time::Instant::now() < deadline && waiting.running(),
+            "sluice names the slot's holder: {}",
+            waiting.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_names(
+        &waiting.stderr(),
+        &[&slot, &format!("PostgreSQL backend {other_pid}")],
+    );
+    // Once the other lets go, sluice streams.
+    other.0.kill().unwrap();
+    other.0.wait().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while sql
+        .query_opt(
+            "SELECT 1 FROM pg_replication_slots s JOIN pg_stat_activity a ON a.pid = s.active_pid
+              WHERE s.slot_name = $1 AND a.application_name = 'sluice'
+                AND a.query LIKE 'START_REPLICATION%'",
+            &[&slot],
+        )
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", waiting.stderr());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(waiting.stop().success());
     sql.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
         .await
         .unwrap();
@@ -125,14 +201,7 @@ async fn a_publication_dropped_while_running_stops_sluice_without_confirming_pas
     let binary = env!("CARGO_BIN_EXE_sluice-cli");
     let mut sluice = Sluice::start_capturing(binary, &config, "error");
     wait_until_streaming(&sql, &slot).await;
-    let publication: String = sql
-        .query_one(
-            "SELECT pubname::text FROM pg_publication_tables WHERE schemaname = $1",
-            &[&schema],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let publication = publication_of(&sql, &schema).await;
     sql.batch_execute(&format!(
         "DROP PUBLICATION {publication}; INSERT INTO {schema}.t VALUES (1);"
     ))
