@@ -706,3 +706,53 @@ async fn a_partitioned_table_under_a_publication_not_through_its_root_is_named()
     let fix = report.expect(&item, "fail", "publish_via_partition_root");
     assert!(fix.contains(&statement) && fix.contains("owner"), "{fix}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_features_name_what_14_lacks_and_that_18_lacks_nothing() {
+    let case = Case::named("check_features");
+    let (v14, v18) = (
+        case.stack.pg_port_of(14).to_string(),
+        case.stack.pg_port_of(18).to_string(),
+    );
+    let on_14 = case.check(&[("SLUICE_POSTGRES__PORT", v14.as_str())]);
+    let failover_on_14 = case.check(&[
+        ("SLUICE_POSTGRES__PORT", v14.as_str()),
+        ("SLUICE_REPLICATION__FAILOVER", "true"),
+    ]);
+    let on_18 = case.check(&[("SLUICE_POSTGRES__PORT", v18.as_str())]);
+    case.clean_up().await;
+
+    let (_, report) = on_14.report();
+    report.expect("postgres version", "ok", "PostgreSQL 14.");
+    for gap in [
+        "PostgreSQL 14 lacks streaming 'parallel' (16+): large transactions stream with \
+         streaming 'on' (protocol 2, not 4)",
+        "logical decoding on a standby (16+): sluice must read from the primary",
+        "failover slots (17+): sluice's slot exists on this server only \
+         (replication.failover needs 17)",
+        "pg_replication_slots.invalidation_reason (17+)",
+    ] {
+        assert_eq!(report.expect("postgres features", "ok", gap), "");
+    }
+    // Asked for what 14 lacks, it says what follows.
+    let (_, report) = failover_on_14.report();
+    let fix = report.expect(
+        "postgres features",
+        "fail",
+        "failover slots (17+): replication.failover = true asks for one, so sluice refuses \
+         to start",
+    );
+    assert!(fix.contains("set replication.failover = false"), "{fix}");
+
+    let (_, report) = on_18.report();
+    report.expect("postgres version", "ok", "PostgreSQL 18.");
+    report.expect(
+        "postgres features",
+        "ok",
+        "PostgreSQL 18 has all that sluice uses (streaming 'parallel', binary transfer, \
+         logical decoding messages, decoding on a standby, failover slots)",
+    );
+    let detail = report.item("postgres features")["detail"].as_str().unwrap();
+    assert!(!detail.contains("lacks"), "{detail}");
+    assert!(detail.contains("replication.failover = false"), "{detail}");
+}

@@ -5,6 +5,7 @@
 //! to run against production at any time. Every probe is bounded in time, so an unreachable
 //! service costs seconds, not a hang.
 
+mod features;
 mod kafka;
 mod postgres;
 mod publication;

@@ -10,16 +10,13 @@ use sluice_pipeline::slot;
 use sluice_postgres::{ConnectConfig, ReplicationConnection};
 use tokio_postgres::Client;
 
+use super::features::{self, Asks};
 use super::publication::check_publication;
 use super::report::Report;
 use super::server::{ServerFacts, server_facts};
 use super::slot::check_slot;
 use super::tables::check_tables;
 use super::{PG_TIMEOUT, Tables, bounded};
-
-/// Server versions, as `server_version_num` counts them.
-const PG_10: i32 = 100_000;
-const PG_14: i32 = 140_000;
 
 const PG_UNREACHABLE_FIX: &str = "check postgres.host and postgres.port, that PostgreSQL runs \
      there and accepts connections from this host (listen_addresses, pg_hba.conf, firewalls)";
@@ -87,25 +84,33 @@ pub(super) async fn check_postgres(config: &Config, report: &mut Report) -> Tabl
     report.ok("postgres", format!("connected to {target}"));
 
     let version = format!("PostgreSQL {}", facts.version);
-    if facts.version_num < PG_10 {
+    let major = features::major_of(facts.version_num);
+    if let Some(reason) = features::below_minimum(major) {
         report.fail(
             "postgres version",
-            format!("{version}: logical replication with pgoutput needs 10 or later"),
-            "upgrade PostgreSQL (14 or later recommended)",
+            format!("{version}: {reason}"),
+            format!(
+                "upgrade PostgreSQL to {} or later (14 or later streams large transactions, 17 \
+                 or later has failover slots)",
+                features::MINIMUM_MAJOR
+            ),
         );
         return Tables::default();
-    } else if facts.version_num < PG_14 {
-        report.warn(
-            "postgres version",
-            format!(
-                "{version}: before 14 there is no streaming of large in-progress transactions \
-                 (each is decoded whole on the server first) and no binary transfer"
-            ),
-            "upgrade to PostgreSQL 14 or later",
-        );
-    } else {
-        report.ok("postgres version", version);
     }
+    report.ok("postgres version", version);
+    let asks = Asks {
+        binary: config.replication.binary,
+        messages: !config.events.message_prefixes.is_empty(),
+        heartbeat: config.replication.heartbeat_interval.is_some(),
+        failover: config.replication.failover,
+    };
+    let verdict = features::verdict(major, &facts.role, asks);
+    report.push(
+        verdict.status,
+        "postgres features",
+        verdict.detail,
+        verdict.fix,
+    );
 
     if facts.wal_level == "logical" {
         report.ok("wal_level", "logical");

@@ -3,6 +3,7 @@
 use sluice_pipeline::describe;
 use tokio_postgres::Client;
 
+use super::features::Role;
 use super::{PG_TIMEOUT, bounded};
 
 /// Settings and rights that decide whether sluice can replicate, read in one query.
@@ -22,6 +23,8 @@ pub(super) struct ServerFacts {
     pub(super) user: String,
     pub(super) database: String,
     pub(super) can_create_in_database: bool,
+    /// Standby or primary, and the settings that matter for either.
+    pub(super) role: Role,
 }
 
 pub(super) async fn server_facts(sql: &Client) -> Result<ServerFacts, String> {
@@ -37,7 +40,11 @@ pub(super) async fn server_facts(sql: &Client) -> Result<ServerFacts, String> {
                     (SELECT count(*) FROM pg_stat_replication)::int4,
                     current_setting('max_slot_wal_keep_size', true),
                     r.rolsuper, r.rolreplication, current_user::text, current_database()::text,
-                    has_database_privilege(current_database(), 'CREATE')
+                    has_database_privilege(current_database(), 'CREATE'),
+                    pg_is_in_recovery(), current_setting('hot_standby_feedback')::bool,
+                    NULLIF(current_setting('primary_slot_name', true), ''),
+                    NULLIF(current_setting('synchronized_standby_slots', true), ''),
+                    NULLIF(current_setting('idle_replication_slot_timeout', true), '0')
                FROM pg_roles r WHERE r.rolname = current_user",
             &[],
         ),
@@ -58,5 +65,12 @@ pub(super) async fn server_facts(sql: &Client) -> Result<ServerFacts, String> {
         user: row.get(10),
         database: row.get(11),
         can_create_in_database: row.get(12),
+        role: Role {
+            standby: row.get(13),
+            hot_standby_feedback: row.get(14),
+            primary_slot_name: row.get(15),
+            synchronized_standby_slots: row.get(16),
+            idle_slot_timeout: row.get(17),
+        },
     })
 }
