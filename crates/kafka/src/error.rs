@@ -80,6 +80,31 @@ pub enum KafkaError {
 }
 
 impl KafkaError {
+    /// Whether trying again later may succeed without anyone changing anything: the broker
+    /// unreachable, or a topic's creation or leader election that ran out of time.
+    pub fn is_transient(&self) -> bool {
+        use RDKafkaErrorCode as C;
+        match self {
+            Self::Unreachable { .. } | Self::Cancelled(_) => true,
+            // No code: created, but no leader yet within the wait.
+            Self::Topic { code: None, .. } => true,
+            Self::Topic {
+                code: Some(code), ..
+            } => matches!(
+                code,
+                C::RequestTimedOut
+                    | C::OperationTimedOut
+                    | C::LeaderNotAvailable
+                    | C::NotController
+                    | C::BrokerNotAvailable
+                    | C::NetworkException
+                    | C::AllBrokersDown
+                    | C::BrokerTransportFailure
+            ),
+            _ => false,
+        }
+    }
+
     /// The Kafka error code behind this error, when there is one.
     pub fn code(&self) -> Option<RDKafkaErrorCode> {
         match self {
@@ -260,6 +285,20 @@ mod tests {
         ] {
             assert!(!is_fatal(code), "{code:?} should be transient");
         }
+    }
+
+    #[test]
+    fn a_topic_operation_that_ran_out_of_time_is_transient_a_refused_one_is_not() {
+        let topic = |code| KafkaError::Topic {
+            topic: "t".to_owned(),
+            code,
+            message: String::new(),
+        };
+        assert!(topic(Some(RDKafkaErrorCode::RequestTimedOut)).is_transient());
+        assert!(topic(Some(RDKafkaErrorCode::OperationTimedOut)).is_transient());
+        assert!(topic(None).is_transient(), "no leader yet");
+        assert!(!topic(Some(RDKafkaErrorCode::PolicyViolation)).is_transient());
+        assert!(!topic(Some(RDKafkaErrorCode::InvalidReplicationFactor)).is_transient());
     }
 
     #[test]

@@ -59,8 +59,32 @@ pub enum CatalogError {
          check the patterns (schema.table, * as wildcard) and that the user can see the tables"
     )]
     NothingSelected { include: Vec<String> },
-    #[error("reading the catalog failed: {0}")]
-    Query(String),
+    #[error("reading the catalog failed: {text}")]
+    Query {
+        text: String,
+        /// The connection failed, the server is going away, or the query ran out of time:
+        /// trying again later may succeed.
+        transient: bool,
+    },
+}
+
+impl CatalogError {
+    pub(crate) fn query(err: &tokio_postgres::Error) -> Self {
+        CatalogError::Query {
+            text: describe::pg(err),
+            transient: crate::error::pg("", err).is_transient(),
+        }
+    }
+
+    pub(crate) fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            CatalogError::Query {
+                transient: true,
+                ..
+            }
+        )
+    }
 }
 
 /// All ordinary and partitioned root tables outside the system schemas, as
@@ -79,7 +103,7 @@ pub async fn list_tables(
             &[],
         )
         .await
-        .map_err(|e| CatalogError::Query(describe::pg(&e)))?;
+        .map_err(|e| CatalogError::query(&e))?;
     Ok(rows
         .iter()
         .map(|row| {
@@ -118,7 +142,7 @@ pub async fn describe(
             &[&oid, &replica_identity.to_string()],
         )
         .await
-        .map_err(|e| CatalogError::Query(describe::pg(&e)))?;
+        .map_err(|e| CatalogError::query(&e))?;
     let mut columns: Vec<ColumnSpec> = rows
         .iter()
         .map(|row| ColumnSpec {
@@ -140,7 +164,7 @@ pub async fn describe(
     let partitioned: bool = client
         .query_one("SELECT relkind = 'p' FROM pg_class WHERE oid = $1", &[&oid])
         .await
-        .map_err(|e| CatalogError::Query(describe::pg(&e)))?
+        .map_err(|e| CatalogError::query(&e))?
         .get(0);
     Ok(CapturedTable {
         oid,
@@ -168,7 +192,7 @@ pub async fn primary_key_columns(client: &Client, oid: u32) -> Result<Vec<String
             &[&oid],
         )
         .await
-        .map_err(|e| CatalogError::Query(describe::pg(&e)))?;
+        .map_err(|e| CatalogError::query(&e))?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
@@ -191,7 +215,7 @@ pub async fn resolve_defaults(
             &[&oid],
         )
         .await
-        .map_err(|e| CatalogError::Query(describe::pg(&e)))?;
+        .map_err(|e| CatalogError::query(&e))?;
     for row in rows {
         let (name, expression): (String, String) = (row.get(0), row.get(1));
         let Some(column) = columns.iter_mut().find(|c| c.name == name) else {
@@ -373,7 +397,7 @@ async fn pg_type(client: &Client, oid: u32) -> Result<Option<PgType>, CatalogErr
             &[&oid],
         )
         .await
-        .map_err(|e| CatalogError::Query(describe::pg(&e)))?;
+        .map_err(|e| CatalogError::query(&e))?;
     let Some(row) = row else { return Ok(None) };
     let typtype: String = row.get(2);
     Ok(Some(PgType {
@@ -449,7 +473,7 @@ async fn resolve_type(
         let subtype: u32 = client
             .query_one(query, &[&oid])
             .await
-            .map_err(|e| CatalogError::Query(describe::pg(&e)))?
+            .map_err(|e| CatalogError::query(&e))?
             .get(0);
         info.subtype = Some(Box::new(resolve_inner(client, subtype, depth + 1).await?));
     }
@@ -461,7 +485,7 @@ async fn resolve_type(
                 &[&found.relation],
             )
             .await
-            .map_err(|e| CatalogError::Query(describe::pg(&e)))?;
+            .map_err(|e| CatalogError::query(&e))?;
         for row in rows {
             let field = resolve_inner(client, row.get(0), depth + 1).await?;
             info.fields.push(field);

@@ -51,12 +51,15 @@ pub async fn connect_primary(
     postgres: &PostgresSection,
 ) -> Result<(PostgresSection, Client), PipelineError> {
     let Some(candidates) = postgres.candidates() else {
-        return Ok((postgres.clone(), connect_sql(postgres).await?));
+        return Ok((
+            postgres.clone(),
+            bounded(postgres, connect_sql(postgres)).await?,
+        ));
     };
     let mut tried = Vec::new();
     for candidate in candidates {
         let target = candidate.connect_config().target();
-        let sql = match connect_sql(&candidate).await {
+        let sql = match bounded(&candidate, connect_sql(&candidate)).await {
             Ok(sql) => sql,
             // A definite error (a refused password) is the same on every server.
             Err(err) if !err.is_transient() => return Err(err),
@@ -65,11 +68,12 @@ pub async fn connect_primary(
                 continue;
             }
         };
-        let in_recovery: bool = sql
-            .query_one("SELECT pg_is_in_recovery()", &[])
-            .await
-            .map_err(|e| pg("asking whether the server is a standby", &e))?
-            .get(0);
+        let asked = async {
+            sql.query_one("SELECT pg_is_in_recovery()", &[])
+                .await
+                .map_err(|e| pg("asking whether the server is a standby", &e))
+        };
+        let in_recovery: bool = bounded(&candidate, asked).await?.get(0);
         if !in_recovery {
             tracing::debug!(%target, "the primary of postgres.hosts");
             return Ok((candidate, sql));
@@ -80,4 +84,22 @@ pub async fn connect_primary(
         "none of postgres.hosts is a primary now ({})",
         tried.join("; ")
     )))
+}
+
+/// `work` on `postgres` (connecting, or a first query), given up as unavailable after its
+/// `connect_timeout`: libpq's bound covers the TCP connection only, not TLS, authentication or
+/// a server that accepts and then says nothing.
+async fn bounded<T>(
+    postgres: &PostgresSection,
+    work: impl Future<Output = Result<T, PipelineError>>,
+) -> Result<T, PipelineError> {
+    tokio::time::timeout(postgres.connect_timeout, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(PipelineError::PostgresUnavailable(format!(
+                "{} did not answer within postgres.connect_timeout ({:?})",
+                postgres.connect_config().target(),
+                postgres.connect_timeout
+            )))
+        })
 }

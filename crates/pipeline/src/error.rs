@@ -1,5 +1,7 @@
 //! The pipeline's errors: each names the thing that failed and, where sluice knows it, the fix.
 
+use std::time::Duration;
+
 use sluice_kafka::{DeliveryError, KafkaError, SendError};
 
 use crate::describe;
@@ -36,6 +38,9 @@ pub enum PipelineError {
     TempFile(#[from] std::io::Error),
     #[error("internal error: {0}")]
     Internal(String),
+    /// Something the stream loop waited for took longer than its bound.
+    #[error("{what} took longer than {after:?}")]
+    TimedOut { what: &'static str, after: Duration },
     /// In binary mode, a table's columns whose binary form sluice cannot decode (named with
     /// their types): the stream is started again in text mode.
     #[error("binary values of these columns cannot be decoded: {0}")]
@@ -50,7 +55,8 @@ pub(crate) fn pg(context: &str, err: &tokio_postgres::Error) -> PipelineError {
         // Class 08: connection exceptions; 57P01-57P03: shutting down, starting up.
         Some(db) => {
             let code = db.code().code();
-            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+            // 57014: cancelled, by statement_timeout or by someone: the query may pass later.
+            code.starts_with("08") || matches!(code, "57014" | "57P01" | "57P02" | "57P03")
         }
         // No answer from the server: the connection failed or was lost, unless the server's
         // certificate was refused, which only a configuration change helps.
@@ -91,13 +97,13 @@ impl PipelineError {
     /// classification for the retries of the stream loop and the exit code.
     pub fn is_transient(&self) -> bool {
         match self {
-            PipelineError::PostgresUnavailable(_) | PipelineError::QueueFull => true,
+            PipelineError::PostgresUnavailable(_)
+            | PipelineError::QueueFull
+            | PipelineError::TimedOut { .. } => true,
+            PipelineError::Catalog(err) => err.is_transient(),
             PipelineError::Replication(err) => err.is_transient(),
             PipelineError::Registry(err) => err.is_transient(),
-            PipelineError::Kafka(err) => matches!(
-                err,
-                KafkaError::Unreachable { .. } | KafkaError::Cancelled(_)
-            ),
+            PipelineError::Kafka(err) => err.is_transient(),
             _ => false,
         }
     }

@@ -108,6 +108,11 @@ pub async fn run(
             mut outs,
             mut outbox,
         } = started;
+        // The catalog session (a new table's description, housekeeping) is bounded by the
+        // server too: a query given up by the client alone would still hold the session.
+        sql.batch_execute(CATALOG_STATEMENT_TIMEOUT)
+            .await
+            .map_err(|e| pg("bounding the catalog session's statements", &e))?;
         let sql = Arc::new(sql);
         let housekeeping = housekeeping::start(Arc::clone(&sql), &config.replication);
         let producer = Arc::clone(outbox.sink());
@@ -132,8 +137,10 @@ pub async fn run(
         drop(housekeeping);
         if streamed.is_ok() {
             // Shutdown: what was produced is confirmed as its acknowledgements come, up to
-            // the drain timeout; what is not is sent again after the next start.
-            let drained = outbox.drain(config.shutdown.drain_timeout).await?;
+            // the drain timeout; what is not is sent again after the next start. Status
+            // updates go on meanwhile, or the walsender could time out a long drain.
+            let drain = outbox.drain(config.shutdown.drain_timeout);
+            let drained = stream::keeping_alive(&mut changes, drain, None).await?;
             if let Some(lsn) = outbox.take_confirmed() {
                 stream::Source::confirm(&mut changes, lsn);
             }
@@ -151,9 +158,12 @@ pub async fn run(
             Err(err) if streams_binary && undecodable_in_binary(&err) => {
                 tracing::warn!(error = %err, "a value's binary form cannot be decoded: streaming again from the slot's confirmed position, in text mode");
                 binary = false;
+                // Closed, so that its walsender lets go of the slot now.
+                drop(changes);
                 wait_for_slot_release(&sql, &config.replication.slot).await?;
             }
             Err(err) => {
+                drop(changes);
                 restarts.session_failed(session.elapsed());
                 if !wait_to_start_again(&mut restarts, err, shutdown.as_mut()).await? {
                     return Ok(());
@@ -163,6 +173,10 @@ pub async fn run(
         }
     }
 }
+
+/// The catalog session's bound on each statement while streaming: past the stream loop's own
+/// bound on describing a table ([`stream::DESCRIBE_TIMEOUT`]).
+const CATALOG_STATEMENT_TIMEOUT: &str = "SET statement_timeout = '60s'";
 
 /// Waits before starting again after `err` if the retry policy allows: `Ok(true)` to start
 /// again, `Ok(false)` when shutdown was requested meanwhile, and `err` itself when not.

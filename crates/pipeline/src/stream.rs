@@ -48,6 +48,41 @@ pub(crate) const READ_AHEAD_EVERY: usize = 64;
 /// came meanwhile (librdkafka may free its queue by its own retries).
 const BLOCKED_RETRY: Duration = Duration::from_millis(5);
 
+/// How long describing a table (catalog queries, schema registration, topic creation) may
+/// take before it is given up as a transient failure, to be tried again later.
+pub(crate) const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Awaits `work` while sending the status updates that fall due meanwhile, so that the
+/// walsender does not time sluice out while it waits on something else; with `limit`, gives
+/// up (a transient [`PipelineError::TimedOut`]) after that long.
+pub(crate) async fn keeping_alive<T>(
+    source: &mut impl Source,
+    work: impl Future<Output = Result<T, PipelineError>>,
+    limit: Option<(&'static str, Duration)>,
+) -> Result<T, PipelineError> {
+    let deadline = limit.map(|(_, after)| Instant::now() + after);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            done = &mut work => return done,
+            () = sleep_until_some(deadline) => {
+                let (what, after) = limit.unwrap_or(("waiting", Duration::ZERO));
+                return Err(PipelineError::TimedOut { what, after });
+            }
+            () = tokio::time::sleep_until(source.status_at()) => source.send_status().await?,
+        }
+    }
+}
+
+/// Sleeps until `deadline`; for ever without one.
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Where the loop takes changes from: the replication stream, or a test's fake.
 pub(crate) trait Source {
     /// The next change, waiting for one; cancel-safe (it never writes). `None` when the
@@ -328,7 +363,13 @@ impl StreamState<'_> {
                     return Ok(());
                 }
                 let oid = relation.relation_id();
-                match describe.describe(&relation, self.outs.get(&oid)).await {
+                let described = keeping_alive(
+                    source,
+                    describe.describe(&relation, self.outs.get(&oid)),
+                    Some(("describing a table", DESCRIBE_TIMEOUT)),
+                )
+                .await;
+                match described {
                     Ok(out) => {
                         note_described(self.outs.get(&oid), &out);
                         self.outs.insert(oid, out);

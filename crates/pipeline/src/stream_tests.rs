@@ -90,6 +90,8 @@ struct FakeSource {
     changes: VecDeque<Change>,
     confirmed: Arc<Mutex<Vec<Lsn>>>,
     status_due: Instant,
+    /// When each status update went out.
+    statuses: Vec<Instant>,
 }
 
 impl Source for FakeSource {
@@ -113,6 +115,7 @@ impl Source for FakeSource {
     }
 
     async fn send_status(&mut self) -> Result<(), PipelineError> {
+        self.statuses.push(Instant::now());
         self.status_due = Instant::now() + STATUS_EVERY;
         Ok(())
     }
@@ -276,6 +279,7 @@ async fn run_loop(
         changes: changes.into(),
         confirmed: Arc::default(),
         status_due: Instant::now() + STATUS_EVERY,
+        statuses: Vec::new(),
     };
     let confirmed = Arc::clone(&source.confirmed);
     let (mut outbox, sink) = fake_outbox(capacity);
@@ -441,4 +445,52 @@ async fn a_table_waiting_for_the_registry_holds_intake_and_is_described_again() 
     assert_eq!(describe.calls, 6, "five refusals, then the description");
     assert_eq!(sink.taken()[0].1, key_of(1));
     assert_eq!(confirmed, [Lsn(108)]);
+}
+
+// Paused time: a table's description (a slow registry, a slow catalog) takes 30 s, three
+// times the local stack's wal_sender_timeout; status updates must go on meanwhile.
+#[tokio::test(start_paused = true)]
+async fn status_updates_go_on_while_a_table_is_described_and_a_stuck_one_is_given_up() {
+    let mut source = FakeSource {
+        changes: VecDeque::new(),
+        confirmed: Arc::default(),
+        status_due: Instant::now() + STATUS_EVERY,
+        statuses: Vec::new(),
+    };
+    let started = Instant::now();
+    let slow = async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        Ok(())
+    };
+    keeping_alive(
+        &mut source,
+        slow,
+        Some(("describing a table", DESCRIBE_TIMEOUT)),
+    )
+    .await
+    .unwrap();
+    // One each second; at 30 s the description is done first.
+    assert_eq!(source.statuses.len(), 29);
+    let mut last = started;
+    for sent in &source.statuses {
+        assert!(*sent - last <= STATUS_EVERY, "a gap of {:?}", *sent - last);
+        last = *sent;
+    }
+
+    let stuck = std::future::pending::<Result<(), PipelineError>>();
+    let err = keeping_alive(
+        &mut source,
+        stuck,
+        Some(("describing a table", DESCRIBE_TIMEOUT)),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, PipelineError::TimedOut { .. }) && err.is_transient(),
+        "{err}"
+    );
+    assert_eq!(
+        Instant::now() - started,
+        Duration::from_secs(30) + DESCRIBE_TIMEOUT
+    );
 }

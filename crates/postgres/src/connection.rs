@@ -7,6 +7,7 @@
 //! `CREATE_REPLICATION_SLOT ... USE_SNAPSHOT` inside a transaction needs.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use fallible_iterator::FallibleIterator;
@@ -138,6 +139,7 @@ impl ReplicationConnection {
                     .await
                     .map_err(|e| Error::io(&target, e))?;
                 tcp.set_nodelay(true).map_err(|e| Error::io(&target, e))?;
+                bound_silence(&tcp).map_err(|e| Error::io(&target, e))?;
                 negotiate_tls(tcp, host, config).await?
             }
         };
@@ -672,6 +674,26 @@ pub(crate) fn check_slot_name(name: &str) -> Result<(), Error> {
             "invalid replication slot name {name:?}: use lower-case letters, digits and underscores (at most 63)"
         )))
     }
+}
+
+/// How long data sent may stay unacknowledged before the socket fails.
+const UNACKNOWLEDGED_LIMIT: Duration = Duration::from_secs(60);
+
+/// Bounds how long the kernel waits on a dead peer: unacknowledged data (a status update into
+/// a network that lost the server) fails the socket after [`UNACKNOWLEDGED_LIMIT`], and an
+/// idle connection is probed after 30 s, then every 10 s, three times. Without them a read or
+/// a write waits until TCP's own retransmissions give up, about 15 minutes on Linux.
+fn bound_silence(tcp: &TcpStream) -> std::io::Result<()> {
+    let socket = socket2::SockRef::from(tcp);
+    socket.set_tcp_keepalive(
+        &socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(30))
+            .with_interval(Duration::from_secs(10))
+            .with_retries(3),
+    )?;
+    #[cfg(target_os = "linux")]
+    socket.set_tcp_user_timeout(Some(UNACKNOWLEDGED_LIMIT))?;
+    Ok(())
 }
 
 /// Data already read from the socket but not yet parsed, for the stream.

@@ -97,7 +97,8 @@ impl PostgresSection {
     /// tokio-postgres, with sluice's session settings; it holds the password, so it is secret.
     pub fn conninfo(&self) -> SecretString {
         let mut conninfo = format!(
-            "host={} port={} dbname={} user={} application_name=sluice connect_timeout={} options={}",
+            "host={} port={} dbname={} user={} application_name=sluice connect_timeout={} options={} \
+             keepalives_idle=30 keepalives_interval=10 keepalives_retries=3 tcp_user_timeout=60",
             conninfo_value(&self.host),
             self.port,
             conninfo_value(&self.database),
