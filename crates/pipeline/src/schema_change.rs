@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::time::Duration;
 
 use sluice_avro::{ColumnSpec, Registry, RegistryError, TableSpec, TypeOptions};
 use sluice_kafka::Producer;
@@ -73,12 +74,43 @@ pub(crate) fn note_described(before: Option<&TableOut>, out: &TableOut) {
 /// catalog, its topic and registered schemas. The catalog, or a test's fake.
 pub(crate) trait Describe {
     /// The outputs of the table `relation` describes (`before`: how it was captured until
-    /// now). A transient error (the registry or the broker away) is tried again later.
+    /// now), sent in transaction `xid`. A transient error (the registry or the broker away)
+    /// is tried again later.
     fn describe(
         &mut self,
         relation: &Relation,
         before: Option<&TableOut>,
+        xid: Option<u32>,
     ) -> impl Future<Output = Result<TableOut, PipelineError>>;
+}
+
+/// Whether transaction `xid` (32 bits, as pgoutput sends it) is visible to a new snapshot:
+/// widened to 64 bits by the epoch of the snapshot's xmax (one less when above it).
+const VISIBLE: &str = "WITH s AS (SELECT pg_current_snapshot() AS snap),
+     x AS (SELECT snap, pg_snapshot_xmax(snap)::text::bigint AS xmax FROM s),
+     c AS (SELECT snap, xmax, ((xmax >> 32) << 32) | $1::bigint AS candidate FROM x)
+SELECT pg_visible_in_snapshot(
+         (CASE WHEN candidate > xmax THEN candidate - 4294967296 ELSE candidate END)::text::xid8,
+         snap)
+  FROM c";
+
+/// Waits until transaction `xid` is visible to the catalog session. The walsender decodes a
+/// commit as soon as its record is flushed, before the committing backend makes it visible:
+/// the catalog read in between would describe the table as it was before that transaction's
+/// DDL (a column added with its default, a primary key added). Bounded by the caller
+/// ([`crate::stream::DESCRIBE_TIMEOUT`]).
+async fn wait_until_visible(sql: &Client, xid: u32) -> Result<(), PipelineError> {
+    loop {
+        let visible: bool = sql
+            .query_one(VISIBLE, &[&i64::from(xid)])
+            .await
+            .map_err(|e| pg("asking whether the transaction is visible", &e))?
+            .get(0);
+        if visible {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 /// Tables described from the catalog, their schemas registered and their topics created.
@@ -99,8 +131,12 @@ impl Describe for Catalog<'_> {
         &mut self,
         relation: &Relation,
         before: Option<&TableOut>,
+        xid: Option<u32>,
     ) -> Result<TableOut, PipelineError> {
         let (sql, config) = (self.sql, self.config);
+        if let Some(xid) = xid {
+            wait_until_visible(sql, xid).await?;
+        }
         let oid = relation.relation_id();
         let table = format!("{}.{}", relation.namespace(), relation.name());
         let shape = shape_of(relation);

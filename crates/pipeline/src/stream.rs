@@ -365,7 +365,11 @@ impl StreamState<'_> {
                 let oid = relation.relation_id();
                 let described = keeping_alive(
                     source,
-                    describe.describe(&relation, self.outs.get(&oid)),
+                    describe.describe(
+                        &relation,
+                        self.outs.get(&oid),
+                        self.current.as_ref().map(|now| now.xid),
+                    ),
                     Some(("describing a table", DESCRIBE_TIMEOUT)),
                 )
                 .await;

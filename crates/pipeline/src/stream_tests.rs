@@ -218,6 +218,7 @@ impl Describe for FakeDescribe {
         &mut self,
         relation: &Relation,
         _before: Option<&TableOut>,
+        _xid: Option<u32>,
     ) -> Result<TableOut, PipelineError> {
         self.calls += 1;
         if self.outages > 0 {
