@@ -497,7 +497,11 @@ async fn on_this_server(
     let mut kept = Vec::new();
     for column in columns {
         let ty = column.ty.replace("{s}", schema);
-        if sql.simple_query(&format!("SELECT NULL::{ty}")).await.is_err() {
+        if sql
+            .simple_query(&format!("SELECT NULL::{ty}"))
+            .await
+            .is_err()
+        {
             eprintln!("PostgreSQL {} has no type {ty}: left out", stack.pg_major);
             continue;
         }
