@@ -68,13 +68,7 @@ pub async fn connect_primary(
                 continue;
             }
         };
-        let asked = async {
-            sql.query_one("SELECT pg_is_in_recovery()", &[])
-                .await
-                .map_err(|e| pg("asking whether the server is a standby", &e))
-        };
-        let in_recovery: bool = bounded(&candidate, asked).await?.get(0);
-        if !in_recovery {
+        if !bounded(&candidate, in_recovery(&sql)).await? {
             tracing::debug!(%target, "the primary of postgres.hosts");
             return Ok((candidate, sql));
         }
@@ -102,4 +96,13 @@ async fn bounded<T>(
                 postgres.connect_timeout
             )))
         })
+}
+
+/// Whether the server `sql` is connected to is a standby (in recovery).
+pub(crate) async fn in_recovery(sql: &Client) -> Result<bool, PipelineError> {
+    Ok(sql
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .await
+        .map_err(|e| pg("asking whether the server is a standby", &e))?
+        .get(0))
 }

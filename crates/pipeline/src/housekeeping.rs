@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 use crate::config::ReplicationSection;
+use crate::connect;
 use crate::describe;
 use crate::metrics;
 use crate::slot;
@@ -87,11 +88,7 @@ async fn emit_heartbeat(sql: &Client) -> bool {
     else {
         return true;
     };
-    let in_recovery = sql
-        .query_one("SELECT pg_is_in_recovery()", &[])
-        .await
-        .is_ok_and(|row| row.get::<_, bool>(0));
-    if in_recovery {
+    if connect::in_recovery(sql).await.unwrap_or(false) {
         tracing::warn!(
             "replication.heartbeat_interval: sluice reads a standby, where no heartbeat can be \
              written; heartbeats stop (the slot moves on with the primary's WAL of this \

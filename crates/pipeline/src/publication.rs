@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use tokio_postgres::Client;
 
 use crate::catalog::{CapturedTable, quote_ident};
+use crate::connect;
 use crate::describe;
 use crate::error::{PipelineError, pg};
 
@@ -182,7 +183,7 @@ pub(crate) async fn ensure(
         .await
         .map_err(|e| pg("reading the publication", &e))?;
     let plan = plan(existing.as_ref(), tables);
-    if !matches!(plan, Plan::Ready) && in_recovery(sql).await? {
+    if !matches!(plan, Plan::Ready) && connect::in_recovery(sql).await? {
         let statement = match &plan {
             Plan::Create { tables } => create_sql(name, tables),
             Plan::Alter { add, .. } if !add.is_empty() => add_sql(name, add),
@@ -242,15 +243,6 @@ pub(crate) async fn ensure(
         }
     }
     Ok(())
-}
-
-/// Whether the server is a standby (in recovery).
-async fn in_recovery(sql: &Client) -> Result<bool, PipelineError> {
-    Ok(sql
-        .query_one("SELECT pg_is_in_recovery()", &[])
-        .await
-        .map_err(|e| pg("asking whether the server is a standby", &e))?
-        .get(0))
 }
 
 #[cfg(test)]
