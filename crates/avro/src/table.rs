@@ -56,6 +56,8 @@ pub enum SnapshotMarker {
     True,
     /// The last row of the snapshot.
     Last,
+    /// A row of an incremental snapshot, read while streaming.
+    Incremental,
 }
 
 impl SnapshotMarker {
@@ -64,6 +66,7 @@ impl SnapshotMarker {
             SnapshotMarker::False => "false",
             SnapshotMarker::True => "true",
             SnapshotMarker::Last => "last",
+            SnapshotMarker::Incremental => "incremental",
         }
     }
 }

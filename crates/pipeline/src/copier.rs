@@ -35,19 +35,7 @@ impl Copier<'_> {
         use futures_util::StreamExt as _;
         let (config, client, sender, held) =
             (self.config, self.client, self.sender, &mut self.held);
-        let columns: Vec<String> = table
-            .spec
-            .columns
-            .iter()
-            .zip(out.codec.column_kinds())
-            .map(|(c, kind)| {
-                if kind.reads_binary() {
-                    quote_ident(&c.name)
-                } else {
-                    format!("{}::text", quote_ident(&c.name))
-                }
-            })
-            .collect();
+        let columns = select_list(table.spec.columns.iter().map(|c| c.name.as_str()), out);
         // Page ranges use TID range scans (PostgreSQL 14+): each piece reads only its pages.
         let range = match piece.pages {
             None => String::new(),
@@ -60,8 +48,7 @@ impl Copier<'_> {
         // partitioned table's rows are all in its partitions.
         let only = if table.partitioned { "" } else { "ONLY " };
         let copy = format!(
-            "COPY (SELECT {} FROM {only}{}{range}) TO STDOUT (FORMAT binary)",
-            columns.join(", "),
+            "COPY (SELECT {columns} FROM {only}{}{range}) TO STDOUT (FORMAT binary)",
             table.quoted()
         );
         let stream = client
@@ -69,24 +56,11 @@ impl Copier<'_> {
             .await
             .map_err(|e| pg(&format!("COPY {}", table.qualified()), &e))?;
         futures_util::pin_mut!(stream);
-        let mut reader = CopyReader::with_text_columns(
-            out.codec
-                .column_kinds()
-                .map(|k| !k.reads_binary())
-                .collect(),
-        );
+        let mut reader = copy_reader(out);
         let (mut key, mut value) = (Vec::new(), Vec::new());
         let mut scratch = Scratch::default();
         let keyless = out.keyless();
-        let source = Source {
-            name: &config.kafka.topic_prefix,
-            db: &config.postgres.database,
-            commit_time_us: now_us(),
-            snapshot: SnapshotMarker::True,
-            tx_id: None,
-            lsn: None,
-            transaction: None,
-        };
+        let source = snapshot_source(config, SnapshotMarker::True);
         let mut rows = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| pg(&format!("COPY {}", table.qualified()), &e))?;
@@ -156,6 +130,45 @@ impl Copier<'_> {
         tracing::info!(table = %table.qualified(), pages = ?piece.pages, rows, "table copied");
         Ok(())
     }
+}
+
+/// The `source` of snapshot rows read now: outside any transaction, at no position.
+pub(crate) fn snapshot_source(config: &Config, marker: SnapshotMarker) -> Source<'_> {
+    Source {
+        name: &config.kafka.topic_prefix,
+        db: &config.postgres.database,
+        commit_time_us: now_us(),
+        snapshot: marker,
+        tx_id: None,
+        lsn: None,
+        transaction: None,
+    }
+}
+
+/// The columns `names` of a table as a COPY selects them: those whose binary form the encoder
+/// reads as they are, the others as their text (`::text`).
+pub(crate) fn select_list<'a>(names: impl Iterator<Item = &'a str>, out: &TableOut) -> String {
+    names
+        .zip(out.codec.column_kinds())
+        .map(|(name, kind)| {
+            if kind.reads_binary() {
+                quote_ident(name)
+            } else {
+                format!("{}::text", quote_ident(name))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A reader of the rows of a COPY that selected [`select_list`].
+pub(crate) fn copy_reader(out: &TableOut) -> CopyReader {
+    CopyReader::with_text_columns(
+        out.codec
+            .column_kinds()
+            .map(|k| !k.reads_binary())
+            .collect(),
+    )
 }
 
 /// A snapshot row encoded but not yet produced: each copier holds its latest row back until

@@ -7,6 +7,7 @@ use sluice_pgoutput::{ColumnValue, LogicalMessage, OldTuple, Tuple};
 
 use crate::config::EventsSection;
 use crate::error::PipelineError;
+use crate::incremental::Window;
 use crate::outbox::{Outbox, Record, Reports, Sink};
 use crate::outputs::{TableOut, TransactionOrder, TransactionsOut};
 use std::sync::atomic::Ordering::Relaxed;
@@ -61,6 +62,8 @@ pub(crate) struct Emitter<'a, S, R> {
     pub(crate) now_us: i64,
     /// With transaction metadata on: its topic, and where the transaction stands.
     pub(crate) transaction: Option<(&'a TransactionsOut, &'a mut TransactionOrder)>,
+    /// While the table is read by an incremental snapshot: where its changed keys are noted.
+    pub(crate) window: Option<&'a mut Window>,
 }
 
 /// What every event of one row change shares.
@@ -140,6 +143,9 @@ impl<S: Sink, R: Reports> Emitter<'_, S, R> {
         if !keyless {
             out.codec
                 .encode_key(out.key_id, key_row, self.key, self.scratch)?;
+            if let Some(window) = self.window.as_deref_mut() {
+                window.note(self.key);
+            }
         }
         let has_value = out.encode_value(
             op,

@@ -13,6 +13,7 @@ mod emit;
 mod error;
 pub mod format;
 mod housekeeping;
+pub mod incremental;
 pub mod metrics;
 pub mod naming;
 mod outbox;

@@ -17,7 +17,7 @@
 //! Nothing committed after C is in the snapshot and nothing committed before C is streamed,
 //! so every row reaches Kafka exactly as of one point, then every change after it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -36,6 +36,8 @@ use crate::config::{Config, EventsSection, RegistrySection, TablesSection};
 use crate::connect;
 use crate::error::{PipelineError, pg};
 use crate::housekeeping;
+use crate::incremental::task::TaskContext;
+use crate::incremental::{Incremental, SnapshotTask, TableJob};
 use crate::metrics::{self};
 use crate::outbox::Outbox;
 pub use crate::outputs::topic_of;
@@ -46,7 +48,7 @@ use crate::schema_change::{Catalog, binary_undecodable};
 use crate::slot::{self, SlotPlan};
 use crate::slot_lock;
 use crate::snapshot::snapshot;
-use crate::state::{self, SnapshotPhase};
+use crate::state::{self, SnapshotPhase, TablePhase, TableProgress};
 use crate::stream::{self, StreamState, stream_changes};
 
 /// Runs until `shutdown` resolves (then drains and exits cleanly) or a fatal error.
@@ -107,6 +109,7 @@ pub async fn run(
             registry,
             mut outs,
             mut outbox,
+            incremental,
         } = started;
         // The catalog session (a new table's description, housekeeping) is bounded by the
         // server too: a query given up by the client alone would still hold the session.
@@ -116,8 +119,14 @@ pub async fn run(
         let sql = Arc::new(sql);
         let housekeeping = housekeeping::start(Arc::clone(&sql), &config.replication);
         let producer = Arc::clone(outbox.sink());
+        let (mut incremental, task, jobs) = incremental;
+        let snapshot_task = SnapshotTask::start(task);
+        for (job, rows) in jobs {
+            incremental.start(job, rows);
+        }
         let mut state =
             StreamState::new(&config, messages.as_ref(), transactions.as_ref(), &mut outs);
+        state.incremental = Some(incremental);
         let mut describe = Catalog {
             sql: &sql,
             registry: &registry,
@@ -135,6 +144,7 @@ pub async fn run(
         )
         .await;
         drop(housekeeping);
+        drop(snapshot_task);
         if streamed.is_ok() {
             // Shutdown: what was produced is confirmed as its acknowledgements come, up to
             // the drain timeout; what is not is sent again after the next start. Status
@@ -143,6 +153,11 @@ pub async fn run(
             let drained = stream::keeping_alive(&mut changes, drain, None).await?;
             if let Some(lsn) = outbox.take_confirmed() {
                 stream::Source::confirm(&mut changes, lsn);
+                // The chunks confirmed in the drain: their progress too, so that the next
+                // start does not read them again.
+                state.confirmed(lsn, &mut outbox)?;
+                let recorded = outbox.drain(config.shutdown.drain_timeout);
+                stream::keeping_alive(&mut changes, recorded, None).await?;
             }
             if !drained {
                 tracing::warn!(
@@ -256,6 +271,9 @@ pub(crate) struct Started {
     pub(crate) registry: Registry,
     pub(crate) outs: HashMap<u32, TableOut>,
     pub(crate) outbox: Outbox,
+    /// Incremental snapshots: the loop's side, the task's, and the tables to read (with the
+    /// rows already recorded for each).
+    pub(crate) incremental: (Incremental, TaskContext, Vec<(TableJob, u64)>),
 }
 
 /// Startup, the snapshot when one is due, and `START_REPLICATION` (in binary mode if
@@ -275,7 +293,8 @@ pub(crate) async fn start(config: &Config, binary: bool) -> Result<Started, Pipe
     let mut outbox = Outbox::new(Arc::clone(&producer), deliveries);
     let state_topic = state::state_topic(&config.kafka.topic_prefix);
     let slot = &config.replication.slot;
-    let snapshot_due = config.snapshot.copies_tables();
+    let copies = config.snapshot.copies_tables();
+    let records = config.snapshot.snapshots_tables();
     // Before anything is read or decided: while another sluice streams this slot, stand by.
     slot_lock::hold(&sql, slot).await?;
     // Independent round trips to the broker, the registry and PostgreSQL, side by side, so a
@@ -283,7 +302,7 @@ pub(crate) async fn start(config: &Config, binary: bool) -> Result<Started, Pipe
     // Reading the state creates nothing: a startup that fails leaves no topic behind.
     let (prepared, recorded) = tokio::try_join!(
         prepare(config, sql, &producer),
-        state::recorded_state(&kafka, &state_topic, slot),
+        state::recorded(&kafka, &state_topic, slot),
     )?;
     let Prepared {
         sql,
@@ -301,7 +320,10 @@ pub(crate) async fn start(config: &Config, binary: bool) -> Result<Started, Pipe
     let existing = slot::existing(&sql, slot).await?;
     let not_failover = existing.as_ref().is_some_and(|s| s.failover != Some(true));
     let confirmed = existing.map(|s| s.confirmed_flush_lsn.unwrap_or(Lsn::ZERO));
-    let start = match slot::plan(slot, confirmed, recorded, snapshot_due)? {
+    let mut point = recorded.slot.and_then(|s| s.consistent_point);
+    // Tables whose snapshot is recorded (or, before per-table records, every table then).
+    let mut snapshotted = false;
+    let start = match slot::plan(slot, confirmed, recorded.slot, records)? {
         SlotPlan::Stream => {
             tracing::info!(%slot, "reusing the replication slot; streaming from its confirmed position");
             if config.replication.failover && not_failover {
@@ -314,7 +336,7 @@ pub(crate) async fn start(config: &Config, binary: bool) -> Result<Started, Pipe
             if drop_existing {
                 conn.drop_slot(slot, true).await?;
             }
-            if snapshot_due {
+            if records {
                 state::ensure_state_topic(&producer, &state_topic).await?;
                 // Recorded before the slot exists, so that a crash between its creation and
                 // the snapshot's end can never leave an older `complete` beside a new slot.
@@ -331,20 +353,25 @@ pub(crate) async fn start(config: &Config, binary: bool) -> Result<Started, Pipe
                 .create_slot_with_failover(
                     slot,
                     false,
-                    SnapshotAction::Export,
+                    if copies {
+                        SnapshotAction::Export
+                    } else {
+                        SnapshotAction::NoExport
+                    },
                     config.replication.failover,
                 )
                 .await?;
-            let point = created.consistent_point;
-            tracing::info!(%slot, consistent_point = %point, "created the replication slot");
-            if snapshot_due {
+            let created_at = created.consistent_point;
+            point = Some(created_at);
+            tracing::info!(%slot, consistent_point = %created_at, "created the replication slot");
+            if copies {
                 let snapshot_name = created.snapshot_name.clone().ok_or_else(|| {
                     PipelineError::Internal("the slot exported no snapshot".to_owned())
                 })?;
                 // Rows an earlier snapshot (of this slot's name) sent may have been deleted
                 // since: the new snapshot sends tombstones for keys its topic holds that no
                 // longer exist.
-                let reconcile_with = recorded.is_some().then_some(&registry);
+                let reconcile_with = recorded.slot.is_some().then_some(&registry);
                 snapshot(
                     config,
                     &snapshot_name,
@@ -354,18 +381,37 @@ pub(crate) async fn start(config: &Config, binary: bool) -> Result<Started, Pipe
                     reconcile_with,
                 )
                 .await?;
+                snapshotted = true;
+            }
+            if records {
+                if snapshotted {
+                    record_complete(&mut outbox, &state_topic, slot, point, &tables).await?;
+                }
                 state::write_phase(
                     &mut outbox,
                     &state_topic,
                     slot,
                     SnapshotPhase::Complete,
-                    Some(point),
+                    point,
                 )
                 .await?;
             }
-            point
+            created_at
         }
     };
+    // Recorded before each table's snapshot was: every table selected then was snapshotted.
+    if records
+        && let Some(recorded) = recorded.slot.filter(|s| {
+            !s.per_table && s.phase == SnapshotPhase::Complete && s.consistent_point == point
+        })
+    {
+        record_complete(&mut outbox, &state_topic, slot, point, &tables).await?;
+        state::write_phase(&mut outbox, &state_topic, slot, recorded.phase, point).await?;
+        snapshotted = true;
+    }
+    state::ensure_state_topic(&producer, &state_topic).await?;
+    let incremental =
+        incremental_setup(config, state_topic, point, &recorded, &tables, snapshotted);
 
     let mut binary = binary;
     if binary {
@@ -396,7 +442,71 @@ pub(crate) async fn start(config: &Config, binary: bool) -> Result<Started, Pipe
         registry,
         outs,
         outbox,
+        incremental,
     })
+}
+
+/// Records every one of `tables` as snapshotted whole, from the slot at `point`.
+async fn record_complete(
+    outbox: &mut Outbox,
+    state_topic: &str,
+    slot: &str,
+    point: Option<Lsn>,
+    tables: &[CapturedTable],
+) -> Result<(), PipelineError> {
+    for table in tables {
+        let progress = TableProgress {
+            slot: slot.to_owned(),
+            table: table.qualified(),
+            consistent_point: point.map(|p| p.to_string()).unwrap_or_default(),
+            snapshot: TablePhase::Complete,
+            after: None,
+            rows: 0,
+        };
+        state::write_table(outbox, state_topic, &progress).await?;
+    }
+    outbox.drain_outside().await
+}
+
+/// The loop's and the task's sides of incremental snapshots, and the tables to read now: those
+/// whose snapshot was under way, and (unless snapshots are off) the selected ones without a
+/// snapshot of their own, which joined the selection since.
+fn incremental_setup(
+    config: &Config,
+    state_topic: String,
+    point: Option<Lsn>,
+    recorded: &state::Recorded,
+    tables: &[CapturedTable],
+    snapshotted: bool,
+) -> (Incremental, TaskContext, Vec<(TableJob, u64)>) {
+    let progress = recorded.tables_of(point);
+    let mut known = HashSet::new();
+    let mut jobs = Vec::new();
+    for table in tables {
+        let name = table.qualified();
+        let job = |after: Option<Vec<String>>| TableJob {
+            oid: table.oid,
+            table: name.clone(),
+            after,
+        };
+        match progress.get(&name) {
+            Some(p) if p.snapshot == TablePhase::Running => {
+                jobs.push((job(p.after.clone()), p.rows));
+            }
+            Some(_) => {}
+            None if snapshotted || !config.snapshot.snapshots_tables() => {}
+            None if table.spec.columns.iter().any(|c| c.is_key) => {
+                tracing::info!(table = %name, "a selected table has no snapshot of its own (it joined the selection): an incremental snapshot reads it while streaming");
+                jobs.push((job(None), 0));
+            }
+            None => {
+                tracing::warn!(table = %name, "a selected table without a primary key has no snapshot: an incremental snapshot reads tables by key ranges (give it a primary key to have its rows)");
+            }
+        }
+        known.insert(name);
+    }
+    let (incremental, task) = Incremental::new(config, state_topic, point, known);
+    (incremental, task, jobs)
 }
 
 /// What is set up before the slot is looked at.

@@ -165,10 +165,12 @@ pub(crate) fn plan(
         Some(SlotState {
             phase: SnapshotPhase::Complete,
             consistent_point: Some(point),
+            ..
         }) if confirmed >= point => Ok(SlotPlan::Stream),
         Some(SlotState {
             phase: SnapshotPhase::Complete,
             consistent_point,
+            ..
         }) => {
             tracing::warn!(%slot, confirmed = %confirmed, recorded_consistent_point = ?consistent_point.map(|p| p.to_string()), "the slot is not the one the recorded snapshot was taken from (it is confirmed before that snapshot's consistent point); taking a new snapshot from a new slot");
             Ok(SlotPlan::Create {
@@ -208,6 +210,7 @@ mod tests {
         Some(SlotState {
             phase,
             consistent_point: point.map(Lsn),
+            per_table: true,
         })
     }
 

@@ -11,7 +11,8 @@
 //! 4. retry of what is held: records the producer's full queue refused, or a table whose
 //!    description waits for the registry or the broker to come back;
 //! 5. intake, only while nothing is held: the next change, then every further change the same
-//!    read brought, up to [`INTAKE_BATCH`].
+//!    read brought, up to [`INTAKE_BATCH`];
+//! 6. a failure of the incremental snapshot task, which ends the session like the stream's.
 //!
 //! The change source ([`Source`]), where records go ([`Outbox`] over a [`Sink`]) and where
 //! tables are described ([`Describe`]) are seams, so the loop's ordering, back-pressure and
@@ -31,6 +32,7 @@ use crate::clock::now_us;
 use crate::config::Config;
 use crate::emit::{Emitter, produce_change};
 use crate::error::PipelineError;
+use crate::incremental::{Incremental, SIGNAL_PREFIX, WATERMARK_PREFIX, Watermark};
 use crate::metrics;
 use crate::outbox::{Outbox, Record, Reports, Sink};
 use crate::outputs::{MessagesOut, TableOut, TransactionOrder, TransactionsOut};
@@ -176,6 +178,8 @@ pub(crate) struct StreamState<'a> {
     pub(crate) scratch: Scratch,
     /// When the batch being handled was taken, in microseconds since 1970.
     pub(crate) now_us: i64,
+    /// Incremental snapshots: each table's window, the chunks at their watermarks, signals.
+    pub(crate) incremental: Option<Incremental>,
 }
 
 impl<'a> StreamState<'a> {
@@ -199,6 +203,7 @@ impl<'a> StreamState<'a> {
             value: Vec::new(),
             scratch: Scratch::default(),
             now_us: now_us(),
+            incremental: None,
         }
     }
 }
@@ -231,7 +236,7 @@ pub(crate) async fn stream_changes<S: Sink, R: Reports>(
             // 2.
             reported = outbox.reports() => {
                 reported?;
-                confirm(source, outbox);
+                confirm(state, source, outbox)?;
             }
             // 3.
             () = tokio::time::sleep_until(source.status_at()) => source.send_status().await?,
@@ -242,7 +247,7 @@ pub(crate) async fn stream_changes<S: Sink, R: Reports>(
                 if let Some(change) = state.pending.take() {
                     state.on_change(change, source, outbox, describe).await?;
                 }
-                confirm(source, outbox);
+                confirm(state, source, outbox)?;
             }
             // 5.
             change = source.recv(), if !held => {
@@ -272,20 +277,48 @@ pub(crate) async fn stream_changes<S: Sink, R: Reports>(
                     };
                     state.on_change(change, source, outbox, describe).await?;
                 }
-                confirm(source, outbox);
+                confirm(state, source, outbox)?;
             }
+            // 6.
+            failed = snapshot_failed(state.incremental.as_mut()) => return Err(failed),
         }
     }
 }
 
-/// Confirms the newest position the outbox's acknowledgements allow.
-fn confirm<S: Sink, R: Reports>(source: &mut impl Source, outbox: &mut Outbox<S, R>) {
-    if let Some(lsn) = outbox.take_confirmed() {
-        source.confirm(lsn);
+/// The incremental snapshot task's failure; never without incremental snapshots.
+async fn snapshot_failed(incremental: Option<&mut Incremental>) -> PipelineError {
+    match incremental {
+        Some(incremental) => incremental.failed().await,
+        None => std::future::pending().await,
     }
 }
 
+/// Confirms the newest position the outbox's acknowledgements allow.
+fn confirm<S: Sink, R: Reports>(
+    state: &mut StreamState<'_>,
+    source: &mut impl Source,
+    outbox: &mut Outbox<S, R>,
+) -> Result<(), PipelineError> {
+    if let Some(lsn) = outbox.take_confirmed() {
+        source.confirm(lsn);
+        state.confirmed(lsn, outbox)?;
+    }
+    Ok(())
+}
+
 impl StreamState<'_> {
+    /// Everything up to `lsn` is confirmed: what waited for that is done.
+    pub(crate) fn confirmed<S: Sink, R: Reports>(
+        &mut self,
+        lsn: Lsn,
+        outbox: &mut Outbox<S, R>,
+    ) -> Result<(), PipelineError> {
+        match self.incremental.as_mut() {
+            Some(incremental) => incremental.confirmed(lsn, outbox),
+            None => Ok(()),
+        }
+    }
+
     /// Handles one change of the stream: produces its events, or tracks the transaction.
     /// Never waits on the broker: what the producer's queue refuses the outbox keeps.
     pub(crate) async fn on_change<S: Sink, R: Reports>(
@@ -357,6 +390,7 @@ impl StreamState<'_> {
             // Nothing in flight or open: everything the server sent is durable.
             Change::Keepalive { wal_end } if self.current.is_none() && outbox.idle() => {
                 source.confirm(wal_end);
+                self.confirmed(wal_end, outbox)?;
             }
             Change::Message(LogicalMessage::Relation(relation)) => {
                 if !needs_describing(&relation, &config.tables, self.outs, &mut self.skipped) {
@@ -376,6 +410,11 @@ impl StreamState<'_> {
                 match described {
                     Ok(out) => {
                         note_described(self.outs.get(&oid), &out);
+                        if let (None, Some(incremental)) =
+                            (self.outs.get(&oid), self.incremental.as_mut())
+                        {
+                            incremental.joined(oid, &out);
+                        }
                         self.outs.insert(oid, out);
                         self.backoff.reset();
                     }
@@ -388,6 +427,28 @@ impl StreamState<'_> {
                         self.pending = Some(Change::Message(LogicalMessage::Relation(relation)));
                     }
                     Err(err) => return Err(err),
+                }
+            }
+            Change::Message(LogicalMessage::Message(message))
+                if message.prefix() == WATERMARK_PREFIX =>
+            {
+                if let (Some(incremental), Some(now)) =
+                    (self.incremental.as_mut(), self.current.as_ref())
+                {
+                    let at = Watermark {
+                        ticket: now.ticket,
+                        commit_lsn: now.commit_lsn,
+                    };
+                    incremental.on_watermark(message.content(), at, self.outs, outbox)?;
+                }
+            }
+            Change::Message(LogicalMessage::Message(message))
+                if message.prefix() == SIGNAL_PREFIX =>
+            {
+                if let (Some(incremental), Some(now)) =
+                    (self.incremental.as_mut(), self.current.as_ref())
+                {
+                    incremental.on_signal(message.content(), self.outs, outbox, now.ticket)?;
                 }
             }
             Change::Message(LogicalMessage::Message(message)) => {
@@ -447,6 +508,16 @@ impl StreamState<'_> {
                     LogicalMessage::Insert(m) => Some(m.relation_id()),
                     LogicalMessage::Update(m) => Some(m.relation_id()),
                     LogicalMessage::Delete(m) => Some(m.relation_id()),
+                    LogicalMessage::Truncate(m) => {
+                        if let Some(incremental) = self.incremental.as_mut() {
+                            for &relation in m.relation_ids() {
+                                if let Some(window) = incremental.window_mut(relation) {
+                                    window.truncate();
+                                }
+                            }
+                        }
+                        None
+                    }
                     _ => None,
                 };
                 // A table outside the selection that the publication sends anyway.
@@ -475,6 +546,9 @@ impl StreamState<'_> {
                     scratch: &mut self.scratch,
                     now_us: self.now_us,
                     transaction: self.transactions.zip(now.order.as_mut()),
+                    window: relation
+                        .zip(self.incremental.as_mut())
+                        .and_then(|(relation, incremental)| incremental.window_mut(relation)),
                 };
                 produce_change(
                     &config.events,

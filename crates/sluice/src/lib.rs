@@ -12,6 +12,7 @@ use sluice_pipeline::run::run;
 
 mod check;
 mod registry;
+mod snapshot;
 mod status;
 mod tail;
 mod teardown;
@@ -43,6 +44,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Drop the replication slot and publication sluice created.
     Teardown(teardown::TeardownArgs),
+    /// Ask the running sluice to snapshot tables again while it streams (or `--cancel` one).
+    Snapshot(snapshot::SnapshotArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -61,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::main(&args),
         Command::Status(args) => status::main(&args),
         Command::Teardown(args) => teardown::main(&args),
+        Command::Snapshot(args) => snapshot::main(&args),
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! The table topics are never touched: consumers may still be reading them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +17,7 @@ use sluice_pipeline::connect::connect_primary;
 use sluice_pipeline::describe;
 use sluice_pipeline::naming;
 use sluice_pipeline::publication;
+use sluice_pipeline::state;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
@@ -254,11 +255,14 @@ fn other_slots(kafka: &KafkaConfig, topic: &str, ours: &str) -> Result<Vec<Strin
             latest.insert(String::from_utf8_lossy(&key).into_owned(), value.is_some());
         }
     }
-    Ok(latest
-        .into_iter()
-        .filter(|(slot, live)| *live && slot != ours)
-        .map(|(slot, _)| slot)
-        .collect())
+    let others: BTreeSet<String> = latest
+        .iter()
+        .filter(|(_, live)| **live)
+        .map(|(key, _)| state::slot_of_key(key))
+        .filter(|slot| *slot != ours)
+        .map(str::to_owned)
+        .collect();
+    Ok(others.into_iter().collect())
 }
 
 /// Drops what the plan found, slot first: while the slot is there, the publication is what

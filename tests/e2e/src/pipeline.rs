@@ -783,20 +783,32 @@ enabled = false
     path
 }
 
+/// What the state topic of `topic_prefix` records for `slot`.
+pub async fn recorded_state(
+    stack: &Stack,
+    topic_prefix: &str,
+    slot: &str,
+) -> sluice_pipeline::state::Recorded {
+    let kafka = sluice_kafka::KafkaConfig {
+        bootstrap_servers: stack.kafka_bootstrap.clone(),
+        ..sluice_kafka::KafkaConfig::default()
+    };
+    let topic = sluice_pipeline::state::state_topic(topic_prefix);
+    sluice_pipeline::state::recorded(&kafka, &topic, slot)
+        .await
+        .unwrap()
+}
+
 /// The snapshot phase the state topic of `topic_prefix` last recorded for `slot`.
 pub async fn snapshot_phase(
     stack: &Stack,
     topic_prefix: &str,
     slot: &str,
 ) -> Option<sluice_pipeline::state::SnapshotPhase> {
-    let kafka = sluice_kafka::KafkaConfig {
-        bootstrap_servers: stack.kafka_bootstrap.clone(),
-        ..sluice_kafka::KafkaConfig::default()
-    };
-    let topic = sluice_pipeline::state::state_topic(topic_prefix);
-    sluice_pipeline::state::recorded_phase(&kafka, &topic, slot)
+    recorded_state(stack, topic_prefix, slot)
         .await
-        .unwrap()
+        .slot
+        .map(|state| state.phase)
 }
 
 /// Waits (`limit` at most) until the state topic of `topic_prefix` records `phase` for `slot`.

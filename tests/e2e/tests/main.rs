@@ -12,6 +12,7 @@ mod errors;
 mod failover;
 mod ha;
 mod identity;
+mod incremental;
 mod large_transactions;
 mod metrics;
 mod options;

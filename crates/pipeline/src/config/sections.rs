@@ -201,6 +201,9 @@ pub struct SnapshotSection {
     pub parallelism: usize,
     #[serde(default = "default_chunk_rows")]
     pub chunk_rows: u64,
+    /// Rows per chunk of an incremental snapshot: what one round of reading holds in memory.
+    #[serde(default = "default_incremental_chunk_rows")]
+    pub incremental_chunk_rows: u64,
     /// How often progress is logged when stderr is not a terminal.
     #[serde(default = "default_progress_interval", with = "humantime_serde")]
     pub progress_interval: Duration,
@@ -211,6 +214,12 @@ impl SnapshotSection {
     pub fn copies_tables(&self) -> bool {
         self.mode == SnapshotMode::Initial
     }
+
+    /// Whether tables are snapshotted at all on their own (at the start, or when they join):
+    /// then their progress is recorded in the state topic.
+    pub fn snapshots_tables(&self) -> bool {
+        self.mode != SnapshotMode::Never
+    }
 }
 
 impl Default for SnapshotSection {
@@ -219,6 +228,7 @@ impl Default for SnapshotSection {
             mode: SnapshotMode::default(),
             parallelism: default_parallelism(),
             chunk_rows: default_chunk_rows(),
+            incremental_chunk_rows: default_incremental_chunk_rows(),
             progress_interval: default_progress_interval(),
         }
     }
@@ -230,6 +240,9 @@ pub enum SnapshotMode {
     /// Copy every selected table when the slot is created, then stream.
     #[default]
     Initial,
+    /// Stream from the slot's creation on, and snapshot every selected table in chunks
+    /// meanwhile (resumable; see docs/semantics.md).
+    Incremental,
     /// Stream only what changes after the slot is created.
     Never,
 }
@@ -238,6 +251,7 @@ impl SnapshotMode {
     pub fn as_str(self) -> &'static str {
         match self {
             SnapshotMode::Initial => "initial",
+            SnapshotMode::Incremental => "incremental",
             SnapshotMode::Never => "never",
         }
     }
@@ -697,6 +711,10 @@ fn default_parallelism() -> usize {
 
 fn default_progress_interval() -> Duration {
     Duration::from_secs(10)
+}
+
+fn default_incremental_chunk_rows() -> u64 {
+    8192
 }
 
 fn default_chunk_rows() -> u64 {

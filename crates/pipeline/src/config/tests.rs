@@ -134,6 +134,7 @@ const FULL: &str = r#"
         mode = "never"
         parallelism = 8
         chunk_rows = 5000
+        incremental_chunk_rows = 1000
         progress_interval = "2s"
 
         [kafka]
@@ -232,6 +233,7 @@ fn full_file() {
     assert_eq!(config.snapshot.mode, SnapshotMode::Never);
     assert_eq!(config.snapshot.parallelism, 8);
     assert_eq!(config.snapshot.chunk_rows, 5000);
+    assert_eq!(config.snapshot.incremental_chunk_rows, 1000);
 
     let kafka = &config.kafka;
     assert_eq!(kafka.bootstrap_servers, "k1:9092,k2:9092");
@@ -289,7 +291,7 @@ fn full_file_sets_every_key() {
         );
         count += 1;
     }
-    assert_eq!(count, 52);
+    assert_eq!(count, 53);
 }
 
 #[test]

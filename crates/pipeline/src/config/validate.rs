@@ -32,6 +32,12 @@ pub(super) fn validate(config: &mut Config, sources: &Sources) -> Result<(), Con
     if config.snapshot.chunk_rows == 0 {
         return Err(sources.invalid(&["snapshot", "chunk_rows"], "must be at least 1"));
     }
+    if config.snapshot.incremental_chunk_rows == 0 {
+        return Err(sources.invalid(
+            &["snapshot", "incremental_chunk_rows"],
+            "must be at least 1",
+        ));
+    }
     validate_kafka(&config.kafka, sources)?;
     validate_registry(&mut config.registry, sources)?;
     Ok(())
