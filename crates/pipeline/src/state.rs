@@ -131,30 +131,9 @@ pub(crate) async fn ensure_state_topic(
     Ok(())
 }
 
-/// The latest phase recorded for `slot` in the state topic `topic`, reading only: for `sluice
-/// status`.
-pub async fn recorded_phase(
-    config: &KafkaConfig,
-    topic: &str,
-    slot: &str,
-) -> Result<Option<SnapshotPhase>, PipelineError> {
-    Ok(recorded_state(config, topic, slot)
-        .await?
-        .map(|state| state.phase))
-}
-
-/// The latest state recorded for `slot` in the state topic `topic`; `None` when the topic
-/// holds none (or does not exist). A topic that cannot be read, or a record that cannot be
-/// understood, is an error: never taken for "no snapshot yet".
-pub async fn recorded_state(
-    config: &KafkaConfig,
-    topic: &str,
-    slot: &str,
-) -> Result<Option<SlotState>, PipelineError> {
-    Ok(recorded(config, topic, slot).await?.slot)
-}
-
-/// Everything recorded for `slot` in the state topic `topic` (nothing when it does not exist).
+/// Everything recorded for `slot` in the state topic `topic` (nothing when it does not
+/// exist). A topic that cannot be read, or a record that cannot be understood, is an error:
+/// never taken for "no snapshot yet".
 pub async fn recorded(
     config: &KafkaConfig,
     topic: &str,

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::config::fixture::minimal;
+use crate::incremental::Incremental;
 use crate::metrics;
 use crate::outbox::{Outbox, Record, Reports, Sink};
 use crate::outputs::TableOut;
@@ -273,9 +274,21 @@ async fn run_loop(
     describe: &mut FakeDescribe,
     drive: impl AsyncFnOnce(FakeSink, Arc<Mutex<Vec<Lsn>>>),
 ) -> (Vec<Lsn>, FakeSink) {
+    run_loop_with(changes, capacity, describe, None, drive).await
+}
+
+/// [`run_loop`] with incremental snapshots' side of the loop.
+async fn run_loop_with(
+    changes: Vec<Change>,
+    capacity: usize,
+    describe: &mut FakeDescribe,
+    incremental: Option<Incremental>,
+    drive: impl AsyncFnOnce(FakeSink, Arc<Mutex<Vec<Lsn>>>),
+) -> (Vec<Lsn>, FakeSink) {
     let config = minimal();
     let mut outs = HashMap::new();
     let mut state = StreamState::new(&config, None, None, &mut outs);
+    state.incremental = incremental;
     let mut source = FakeSource {
         changes: changes.into(),
         confirmed: Arc::default(),
@@ -494,4 +507,134 @@ async fn status_updates_go_on_while_a_table_is_described_and_a_stuck_one_is_give
         Instant::now() - started,
         Duration::from_secs(30) + DESCRIBE_TIMEOUT
     );
+}
+
+/// A transactional logical decoding message.
+fn message(lsn: u64, prefix: &str, content: &str) -> Change {
+    let mut bytes = vec![b'M', 1];
+    bytes.extend_from_slice(&lsn.to_be_bytes());
+    cstring(&mut bytes, prefix);
+    bytes.extend_from_slice(&u32::try_from(content.len()).unwrap().to_be_bytes());
+    bytes.extend_from_slice(content.as_bytes());
+    Change::Message(decode(bytes))
+}
+
+/// An encoded chunk of rows keyed 1 to `n`, as the snapshot task hands it over.
+fn chunk_of(n: u8) -> crate::incremental::ChunkRead {
+    let (mut keys, mut values, mut rows) = (Vec::new(), Vec::new(), Vec::new());
+    for id in 1..=n {
+        keys.extend(key_of(id).unwrap());
+        values.extend_from_slice(b"row");
+        rows.push((keys.len(), values.len()));
+    }
+    crate::incremental::ChunkRead {
+        oid: TABLE,
+        key_id: 1,
+        value_id: 2,
+        keys,
+        values,
+        rows,
+        upper: None,
+    }
+}
+
+#[tokio::test]
+async fn a_chunk_goes_out_at_its_watermark_without_the_rows_the_stream_changed_meanwhile() {
+    use crate::incremental::{Incremental, Mark, Seen, TableJob};
+    let config = minimal();
+    let (mut incremental, mut task) = Incremental::new(
+        &config,
+        "shop._sluice_state".to_owned(),
+        None,
+        std::collections::HashSet::new(),
+    );
+    let job = TableJob {
+        oid: TABLE,
+        table: "public.t".to_owned(),
+        after: None,
+    };
+    incremental.start(job, 0);
+    let (_, open) = task.marks.put(Mark::Open { oid: TABLE });
+    let (_, high) = task.marks.put(Mark::Chunk(chunk_of(4)));
+    let changes = vec![
+        begin(1, 100),
+        relation(),
+        insert(9),
+        commit(1, 108),
+        begin(2, 200),
+        message(150, WATERMARK_PREFIX, &open),
+        commit(2, 208),
+        // Inside the window: row 2 changes; row 9 is outside the chunk.
+        begin(3, 300),
+        insert(2),
+        insert(9),
+        commit(3, 308),
+        begin(4, 400),
+        message(350, WATERMARK_PREFIX, &high),
+        commit(4, 408),
+        // After the watermark: a new window, row 3's change comes after the chunk's copy.
+        begin(5, 500),
+        insert(3),
+        commit(5, 508),
+    ];
+    let (confirmed, sink) = run_loop_with(
+        changes,
+        100,
+        &mut FakeDescribe {
+            outages: 0,
+            calls: 0,
+        },
+        Some(incremental),
+        async |sink, confirmed| {
+            until("all sent", || sink.taken().len() >= 7).await;
+            sink.deliver(usize::MAX);
+            until("all confirmed", || {
+                confirmed.lock().unwrap().last() == Some(&Lsn(508))
+            })
+            .await;
+        },
+    )
+    .await;
+    let keys: Vec<_> = sink
+        .taken()
+        .into_iter()
+        .filter(|(topic, _, _)| topic == "shop.public.t")
+        .map(|(_, key, _)| key)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            key_of(9),
+            key_of(2),
+            key_of(9),
+            // The chunk: rows 1, 3 and 4; row 2's copy is older than its change.
+            key_of(1),
+            key_of(3),
+            key_of(4),
+            key_of(3),
+        ]
+    );
+    let progress: Vec<_> = sink
+        .taken()
+        .into_iter()
+        .filter(|(topic, _, _)| topic == "shop._sluice_state")
+        .collect();
+    assert_eq!(
+        progress.len(),
+        1,
+        "the chunk's progress recorded once confirmed"
+    );
+    assert_eq!(confirmed.last(), Some(&Lsn(508)));
+    assert!(matches!(
+        task.seen.try_recv(),
+        Ok(Seen::Opened { out: Some(_), .. })
+    ));
+    assert!(matches!(
+        task.seen.try_recv(),
+        Ok(Seen::Emitted {
+            kept: 3,
+            dropped: 1,
+            ..
+        })
+    ));
 }

@@ -19,7 +19,7 @@ use sluice_pipeline::format;
 use sluice_pipeline::naming;
 use sluice_pipeline::publication;
 use sluice_pipeline::slot;
-use sluice_pipeline::state::{self, SnapshotPhase};
+use sluice_pipeline::state::{self, SnapshotPhase, TablePhase};
 use tokio_postgres::Client;
 
 /// Bound on each Kafka round trip: a broker that is away fails the command in seconds.
@@ -215,6 +215,17 @@ struct Table {
     /// The topic's end offsets summed over its partitions: every event (tombstones included)
     /// ever written to it. Null when the topic does not exist or Kafka could not be read.
     events: Option<i64>,
+    /// The table's own snapshot as the state topic records it (running, complete, cancelled),
+    /// rows produced so far; null without a record.
+    snapshot: Option<TableSnapshot>,
+}
+
+#[derive(Debug, Serialize)]
+struct TableSnapshot {
+    phase: &'static str,
+    rows: u64,
+    /// The key the next chunk starts after (each key column's text), while running.
+    after: Option<Vec<String>>,
 }
 
 async fn gather(config: &Config) -> Result<Report, String> {
@@ -238,6 +249,7 @@ async fn gather(config: &Config) -> Result<Report, String> {
                 topic: naming::table_topic(prefix, &schema, &name),
                 topic_exists: None,
                 events: None,
+                snapshot: None,
             })
             .collect(),
         Err(err) => {
@@ -265,12 +277,21 @@ async fn gather(config: &Config) -> Result<Report, String> {
     match counted {
         // Absent, the topic holds no record: no need to wait on reading it.
         Ok(false) => phase = Some("none"),
-        Ok(true) => {
-            match state::recorded_phase(&kafka_client, &state_topic, &replication.slot).await {
-                Ok(recorded) => phase = Some(phase_name(recorded)),
-                Err(err) => errors.push(format!("reading {state_topic}: {err}")),
+        Ok(true) => match state::recorded(&kafka_client, &state_topic, &replication.slot).await {
+            Ok(recorded) => {
+                let point = recorded.slot.and_then(|s| s.consistent_point);
+                let mut progress = recorded.tables_of(point);
+                for table in &mut tables {
+                    table.snapshot = progress.remove(&table.table).map(|p| TableSnapshot {
+                        phase: p.snapshot.as_str(),
+                        rows: p.rows,
+                        after: p.after.filter(|_| p.snapshot == TablePhase::Running),
+                    });
+                }
+                phase = Some(phase_name(recorded.slot.map(|s| s.phase)));
             }
-        }
+            Err(err) => errors.push(format!("reading {state_topic}: {err}")),
+        },
         Err(err) => errors.push(err),
     }
 
@@ -634,9 +655,22 @@ fn human(report: &Report) -> String {
         .collect();
     let events_width = events.iter().map(String::len).max().unwrap_or(0);
     for (table, events) in report.tables.iter().zip(&events) {
+        let snapshot = match &table.snapshot {
+            None => String::new(),
+            Some(s) if s.phase == "complete" && s.rows == 0 => "  snapshot complete".to_owned(),
+            Some(s) => match &s.after {
+                Some(after) => format!(
+                    "  snapshot {}: {} rows, next after ({})",
+                    s.phase,
+                    s.rows,
+                    after.join(", ")
+                ),
+                None => format!("  snapshot {}: {} rows", s.phase, s.rows),
+            },
+        };
         let _ = writeln!(
             out,
-            "  {:<name_width$}  {events:>events_width$}  {}",
+            "  {:<name_width$}  {events:>events_width$}  {}{snapshot}",
             table.table, table.topic
         );
     }

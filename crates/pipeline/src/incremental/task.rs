@@ -9,7 +9,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio_postgres::Client;
 
 use crate::config::Config;
-use crate::connect::connect_sql;
+use crate::connect::{self, connect_sql};
 use crate::error::{PipelineError, pg};
 use crate::incremental::chunk::{SESSION_SETTINGS, read_chunk, table_facts};
 use crate::incremental::{Mark, Marks, Request, Seen, WATERMARK_PREFIX};
@@ -91,6 +91,10 @@ async fn run(mut context: TaskContext) -> Result<(), PipelineError> {
                 sql.insert(client)
             }
         };
+        if connect::in_recovery(client).await? {
+            tracing::error!(table = %job.table, "an incremental snapshot writes watermarks into the WAL, which a standby cannot: the table is not snapshotted (run `sluice snapshot` against a sluice reading the primary)");
+            continue;
+        }
         tracing::info!(table = %job.table, resumed_after = ?job.after, "incremental snapshot of a table begins");
         match snapshot_table(client, &mut context, &mut queue, &job).await? {
             Ended::Complete => {

@@ -111,6 +111,7 @@ impl Incremental {
     /// Snapshots `job`'s table (from where it says), recorded as running from its first
     /// confirmed chunk.
     pub(crate) fn start(&mut self, job: TableJob, rows: u64) {
+        self.forget_awaiting(&job.table);
         self.known.insert(job.table.clone());
         self.reading.insert(
             job.oid,
@@ -302,6 +303,7 @@ impl Incremental {
             };
             if let Some(mut progress) = self.reading.remove(&oid) {
                 tracing::info!(%table, "a signal cancels the table's incremental snapshot");
+                self.forget_awaiting(table);
                 self.windows.remove(&oid);
                 let _ = self.requests.send(Request::Cancel(oid));
                 progress.snapshot = TablePhase::Cancelled;
@@ -309,6 +311,12 @@ impl Incremental {
             }
         }
         Ok(())
+    }
+
+    /// Drops the progress of `table`'s chunks still to be recorded: a record written now
+    /// (cancelled, started again) must stay the latest.
+    fn forget_awaiting(&mut self, table: &str) {
+        self.awaiting.retain(|(_, progress)| progress.table != table);
     }
 
     /// Everything up to `lsn` is acknowledged: the chunks' progress up to there is recorded.
