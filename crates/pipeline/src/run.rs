@@ -336,6 +336,11 @@ pub(crate) async fn start(config: &Config, binary: bool) -> Result<Started, Pipe
             if drop_existing {
                 conn.drop_slot(slot, true).await?;
             }
+            // A slot made again (lost, invalidated, dropped, or its first snapshot cut short)
+            // under a state topic that knows an earlier one: the topics may hold rows deleted
+            // since, which only the exported copy (compared with each topic afterwards, in
+            // bounded memory) can tell; so it is taken in every mode but `never`.
+            let copies = copies || (records && recorded.slot.is_some());
             if records {
                 state::ensure_state_topic(&producer, &state_topic).await?;
                 // Recorded before the slot exists, so that a crash between its creation and
