@@ -316,7 +316,8 @@ impl Incremental {
     /// Drops the progress of `table`'s chunks still to be recorded: a record written now
     /// (cancelled, started again) must stay the latest.
     fn forget_awaiting(&mut self, table: &str) {
-        self.awaiting.retain(|(_, progress)| progress.table != table);
+        self.awaiting
+            .retain(|(_, progress)| progress.table != table);
     }
 
     /// Everything up to `lsn` is acknowledged: the chunks' progress up to there is recorded.
