@@ -562,3 +562,50 @@ async fn a_lost_slot_in_incremental_mode_is_recovered_with_deletes_for_rows_gone
     assert_eq!(deleted, [7, 8, 9], "a delete for each row gone meanwhile");
     stop_and_drop_slot(sluice, &sql, &slot).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_that_joins_the_publication_while_streaming_is_read_whole() {
+    let stack = Stack::from_env();
+    let sql = stack.pg_connect("sluice").await;
+    let admin = stack.pg_connect("postgres").await;
+    let schema = unique_name("incrpub");
+    let first = filled_table(&sql, &schema, 10).await;
+    let publication = unique_name("incrpub_pub");
+    admin
+        .batch_execute(&format!(
+            "CREATE PUBLICATION {publication} FOR TABLES IN SCHEMA {schema}"
+        ))
+        .await
+        .unwrap();
+    let (prefix, slot) = (unique_name("incrpub"), unique_name("incrpub_slot"));
+    let config = write_config(&stack, &prefix, &slot, &publication, &schema);
+    let sluice = Sluice::start(BINARY, &config);
+    read_records_to_end(&stack, &[format!("{prefix}.{first}")], 10).await;
+    wait_until_streaming(&sql, &slot).await;
+    // Filled elsewhere, then moved into the published schema: its rows reach Kafka only by
+    // a snapshot.
+    let late = format!("{schema}.late");
+    sql.batch_execute(&format!(
+        "CREATE SCHEMA {schema}_side;
+         CREATE TABLE {schema}_side.late (id int8 PRIMARY KEY, v int8 NOT NULL, pad text NOT NULL);
+         INSERT INTO {schema}_side.late SELECT g, g, 'before' FROM generate_series(1, 1500) g;
+         ALTER TABLE {schema}_side.late SET SCHEMA {schema};"
+    ))
+    .await
+    .unwrap();
+    let topic = format!("{prefix}.{late}");
+    let events = events_through_marker(&stack, &sql, &late, &topic).await;
+    let read = events
+        .iter()
+        .filter(|e| e.op.as_deref() == Some("r"))
+        .count();
+    assert!(read >= 1500, "its rows arrived as a snapshot: {read}");
+    wait_for_complete(&stack, &prefix, &slot, &late).await;
+    let events = events_of(read_records_to_end(&stack, &[topic.clone()], 1).await);
+    assert_topic_is_table(&events, &table_rows(&sql, &late).await);
+    stop_and_drop_slot(sluice, &sql, &slot).await;
+    admin
+        .batch_execute(&format!("DROP PUBLICATION {publication}"))
+        .await
+        .unwrap();
+}
