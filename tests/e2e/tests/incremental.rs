@@ -601,7 +601,7 @@ async fn a_table_that_joins_the_publication_while_streaming_is_read_whole() {
         .count();
     assert!(read >= 1500, "its rows arrived as a snapshot: {read}");
     wait_for_complete(&stack, &prefix, &slot, &late).await;
-    let events = events_of(read_records_to_end(&stack, &[topic.clone()], 1).await);
+    let events = events_of(read_records_to_end(&stack, std::slice::from_ref(&topic), 1).await);
     assert_topic_is_table(&events, &table_rows(&sql, &late).await);
     stop_and_drop_slot(sluice, &sql, &slot).await;
     admin
