@@ -143,14 +143,40 @@ fn ends_with(
     }
     let mut ends = Vec::new();
     for partition in found.partitions() {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, partition.id(), timeout)
+        let (low, high) = watermarks(consumer, topic, partition.id(), timeout)
             .map_err(|e| unreachable(format!("reading topic `{topic}`: {e}")))?;
         if high > low {
             ends.push((partition.id(), high));
         }
     }
     Ok(ends)
+}
+
+/// A partition's low and high watermarks. A topic just created has no leader for a moment
+/// (`NotLeaderForPartition`, `LeaderNotAvailable`): asked again until `timeout`.
+fn watermarks(
+    consumer: &BaseConsumer<TracingContext>,
+    topic: &str,
+    partition: i32,
+    timeout: Duration,
+) -> Result<(i64, i64), rdkafka::error::KafkaError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match consumer.fetch_watermarks(topic, partition, timeout) {
+            Err(err)
+                if matches!(
+                    err.rdkafka_error_code(),
+                    Some(
+                        RDKafkaErrorCode::NotLeaderForPartition
+                            | RDKafkaErrorCode::LeaderNotAvailable
+                    )
+                ) && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            done => return done,
+        }
+    }
 }
 
 fn read_with<E: From<KafkaError>>(

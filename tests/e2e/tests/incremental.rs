@@ -289,12 +289,26 @@ async fn rows_changed_inside_the_chunks_being_read_come_out_as_the_table_holds_t
     let stack = Stack::from_env();
     let sql = stack.pg_connect("sluice").await;
     let schema = unique_name("incr");
-    let table = filled_table(&sql, &schema, 20_000).await;
+    let table = filled_table(&sql, &schema, 100_000).await;
     let (config, prefix, slot) = incremental_config(&stack, "incr", &schema, 250);
     let name = format!("{schema}.t");
     let topic = format!("{prefix}.{name}");
     let sluice = Sluice::start(BINARY, &config);
     let writer = Writer::start(&stack, &prefix, &slot, &table, 600);
+    // Midway, the table gains a column: the chunk read before it is read again with it.
+    let deadline = Instant::now() + LIMIT;
+    while progress(&stack, &prefix, &slot, &name)
+        .await
+        .is_none_or(|p| p.rows < 5000)
+    {
+        assert!(Instant::now() < deadline, "no progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sql.batch_execute(&format!(
+        "ALTER TABLE {table} ADD COLUMN extra int8 NOT NULL DEFAULT 7"
+    ))
+    .await
+    .unwrap();
     let done = wait_for_complete(&stack, &prefix, &slot, &name).await;
     let transactions = writer.stop().await;
     let events = events_through_marker(&stack, &sql, &table, &topic).await;
@@ -313,6 +327,22 @@ async fn rows_changed_inside_the_chunks_being_read_come_out_as_the_table_holds_t
         done.rows
     );
     assert!(transactions > 100, "the writer ran along: {transactions}");
+    let with_column = |op: &str| {
+        events
+            .iter()
+            .filter(|e| e.op.as_deref() == Some(op))
+            .filter(|e| e.after.as_ref().and_then(|a| a.get("extra")) == Some(&Value::Long(7)))
+            .count()
+    };
+    eprintln!(
+        "r with the new column: {}, c/u with it: {}",
+        with_column("r"),
+        with_column("u") + with_column("c")
+    );
+    assert!(
+        with_column("r") > 1000,
+        "the chunks after the column came carry it"
+    );
     assert_topic_is_table(&events, &table_rows(&sql, &table).await);
     stop_and_drop_slot(sluice, &sql, &slot).await;
 }
