@@ -638,3 +638,76 @@ async fn a_chunk_goes_out_at_its_watermark_without_the_rows_the_stream_changed_m
         })
     ));
 }
+
+#[tokio::test]
+async fn a_snapshot_asked_again_while_a_chunk_is_out_drops_that_chunk_and_starts_anew() {
+    use crate::incremental::{Incremental, Mark, SIGNAL_PREFIX, Seen, TableJob};
+    let config = minimal();
+    let (mut incremental, mut task) = Incremental::new(
+        &config,
+        "shop._sluice_state".to_owned(),
+        None,
+        std::collections::HashSet::new(),
+    );
+    incremental.start(
+        TableJob {
+            oid: TABLE,
+            table: "public.t".to_owned(),
+            after: None,
+        },
+        0,
+    );
+    let (_, open) = task.marks.put(Mark::Open { oid: TABLE });
+    let (_, old_chunk) = task.marks.put(Mark::Chunk(chunk_of(3)));
+    let (_, reopen) = task.marks.put(Mark::Open { oid: TABLE });
+    let signal = format!(
+        r#"{{"slot":"{}","snapshot":["public.t"]}}"#,
+        config.replication.slot
+    );
+    let changes = vec![
+        begin(1, 100),
+        relation(),
+        message(110, WATERMARK_PREFIX, &open),
+        commit(1, 120),
+        begin(2, 200),
+        message(210, SIGNAL_PREFIX, &signal),
+        commit(2, 220),
+        begin(3, 300),
+        message(310, WATERMARK_PREFIX, &old_chunk),
+        commit(3, 320),
+        begin(4, 400),
+        message(410, WATERMARK_PREFIX, &reopen),
+        commit(4, 420),
+    ];
+    let (_, sink) = run_loop_with(
+        changes,
+        100,
+        &mut FakeDescribe {
+            outages: 0,
+            calls: 0,
+        },
+        Some(incremental),
+        async |sink, confirmed| {
+            until("the signal's record sent", || !sink.taken().is_empty()).await;
+            sink.deliver(usize::MAX);
+            until("all confirmed", || {
+                confirmed.lock().unwrap().last() == Some(&Lsn(420))
+            })
+            .await;
+        },
+    )
+    .await;
+    let rows = sink
+        .taken()
+        .iter()
+        .filter(|(topic, _, _)| topic == "shop.public.t")
+        .count();
+    assert_eq!(rows, 0, "the chunk read before the request is dropped");
+    let seen: Vec<Seen> = std::iter::from_fn(|| task.seen.try_recv().ok()).collect();
+    assert!(matches!(seen[0], Seen::Opened { out: Some(_), .. }));
+    assert!(matches!(seen[1], Seen::Stale { out: None, .. }));
+    assert!(
+        matches!(seen[2], Seen::Opened { out: Some(_), .. }),
+        "the new run opens: {seen:?}"
+    );
+}

@@ -150,7 +150,15 @@ async fn snapshot_table(
                 tracing::error!(table = %table.qualified, error = %err, "an incremental snapshot cannot read this table; it is skipped (give it a primary key, or leave it out of the selection)");
                 return Ok(Ended::Stopped);
             }
-            Err(err) => return Err(err),
+            Err(err) => {
+                // A chunk's transaction that failed is ended before anything else is asked.
+                let _ = sql.batch_execute("ROLLBACK").await;
+                if table_facts(sql, job.oid).await?.is_none() {
+                    tracing::warn!(table = %table.qualified, "a table was dropped while its incremental snapshot read it");
+                    return Ok(Ended::Stopped);
+                }
+                return Err(err);
+            }
         };
         let upper = chunk.upper.clone();
         tracing::debug!(table = %table.qualified, rows = chunk.rows.len(), "a chunk read");

@@ -195,14 +195,17 @@ impl Incremental {
         outbox: &mut Outbox<S, R>,
     ) -> Result<Seen, PipelineError> {
         let oid = chunk.oid;
-        let (Some(out), Some(progress), Some(window)) = (
-            outs.get(&oid),
-            self.reading.get_mut(&oid),
-            self.windows.get_mut(&oid),
-        ) else {
-            // No longer captured, or cancelled meanwhile.
+        let Some(out) = outs.get(&oid) else {
+            // No longer captured.
             self.windows.remove(&oid);
             self.reading.remove(&oid);
+            return Ok(Seen::Stale { seq, out: None });
+        };
+        // Cancelled, or asked again from the start, since the chunk was read: it is dropped
+        // (and a snapshot asked again keeps its new progress).
+        let (Some(progress), Some(window)) =
+            (self.reading.get_mut(&oid), self.windows.get_mut(&oid))
+        else {
             return Ok(Seen::Stale { seq, out: None });
         };
         // The table's shape changed since the chunk was read: read it again, from here.
