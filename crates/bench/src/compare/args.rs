@@ -16,6 +16,9 @@ pub enum Kind {
     Snapshot,
     /// Single-row transactions at fixed rates while sluice streams: latency per event.
     Steady,
+    /// The steady workload while sluice (`snapshot.mode = "incremental"`) snapshots a table of
+    /// --steady-snapshot-rows rows: the writer's latency, and the snapshot's rows/s.
+    SteadySnapshot,
     /// One transaction of --transaction-rows rows: time and sluice's memory.
     Transaction,
     /// The drain spread over --tables tables.
@@ -79,6 +82,10 @@ pub struct CompareArgs {
     /// Steady workloads: the writer's connections (each pipelines its inserts).
     #[arg(long, default_value_t = 8)]
     pub steady_connections: u64,
+    /// Steady-snapshot workloads: rows of the table snapshotted meanwhile (of
+    /// --snapshot-row-bytes each).
+    #[arg(long, default_value_t = 2_000_000)]
+    pub steady_snapshot_rows: u64,
     /// Rows of the transaction workload's one transaction.
     #[arg(long, default_value_t = 1_000_000)]
     pub transaction_rows: u64,
@@ -112,6 +119,9 @@ pub struct CompareArgs {
     /// sluice's snapshot.chunk_rows; the COPY ceiling cuts tables the same way.
     #[arg(long, default_value_t = 100_000)]
     pub snapshot_chunk_rows: u64,
+    /// sluice's snapshot.incremental_chunk_rows; sluice's default without.
+    #[arg(long)]
+    pub snapshot_incremental_chunk_rows: Option<u64>,
     /// Longest wait for one contestant's run.
     #[arg(long, default_value_t = 600)]
     pub timeout_seconds: u64,
@@ -168,6 +178,21 @@ impl CompareArgs {
         workloads
     }
 
+    /// The steady workloads of the flags, during an incremental snapshot of `snapshot` or not.
+    fn steadies(&self, snapshot: Option<SnapshotSpec>) -> Vec<Workload> {
+        self.steady_rates
+            .iter()
+            .map(|&rate| {
+                Workload::Steady(SteadySpec {
+                    rate,
+                    seconds: self.steady_seconds,
+                    connections: self.steady_connections,
+                    snapshot,
+                })
+            })
+            .collect()
+    }
+
     pub(crate) fn workloads(&self) -> Vec<Workload> {
         let mut workloads = Vec::new();
         for kind in &self.workloads {
@@ -181,15 +206,12 @@ impl CompareArgs {
                     rows_per_transaction: self.transaction_rows,
                     tables: 1,
                 })),
-                Kind::Steady => {
-                    for &rate in &self.steady_rates {
-                        workloads.push(Workload::Steady(SteadySpec {
-                            rate,
-                            seconds: self.steady_seconds,
-                            connections: self.steady_connections,
-                        }));
-                    }
-                }
+                Kind::Steady => workloads.extend(self.steadies(None)),
+                Kind::SteadySnapshot => workloads.extend(self.steadies(Some(SnapshotSpec {
+                    rows: self.steady_snapshot_rows,
+                    tables: 1,
+                    row_bytes: self.snapshot_row_bytes,
+                }))),
                 Kind::Snapshot => {
                     for &tables in &self.snapshot_tables {
                         workloads.push(Workload::Snapshot(SnapshotSpec {
@@ -219,8 +241,12 @@ pub(crate) struct DrainSpec {
 pub(crate) struct SteadySpec {
     /// Single-row transactions per second.
     pub rate: u64,
+    /// How long the writer writes; during a snapshot, at most: it stops when the snapshot is
+    /// done, so that every latency measured is one under the snapshot's load.
     pub seconds: u64,
     pub connections: u64,
+    /// The table sluice snapshots incrementally meanwhile, if any.
+    pub snapshot: Option<SnapshotSpec>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -239,6 +265,16 @@ pub(crate) enum Workload {
 }
 
 impl Workload {
+    /// Which kind of workload it is, for choosing its contestants.
+    pub(crate) fn kind(&self) -> Kind {
+        match self {
+            Workload::Drain(_) => Kind::Drain,
+            Workload::Snapshot(_) => Kind::Snapshot,
+            Workload::Steady(s) if s.snapshot.is_some() => Kind::SteadySnapshot,
+            Workload::Steady(_) => Kind::Steady,
+        }
+    }
+
     pub(crate) fn label(&self) -> String {
         match self {
             Workload::Drain(d) => format!(
@@ -256,10 +292,26 @@ impl Workload {
                     String::new()
                 }
             ),
-            Workload::Steady(s) => format!(
-                "steady state: {} single-row transactions/s for {} s",
-                report::thousands(rate_u64(s.rate)),
-                s.seconds
+            Workload::Steady(SteadySpec {
+                rate,
+                seconds,
+                snapshot: None,
+                ..
+            }) => format!(
+                "steady state: {} single-row transactions/s for {seconds} s",
+                report::thousands(rate_u64(*rate)),
+            ),
+            Workload::Steady(SteadySpec {
+                rate,
+                seconds,
+                snapshot: Some(snapshot),
+                ..
+            }) => format!(
+                "steady state during an incremental snapshot of {} rows of {} B: {} single-row \
+                 transactions/s until it is done, {seconds} s at most (events/s: the snapshot's rows)",
+                report::thousands(rate_u64(snapshot.rows)),
+                snapshot.row_bytes,
+                report::thousands(rate_u64(*rate)),
             ),
             Workload::Snapshot(s) => format!(
                 "snapshot: {} rows of {} B in {} table{}",
@@ -274,4 +326,44 @@ impl Workload {
 
 fn rate_u64(value: u64) -> f64 {
     rate(value, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: CompareArgs,
+    }
+
+    #[test]
+    fn a_steady_snapshot_workload_is_a_steady_one_with_a_table_to_snapshot() {
+        let cli = Cli::try_parse_from([
+            "compare",
+            "--workloads",
+            "steady,steady-snapshot",
+            "--steady-rates",
+            "1000",
+            "--steady-snapshot-rows",
+            "5000000",
+        ])
+        .unwrap();
+        let workloads = cli.args.workloads();
+        let kinds: Vec<Kind> = workloads.iter().map(Workload::kind).collect();
+        assert_eq!(kinds, [Kind::Steady, Kind::SteadySnapshot]);
+        let Workload::Steady(spec) = workloads[1] else {
+            panic!("not a steady workload");
+        };
+        assert_eq!(spec.rate, 1000);
+        assert_eq!(
+            spec.snapshot.map(|s| (s.rows, s.tables)),
+            Some((5_000_000, 1))
+        );
+    }
 }

@@ -199,6 +199,9 @@ impl Bench {
             transports.push(Transport::Unix);
         }
         let mut all: Vec<Contestant> = transports.iter().map(|t| Contestant::Sluice(*t)).collect();
+        if matches!(kind, Kind::Snapshot | Kind::SteadySnapshot) {
+            all.extend(transports.iter().map(|t| Contestant::SluiceIncremental(*t)));
+        }
         if self.connect.is_some() {
             all.push(Contestant::Debezium);
         }
@@ -208,14 +211,14 @@ impl Bench {
                     all.push(Contestant::PgRecvlogical(t));
                 }
                 Kind::Snapshot => all.push(Contestant::Copy(t)),
-                Kind::Steady => {}
+                Kind::Steady | Kind::SteadySnapshot => {}
             }
         }
-        if kind == Kind::Steady {
-            // Latency is measured for sluice alone.
-            all.retain(|c| matches!(c, Contestant::Sluice(_)));
-        } else {
-            all.push(Contestant::KafkaProducer);
+        match kind {
+            // Latency is measured for sluice alone; during an incremental snapshot, of course.
+            Kind::Steady => all.retain(|c| matches!(c, Contestant::Sluice(_))),
+            Kind::SteadySnapshot => all.retain(|c| matches!(c, Contestant::SluiceIncremental(_))),
+            _ => all.push(Contestant::KafkaProducer),
         }
         let chosen = &self.args.contestants;
         all.retain(|c| {

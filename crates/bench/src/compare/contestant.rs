@@ -22,6 +22,9 @@ impl Transport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Contestant {
     Sluice(Transport),
+    /// sluice with `snapshot.mode = "incremental"`: the tables read in key-range chunks while
+    /// it streams. Only in the snapshot workloads, where it is what differs.
+    SluiceIncremental(Transport),
     Debezium,
     PgRecvlogical(Transport),
     Copy(Transport),
@@ -32,6 +35,7 @@ impl Contestant {
     pub(crate) fn label(self) -> String {
         match self {
             Contestant::Sluice(t) => format!("sluice/{}", t.as_str()),
+            Contestant::SluiceIncremental(t) => format!("sluice-incremental/{}", t.as_str()),
             Contestant::Debezium => "debezium/tcp".to_owned(),
             Contestant::PgRecvlogical(t) => format!("pg_recvlogical/{}", t.as_str()),
             Contestant::Copy(t) => format!("copy/{}", t.as_str()),
@@ -44,9 +48,27 @@ impl Contestant {
         self.label().replace(['/', '-'], "_")
     }
 
+    /// Whether it is a sluice process (in either snapshot mode).
+    pub(crate) fn is_sluice(self) -> bool {
+        matches!(
+            self,
+            Contestant::Sluice(_) | Contestant::SluiceIncremental(_)
+        )
+    }
+
+    /// The contestant this one is a variant of, and is measured against: the incremental
+    /// snapshot against the initial one over the same transport (the target is a
+    /// ratio of the two).
+    pub(crate) fn baseline(self) -> Option<Contestant> {
+        match self {
+            Contestant::SluiceIncremental(t) => Some(Contestant::Sluice(t)),
+            _ => None,
+        }
+    }
+
     pub(crate) fn role(self) -> &'static str {
         match self {
-            Contestant::Sluice(_) => "contestant",
+            Contestant::Sluice(_) | Contestant::SluiceIncremental(_) => "contestant",
             Contestant::Debezium => "peer",
             _ => "ceiling",
         }

@@ -274,21 +274,35 @@ pub(crate) async fn create_snapshot_tables(
     for i in 0..tables {
         let name = format!("{SNAPSHOT_TABLE_PREFIX}{tables}_{i}");
         let rows = spec.rows / tables + u64::from(i < spec.rows % tables);
-        sql.batch_execute(&format!(
-            "{} INSERT INTO {name} SELECT {} FROM generate_series({next_id}, {}) g;",
-            create_table(&name),
-            row_values("g", spec.row_bytes),
-            next_id + rows - 1
-        ))
-        .await
-        .with_context(|| format!("filling {name}"))?;
-        // Visibility map and statistics set, as on a table at rest, for every contestant alike.
-        sql.batch_execute(&format!("VACUUM (ANALYZE) {name}"))
-            .await?;
+        create_filled_table(sql, &name, next_id..next_id + rows, spec.row_bytes).await?;
         next_id += rows;
         names.push(name);
     }
     Ok(names)
+}
+
+/// Creates table `name` (again) with the rows whose ids are `ids`, at rest: vacuumed and
+/// analyzed.
+pub(crate) async fn create_filled_table(
+    sql: &Client,
+    name: &str,
+    ids: std::ops::Range<u64>,
+    row_bytes: u64,
+) -> anyhow::Result<()> {
+    sql.batch_execute(&format!(
+        "{} INSERT INTO {name} SELECT {} FROM generate_series({}, {}) g;",
+        create_table(name),
+        row_values("g", row_bytes),
+        ids.start,
+        // An empty range is an empty table.
+        i128::from(ids.end) - 1
+    ))
+    .await
+    .with_context(|| format!("filling {name}"))?;
+    // Visibility map and statistics set, as on a table at rest, for every contestant alike.
+    sql.batch_execute(&format!("VACUUM (ANALYZE) {name}"))
+        .await?;
+    Ok(())
 }
 
 pub(crate) async fn drop_tables(sql: &Client, names: &[String]) -> anyhow::Result<()> {

@@ -23,6 +23,12 @@
 //! - **Steady**: sluice only; single-row transactions at `--steady-rates` while it streams,
 //!   latency per event from the broker's append time and the commit time in the event (see
 //!   [`steady`]).
+//! - **Steady-snapshot**: the steady workload while sluice in `snapshot.mode = "incremental"`
+//!   snapshots a table of `--steady-snapshot-rows` rows; the writer writes until the snapshot
+//!   is done. Its events/s are the snapshot's rows, its latencies the writer's events'.
+//!
+//! The snapshot workloads also run `sluice-incremental`, sluice with `snapshot.mode =
+//! "incremental"`, timed like sluice and compared with it.
 //!
 //! # When a run is done
 //!
@@ -86,11 +92,7 @@ pub async fn run(args: &CompareArgs) -> anyhow::Result<()> {
     let mut markdown = Vec::new();
     for (index, workload) in bench.args.workloads().into_iter().enumerate() {
         let label = workload.label();
-        let contestants = bench.contestants(match workload {
-            Workload::Drain(_) => Kind::Drain,
-            Workload::Snapshot(_) => Kind::Snapshot,
-            Workload::Steady(_) => Kind::Steady,
-        });
+        let contestants = bench.contestants(workload.kind());
         eprintln!("== {label}: {}", labels(&contestants).join(", "));
         let (runs, data_seconds) = match &workload {
             Workload::Drain(spec) => runs::drain(&bench, index, &label, spec, &contestants).await?,
@@ -156,6 +158,7 @@ pub async fn run(args: &CompareArgs) -> anyhow::Result<()> {
             linger_ms: kafka::LINGER_MS,
             snapshot_parallelism: bench.args.snapshot_parallelism,
             snapshot_chunk_rows: bench.args.snapshot_chunk_rows,
+            snapshot_incremental_chunk_rows: bench.args.snapshot_incremental_chunk_rows,
             runs: bench.args.runs,
             poll_ms: u64::try_from(watch::POLL.as_millis())?,
             tls: false,
@@ -225,6 +228,8 @@ struct Settings {
     linger_ms: u32,
     snapshot_parallelism: u32,
     snapshot_chunk_rows: u64,
+    /// sluice's `snapshot.incremental_chunk_rows`; `None`: sluice's default.
+    snapshot_incremental_chunk_rows: Option<u64>,
     runs: u32,
     poll_ms: u64,
     tls: bool,

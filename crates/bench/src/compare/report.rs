@@ -93,7 +93,7 @@ impl Measurement {
     /// One line for the progress log.
     pub(crate) fn line(&self) -> String {
         format!(
-            "run {} {:<20} {:>8.2} s {:>12} events/s",
+            "run {} {:<24} {:>8.2} s {:>12} events/s",
             self.run,
             self.contestant,
             self.observed.seconds,
@@ -108,6 +108,8 @@ pub(crate) struct Summary {
     pub workload: String,
     pub contestant: String,
     pub role: &'static str,
+    /// The contestant it is a variant of (sluice-incremental's is sluice): a ratio over it too.
+    pub baseline: Option<String>,
     pub runs: usize,
     pub events_per_second: Spread,
     pub median_steady_events_per_second: Option<f64>,
@@ -164,6 +166,7 @@ pub(crate) fn summarize(
                 workload: workload.to_owned(),
                 contestant: label,
                 role: contestant.role(),
+                baseline: contestant.baseline().map(Contestant::label),
                 runs: runs.len(),
                 events_per_second: Spread::of(runs.iter().map(|m| m.events_per_second)),
                 median_steady_events_per_second: Spread::median_of(
@@ -192,7 +195,8 @@ pub(crate) fn summarize(
         .collect()
 }
 
-/// sluice over the peer, over the ceiling of the same transport, and over the broker ceiling.
+/// sluice over the peer, over the ceiling of the same transport, and over the broker ceiling;
+/// a variant of sluice also over sluice itself.
 pub(crate) fn ratios(summary: &[Summary]) -> Vec<Ratio> {
     let mut ratios = Vec::new();
     for ours in summary.iter().filter(|s| s.role == "contestant") {
@@ -208,6 +212,7 @@ pub(crate) fn ratios(summary: &[Summary]) -> Vec<Ratio> {
                 })
                 .all(|s| s.events_per_second.median <= other.events_per_second.median);
             let compared = other.role == "peer"
+                || ours.baseline.as_ref() == Some(&other.contestant)
                 || (other.role == "ceiling"
                     && (!other.contestant.contains('/')
                         || other.contestant.ends_with(transport)
@@ -329,6 +334,7 @@ mod tests {
             workload: "drain".to_owned(),
             contestant: contestant.to_owned(),
             role,
+            baseline: None,
             runs: 1,
             events_per_second: Spread::of([median]),
             median_steady_events_per_second: None,
@@ -345,10 +351,15 @@ mod tests {
     }
 
     #[test]
-    fn sluice_is_compared_with_its_transport_and_the_fastest_ceiling() {
+    fn sluice_is_compared_with_its_transport_the_fastest_ceiling_and_its_baseline() {
+        let incremental = Summary {
+            baseline: Some("sluice/tcp".to_owned()),
+            ..summary("sluice-incremental/tcp", "contestant", 250.0)
+        };
         let all = [
             summary("sluice/tcp", "contestant", 300.0),
             summary("sluice/unix", "contestant", 200.0),
+            incremental,
             summary("debezium/tcp", "peer", 30.0),
             summary("pg_recvlogical/tcp", "ceiling", 250.0),
             summary("pg_recvlogical/unix", "ceiling", 400.0),
@@ -369,6 +380,11 @@ mod tests {
                 pair("sluice/unix", "debezium/tcp"),
                 pair("sluice/unix", "pg_recvlogical/unix"),
                 pair("sluice/unix", "kafka-producer"),
+                pair("sluice-incremental/tcp", "sluice/tcp"),
+                pair("sluice-incremental/tcp", "debezium/tcp"),
+                pair("sluice-incremental/tcp", "pg_recvlogical/tcp"),
+                pair("sluice-incremental/tcp", "pg_recvlogical/unix"),
+                pair("sluice-incremental/tcp", "kafka-producer"),
             ]
         );
     }

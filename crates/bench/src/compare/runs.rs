@@ -11,7 +11,7 @@ use super::data::{self, SNAPSHOT_TABLE_PREFIX};
 use super::debezium::{self, Worker};
 use super::kafka::Record;
 use super::report::{Measurement, Observation};
-use super::sluice::Sluice;
+use super::sluice::{Sluice, SnapshotMode};
 use super::watch::{self, Clock, Running, Target};
 
 /// Records of sluice's topic kept as the broker ceiling's messages.
@@ -31,8 +31,13 @@ fn start(
     snapshot: bool,
 ) -> anyhow::Result<Box<dyn Started>> {
     Ok(match contestant {
-        Contestant::Sluice(t) => {
-            Box::new(Sluice::start(bench, name, bench.pg(t)?, tables, snapshot)?)
+        Contestant::Sluice(t) | Contestant::SluiceIncremental(t) => {
+            let mode = match (snapshot, contestant) {
+                (false, _) => SnapshotMode::Never,
+                (true, Contestant::SluiceIncremental(_)) => SnapshotMode::Incremental,
+                (true, _) => SnapshotMode::Initial,
+            };
+            Box::new(Sluice::start(bench, name, bench.pg(t)?, tables, mode)?)
         }
         Contestant::Debezium => {
             let connect = bench.connect()?;
@@ -115,7 +120,7 @@ async fn drain_run(
         .chain(names.iter().filter(|(c, _)| *c == Contestant::Debezium));
     for (number, (contestant, name)) in (1..).zip(warm_order) {
         match contestant {
-            Contestant::Sluice(_) | Contestant::Debezium => {
+            Contestant::Sluice(_) | Contestant::SluiceIncremental(_) | Contestant::Debezium => {
                 eprintln!(
                     "run {run} {}: first start, warm-up row, stop",
                     contestant.label()
@@ -158,10 +163,7 @@ async fn drain_run(
     // confirmed position is past its stored offset ("no longer available on the server").
     let here = data::query_lsn(&bench.sql, "SELECT pg_current_wal_lsn()::text").await?;
     for (contestant, name) in names {
-        if matches!(
-            contestant,
-            Contestant::Sluice(_) | Contestant::PgRecvlogical(_)
-        ) {
+        if contestant.is_sluice() || matches!(contestant, Contestant::PgRecvlogical(_)) {
             bench
                 .sql
                 .execute(
@@ -189,7 +191,7 @@ async fn drain_run(
             query_like: None,
         };
         let observed = match contestant {
-            Contestant::Sluice(_) => {
+            Contestant::Sluice(_) | Contestant::SluiceIncremental(_) => {
                 timed(bench, *contestant, name, &tables, false, &target, sample).await?
             }
             Contestant::Debezium => {
@@ -226,7 +228,7 @@ fn confirm_at(
     contestant: Contestant,
     changed: sluice_pgoutput::Lsn,
 ) -> Option<sluice_pgoutput::Lsn> {
-    matches!(contestant, Contestant::Sluice(_)).then_some(changed)
+    contestant.is_sluice().then_some(changed)
 }
 
 /// One warm-up row through the contestant's pipeline, its slot confirmed through it.
@@ -289,7 +291,7 @@ async fn timed(
             target.records
         );
     }
-    if sample.is_empty() && matches!(contestant, Contestant::Sluice(_)) {
+    if sample.is_empty() && contestant.is_sluice() {
         *sample = bench.kafka.sample(target.topics, SAMPLE_RECORDS).await?;
     }
     Ok(observed)
@@ -360,7 +362,7 @@ async fn snapshot_run(
         query_like: Some(SNAPSHOT_TABLE_PREFIX),
     };
     match contestant {
-        Contestant::Sluice(_) | Contestant::Debezium => {
+        Contestant::Sluice(_) | Contestant::SluiceIncremental(_) | Contestant::Debezium => {
             timed(bench, contestant, name, tables, true, &target, sample).await
         }
         Contestant::Copy(t) => ceilings::copy(bench, bench.pg(t)?, tables).await,

@@ -3,30 +3,70 @@
 //! `message.timestamp.type = LogAppendTime` before sluice starts, and sluice leaves an
 //! existing topic's configuration alone) minus the transaction's commit time that the event
 //! carries (`source.ts_us`, from the pgoutput commit message).
+//!
+//! During a snapshot (`steady-snapshot`), the same writer writes while sluice, in
+//! `snapshot.mode = "incremental"`, reads a large table in chunks: see [`during_snapshot_run`].
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use tokio_postgres::Client;
 
-use super::args::SteadySpec;
+use super::args::{SnapshotSpec, SteadySpec};
 use super::bench::{self, Bench};
 use super::contestant::Contestant;
 use super::data;
 use super::report::{Latency, Measurement, Observation};
-use super::sluice::Sluice;
+use super::sluice::{Sluice, SnapshotMode};
 use super::watch::{self, Clock, Target};
 
 /// The steady workload's table: a key and a short payload, so that its events decode simply.
 const STEADY_TABLE: &str = "sluicebench_steady";
+/// The table snapshotted during the steady-snapshot workload. Its name sorts after
+/// [`STEADY_TABLE`]'s, and sluice snapshots its tables one after the other in the order of
+/// their names: the steady table's snapshot (its warm-up row alone) is done before this one's
+/// begins, so that none of the writer's rows is read by a snapshot.
+const SNAPSHOT_TABLE: &str = "sluicebench_steady_snapshot";
 /// Bytes of each row's payload.
 const PAYLOAD_BYTES: usize = 160;
 /// Inserts one writer connection has in flight at most.
 const PIPELINE: u64 = 64;
 
 /// The steady workload, one run per sluice contestant; returns the measurements and the
-/// seconds of writing.
+/// seconds of writing. With `spec.snapshot`, the table snapshotted meanwhile is filled once
+/// for all runs.
 pub(super) async fn steady(
+    bench: &Bench,
+    index: usize,
+    label: &str,
+    spec: &SteadySpec,
+    contestants: &[Contestant],
+) -> anyhow::Result<(Vec<Measurement>, Vec<f64>)> {
+    if let Some(snapshot) = &spec.snapshot {
+        let filling = Instant::now();
+        data::create_filled_table(
+            &bench.sql,
+            SNAPSHOT_TABLE,
+            0..snapshot.rows,
+            snapshot.row_bytes,
+        )
+        .await?;
+        eprintln!(
+            "{} rows in {SNAPSHOT_TABLE} written in {:.1} s",
+            snapshot.rows,
+            filling.elapsed().as_secs_f64()
+        );
+    }
+    let outcome = steady_runs(bench, index, label, spec, contestants).await;
+    if spec.snapshot.is_some() {
+        data::drop_tables(&bench.sql, &[SNAPSHOT_TABLE.to_owned()]).await?;
+    }
+    outcome
+}
+
+async fn steady_runs(
     bench: &Bench,
     index: usize,
     label: &str,
@@ -45,22 +85,23 @@ pub(super) async fn steady(
                      CREATE TABLE {STEADY_TABLE} (id bigint PRIMARY KEY, payload text NOT NULL)"
                 ))
                 .await?;
-            let outcome = steady_run(bench, *contestant, &name, spec).await;
+            let outcome = match &spec.snapshot {
+                None => steady_run(bench, *contestant, &name, spec).await,
+                Some(snapshot) => {
+                    during_snapshot_run(bench, *contestant, &name, spec, snapshot).await
+                }
+            };
             bench.drop_all_traces(&[(*contestant, name)]).await;
             data::drop_tables(&bench.sql, &[STEADY_TABLE.to_owned()]).await?;
             let (mut observed, latency, written) = outcome?;
             observed.latency = Some(latency);
-            let measurement = Measurement::new(
-                label,
-                *contestant,
-                run,
-                latency.events,
-                latency.events,
-                observed,
-            );
+            // During a snapshot the run is timed by the snapshot: its events are its rows.
+            let events = spec.snapshot.map_or(latency.events, |s| s.rows);
+            let measurement = Measurement::new(label, *contestant, run, events, events, observed);
             eprintln!(
-                "{}; {:.0} tx/s written, latency p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms",
+                "{}; {} tx in {written:.1} s, {:.0} tx/s written, latency p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms",
                 measurement.line(),
+                latency.events,
                 latency.written_per_second,
                 latency.p50_ms,
                 latency.p99_ms,
@@ -73,15 +114,8 @@ pub(super) async fn steady(
     Ok((measurements, seconds))
 }
 
-async fn steady_run(
-    bench: &Bench,
-    contestant: Contestant,
-    name: &str,
-    spec: &SteadySpec,
-) -> anyhow::Result<(Observation, Latency, f64)> {
-    let Contestant::Sluice(transport) = contestant else {
-        bail!("the steady workload runs sluice only");
-    };
+/// The steady topic of contestant `name`, created with the broker's append time.
+async fn steady_topics(bench: &Bench, name: &str) -> anyhow::Result<[String; 1]> {
     let topics = [format!("{name}.public.{STEADY_TABLE}")];
     bench
         .kafka
@@ -91,42 +125,158 @@ async fn steady_run(
             &[("message.timestamp.type", "LogAppendTime")],
         )
         .await?;
-    let tables = [STEADY_TABLE.to_owned()];
-    let mut sluice = Sluice::start(bench, name, bench.pg(transport)?, &tables, false)?;
-    watch::slot_active(bench, name, &mut sluice).await?;
-    // One row through first: the schemas are registered and the pipeline is warm.
-    let mut clock = Clock::start(bench, &topics).await?;
+    Ok(topics)
+}
+
+/// Commits the warm-up row, id -1: the writer's ids are 0 and up.
+async fn warm_row(bench: &Bench) -> anyhow::Result<()> {
     bench
         .sql
         .batch_execute(&format!(
             "INSERT INTO {STEADY_TABLE} VALUES (-1, repeat('x', {PAYLOAD_BYTES}))"
         ))
         .await?;
-    let warm = Target {
-        topics: &topics,
-        records: 1,
+    Ok(())
+}
+
+/// Waiting for `records` more records in `topics`, the walsender of slot `name` measured.
+fn target<'a>(topics: &'a [String], records: u64, name: &'a str) -> Target<'a> {
+    Target {
+        topics,
+        records,
         slot: Some(name),
         confirm_at: None,
         query_like: None,
-    };
-    watch::watch(bench, &mut clock, &warm, &mut sluice).await?;
+    }
+}
 
+/// The writer's connections.
+async fn writers(bench: &Bench, spec: &SteadySpec) -> anyhow::Result<Vec<Client>> {
     let mut writers = Vec::new();
     for _ in 0..spec.connections {
         writers.push(bench::connect(&bench.tcp).await?);
     }
-    let mut clock = Clock::start(bench, &topics).await?;
-    let (written, write_seconds) = write_steadily(writers, spec).await?;
-    let target = Target {
-        topics: &topics,
-        records: written,
-        slot: Some(name),
-        confirm_at: None,
-        query_like: None,
+    Ok(writers)
+}
+
+async fn steady_run(
+    bench: &Bench,
+    contestant: Contestant,
+    name: &str,
+    spec: &SteadySpec,
+) -> anyhow::Result<(Observation, Latency, f64)> {
+    let Contestant::Sluice(transport) = contestant else {
+        bail!("the steady workload runs sluice only");
     };
-    let observed = watch::watch(bench, &mut clock, &target, &mut sluice).await?;
+    let topics = steady_topics(bench, name).await?;
+    let tables = [STEADY_TABLE.to_owned()];
+    let mut sluice = Sluice::start(
+        bench,
+        name,
+        bench.pg(transport)?,
+        &tables,
+        SnapshotMode::Never,
+    )?;
+    watch::slot_active(bench, name, &mut sluice).await?;
+    // One row through first: the schemas are registered and the pipeline is warm.
+    let mut clock = Clock::start(bench, &topics).await?;
+    warm_row(bench).await?;
+    watch::watch(bench, &mut clock, &target(&topics, 1, name), &mut sluice).await?;
+
+    let writers = writers(bench, spec).await?;
+    let mut clock = Clock::start(bench, &topics).await?;
+    let never = Arc::new(AtomicBool::new(false));
+    let (written, write_seconds) = write_steadily(writers, spec, never).await?;
+    let observed = watch::watch(
+        bench,
+        &mut clock,
+        &target(&topics, written, name),
+        &mut sluice,
+    )
+    .await?;
     sluice.stop()?;
-    let appended = bench.kafka.appended(&topics).await?;
+    let latency = latency(bench, &topics, spec, written, write_seconds).await?;
+    Ok((observed, latency, write_seconds))
+}
+
+/// The steady writer while sluice snapshots [`SNAPSHOT_TABLE`] incrementally: sluice is timed
+/// as in the snapshot workload, from its start until every row of the table is in Kafka; the
+/// writer writes from when the steady table's own snapshot is in Kafka until then (or
+/// `spec.seconds`), so that every latency measured is one under the snapshot's load.
+async fn during_snapshot_run(
+    bench: &Bench,
+    contestant: Contestant,
+    name: &str,
+    spec: &SteadySpec,
+    snapshot: &SnapshotSpec,
+) -> anyhow::Result<(Observation, Latency, f64)> {
+    let Contestant::SluiceIncremental(transport) = contestant else {
+        bail!("the steady workload during a snapshot runs sluice-incremental only");
+    };
+    let topics = steady_topics(bench, name).await?;
+    // Before the start: the steady table's snapshot reads it, its one `r` event, which also
+    // registers the schemas.
+    warm_row(bench).await?;
+    let snapshot_topics = [format!("{name}.public.{SNAPSHOT_TABLE}")];
+    let mut warm_clock = Clock::start(bench, &topics).await?;
+    let mut clock = Clock::start(bench, &snapshot_topics).await?;
+    let tables = [STEADY_TABLE.to_owned(), SNAPSHOT_TABLE.to_owned()];
+    let mut sluice = Sluice::start(
+        bench,
+        name,
+        bench.pg(transport)?,
+        &tables,
+        SnapshotMode::Incremental,
+    )?;
+    watch::watch(
+        bench,
+        &mut warm_clock,
+        &target(&topics, 1, name),
+        &mut sluice,
+    )
+    .await?;
+    let snapshotted = bench.kafka.count(&snapshot_topics).await?;
+    anyhow::ensure!(
+        snapshotted < snapshot.rows,
+        "{SNAPSHOT_TABLE}'s snapshot was done before {STEADY_TABLE}'s: no steady write during it"
+    );
+
+    let writers = writers(bench, spec).await?;
+    let mut steady_clock = Clock::start(bench, &topics).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let snapshot_target = Target {
+        query_like: Some(SNAPSHOT_TABLE),
+        ..target(&snapshot_topics, snapshot.rows, name)
+    };
+    let (written, observed) =
+        tokio::join!(write_steadily(writers, spec, Arc::clone(&stop)), async {
+            let observed = watch::watch(bench, &mut clock, &snapshot_target, &mut sluice).await;
+            stop.store(true, Relaxed);
+            observed
+        });
+    let observed = observed?;
+    let (written, write_seconds) = written?;
+    watch::watch(
+        bench,
+        &mut steady_clock,
+        &target(&topics, written, name),
+        &mut sluice,
+    )
+    .await?;
+    sluice.stop()?;
+    let latency = latency(bench, &topics, spec, written, write_seconds).await?;
+    Ok((observed, latency, write_seconds))
+}
+
+/// The latencies of the writer's `written` events in `topics` (the warm-up row's left out).
+async fn latency(
+    bench: &Bench,
+    topics: &[String],
+    spec: &SteadySpec,
+    written: u64,
+    write_seconds: f64,
+) -> anyhow::Result<Latency> {
+    let appended = bench.kafka.appended(topics).await?;
     let mut latencies = Vec::with_capacity(appended.len());
     let (mut to_sluice, mut to_broker) = (Vec::new(), Vec::new());
     for (append_ms, value) in &appended {
@@ -136,6 +286,12 @@ async fn steady_run(
                 .context("a tombstone in the steady topic")?,
         )?;
         if event.id >= 0 {
+            anyhow::ensure!(
+                event.op == "c",
+                "the writer's row {} came as op {:?}: a snapshot read it",
+                event.id,
+                event.op
+            );
             latencies.push(ms(append_ms * 1000 - event.commit_us)?);
             to_sluice.push(ms(event.taken_us - event.commit_us)?);
             to_broker.push(ms(append_ms * 1000 - event.taken_us)?);
@@ -147,10 +303,10 @@ async fn steady_run(
         u64::try_from(latencies.len())? == written,
         "{} events in {} for {written} transactions",
         latencies.len(),
-        topics[0]
+        topics.join(", ")
     );
     latencies.sort_by(f64::total_cmp);
-    let latency = Latency {
+    Ok(Latency {
         asked_per_second: spec.rate,
         written_per_second: crate::stats::rate(written, write_seconds),
         events: written,
@@ -162,8 +318,7 @@ async fn steady_run(
         to_sluice_p99_ms: quantile(&to_sluice, 990),
         to_broker_p50_ms: quantile(&to_broker, 500),
         to_broker_p99_ms: quantile(&to_broker, 990),
-    };
-    Ok((observed, latency, write_seconds))
+    })
 }
 
 /// Microseconds as milliseconds.
@@ -180,10 +335,14 @@ fn quantile(sorted: &[f64], per_mille: usize) -> f64 {
     sorted[(per_mille * n).div_ceil(1000).clamp(1, n) - 1]
 }
 
-/// Writes `spec.rate` single-row transactions per second for `spec.seconds` over `writers`,
-/// each pacing itself and pipelining its inserts (each its own transaction); returns how many
-/// it wrote and in how long.
-async fn write_steadily(writers: Vec<Client>, spec: &SteadySpec) -> anyhow::Result<(u64, f64)> {
+/// Writes `spec.rate` single-row transactions per second for `spec.seconds` (or until `stop`)
+/// over `writers`, each pacing itself and pipelining its inserts (each its own transaction);
+/// returns how many it wrote and in how long.
+async fn write_steadily(
+    writers: Vec<Client>,
+    spec: &SteadySpec,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<(u64, f64)> {
     let connections = u64::try_from(writers.len())?;
     let duration = Duration::from_secs(spec.seconds);
     let started = Instant::now();
@@ -192,6 +351,7 @@ async fn write_steadily(writers: Vec<Client>, spec: &SteadySpec) -> anyhow::Resu
     let mut tasks = Vec::new();
     for (number, client) in (0..).zip(writers) {
         let payload = payload.clone();
+        let stop = Arc::clone(&stop);
         tasks.push(tokio::spawn(async move {
             let insert = client
                 .prepare(&format!(
@@ -201,7 +361,7 @@ async fn write_steadily(writers: Vec<Client>, spec: &SteadySpec) -> anyhow::Resu
             let mut sent = 0u64;
             loop {
                 let elapsed = started.elapsed();
-                if elapsed >= duration {
+                if elapsed >= duration || stop.load(Relaxed) {
                     break;
                 }
                 let due = due_by(rate, connections, elapsed);
@@ -250,17 +410,24 @@ fn long(bytes: &[u8], at: &mut usize) -> anyhow::Result<i64> {
     bail!("an Avro long longer than 10 bytes")
 }
 
-fn skip_string(bytes: &[u8], at: &mut usize) -> anyhow::Result<()> {
+/// Reads an Avro string (its bytes) at `at`.
+fn string<'a>(bytes: &'a [u8], at: &mut usize) -> anyhow::Result<&'a [u8]> {
     let len = usize::try_from(long(bytes, at)?)?;
-    *at += len;
-    anyhow::ensure!(*at <= bytes.len(), "a truncated Avro string");
-    Ok(())
+    let start = *at;
+    *at = start.checked_add(len).context("an Avro string too long")?;
+    bytes.get(start..*at).context("a truncated Avro string")
+}
+
+fn skip_string(bytes: &[u8], at: &mut usize) -> anyhow::Result<()> {
+    string(bytes, at).map(|_| ())
 }
 
 /// What the latency is computed from in one event.
 #[derive(Debug, PartialEq, Eq)]
 struct SteadyEvent {
     id: i64,
+    /// `op`: `c` for the writer's inserts, `r` for a row a snapshot read.
+    op: String,
     /// `source.ts_us`: the commit time, from the pgoutput commit message.
     commit_us: i64,
     /// The envelope's `ts_us`: when sluice took the change from the stream.
@@ -312,12 +479,13 @@ fn decode(value: &[u8]) -> anyhow::Result<SteadyEvent> {
         long(value, &mut at)? == 0,
         "an event with a transaction block"
     );
-    skip_string(value, &mut at)?; // op
+    let op = String::from_utf8_lossy(string(value, &mut at)?).into_owned();
     skip_optional_long(value, &mut at)?; // ts_ms
     anyhow::ensure!(long(value, &mut at)? == 1, "an event without ts_us");
     let taken_us = long(value, &mut at)?;
     Ok(SteadyEvent {
         id,
+        op,
         commit_us,
         taken_us,
     })
