@@ -485,6 +485,8 @@ fn incremental_setup(
     snapshotted: bool,
 ) -> (Incremental, TaskContext, Vec<(TableJob, u64)>) {
     let progress = recorded.tables_of(point);
+    // No table recorded yet for this slot: its first snapshot, not tables joining.
+    let first = progress.is_empty();
     let mut known = HashSet::new();
     let mut jobs = Vec::new();
     for table in tables {
@@ -501,7 +503,11 @@ fn incremental_setup(
             Some(_) => {}
             None if snapshotted || !config.snapshot.snapshots_tables() => {}
             None if table.spec.columns.iter().any(|c| c.is_key) => {
-                tracing::info!(table = %name, "a selected table has no snapshot of its own (it joined the selection): an incremental snapshot reads it while streaming");
+                if first {
+                    tracing::info!(table = %name, "an incremental snapshot reads the table while streaming");
+                } else {
+                    tracing::info!(table = %name, "a selected table has no snapshot of its own (it joined the selection): an incremental snapshot reads it while streaming");
+                }
                 jobs.push((job(None), 0));
             }
             None => {
