@@ -217,7 +217,8 @@ pub(crate) async fn write_phase(
     outbox.drain_outside().await
 }
 
-/// Records one table's progress and waits until the broker has it: outside the stream loop.
+/// Sends one table's progress record, waiting only for room in the producer's queue (the
+/// caller drains): outside the stream loop.
 pub(crate) async fn write_table(
     outbox: &mut Outbox,
     topic: &str,
